@@ -1,0 +1,38 @@
+"""POST /webhooks/partner: verify, enqueue, answer 204 within WHOOP's one-second budget.
+
+Imports stay minimal on purpose (no pydantic, no event handler, no Tracer): this runs on
+every cold start that WHOOP is waiting for.
+"""
+
+import json
+
+from whoop_bridge.observability import get_logger
+from whoop_bridge.webhooks import Answer, accept_partner_webhook
+
+logger = get_logger("webhook_intake")
+
+ROUTES = {"/webhooks/partner": accept_partner_webhook}
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def handler(event, context):
+    accept = ROUTES.get(event.get("resource") or event.get("path", ""))
+    if accept is None:
+        return _respond(Answer(404, "no such webhook route"))
+    try:
+        answer = accept(event)
+    except Exception:
+        # Not accepted, so WHOOP will retry: nothing is lost.
+        logger.exception("webhook intake failed")
+        answer = Answer(503, "temporarily unavailable")
+    return _respond(answer)
+
+
+def _respond(answer: Answer) -> dict:
+    if answer.problem is None:
+        return {"statusCode": answer.status, "body": ""}
+    return {
+        "statusCode": answer.status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": answer.problem}),
+    }

@@ -1,0 +1,1 @@
+"""The lab partner domain: requisitions, service requests, diagnostic reports."""

@@ -1,0 +1,112 @@
+"""Pydantic models at the lab boundaries: WHOOP's shapes (whoop-api.md §2.3) and the
+lab's requests. Field names are WHOOP's and FHIR's own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from whoop_bridge.lab.statuses import ISSUE_STATUSES, TaskBusinessStatus
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class _WhoopShape(BaseModel):
+    # WHOOP may add fields: keep them rather than fail an order over a new key.
+    model_config = ConfigDict(extra="allow")
+
+
+class Patient(_WhoopShape):
+    id: NonEmpty
+
+
+class Appointment(_WhoopShape):
+    service_request_ids: list[str] = Field(default_factory=list)
+    start_time: str | None = None
+    slot_id: str | None = None
+    collection_address: Any = None
+
+
+class ServiceRequest(_WhoopShape):
+    id: NonEmpty
+    # FHIR request status: active, completed, revoked; others are tolerated.
+    status: str = "active"
+    intent: str | None = "order"
+    code: NonEmpty
+    task_business_status: TaskBusinessStatus | None = None
+    task_description: str | None = None
+
+
+class LabRequisition(_WhoopShape):
+    id: NonEmpty
+    created_at: str | None = None
+    updated_at: str | None = None
+    patient: Patient
+    service_requests: list[ServiceRequest] = Field(min_length=1)
+    # The spec marks it required; WHOOP's examples omit it.
+    appointments: list[Appointment] = Field(default_factory=list)
+
+
+ObservationStatus = Literal[
+    "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
+]
+DiagnosticReportStatus = Literal["final", "partial", "preliminary", "amended", "corrected", "cancelled"]
+
+
+class Observation(BaseModel):
+    """One result. Extra fields are refused (WHOOP has none for ranges, flags or PDFs), and
+    types are strict: the report goes to WHOOP exactly as the lab wrote it, so "185" must
+    not pass as a number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    code: NonEmpty
+    value_numeric: float | None = None
+    value_text: str | None = None
+    unit: str | None = None
+    status: ObservationStatus
+
+    @model_validator(mode="after")
+    def _has_a_value(self) -> Observation:
+        if self.value_numeric is None and self.value_text is None:
+            raise ValueError("an observation needs value_numeric or value_text (or both)")
+        return self
+
+
+class DiagnosticReport(BaseModel):
+    """WHOOP's `DiagnosticReportCreateRequest`, exactly as the lab writes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status: DiagnosticReportStatus
+    observations: list[Observation] = Field(min_length=1)
+
+
+class LabStatusEvent(BaseModel):
+    """`{status, reason?}` from the lab: a `task_business_status` value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TaskBusinessStatus
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def _issue_has_reason(self) -> LabStatusEvent:
+        if self.status in ISSUE_STATUSES and not self.reason:
+            raise ValueError(f"{self.status.value} needs a reason")
+        return self
+
+
+def problems(error: Any) -> list[dict[str, str]]:
+    """A validation error (pydantic's, or the event handler's) as a list of problems, each
+    naming where and what. Input values are left out: they may be results or patient fields.
+    """
+    listed = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
+        message = str(item.get("msg", "invalid"))
+        listed.append({"field": location, "problem": message.removeprefix("Value error, ")})
+    return listed

@@ -1,0 +1,46 @@
+"""Credentials from Secrets Manager, cached per warm container by Powertools Parameters.
+
+The template creates each secret with REPLACE_ME placeholders. Until an operator puts the
+real values, every caller gets `SecretNotConfigured`: the bridge fails closed, never open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER = "REPLACE_ME"
+# Long enough for a warm container to pick up a rotated secret within minutes.
+CACHE_SECONDS = 300
+
+
+class SecretNotConfigured(RuntimeError):
+    """The secret is missing, unreadable, or still holds placeholder values."""
+
+
+def read_secret(secret_arn: str, required: tuple[str, ...]) -> dict[str, str]:
+    """The secret's JSON fields; each of `required` must be set to a real value."""
+    if not secret_arn:
+        raise SecretNotConfigured("no secret ARN is configured for this function")
+    try:
+        value: Any = parameters.get_secret(secret_arn, transform="json", max_age=CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as error:
+        # The message names the secret and the AWS error, never its value.
+        raise SecretNotConfigured(f"secret {secret_arn} could not be read: {type(error.__cause__).__name__}") from None
+    except parameters.exceptions.TransformParameterError:
+        raise SecretNotConfigured(f"secret {secret_arn} is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise SecretNotConfigured(f"secret {secret_arn} is not a JSON object")
+    unset = [key for key in required if not isinstance(value.get(key), str) or value[key].strip() in ("", PLACEHOLDER)]
+    if unset:
+        raise SecretNotConfigured(f"secret {secret_arn} has no real value for: {', '.join(unset)}")
+    return {key: value[key] for key in required}
+
+
+def clear_cache() -> None:
+    """Forget cached secrets (tests, and after an operator rotates a value)."""
+    parameters.clear_caches()

@@ -1,0 +1,83 @@
+"""Webhook intake: verify WHOOP's signature on the raw body, enqueue, answer at once.
+
+WHOOP counts an answer slower than one second as a failure, so this module and what it
+imports stay light: no pydantic, no event handler, no Tracer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from whoop_bridge import aws
+from whoop_bridge.config import settings
+from whoop_bridge.secrets import SecretNotConfigured, read_secret
+from whoop_bridge.whoop.signatures import verify_partner
+
+logger = logging.getLogger(__name__)
+
+PARTNER_EVENT_TYPES = frozenset({"lab_requisition.created", "clinical_report_review.requested"})
+MAX_RESOURCE_ID_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    problem: str | None = None
+
+
+def header(headers: dict[str, Any] | None, name: str) -> str | None:
+    """A request header by name, whatever its case (API Gateway keeps the sender's)."""
+    wanted = name.lower()
+    for key, value in (headers or {}).items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def raw_body(event: dict[str, Any]) -> bytes:
+    """The request body exactly as WHOOP sent it: signatures cover these bytes."""
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+
+
+def accept_partner_webhook(event: dict[str, Any]) -> Answer:
+    """`POST /webhooks/partner`: 204 enqueued (or ignored), 401 bad signature, 400 bad body,
+    503 when the bridge is not configured (WHOOP retries; nothing is lost)."""
+    body = raw_body(event)
+    signature = header(event.get("headers"), "WHOOP-Signed")
+    if not signature:
+        return Answer(401, "missing signature")
+    config = settings()
+    try:
+        webhook_secret = read_secret(config.partner_secret_arn, ("webhook_secret",))["webhook_secret"]
+    except SecretNotConfigured as error:
+        # Fail closed: without the secret no webhook can be trusted.
+        logger.error("partner webhook refused: the webhook secret is not configured", extra={"detail": str(error)})
+        return Answer(503, "not configured")
+    if not verify_partner(body, signature, webhook_secret):
+        logger.warning("partner webhook refused: bad signature")
+        return Answer(401, "bad signature")
+
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return Answer(400, "body is not JSON")
+    event_type = message.get("event_type") if isinstance(message, dict) else None
+    resource_id = message.get("resource_id") if isinstance(message, dict) else None
+    if not isinstance(event_type, str) or not isinstance(resource_id, str) or not 0 < len(resource_id) <= MAX_RESOURCE_ID_LENGTH:
+        return Answer(400, "body must be {event_type, resource_id}")
+    if event_type not in PARTNER_EVENT_TYPES:
+        logger.warning("partner webhook ignored: unknown event type", extra={"event_type": event_type[:64]})
+        return Answer(204)
+
+    config.require("partner_events_queue_url")
+    aws.client("sqs").send_message(
+        QueueUrl=config.partner_events_queue_url,
+        MessageBody=json.dumps({"event_type": event_type, "resource_id": resource_id}),
+    )
+    logger.info("partner webhook enqueued", extra={"event_type": event_type, "resource_id": resource_id})
+    return Answer(204)

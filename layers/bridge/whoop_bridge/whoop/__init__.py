@@ -1,0 +1,1 @@
+"""Clients for WHOOP's APIs and the webhook signatures."""

@@ -1,0 +1,135 @@
+"""The HTTP session every WHOOP client uses: pooled connections, a timeout on every call,
+and retries of transient faults (429, 5xx, connection errors, timeouts) with exponential
+backoff and jitter, 429 waiting for `X-RateLimit-Reset`.
+
+The retry loop is urllib3's own `Retry`; this module only teaches it WHOOP's reset header
+and maps what is left after the retries to the errors below.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A single Lambda invocation should not sleep through a long rate-limit window: past this
+# the call fails as transient and the queue or the state machine retries it later.
+MAX_RESET_WAIT_SECONDS = 20.0
+CONNECT_TIMEOUT_SECONDS = 3.05
+
+
+class WhoopError(Exception):
+    """A WHOOP call failed. Messages name the call and status, never a body or token."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WhoopNotFound(WhoopError):
+    """404: the resource does not exist or is not this partner's (WHOOP does not say which)."""
+
+
+class WhoopUnauthorized(WhoopError):
+    """401 after a fresh token, or credentials refused: permanent until an operator acts."""
+
+
+class WhoopTransientError(WhoopError):
+    """429, 5xx, a timeout or a connection error that outlasted the retries: try again later."""
+
+
+class WhoopRequestRejected(WhoopError):
+    """Any other 4xx: WHOOP refused the request as made; retrying it unchanged will not help."""
+
+
+class _WhoopRetry(Retry):
+    """urllib3's Retry, honouring WHOOP's `X-RateLimit-Reset` (seconds) on a 429."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        retry_after = super().get_retry_after(response)
+        if retry_after is None and response.status == 429:
+            try:
+                retry_after = max(0.0, float(response.headers.get("X-RateLimit-Reset", "")))
+            except ValueError:
+                return None
+        return None if retry_after is None else min(retry_after, MAX_RESET_WAIT_SECONDS)
+
+
+def new_session(max_retries: int, backoff_seconds: float) -> requests.Session:
+    """A pooled session retrying transient faults on every method.
+
+    POST is retried too: WHOOP's results endpoint has no idempotency key, and a report
+    sent twice is far better than a report lost; the state machine records each report
+    as submitted so a later step never posts it again.
+    """
+    retry = _WhoopRetry(
+        total=max_retries,
+        connect=max_retries,
+        read=max_retries,
+        status=max_retries,
+        other=0,
+        allowed_methods=None,
+        status_forcelist=TRANSIENT_STATUSES,
+        backoff_factor=backoff_seconds,
+        backoff_jitter=backoff_seconds,
+        backoff_max=MAX_RESET_WAIT_SECONDS,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    timeout_seconds: float,
+    **kwargs: Any,
+) -> requests.Response:
+    """One WHOOP call with retries; transport failures become `WhoopTransientError`.
+
+    `what` names the call in errors and logs (e.g. "GET requisition"); it must not hold
+    identifiers of people.
+    """
+    try:
+        response = session.request(method, url, timeout=(CONNECT_TIMEOUT_SECONDS, timeout_seconds), **kwargs)
+    except requests.RequestException as error:
+        raise WhoopTransientError(f"{what}: {type(error).__name__} after retries") from None
+    if response.status_code in TRANSIENT_STATUSES:
+        raise WhoopTransientError(f"{what}: HTTP {response.status_code} after retries", response.status_code)
+    return response
+
+
+def raise_for_status(response: requests.Response, what: str) -> None:
+    """Map a non-2xx answer to the error a caller can act on."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 404:
+        raise WhoopNotFound(f"{what}: not found", status)
+    if status in (401, 403):
+        raise WhoopUnauthorized(f"{what}: HTTP {status}", status)
+    raise WhoopRequestRejected(f"{what}: HTTP {status}{_error_code(response)}", status)
+
+
+def _error_code(response: requests.Response) -> str:
+    """WHOOP's short error code, when the body has one; never the rest of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    code = body.get("error") if isinstance(body, dict) else None
+    return f" ({code})" if isinstance(code, str) and code.isidentifier() and len(code) <= 64 else ""

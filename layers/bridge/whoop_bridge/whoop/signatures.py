@@ -1,0 +1,32 @@
+"""WHOOP webhook signatures (whoop-api.md §2.5 and §3.3). Standard library only.
+
+The intake imports this on every cold start, so nothing heavy belongs here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+_HEX_SHA256_LENGTH = 64
+
+
+def sign_partner(body: bytes, webhook_secret: str) -> str:
+    """The `WHOOP-Signed` value for a partner webhook body: lowercase hex HMAC-SHA256."""
+    return hmac.new(webhook_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify_partner(body: bytes, signature: str | None, webhook_secret: str) -> bool:
+    """True when `signature` is the partner signature of `body`.
+
+    A missing, wrong-length or non-hex header is simply False (the caller answers 401);
+    the comparison runs in constant time.
+    """
+    if not signature or len(signature) != _HEX_SHA256_LENGTH:
+        return False
+    try:
+        given = bytes.fromhex(signature)
+    except ValueError:
+        return False
+    expected = hmac.new(webhook_secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return hmac.compare_digest(given, expected)
