@@ -7,8 +7,9 @@ from the template itself, so the code and the template cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 

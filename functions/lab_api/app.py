@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
-
 from whoop_bridge.lab import lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, problems
 from whoop_bridge.observability import get_logger
@@ -55,8 +54,8 @@ def _busy(error: lab_events.Busy) -> Response:
     )
 
 
-@app.exception_handler(ValueError)
-def _bad_value(error: ValueError) -> Response:
+@app.exception_handler(lab_events.BadQuery)
+def _bad_query(error: lab_events.BadQuery) -> Response:
     return _json(400, {"error": "invalid_request", "problems": [{"field": "query", "problem": str(error)}]})
 
 

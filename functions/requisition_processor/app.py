@@ -9,7 +9,6 @@ import json
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
-
 from whoop_bridge.config import settings
 from whoop_bridge.lab.intake import handle_partner_event
 from whoop_bridge.observability import get_logger, get_metrics

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import boto3
 import requests
+from whoop_bridge.whoop.signatures import sign_partner
 
 from local.stack import wait_until
-from whoop_bridge.whoop.signatures import sign_partner
 
 REPORT = {
     "status": "final",
@@ -148,3 +147,28 @@ def test_no_patient_field_token_or_secret_in_any_log_line(bridge):
         if line.startswith("{"):
             record = json.loads(line)
             assert "task_token" not in record or record["task_token"] == "[REDACTED]"
+
+
+def test_the_lab_lists_its_orders_by_status_and_since(bridge):
+    before = requests.get(f"{bridge.stack.url}/lab/requisitions", timeout=10).json()["requisitions"]
+    started = before[0]["received_at"] if before else "2000-01-01T00:00:00Z"
+    requisition = bridge.new_requisition(["HBA1C"])
+    sr_id = bridge.wait_confirmed(requisition["id"], 1)["service_requests"][0]["id"]
+    assert bridge.post(f"/lab/service-requests/{sr_id}/events", {"status": "ORDER_ISSUE", "reason": "Unsupported specimen."}).status_code == 202
+    bridge.wait_service_request(requisition["id"], sr_id, lambda sr: sr["workflow"] == "closed", "closed")
+
+    def listed(**query) -> list[str]:
+        answer = requests.get(f"{bridge.stack.url}/lab/requisitions", params=query, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return [item["id"] for item in answer.json()["requisitions"]]
+
+    assert requisition["id"] in listed(status="ORDER_ISSUE")
+    assert requisition["id"] in listed(status="closed")
+    assert requisition["id"] not in listed(status="open")
+    assert requisition["id"] in listed(since=started)
+    assert listed(since="2999-01-01T00:00:00+02:00") == []
+    bad = requests.get(f"{bridge.stack.url}/lab/requisitions", params={"since": "last tuesday"}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["problems"][0]["problem"].startswith("since must be")
+    page = requests.get(f"{bridge.stack.url}/lab/requisitions", params={"limit": 1}, timeout=10).json()
+    assert len(page["requisitions"]) <= 1 and page["next_token"]
+    assert requests.get(f"{bridge.stack.url}/lab/requisitions", params={"next_token": page["next_token"]}, timeout=10).status_code == 200

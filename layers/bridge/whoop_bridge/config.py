@@ -1,7 +1,9 @@
 """The deployment's settings, read from the environment once and validated.
 
 Standard library only: the webhook intake uses it on its cold start. Each setting has a
-default that suits a sandbox; the template sets every one of them in AWS.
+default that suits a sandbox. The template sets the resources and its parameters; the WHOOP
+client's timeout and retries (WHOOP_TIMEOUT_SECONDS, WHOOP_MAX_RETRIES,
+WHOOP_BACKOFF_SECONDS) keep their defaults unless a function's environment sets them.
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ def _int(name: str, default: int, minimum: int, maximum: int) -> int:
     return value
 
 
-def _float(name: str, default: float) -> float:
+def _float(name: str, default: float, minimum: float) -> float:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
 
 
 def _codes(raw: str) -> frozenset[str]:
@@ -96,7 +101,7 @@ def settings() -> Settings:
         lab_event_timeout_days=_int("LAB_EVENT_TIMEOUT_DAYS", 30, 1, 365),
         correction_window_days=_int("CORRECTION_WINDOW_DAYS", 30, 0, 365),
         clinical_report_review_path=os.environ.get("CLINICAL_REPORT_REVIEW_PATH", "").strip(),
-        whoop_timeout_seconds=_float("WHOOP_TIMEOUT_SECONDS", 10.0),
+        whoop_timeout_seconds=_float("WHOOP_TIMEOUT_SECONDS", 10.0, 0.1),
         whoop_max_retries=_int("WHOOP_MAX_RETRIES", 3, 0, 10),
-        whoop_backoff_seconds=_float("WHOOP_BACKOFF_SECONDS", 0.5),
+        whoop_backoff_seconds=_float("WHOOP_BACKOFF_SECONDS", 0.5, 0.0),
     )

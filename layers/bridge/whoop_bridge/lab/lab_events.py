@@ -13,8 +13,9 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -53,6 +54,10 @@ class TransitionForbidden(Exception):
         super().__init__(message)
         self.allowed = allowed
         self.current = current
+
+
+class BadQuery(ValueError):
+    """A query parameter the API cannot use (400)."""
 
 
 class Busy(Exception):
@@ -122,7 +127,7 @@ def list_requisitions(status: str | None, since: str | None, limit: int, next_to
     follow `next_token` until it is null.
     """
     start_key = _decode_token(next_token)
-    items, last_key = lab_store.list_requisitions(since, limit, start_key)
+    items, last_key = lab_store.list_requisitions(_utc(since) if since else None, limit, start_key)
     listed = []
     for item in items:
         service_requests = lab_store.get_service_requests(item["service_request_ids"])
@@ -130,6 +135,17 @@ def list_requisitions(status: str | None, since: str | None, limit: int, next_to
         if _matches(view, status):
             listed.append(view)
     return {"requisitions": listed, "next_token": _encode_token(last_key)}
+
+
+def _utc(since: str) -> str:
+    """`since` as stored times are written (UTC, milliseconds, Z), so they compare as text."""
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadQuery("since must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _matches(view: dict[str, Any], status: str | None) -> bool:
@@ -165,9 +181,9 @@ def _decode_token(token: str | None) -> dict[str, Any] | None:
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except ValueError:
-        raise ValueError("next_token is not one this API issued") from None
+        raise BadQuery("next_token is not one this API issued") from None
     if not isinstance(key, dict) or not all(isinstance(value, str) for value in key.values()):
-        raise ValueError("next_token is not one this API issued")
+        raise BadQuery("next_token is not one this API issued")
     return key
 
 
@@ -200,7 +216,7 @@ def _accepted_report_statuses(item: dict[str, Any]) -> list[str]:
 
 def _correction_open(item: dict[str, Any]) -> bool:
     deadline = item.get("correction_deadline")
-    return bool(deadline) and datetime.fromisoformat(deadline.replace("Z", "+00:00")) > datetime.now(timezone.utc)
+    return bool(deadline) and datetime.fromisoformat(deadline.replace("Z", "+00:00")) > datetime.now(UTC)
 
 
 def _forbidden(item: dict[str, Any], message: str) -> TransitionForbidden:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -55,7 +55,7 @@ def set_status(
 
     extra: dict[str, Any] = {}
     if status is TaskBusinessStatus.FULL_RESULTS_READY:
-        deadline = datetime.now(timezone.utc) + timedelta(days=settings().correction_window_days)
+        deadline = datetime.now(UTC) + timedelta(days=settings().correction_window_days)
         extra["correction_deadline"] = deadline.isoformat(timespec="seconds").replace("+00:00", "Z")
     terminal_issue = status in TERMINAL_STATUSES and status is not TaskBusinessStatus.FULL_RESULTS_READY
     old = lab_store.record_status(
@@ -118,7 +118,7 @@ def correction_window(service_request_id: str) -> dict[str, int]:
     deadline = _load(service_request_id).get("correction_deadline")
     if not deadline:
         return {"remaining_seconds": 0}
-    remaining = datetime.fromisoformat(deadline.replace("Z", "+00:00")) - datetime.now(timezone.utc)
+    remaining = datetime.fromisoformat(deadline.replace("Z", "+00:00")) - datetime.now(UTC)
     return {"remaining_seconds": max(0, int(remaining.total_seconds()))}
 
 

@@ -64,8 +64,9 @@ class Observation(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     code: NonEmpty
-    value_numeric: float | None = None
-    value_text: str | None = None
+    # NaN and infinities parse from JSON but cannot be sent to WHOOP; an empty text is no result.
+    value_numeric: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    value_text: Annotated[str, StringConstraints(min_length=1)] | None = None
     unit: str | None = None
     status: ObservationStatus
 

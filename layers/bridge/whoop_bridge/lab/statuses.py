@@ -8,10 +8,10 @@ correction window); an issue status always carries a reason.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class TaskBusinessStatus(str, Enum):
+class TaskBusinessStatus(StrEnum):
     ORDER_CONFIRMED = "ORDER_CONFIRMED"
     APPOINTMENT_ATTENDED = "APPOINTMENT_ATTENDED"
     PARTIAL_RESULTS_READY = "PARTIAL_RESULTS_READY"

@@ -16,7 +16,7 @@ stored first, so a redelivered webhook or a retried step changes nothing.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +37,7 @@ class ServiceRequestBusy(RuntimeError):
 
 def now_iso() -> str:
     """UTC now as ISO 8601 with milliseconds and `Z`."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _table() -> Any:

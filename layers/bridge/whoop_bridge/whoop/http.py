@@ -48,17 +48,36 @@ class WhoopRequestRejected(WhoopError):
     """Any other 4xx: WHOOP refused the request as made; retrying it unchanged will not help."""
 
 
+class _ResetBeyondWait(Exception):
+    """A 429 whose rate-limit window resets later than one invocation should wait."""
+
+
 class _WhoopRetry(Retry):
-    """urllib3's Retry, honouring WHOOP's `X-RateLimit-Reset` (seconds) on a 429."""
+    """urllib3's Retry, honouring WHOOP's `X-RateLimit-Reset` (seconds) on a 429.
+
+    A reset further away than MAX_RESET_WAIT_SECONDS is not slept through: the call fails
+    as transient at once and the queue or the state machine retries it later.
+    """
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        if response is not None and response.status == 429:
+            reset = _reset_seconds(response.headers)
+            if reset is not None and reset > MAX_RESET_WAIT_SECONDS:
+                raise _ResetBeyondWait(reset)
+        return super().sleep_for_retry(response)
 
     def get_retry_after(self, response: Any) -> float | None:
         retry_after = super().get_retry_after(response)
         if retry_after is None and response.status == 429:
-            try:
-                retry_after = max(0.0, float(response.headers.get("X-RateLimit-Reset", "")))
-            except ValueError:
-                return None
-        return None if retry_after is None else min(retry_after, MAX_RESET_WAIT_SECONDS)
+            retry_after = _reset_seconds(response.headers)
+        return retry_after
+
+
+def _reset_seconds(headers: Any) -> float | None:
+    try:
+        return max(0.0, float((headers or {}).get("X-RateLimit-Reset", "")))
+    except ValueError:
+        return None
 
 
 def new_session(max_retries: int, backoff_seconds: float) -> requests.Session:
@@ -106,7 +125,9 @@ def send(
     """
     try:
         response = session.request(method, url, timeout=(CONNECT_TIMEOUT_SECONDS, timeout_seconds), **kwargs)
-    except requests.RequestException as error:
+    except _ResetBeyondWait as reset:
+        raise WhoopTransientError(f"{what}: HTTP 429, the rate limit resets in {reset.args[0]:.0f} s", 429) from None
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
         raise WhoopTransientError(f"{what}: {type(error).__name__} after retries") from None
     if response.status_code in TRANSIENT_STATUSES:
         raise WhoopTransientError(f"{what}: HTTP {response.status_code} after retries", response.status_code)

@@ -1,0 +1,262 @@
+"""Pydantic models at the lab boundaries (whoop-api.md §2.3).
+
+WHOOP's shapes are tolerant (WHOOP may add fields); the lab's report is strict, because
+it goes to WHOOP exactly as the lab wrote it. A lab that sends a bad body gets a 400 that
+lists each problem by field, without echoing the values (they may be results or patient
+fields).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from whoop_bridge.lab.models import DiagnosticReport, LabRequisition, LabStatusEvent, problems
+from whoop_bridge.lab.statuses import TaskBusinessStatus
+
+# A patient-like value: must never appear in a problem list.
+PATIENT_LIKE = "Jordan Rivera 1988-04-17 jordan.rivera@example.com"
+
+# whoop-api.md §2.3, verbatim.
+DOC_REPORT = {
+    "status": "final",
+    "observations": [
+        {"code": "TOTAL_CHOLESTEROL", "value_numeric": 185, "unit": "mg/dL", "status": "final"},
+        {"code": "BLOOD_TYPE", "value_text": "A+", "status": "final"},
+    ],
+}
+
+
+def requisition(**overrides):
+    body = {
+        "id": "9b2b6a5e-0c1f-4d5e-8a77-3f1c2d4e5f60",
+        "created_at": "2025-01-02T03:04:05.000Z",
+        "updated_at": "2025-01-02T03:04:05.000Z",
+        "patient": {"id": "p-1", "first_name": "Jordan", "last_name": "Rivera", "birth_date": "1988-04-17"},
+        "service_requests": [
+            {
+                "id": "sr-1",
+                "status": "active",
+                "intent": "order",
+                "code": "LIPID_PANEL",
+                "task_business_status": None,
+                "task_description": "Fasting lipid panel",
+            }
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def report_problems(body) -> list[dict[str, str]]:
+    with pytest.raises(ValidationError) as caught:
+        DiagnosticReport.model_validate(body)
+    return problems(caught.value)
+
+
+def fields(listed: list[dict[str, str]]) -> set[str]:
+    return {problem["field"] for problem in listed}
+
+
+def with_observation(**observation):
+    return {"status": "final", "observations": [observation]}
+
+
+# LabRequisition -------------------------------------------------------------------------
+
+
+def test_requisition_without_appointments_is_valid():
+    parsed = LabRequisition.model_validate(requisition())
+    assert parsed.appointments == []
+    assert [sr.code for sr in parsed.service_requests] == ["LIPID_PANEL"]
+    assert parsed.service_requests[0].task_business_status is None
+
+
+def test_requisition_with_appointments_and_a_status():
+    body = requisition(
+        appointments=[
+            {"service_request_ids": ["sr-1"], "start_time": "2025-01-03T08:00:00Z", "collection_address": {"city": "Boston"}}
+        ]
+    )
+    body["service_requests"][0]["task_business_status"] = "ORDER_CONFIRMED"
+    parsed = LabRequisition.model_validate(body)
+    assert parsed.appointments[0].service_request_ids == ["sr-1"]
+    assert parsed.service_requests[0].task_business_status is TaskBusinessStatus.ORDER_CONFIRMED
+
+
+def test_unknown_fields_on_whoop_shapes_are_kept():
+    body = requisition(lab_account="acme", appointments=[{"service_request_ids": ["sr-1"], "room": "2B"}])
+    body["patient"]["preferred_language"] = "en"
+    body["service_requests"][0]["priority"] = "routine"
+    body["service_requests"][0]["status"] = "on-hold"  # a FHIR status WHOOP has not listed: tolerated
+    dumped = LabRequisition.model_validate(body).model_dump()
+    assert dumped["lab_account"] == "acme"
+    assert dumped["patient"]["preferred_language"] == "en"
+    assert dumped["patient"]["first_name"] == "Jordan"
+    assert dumped["service_requests"][0]["priority"] == "routine"
+    assert dumped["service_requests"][0]["status"] == "on-hold"
+    assert dumped["appointments"][0]["room"] == "2B"
+
+
+@pytest.mark.parametrize("service_requests", [[], None], ids=["empty", "null"])
+def test_requisition_without_service_requests_is_invalid(service_requests):
+    with pytest.raises(ValidationError) as caught:
+        LabRequisition.model_validate(requisition(service_requests=service_requests))
+    assert "service_requests" in fields(problems(caught.value))
+
+
+def test_requisition_missing_service_requests_is_invalid():
+    body = requisition()
+    del body["service_requests"]
+    with pytest.raises(ValidationError) as caught:
+        LabRequisition.model_validate(body)
+    assert "service_requests" in fields(problems(caught.value))
+
+
+def test_service_request_with_an_unknown_task_business_status_is_invalid():
+    body = requisition()
+    body["service_requests"][0]["task_business_status"] = "SAMPLE_LOST"
+    with pytest.raises(ValidationError) as caught:
+        LabRequisition.model_validate(body)
+    assert fields(problems(caught.value)) == {"service_requests.0.task_business_status"}
+
+
+# DiagnosticReport -----------------------------------------------------------------------
+
+
+def test_documented_example_report_is_valid():
+    parsed = DiagnosticReport.model_validate(copy.deepcopy(DOC_REPORT))
+    assert parsed.status == "final"
+    assert parsed.observations[0].value_numeric == 185
+    assert parsed.observations[1].value_text == "A+"
+
+
+def test_documented_example_report_is_valid_from_json_text():
+    assert DiagnosticReport.model_validate_json(json.dumps(DOC_REPORT)).observations[0].unit == "mg/dL"
+
+
+def test_observation_with_both_values_is_valid():
+    DiagnosticReport.model_validate(with_observation(code="HBA1C", value_numeric=5.4, value_text="5.4 %", status="final"))
+
+
+def test_observation_with_neither_value_names_its_index():
+    body = copy.deepcopy(DOC_REPORT)
+    body["observations"].append({"code": "HDL", "unit": "mg/dL", "status": "final"})
+    listed = report_problems(body)
+    assert fields(listed) == {"observations.2"}
+    assert "value_numeric or value_text" in listed[0]["problem"]
+    assert not listed[0]["problem"].startswith("Value error")
+
+
+def test_no_observations_is_a_problem():
+    assert fields(report_problems({"status": "final", "observations": []})) == {"observations"}
+
+
+@pytest.mark.parametrize("status", ["FINAL", "registered", "draft", ""])
+def test_unknown_report_status_is_a_problem(status):
+    assert fields(report_problems({**DOC_REPORT, "status": status})) == {"status"}
+
+
+@pytest.mark.parametrize("status", ["FINAL", "partial", "pending", None])
+def test_unknown_observation_status_is_a_problem(status):
+    assert fields(report_problems(with_observation(code="X", value_text="A+", status=status))) == {"observations.0.status"}
+
+
+@pytest.mark.parametrize("extra", ["reference_range", "interpretation", "pdf"])
+def test_extra_observation_field_is_a_problem(extra):
+    body = with_observation(code="LDL", value_numeric=100, unit="mg/dL", status="final", **{extra: "50-130"})
+    assert fields(report_problems(body)) == {f"observations.0.{extra}"}
+
+
+def test_extra_report_field_is_a_problem():
+    assert fields(report_problems({**DOC_REPORT, "performer": "Acme Labs"})) == {"performer"}
+
+
+@pytest.mark.parametrize("value", ["185", True], ids=["string", "bool"])
+def test_value_numeric_is_strict(value):
+    assert fields(report_problems(with_observation(code="LDL", value_numeric=value, status="final"))) == {
+        "observations.0.value_numeric"
+    }
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_value_numeric_must_be_finite(value):
+    body = json.loads(json.dumps(with_observation(code="LDL", value_numeric=value, status="final")))  # as lab_api parses it
+    assert fields(report_problems(body)) == {"observations.0.value_numeric"}
+
+
+def test_problems_never_contain_the_input_values():
+    body = {
+        "status": PATIENT_LIKE,
+        "observations": [
+            {"code": "LDL", "value_numeric": PATIENT_LIKE, "status": "final"},
+            {"code": "NAME", "value_text": "x", "status": PATIENT_LIKE},
+            {"code": "NOTE", "value_text": "x", "status": "final", "reference_range": PATIENT_LIKE},
+            {"code": PATIENT_LIKE[:0], "value_text": PATIENT_LIKE, "status": "final"},
+        ],
+        "patient": PATIENT_LIKE,
+    }
+    listed = report_problems(body)
+    assert fields(listed) == {
+        "status",
+        "observations.0.value_numeric",
+        "observations.1.status",
+        "observations.2.reference_range",
+        "observations.3.code",
+        "patient",
+    }
+    text = json.dumps(listed)
+    for fragment in ("Jordan", "Rivera", "1988-04-17", "example.com"):
+        assert fragment not in text
+
+
+def test_problems_from_the_event_handler_drop_the_body_prefix():
+    # lab_api passes Powertools' RequestValidationError, whose locations start with "body".
+    with pytest.raises(ValidationError) as caught:
+        DiagnosticReport.model_validate(with_observation(code="LDL", value_numeric=PATIENT_LIKE, status="final"))
+    handler_error = RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in caught.value.errors()])
+    listed = problems(handler_error)
+    assert fields(listed) == {"observations.0.value_numeric"}
+    assert "Jordan" not in json.dumps(listed)
+
+
+# LabStatusEvent -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"])
+def test_issue_status_without_a_reason_is_a_problem(status):
+    with pytest.raises(ValidationError) as caught:
+        LabStatusEvent.model_validate({"status": status})
+    listed = problems(caught.value)
+    assert len(listed) == 1
+    assert listed[0]["problem"] == f"{status} needs a reason"
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "\n\t"], ids=["empty", "spaces", "whitespace"])
+def test_issue_status_with_a_blank_reason_is_a_problem(reason):
+    with pytest.raises(ValidationError) as caught:
+        LabStatusEvent.model_validate({"status": "APPOINTMENT_ISSUE", "reason": reason})
+    assert problems(caught.value)
+
+
+def test_issue_status_with_a_reason_is_valid_and_trimmed():
+    event = LabStatusEvent.model_validate({"status": "ORDER_ISSUE", "reason": "  sample haemolysed  "})
+    assert event.status is TaskBusinessStatus.ORDER_ISSUE
+    assert event.reason == "sample haemolysed"
+
+
+def test_attended_without_a_reason_is_valid():
+    event = LabStatusEvent.model_validate({"status": "APPOINTMENT_ATTENDED"})
+    assert event.status is TaskBusinessStatus.APPOINTMENT_ATTENDED
+    assert event.reason is None
+
+
+def test_unknown_status_and_extra_fields_are_problems():
+    with pytest.raises(ValidationError) as caught:
+        LabStatusEvent.model_validate({"status": "SAMPLE_LOST", "patient": PATIENT_LIKE})
+    listed = problems(caught.value)
+    assert fields(listed) == {"status", "patient"}
+    assert "Jordan" not in json.dumps(listed)

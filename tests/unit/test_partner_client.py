@@ -1,0 +1,348 @@
+"""The WHOOP partner API client against the local emulator, and the partner secret.
+
+What an integrator notices: one token per warm container, renewed before it lapses or
+when WHOOP says 401; transient faults retried; every other failure mapped to an error the
+caller can act on; every §2.2 endpoint speaking WHOOP's shapes; and a placeholder secret
+failing closed without leaking a value.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import boto3
+import pytest
+from moto import mock_aws
+from whoop_bridge import secrets
+from whoop_bridge.whoop import http as whoop_http
+from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
+from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
+
+from local.emulator import WhoopEmulator
+
+REQUISITION = r"/v2/partner/requisition/[^/]+$"
+REPORT = {
+    "status": "final",
+    "observations": [
+        {"code": "TOTAL_CHOLESTEROL", "value_numeric": 185, "unit": "mg/dL", "status": "final"},
+        {"code": "BLOOD_TYPE", "value_text": "A+", "status": "final"},
+    ],
+}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def no_cached_tokens():
+    forget_tokens()
+    yield
+    forget_tokens()
+
+
+@pytest.fixture
+def emulator():
+    emu = WhoopEmulator().start()
+    yield emu
+    emu.stop()
+
+
+def client_for(emu: WhoopEmulator, *, secret: str | None = None, clock=None, base_url: str | None = None) -> PartnerClient:
+    credentials = {"client_id": emu.client_id, "client_secret": emu.client_secret if secret is None else secret}
+    kwargs = {"clock": clock} if clock is not None else {}
+    return PartnerClient(
+        base_url or emu.base_url,
+        lambda: dict(credentials),
+        timeout_seconds=5,
+        max_retries=3,
+        backoff_seconds=0.01,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def client(emulator):
+    return client_for(emulator)
+
+
+def closed_port_url() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# Token -------------------------------------------------------------------------------------
+
+
+def test_token_is_fetched_once_and_reused(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    service_request_id = requisition["service_requests"][0]["id"]
+    client.get_requisition(requisition["id"])
+    client.get_service_request(service_request_id)
+    client.update_service_request_status(service_request_id, "ORDER_CONFIRMED")
+    assert emulator.token_requests == 1
+
+
+def test_token_is_shared_by_clients_of_the_same_container(emulator):
+    requisition = emulator.create_requisition(["CBC"])
+    client_for(emulator).get_requisition(requisition["id"])
+    client_for(emulator).get_requisition(requisition["id"])
+    assert emulator.token_requests == 1
+
+
+def test_token_is_renewed_a_margin_before_expiry(emulator):
+    clock = FakeClock()
+    client = client_for(emulator, clock=clock)
+    requisition_id = emulator.create_requisition(["CBC"])["id"]
+    client.get_requisition(requisition_id)
+    clock.now += 3600 - 60 - 1  # just inside the renewal margin of the default 3600 s token
+    client.get_requisition(requisition_id)
+    assert emulator.token_requests == 1
+    clock.now += 2  # past expiry minus margin
+    client.get_requisition(requisition_id)
+    assert emulator.token_requests == 2
+    # The renewed token is then reused.
+    client.get_requisition(requisition_id)
+    assert emulator.token_requests == 2
+    assert all(call["status"] == 200 for call in emulator.calls_to("GET", REQUISITION))
+
+
+def test_expires_in_from_whoop_is_honoured():
+    with WhoopEmulator(token_ttl_seconds=120) as emu:
+        clock = FakeClock()
+        client = client_for(emu, clock=clock)
+        requisition_id = emu.create_requisition(["CBC"])["id"]
+        client.get_requisition(requisition_id)
+        clock.now += 59
+        client.get_requisition(requisition_id)
+        assert emu.token_requests == 1
+        clock.now += 2  # 61 s: past 120 s minus the 60 s margin
+        client.get_requisition(requisition_id)
+        assert emu.token_requests == 2
+
+
+def test_a_401_renews_the_token_once_and_the_call_succeeds(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    client.get_requisition(requisition["id"])
+    emulator.expire_tokens()
+    assert client.get_requisition(requisition["id"])["id"] == requisition["id"]
+    assert emulator.token_requests == 2
+    assert [call["status"] for call in emulator.calls_to("GET", REQUISITION)] == [200, 401, 200]
+
+
+def test_wrong_client_secret_is_unauthorized_and_not_echoed(emulator):
+    client = client_for(emulator, secret="not-the-secret-xyz")
+    with pytest.raises(WhoopUnauthorized) as caught:
+        client.get_requisition("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+    assert caught.value.status == 401
+    assert "not-the-secret-xyz" not in str(caught.value)
+    assert emulator.calls_to("GET", REQUISITION) == []  # no call went out without a token
+
+
+# Errors and retries --------------------------------------------------------------------------
+
+
+def test_unknown_requisition_is_not_found(emulator, client):
+    with pytest.raises(WhoopNotFound) as caught:
+        client.get_requisition("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+    assert caught.value.status == 404
+
+
+def test_two_500s_then_success_is_a_success(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    client.get_requisition(requisition["id"])  # token first, so only requisition calls are faulted
+    emulator.reset_calls()
+    emulator.inject_fault("GET", REQUISITION, status=500, count=2)
+    assert client.get_requisition(requisition["id"])["id"] == requisition["id"]
+    assert [call["status"] for call in emulator.calls_to("GET", REQUISITION)] == [500, 500, 200]
+
+
+def test_more_500s_than_retries_is_a_transient_error(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    emulator.inject_fault("GET", REQUISITION, status=500, count=4)
+    with pytest.raises(WhoopTransientError) as caught:
+        client.get_requisition(requisition["id"])
+    assert caught.value.status == 500
+    assert [call["status"] for call in emulator.calls_to("GET", REQUISITION)] == [500, 500, 500, 500]
+
+
+def test_transient_errors_on_a_post_are_retried_and_the_report_stored_once(emulator, client):
+    service_request_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
+    emulator.inject_fault("POST", r"/results$", status=503, count=1)
+    client.submit_diagnostic_report(service_request_id, REPORT)
+    assert emulator.reports(service_request_id) == [REPORT]
+
+
+def test_429_with_an_immediate_reset_is_retried(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    emulator.inject_fault("GET", REQUISITION, status=429, count=1, headers={"X-RateLimit-Reset": "0"})
+    assert client.get_requisition(requisition["id"])["id"] == requisition["id"]
+    assert [call["status"] for call in emulator.calls_to("GET", REQUISITION)] == [429, 200]
+
+
+def test_429_with_a_reset_beyond_the_wait_limit_fails_as_transient_without_waiting(emulator, client, monkeypatch):
+    # The limit is shrunk so the test does not sleep 20 s when the client does wait.
+    monkeypatch.setattr(whoop_http, "MAX_RESET_WAIT_SECONDS", 0.05)
+    requisition = emulator.create_requisition(["CBC"])
+    emulator.inject_fault("GET", REQUISITION, status=429, count=1, headers={"X-RateLimit-Reset": "3600"})
+    with pytest.raises(WhoopTransientError):
+        client.get_requisition(requisition["id"])
+    assert [call["status"] for call in emulator.calls_to("GET", REQUISITION)] == [429]
+
+
+def test_forbidden_transition_is_rejected_with_409(emulator, client):
+    service_request_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
+    client.update_service_request_status(service_request_id, "FULL_RESULTS_READY")
+    with pytest.raises(WhoopRequestRejected) as caught:
+        client.update_service_request_status(service_request_id, "APPOINTMENT_ATTENDED")
+    assert caught.value.status == 409
+    assert len(emulator.calls_to("PATCH", r"/status$")) == 2  # a 409 is not retried
+
+
+def test_bad_request_is_rejected_with_400_and_not_retried(emulator, client):
+    service_request_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
+    with pytest.raises(WhoopRequestRejected) as caught:
+        client.update_service_request_status(service_request_id, "ORDER_ISSUE")  # an issue needs a reason
+    assert caught.value.status == 400
+    assert len(emulator.calls_to("PATCH", r"/status$")) == 1
+
+
+def test_connection_refused_is_a_transient_error(emulator):
+    client = client_for(emulator, base_url=closed_port_url())
+    with pytest.raises(WhoopTransientError) as caught:
+        client.get_requisition("3fa85f64-5717-4562-b3fc-2c963f66afa6")
+    assert caught.value.status is None
+
+
+# Endpoints (whoop-api.md §2.2) ---------------------------------------------------------------
+
+
+def test_get_requisition_returns_whoop_shape(emulator, client):
+    requisition = emulator.create_requisition(["LIPID_PANEL", "CBC"])
+    assert client.get_requisition(requisition["id"]) == requisition
+
+
+def test_patch_requisition_status_sets_every_service_request(emulator, client):
+    requisition = emulator.create_requisition(["LIPID_PANEL", "CBC"])
+    assert client.update_requisition_status(requisition["id"], "ORDER_CONFIRMED") is None
+    for service_request in requisition["service_requests"]:
+        history = emulator.status_history(service_request["id"])
+        assert [(entry["status"], entry["reason"]) for entry in history] == [("ORDER_CONFIRMED", None)]
+    (call,) = emulator.calls_to("PATCH", r"/requisition/[^/]+/status$")
+    assert call["status"] == 204
+    assert call["body"] == {"task_business_status": "ORDER_CONFIRMED"}  # no null reason sent
+
+
+def test_patch_requisition_status_with_a_reason(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    client.update_requisition_status(requisition["id"], "APPOINTMENT_ISSUE", "member cancelled")
+    history = emulator.status_history(requisition["service_requests"][0]["id"])
+    assert [(entry["status"], entry["reason"]) for entry in history] == [("APPOINTMENT_ISSUE", "member cancelled")]
+
+
+def test_get_service_request(emulator, client):
+    service_request = emulator.create_requisition(["HBA1C"])["service_requests"][0]
+    assert client.get_service_request(service_request["id"]) == service_request
+
+
+def test_patch_service_request_status_returns_the_updated_service_request(emulator, client):
+    service_request = emulator.create_requisition(["CBC"])["service_requests"][0]
+    updated = client.update_service_request_status(service_request["id"], "RESULTS_ISSUE", "sample haemolysed")
+    assert updated == {**service_request, "task_business_status": "RESULTS_ISSUE"}
+    assert emulator.status_history(service_request["id"])[-1]["reason"] == "sample haemolysed"
+
+
+def test_submit_diagnostic_report_is_stored_exactly_as_sent(emulator, client):
+    service_request_id = emulator.create_requisition(["LIPID_PANEL"])["service_requests"][0]["id"]
+    assert client.submit_diagnostic_report(service_request_id, REPORT) is None
+    assert emulator.reports(service_request_id) == [REPORT]
+    (call,) = emulator.calls_to("POST", r"/results$")
+    assert call["status"] == 201
+
+
+def test_add_test_data_makes_a_requisition():
+    # The requisition id is only observable through the webhook WHOOP sends; an unreachable
+    # receiver still records the delivery attempt with its resource id.
+    with WhoopEmulator(partner_webhook_url=closed_port_url() + "/webhooks/partner") as emu:
+        client = client_for(emu)
+        assert client.add_test_data() is None
+        (call,) = emu.calls_to("POST", r"/development/add-test-data$")
+        assert call["status"] == 204
+        (delivery,) = emu.webhook_deliveries
+        assert delivery["event_type"] == "lab_requisition.created"
+        requisition = client.get_requisition(delivery["resource_id"])
+        assert requisition["service_requests"]
+
+
+def test_add_test_data_is_not_found_in_production():
+    with WhoopEmulator(production=True) as emu:
+        with pytest.raises(WhoopNotFound):
+            client_for(emu).add_test_data()
+
+
+# Partner secret ------------------------------------------------------------------------------
+
+FIELDS = ("client_id", "client_secret", "webhook_secret")
+
+
+@pytest.fixture
+def secrets_manager():
+    secrets.clear_cache()
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.clear_cache()
+
+
+def test_secret_with_a_placeholder_fails_closed_naming_the_field(secrets_manager):
+    arn = secrets_manager.create_secret(
+        Name="partner",
+        SecretString=json.dumps({"client_id": "cid-real-123", "client_secret": "REPLACE_ME", "webhook_secret": "whsec_real_456"}),
+    )["ARN"]
+    with pytest.raises(secrets.SecretNotConfigured) as caught:
+        secrets.read_secret(arn, FIELDS)
+    message = str(caught.value)
+    assert "client_secret" in message
+    assert "client_id" not in message and "webhook_secret" not in message
+    for value in ("cid-real-123", "whsec_real_456", "REPLACE_ME"):
+        assert value not in message
+
+
+def test_secret_with_a_blank_or_missing_field_fails_closed(secrets_manager):
+    arn = secrets_manager.create_secret(
+        Name="partner", SecretString=json.dumps({"client_id": "  ", "webhook_secret": "whsec_real_456"})
+    )["ARN"]
+    with pytest.raises(secrets.SecretNotConfigured) as caught:
+        secrets.read_secret(arn, FIELDS)
+    assert "client_id" in str(caught.value) and "client_secret" in str(caught.value)
+
+
+def test_missing_secret_fails_closed(secrets_manager):
+    with pytest.raises(secrets.SecretNotConfigured):
+        secrets.read_secret("arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf", FIELDS)
+    with pytest.raises(secrets.SecretNotConfigured):
+        secrets.read_secret("", FIELDS)
+
+
+def test_secret_that_is_not_json_fails_closed(secrets_manager):
+    arn = secrets_manager.create_secret(Name="partner", SecretString="client_secret=abc")["ARN"]
+    with pytest.raises(secrets.SecretNotConfigured) as caught:
+        secrets.read_secret(arn, FIELDS)
+    assert "abc" not in str(caught.value)
+
+
+def test_good_secret_returns_the_required_fields(secrets_manager):
+    arn = secrets_manager.create_secret(
+        Name="partner",
+        SecretString=json.dumps(
+            {"client_id": "cid-real-123", "client_secret": "cs-real-789", "webhook_secret": "whsec_real_456", "note": "x"}
+        ),
+    )["ARN"]
+    fields = secrets.read_secret(arn, ("client_id", "client_secret"))
+    assert fields == {"client_id": "cid-real-123", "client_secret": "cs-real-789"}
