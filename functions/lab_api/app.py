@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
+
 from whoop_bridge.lab import lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, problems
 from whoop_bridge.observability import get_logger

@@ -9,6 +9,7 @@ import json
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+
 from whoop_bridge.config import settings
 from whoop_bridge.lab.intake import handle_partner_event
 from whoop_bridge.observability import get_logger, get_metrics
@@ -36,9 +37,11 @@ def record_handler(record) -> str:
     try:
         event = json.loads(record.body)
     except ValueError:
-        # Not ours to retry: the intake only enqueues JSON, so this is a stray message.
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("event_type"), str) or not isinstance(event.get("resource_id"), str):
+        # Not ours to retry: the intake only enqueues {event_type, resource_id}, so this is a stray message.
         metrics.add_metric(name="PartnerEventMalformed", unit=MetricUnit.Count, value=1)
-        logger.error("queue message is not JSON", extra={"message_id": record.message_id})
+        logger.error("queue message is not a partner event", extra={"message_id": record.message_id})
         return "malformed"
     outcome = process_event(event=event)
     logger.info("partner event processed", extra={"event_type": event.get("event_type"), "outcome": outcome})

@@ -7,9 +7,9 @@ import time
 
 import boto3
 import requests
-from whoop_bridge.whoop.signatures import sign_partner
 
 from local.stack import wait_until
+from whoop_bridge.whoop.signatures import sign_partner
 
 REPORT = {
     "status": "final",

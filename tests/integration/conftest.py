@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from integration_harness import SERVICES, Bridge, start_bridge
 
 

@@ -10,7 +10,6 @@ import copy
 import json
 import uuid
 
-import pytest
 from integration_harness import SAMPLE_REQUISITION_ID, SAMPLE_REVIEW_ID, load_event
 from local.stack import wait_until
 
@@ -121,14 +120,6 @@ def test_message_that_is_not_json_is_dropped_not_retried(bridge):
     assert process(bridge, event) == {"batchItemFailures": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG functions/requisition_processor/app.py: a JSON message with neither event_type nor "
-        "resource_id raises IdempotencyKeyError (raise_on_no_idempotency_key=True) and is retried "
-        "into the DLQ, while a non-JSON message or one without resource_id is dropped as malformed"
-    ),
-)
 def test_json_message_without_the_event_fields_is_dropped_as_malformed(bridge):
     event = requisition_event(str(uuid.uuid4()))
     event["Records"][0]["body"] = json.dumps({"detail": "not a partner event"})

@@ -11,6 +11,7 @@ import json
 from unittest import mock
 
 import pytest
+
 from integration_harness import ROOT, SAMPLE_REPORT_ID, SAMPLE_REQUISITION_ID, SAMPLE_SERVICE_REQUEST_ID, load_event
 from local.stack import HandlerError
 
@@ -79,14 +80,6 @@ def test_set_status_that_whoop_cannot_take_now_fails_as_retryable_and_records_no
     assert [entry["status"] for entry in bridge.emulator.status_history(service_request_id)] == ["ORDER_CONFIRMED"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG layers/bridge/whoop_bridge/lab/lifecycle.py set_status: the status is recorded before "
-        "service_request.status_changed is published, so when publishing fails the retried step "
-        "answers repeated=True and the domain event is never published"
-    ),
-)
 def test_status_event_refused_by_eventbridge_is_published_when_the_step_is_retried(bridge, service_request_id):
     from whoop_bridge import aws
 
@@ -101,6 +94,32 @@ def test_status_event_refused_by_eventbridge_is_published_when_the_step_is_retri
     bridge.tasks(event)  # the retry
 
     assert len(bridge.published("service_request.status_changed", service_request_id=service_request_id)) == 1
+
+
+def test_one_refused_domain_event_does_not_fail_the_test_for_good(bridge):
+    from whoop_bridge import aws
+
+    events_client = aws.client("events")
+    put_events = events_client.put_events
+    refusals: list[str] = []
+
+    def refuse_first_status_change(**request):
+        detail_type = request["Entries"][0]["DetailType"]
+        if detail_type == "service_request.status_changed" and not refusals:
+            refusals.append(detail_type)
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}
+        return put_events(**request)
+
+    requisition = bridge.emulator.create_requisition(["LIPID_PANEL"])
+    service_request_id = requisition["service_requests"][0]["id"]
+    with mock.patch.object(events_client, "put_events", side_effect=refuse_first_status_change):
+        event = load_event("sqs_requisition_created.json", **{SAMPLE_REQUISITION_ID: requisition["id"]})
+        assert bridge.invoke("RequisitionProcessorFunction", event) == {"batchItemFailures": []}
+        settled = bridge.wait_for_workflow(service_request_id, "awaiting_lab_event", "failed")
+
+    assert refusals
+    assert [entry["status"] for entry in bridge.emulator.status_history(service_request_id)] == ["ORDER_CONFIRMED"]
+    assert settled["workflow"] == "awaiting_lab_event", settled.get("failure")
 
 
 def test_await_lab_event_keeps_the_token_where_lab_api_finds_it_but_never_shows_it(bridge, order, service_request_id):

@@ -13,6 +13,7 @@ import hmac
 import json
 
 import pytest
+
 from integration_harness import SAMPLE_REQUISITION_ID, load_event, log_records, with_body
 
 WEBHOOK_SECRET = "local-webhook-secret"

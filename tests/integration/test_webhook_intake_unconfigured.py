@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from integration_harness import Bridge, load_event, log_records, start_bridge
 
 PLACEHOLDERS = {"client_id": "REPLACE_ME", "client_secret": "REPLACE_ME", "webhook_secret": "REPLACE_ME"}

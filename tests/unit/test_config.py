@@ -7,6 +7,7 @@ operator can fix the stack rather than hunt through a stack trace.
 from __future__ import annotations
 
 import pytest
+
 from whoop_bridge.config import ConfigurationError, settings
 
 VARIABLES = (

@@ -14,6 +14,7 @@ import json
 import pytest
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+
 from whoop_bridge.lab.models import DiagnosticReport, LabRequisition, LabStatusEvent, problems
 from whoop_bridge.lab.statuses import TaskBusinessStatus
 

@@ -12,6 +12,7 @@ import logging
 import uuid
 
 import pytest
+
 from whoop_bridge.observability import REDACTED, get_logger, redact
 
 SENSITIVE = [

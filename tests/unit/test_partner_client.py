@@ -14,12 +14,12 @@ import socket
 import boto3
 import pytest
 from moto import mock_aws
+
+from local.emulator import WhoopEmulator
 from whoop_bridge import secrets
 from whoop_bridge.whoop import http as whoop_http
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
 from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
-
-from local.emulator import WhoopEmulator
 
 REQUISITION = r"/v2/partner/requisition/[^/]+$"
 REPORT = {

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from whoop_bridge.whoop.signatures import sign_partner, verify_partner
 
 SECRET = "whsec_test"

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from whoop_bridge.whoop.http import WhoopTransientError
 
 from local.cfn import load_template
+from whoop_bridge.whoop.http import WhoopTransientError
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachines" / "service_request.asl.json"

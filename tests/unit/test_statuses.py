@@ -8,6 +8,7 @@ a lab sees.
 from __future__ import annotations
 
 import pytest
+
 from whoop_bridge.lab.statuses import (
     TaskBusinessStatus,
     allowed_next,

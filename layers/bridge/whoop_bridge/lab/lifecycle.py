@@ -49,16 +49,30 @@ def set_status(
     stored = _load(service_request_id)
     if stored.get("task_business_status") == status.value and stored.get("last_event_id") == event_id:
         logger.info("status already recorded", extra={"service_request_id": service_request_id, "task_business_status": status.value})
+        _flush_outbox(lab_store.service_request_key(service_request_id), stored.get("outbox"))
         return {"task_business_status": status.value, "repeated": True}
 
     client.update_service_request_status(service_request_id, status.value, reason)
 
-    extra: dict[str, Any] = {}
+    # The event is kept with the status in one write and published after it, so a retried
+    # step that finds the status recorded still publishes what a failure left unpublished.
+    outbox = {
+        "detail_type": "service_request.status_changed",
+        "detail": {
+            "service_request_id": service_request_id,
+            "requisition_id": stored["requisition_id"],
+            "code": stored["code"],
+            "task_business_status": status.value,
+            "previous_task_business_status": stored.get("task_business_status"),
+            "reason": reason,
+        },
+    }
+    extra: dict[str, Any] = {"outbox": outbox}
     if status is TaskBusinessStatus.FULL_RESULTS_READY:
         deadline = datetime.now(UTC) + timedelta(days=settings().correction_window_days)
         extra["correction_deadline"] = deadline.isoformat(timespec="seconds").replace("+00:00", "Z")
     terminal_issue = status in TERMINAL_STATUSES and status is not TaskBusinessStatus.FULL_RESULTS_READY
-    old = lab_store.record_status(
+    lab_store.record_status(
         service_request_id,
         status.value,
         reason=reason,
@@ -66,19 +80,17 @@ def set_status(
         workflow="closed" if terminal_issue else "running",
         extra=extra,
     )
-    events.publish(
-        "service_request.status_changed",
-        {
-            "service_request_id": service_request_id,
-            "requisition_id": stored["requisition_id"],
-            "code": stored["code"],
-            "task_business_status": status.value,
-            "previous_task_business_status": old.get("task_business_status"),
-            "reason": reason,
-        },
-    )
+    _flush_outbox(lab_store.service_request_key(service_request_id), outbox)
     metrics.add_metric(name="StatusSent", unit=MetricUnit.Count, value=1)
     return {"task_business_status": status.value, "repeated": False}
+
+
+def _flush_outbox(key: dict[str, str], outbox: dict[str, Any] | None) -> None:
+    """Publish the event an item keeps, then forget it (at least once, never lost)."""
+    if not outbox:
+        return
+    events.publish(outbox["detail_type"], outbox["detail"])
+    lab_store.clear_outbox(key)
 
 
 def await_lab_event(service_request_id: str, phase: str, task_token: str) -> None:
@@ -92,15 +104,16 @@ def submit_diagnostic_report(client: PartnerClient, service_request_id: str, rep
     report = lab_store.get_report(service_request_id, report_id)
     if report is None:
         raise ServiceRequestMissing(f"{service_request_id} report {report_id}")
+    key = {"pk": lab_store.service_request_key(service_request_id)["pk"], "sk": report["sk"]}
     if report.get("submitted_at"):
         logger.info("report already submitted", extra={"service_request_id": service_request_id, "report_id": report_id})
+        _flush_outbox(key, report.get("outbox"))
         return {"report_id": report_id, "repeated": True}
 
     client.submit_diagnostic_report(service_request_id, json.loads(report["report_json"]))
-    lab_store.mark_report_submitted(service_request_id, report["sk"])
-    events.publish(
-        "service_request.report_submitted",
-        {
+    outbox = {
+        "detail_type": "service_request.report_submitted",
+        "detail": {
             "service_request_id": service_request_id,
             "requisition_id": stored["requisition_id"],
             "code": stored["code"],
@@ -108,7 +121,9 @@ def submit_diagnostic_report(client: PartnerClient, service_request_id: str, rep
             "report_status": report["report_status"],
             "observation_count": report["observation_count"],
         },
-    )
+    }
+    lab_store.mark_report_submitted(service_request_id, report["sk"], outbox)
+    _flush_outbox(key, outbox)
     metrics.add_metric(name="DiagnosticReportSubmitted", unit=MetricUnit.Count, value=1)
     return {"report_id": report_id, "repeated": False}
 

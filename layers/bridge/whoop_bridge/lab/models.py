@@ -107,7 +107,8 @@ def problems(error: Any) -> list[dict[str, str]]:
     """
     listed = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
+        parts = () if item.get("type") == "json_invalid" else item.get("loc", ())
+        location = ".".join(str(part) for part in parts if part != "body") or "body"
         message = str(item.get("msg", "invalid"))
         listed.append({"field": location, "problem": message.removeprefix("Value error, ")})
     return listed

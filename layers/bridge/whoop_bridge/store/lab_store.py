@@ -188,7 +188,7 @@ def record_status(
     event_id: str,
     workflow: str,
     extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> None:
     """Keep a status WHOOP accepted, with its time, as the service request's history."""
     at = now_iso()
     entry = {"task_business_status": task_business_status, "at": at, "event_id": event_id}
@@ -201,15 +201,13 @@ def record_status(
         "updated_at": at,
         **(extra or {}),
     }
-    answer = _table().update_item(
+    _table().update_item(
         Key={"pk": f"SR#{service_request_id}", "sk": "SR"},
         UpdateExpression="SET history = list_append(if_not_exists(history, :empty), :entry), "
         + ", ".join(f"#{key} = :{key}" for key in sets),
         ExpressionAttributeNames={f"#{key}": key for key in sets},
         ExpressionAttributeValues={":empty": [], ":entry": [entry], **{f":{key}": value for key, value in sets.items()}},
-        ReturnValues="ALL_OLD",
     )
-    return plain(answer.get("Attributes", {}))
 
 
 def set_workflow(service_request_id: str, workflow: str, **attributes: Any) -> None:
@@ -300,13 +298,24 @@ def get_report(service_request_id: str, report_id: str) -> dict[str, Any] | None
     return next((item for item in list_reports(service_request_id) if item["report_id"] == report_id), None)
 
 
-def mark_report_submitted(service_request_id: str, sort_key: str) -> None:
-    """Note that WHOOP accepted the report, so a retried step does not post it again."""
+def mark_report_submitted(service_request_id: str, sort_key: str, outbox: dict[str, Any]) -> None:
+    """Note that WHOOP accepted the report, so a retried step does not post it again, with
+    the event still to publish."""
     _table().update_item(
         Key={"pk": f"SR#{service_request_id}", "sk": sort_key},
-        UpdateExpression="SET submitted_at = :at",
-        ExpressionAttributeValues={":at": now_iso()},
+        UpdateExpression="SET submitted_at = :at, outbox = :outbox",
+        ExpressionAttributeValues={":at": now_iso(), ":outbox": outbox},
     )
+
+
+def service_request_key(service_request_id: str) -> dict[str, str]:
+    """The service request item's key."""
+    return {"pk": f"SR#{service_request_id}", "sk": "SR"}
+
+
+def clear_outbox(key: dict[str, str]) -> None:
+    """Forget an item's published event."""
+    _table().update_item(Key=key, UpdateExpression="REMOVE outbox")
 
 
 # Clinical report reviews ----------------------------------------------------------------

@@ -1,0 +1,276 @@
+"""lab_api: the lab's routes through the real handler, on orders taken in by
+requisition_processor and run by the real ASL (moto's interpreter, in the background).
+
+Orders hold LIPID_PANEL and CBC (accepted: executions wait for the lab) and HBA1C (not
+offered: ORDER_ISSUE, closed).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from integration_harness import SAMPLE_REQUISITION_ID, SAMPLE_SERVICE_REQUEST_ID, load_event, with_body
+from local.stack import wait_until
+
+CODES = ["LIPID_PANEL", "CBC", "HBA1C"]
+LAB_EVENT_STATUSES_AFTER_CONFIRMED = ["APPOINTMENT_ATTENDED", "APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
+
+
+@pytest.fixture
+def order(bridge) -> dict:
+    requisition = bridge.process_requisition(CODES)
+    requisition["by_code"] = {sr["code"]: sr["id"] for sr in requisition["service_requests"]}
+    return requisition
+
+
+def requisition_route(name: str, requisition_id: str) -> dict:
+    return load_event(name, **{SAMPLE_REQUISITION_ID: requisition_id})
+
+
+def service_request_route(name: str, service_request_id: str) -> dict:
+    return load_event(name, **{SAMPLE_SERVICE_REQUEST_ID: service_request_id})
+
+
+def whoop_statuses(bridge, service_request_id: str) -> list[str]:
+    return [entry["status"] for entry in bridge.emulator.status_history(service_request_id)]
+
+
+def wait_for_whoop(bridge, service_request_id: str, status: str) -> list[str]:
+    return wait_until(
+        lambda: status in (history := whoop_statuses(bridge, service_request_id)) and history,
+        20,
+        what=f"{status} at WHOOP",
+    )
+
+
+def task_tokens(bridge, requisition: dict) -> list[str]:
+    return [
+        token
+        for sr in requisition["service_requests"]
+        if (token := bridge.service_request_item(sr["id"]).get("task_token"))
+    ]
+
+
+def test_list_requisitions_shows_each_test_with_status_and_history_and_no_token(bridge, order):
+    status, body, text = bridge.lab_api(load_event("lab_api_list_requisitions.json"))
+
+    assert status == 200
+    assert set(body) == {"requisitions", "next_token"}
+    listed = {requisition["id"]: requisition for requisition in body["requisitions"]}
+    requisition = listed[order["id"]]
+    assert requisition["open"] is True
+    by_code = {sr["code"]: sr for sr in requisition["service_requests"]}
+    assert set(by_code) == set(CODES)
+    assert by_code["LIPID_PANEL"]["task_business_status"] == "ORDER_CONFIRMED"
+    assert [entry["task_business_status"] for entry in by_code["LIPID_PANEL"]["history"]] == ["ORDER_CONFIRMED"]
+    assert by_code["HBA1C"]["task_business_status"] == "ORDER_ISSUE"
+    assert "HBA1C" in by_code["HBA1C"]["history"][0]["reason"]
+    tokens = task_tokens(bridge, order)
+    assert len(tokens) == 2  # the two accepted tests wait for the lab
+    assert "task_token" not in text
+    assert not any(token in text for token in tokens)
+
+
+def test_get_requisition_shows_the_order_as_the_lab_needs_it(bridge, order):
+    status, body, text = bridge.lab_api(requisition_route("lab_api_get_requisition.json", order["id"]))
+
+    assert status == 200
+    assert body["id"] == order["id"]
+    assert body["patient"] == order["patient"]
+    assert body["appointments"] == order["appointments"]
+    assert body["open"] is True
+    by_code = {sr["code"]: sr for sr in body["service_requests"]}
+    lipid = by_code["LIPID_PANEL"]
+    assert lipid["id"] == order["by_code"]["LIPID_PANEL"]
+    assert lipid["task_description"] == "Fasting lipid panel"
+    assert lipid["workflow"] == "awaiting_lab_event"
+    assert lipid["next_statuses"] == LAB_EVENT_STATUSES_AFTER_CONFIRMED
+    assert lipid["accepts_results"] == ["partial", "preliminary", "final"]
+    assert lipid["diagnostic_reports"] == []
+    assert [entry["task_business_status"] for entry in lipid["history"]] == ["ORDER_CONFIRMED"]
+    assert by_code["HBA1C"]["workflow"] == "closed"
+    assert by_code["HBA1C"]["next_statuses"] == []
+    assert "task_token" not in text
+    assert not any(token in text for token in task_tokens(bridge, order))
+
+
+def test_unknown_ids_are_404(bridge):
+    unknown = str(uuid.uuid4())
+    for event in (
+        requisition_route("lab_api_get_requisition.json", unknown),
+        requisition_route("lab_api_requisition_event_attended.json", unknown),
+        service_request_route("lab_api_service_request_event_attended.json", unknown),
+        service_request_route("lab_api_results_final.json", unknown),
+    ):
+        status, body, _ = bridge.lab_api(event)
+        assert (event["path"], status) == (event["path"], 404)
+        assert body["error"] == "not_found"
+
+
+def test_attended_reaches_whoop_and_attended_again_is_409(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    event = service_request_route("lab_api_service_request_event_attended.json", lipid)
+
+    status, body, _ = bridge.lab_api(event)
+
+    assert status == 202
+    assert body["service_request_id"] == lipid
+    assert body["accepted"] == "status"
+    assert wait_for_whoop(bridge, lipid, "APPOINTMENT_ATTENDED") == ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED"]
+    # The other test of the order is untouched.
+    assert whoop_statuses(bridge, order["by_code"]["CBC"]) == ["ORDER_CONFIRMED"]
+
+    status, body, _ = bridge.lab_api(event)
+
+    assert status == 409
+    assert body["error"] == "transition_forbidden"
+    assert body["task_business_status"] == "APPOINTMENT_ATTENDED"
+    assert body["allowed_next_statuses"] == ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
+    assert whoop_statuses(bridge, lipid) == ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED"]
+    # The execution still waits for the lab's next event.
+    assert bridge.wait_for_workflow(lipid, "awaiting_lab_event")["task_token"]
+
+
+def test_requisition_event_applies_to_every_open_test_of_the_order(bridge, order):
+    status, body, _ = bridge.lab_api(requisition_route("lab_api_requisition_event_attended.json", order["id"]))
+
+    assert status == 202
+    assert body["requisition_id"] == order["id"]
+    applied = {entry["service_request_id"] for entry in body["service_requests"]}
+    assert applied == {order["by_code"]["LIPID_PANEL"], order["by_code"]["CBC"]}
+    for code in ("LIPID_PANEL", "CBC"):
+        wait_for_whoop(bridge, order["by_code"][code], "APPOINTMENT_ATTENDED")
+    assert whoop_statuses(bridge, order["by_code"]["HBA1C"]) == ["ORDER_ISSUE"]
+
+
+def test_bare_results_status_is_409_naming_what_may_come_next(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    event = service_request_route("lab_api_service_request_event_attended.json", lipid)
+
+    status, body, _ = bridge.lab_api(with_body(event, json.dumps({"status": "PARTIAL_RESULTS_READY"})))
+
+    assert status == 409
+    assert body["task_business_status"] == "ORDER_CONFIRMED"
+    assert body["allowed_next_statuses"] == LAB_EVENT_STATUSES_AFTER_CONFIRMED
+    assert bridge.service_request_item(lipid)["workflow"] == "awaiting_lab_event"
+    assert whoop_statuses(bridge, lipid) == ["ORDER_CONFIRMED"]
+
+
+def test_issue_status_without_a_reason_is_400(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    event = service_request_route("lab_api_service_request_event_attended.json", lipid)
+
+    status, body, _ = bridge.lab_api(with_body(event, json.dumps({"status": "APPOINTMENT_ISSUE"})))
+
+    assert status == 400
+    assert body["error"] == "invalid_request"
+    assert any("reason" in problem["problem"] for problem in body["problems"])
+    assert whoop_statuses(bridge, lipid) == ["ORDER_CONFIRMED"]
+
+
+def test_issue_status_with_a_reason_reaches_whoop_and_ends_the_test(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    event = service_request_route("lab_api_service_request_event_attended.json", lipid)
+    issue = {"status": "APPOINTMENT_ISSUE", "reason": "Member cancelled the appointment."}
+
+    status, _, _ = bridge.lab_api(with_body(event, json.dumps(issue)))
+
+    assert status == 202
+    wait_for_whoop(bridge, lipid, "APPOINTMENT_ISSUE")
+    assert bridge.emulator.status_history(lipid)[-1]["reason"] == issue["reason"]
+    bridge.wait_for_workflow(lipid, "closed")
+    status, body, _ = bridge.lab_api(event)
+    assert status == 409
+    assert body["allowed_next_statuses"] == []
+
+
+def test_final_results_reach_whoop_as_written_then_only_corrections_are_accepted(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    event = service_request_route("lab_api_results_final.json", lipid)
+
+    status, body, _ = bridge.lab_api(event)
+
+    assert status == 202
+    assert body["accepted"] == "report"
+    report_id = body["report_id"]
+    received = wait_until(lambda: bridge.emulator.reports(lipid), 20, what="the report at WHOOP")
+    assert [json.dumps(report, sort_keys=True) for report in received] == [json.dumps(json.loads(event["body"]), sort_keys=True)]
+    wait_for_whoop(bridge, lipid, "FULL_RESULTS_READY")
+    bridge.wait_for_workflow(lipid, "awaiting_correction")
+
+    status, view, _ = bridge.lab_api(requisition_route("lab_api_get_requisition.json", order["id"]))
+    assert status == 200
+    (service_request,) = [sr for sr in view["service_requests"] if sr["id"] == lipid]
+    assert service_request["task_business_status"] == "FULL_RESULTS_READY"
+    assert [report["report_id"] for report in service_request["diagnostic_reports"]] == [report_id]
+    assert service_request["diagnostic_reports"][0]["submitted_at"]
+    assert service_request["correction_deadline"]
+    assert service_request["next_statuses"] == []
+    assert service_request["accepts_results"] == ["amended", "cancelled", "corrected"]
+
+    # A second final report is refused; the lab is told what is still accepted.
+    status, body, _ = bridge.lab_api(event)
+    assert status == 409
+    assert len(bridge.emulator.reports(lipid)) == 1
+
+
+def test_invalid_results_are_400_listing_every_problem_and_nothing_is_kept(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+
+    status, body, _ = bridge.lab_api(service_request_route("lab_api_results_invalid.json", lipid))
+
+    assert status == 400
+    assert body["error"] == "invalid_request"
+    fields = [problem["field"] for problem in body["problems"]]
+    assert len(body["problems"]) >= 2
+    assert "status" in fields
+    assert any(field.startswith("observations.0") for field in fields)
+    # Values the lab sent (results) are not echoed back.
+    assert "LDL_CHOLESTEROL" not in json.dumps(body)
+    item = bridge.service_request_item(lipid)
+    assert item["workflow"] == "awaiting_lab_event"
+    assert item["task_token"]
+    status, view, _ = bridge.lab_api(requisition_route("lab_api_get_requisition.json", order["id"]))
+    assert all(sr["diagnostic_reports"] == [] for sr in view["service_requests"])
+    assert bridge.emulator.reports(lipid) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ('"value_numeric": NaN', "observations.0.value_numeric"),
+        ('"value_numeric": Infinity', "observations.0.value_numeric"),
+        ('"value_numeric": 1e999', "observations.0.value_numeric"),  # parses as infinity
+        ('"value_numeric": "185"', "observations.0.value_numeric"),  # sent as written: a string is no number
+        ('"value_text": ""', "observations.0.value_text"),
+    ],
+)
+def test_results_whoop_could_not_take_are_400_before_anything_is_kept(bridge, order, value, field):
+    """Python's JSON parser takes NaN and Infinity; WHOOP's JSON does not."""
+    lipid = order["by_code"]["LIPID_PANEL"]
+    body = '{"status": "final", "observations": [{"code": "TOTAL_CHOLESTEROL", ' + value + ', "status": "final"}]}'
+
+    status, answer, _ = bridge.lab_api(with_body(service_request_route("lab_api_results_final.json", lipid), body))
+
+    assert status == 400
+    assert [problem["field"] for problem in answer["problems"]] == [field]
+    assert bridge.service_request_item(lipid)["task_token"]
+    assert bridge.emulator.reports(lipid) == []
+
+
+def test_openapi_schema_describes_the_lab_routes(bridge):
+    status, body, _ = bridge.lab_api(load_event("lab_api_openapi.json"))
+
+    assert status == 200
+    assert body["openapi"].startswith("3.")
+    assert {
+        "/lab/requisitions",
+        "/lab/requisitions/{requisition_id}",
+        "/lab/requisitions/{requisition_id}/events",
+        "/lab/service-requests/{service_request_id}/events",
+        "/lab/service-requests/{service_request_id}/results",
+        "/lab/clinical-report-reviews",
+    } <= set(body["paths"])
