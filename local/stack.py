@@ -104,6 +104,7 @@ class LocalStack:
         port: int = 0,
         local_retry_seconds: float = 1.0,
         log_stream: io.TextIOBase | None = None,
+        consume_queues: bool = True,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
         self.parameters = dict(parameters or {})
@@ -112,6 +113,8 @@ class LocalStack:
         self.port = port
         self.local_retry_seconds = local_retry_seconds
         self.log_stream = log_stream
+        # Off for handler-level tests that deliver queue events to a handler themselves.
+        self.consume_queues = consume_queues
         self.template = load_template()
         self.physical: dict[str, str] = {}
         self.functions: dict[str, Function] = {}
@@ -150,7 +153,8 @@ class LocalStack:
         self._create_resources()
         self._load_functions()
         self._patch_step_functions_lambda()
-        self._start_queue_pollers()
+        if self.consume_queues:
+            self._start_queue_pollers()
         self._start_api()
         self.ready.set()
         return self

@@ -42,13 +42,6 @@ ACCEPTED_TEST_CODES = "LIPID_PANEL,CBC"
 SERVICES = ("webhook_intake", "requisition_processor", "service_request_tasks", "lab_api")
 
 
-class HandlerLevelStack(LocalStack):
-    """The local stack without its SQS pollers: tests deliver queue events themselves."""
-
-    def _start_queue_pollers(self) -> None:
-        return
-
-
 def load_event(name: str, **replace: str) -> dict[str, Any]:
     """An events/ file, with each fixed id in `replace` (old=new) swapped everywhere."""
     text = (EVENTS / name).read_text()
@@ -189,15 +182,17 @@ class Bridge:
         return requisition
 
 
-def start_bridge(secrets: dict[str, str] | None = None) -> tuple[HandlerLevelStack, WhoopEmulator]:
+def start_bridge(secrets: dict[str, str] | None = None) -> tuple[LocalStack, WhoopEmulator]:
     emulator = WhoopEmulator().start()
     values = secrets or {
         "client_id": emulator.client_id,
         "client_secret": emulator.client_secret,
         "webhook_secret": emulator.webhook_secret,
     }
-    stack = HandlerLevelStack(
+    # No queue consumers: the tests deliver queue events to the processor themselves.
+    stack = LocalStack(
         whoop_base_url=emulator.base_url,
+        consume_queues=False,
         secrets={"PartnerSecret": values},
         parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES},
     )

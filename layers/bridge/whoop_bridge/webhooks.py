@@ -19,7 +19,10 @@ from whoop_bridge.whoop.signatures import verify_partner
 
 logger = logging.getLogger(__name__)
 
-PARTNER_EVENT_TYPES = frozenset({"lab_requisition.created", "clinical_report_review.requested"})
+# The partner webhook's event types (whoop-api.md §2.5).
+REQUISITION_CREATED = "lab_requisition.created"
+REVIEW_REQUESTED = "clinical_report_review.requested"
+PARTNER_EVENT_TYPES = frozenset({REQUISITION_CREATED, REVIEW_REQUESTED})
 MAX_RESOURCE_ID_LENGTH = 128
 
 

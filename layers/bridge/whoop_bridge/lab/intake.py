@@ -23,15 +23,13 @@ from whoop_bridge.config import settings
 from whoop_bridge.lab.models import LabRequisition, problems
 from whoop_bridge.lab.reviews import review_source
 from whoop_bridge.store import lab_store
+from whoop_bridge.webhooks import REQUISITION_CREATED, REVIEW_REQUESTED
 from whoop_bridge.whoop.http import WhoopNotFound
 from whoop_bridge.whoop.partner import PartnerClient
 
 logger = logging.getLogger(__name__)
 metrics = Metrics()
 
-REQUISITION_CREATED = "lab_requisition.created"
-REVIEW_REQUESTED = "clinical_report_review.requested"
-PARTNER_EVENT_TYPES = frozenset({REQUISITION_CREATED, REVIEW_REQUESTED})
 
 
 def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
