@@ -1,8 +1,9 @@
 """`python -m local demo` (the default) and `python -m local serve --port PORT`.
 
 demo: the WHOOP emulator and the local stack, one requisition of three tests sent through
-every path of the lab workflow, and the timeline of what WHOOP received.
-serve: the bridge's API on http://127.0.0.1:PORT until interrupted.
+every path of the lab workflow, a member connecting through OAuth, and the timeline of
+what WHOOP received.
+serve: the bridge's API on http://127.0.0.1:PORT until interrupted, with schedules on their rate.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import threading
 from pathlib import Path
 
 from local.cfn import ROOT
+from local.demo import attach, use_emulator_credentials
 from local.emulator import WhoopEmulator
 from local.stack import LocalStack
 
 RUN_DIR = ROOT / ".local-run"
-SECRET_VARIABLES = ("WHOOP_PARTNER_CLIENT_ID", "WHOOP_PARTNER_CLIENT_SECRET", "WHOOP_PARTNER_WEBHOOK_SECRET")
+SECRET_VARIABLES = (
+    "WHOOP_PARTNER_CLIENT_ID",
+    "WHOOP_PARTNER_CLIENT_SECRET",
+    "WHOOP_PARTNER_WEBHOOK_SECRET",
+    "WHOOP_MEMBER_CLIENT_ID",
+    "WHOOP_MEMBER_CLIENT_SECRET",
+)
 
 
 def parameter_overrides(given: list[str]) -> dict[str, str]:
@@ -36,13 +44,6 @@ def parameter_overrides(given: list[str]) -> dict[str, str]:
     return overrides
 
 
-def use_emulator_credentials(emulator: WhoopEmulator) -> None:
-    """Local secrets default to the emulator's own credentials; set variables win."""
-    os.environ.setdefault("WHOOP_PARTNER_CLIENT_ID", emulator.client_id)
-    os.environ.setdefault("WHOOP_PARTNER_CLIENT_SECRET", emulator.client_secret)
-    os.environ.setdefault("WHOOP_PARTNER_WEBHOOK_SECRET", emulator.webhook_secret)
-
-
 def serve(arguments: argparse.Namespace) -> int:
     emulator = None
     base_url = arguments.whoop_base_url
@@ -51,19 +52,20 @@ def serve(arguments: argparse.Namespace) -> int:
         use_emulator_credentials(emulator)
         base_url = emulator.base_url
     missing = [name for name in SECRET_VARIABLES if not os.environ.get(name)]
-    stack = LocalStack(whoop_base_url=base_url, parameters=parameter_overrides(arguments.parameter), port=arguments.port)
+    stack = LocalStack(whoop_base_url=base_url, parameters=parameter_overrides(arguments.parameter), port=arguments.port, run_schedules=True)
     stack.start()
     if emulator:
-        emulator.partner_webhook_url = f"{stack.url}/webhooks/partner"
+        attach(emulator, stack)
 
     print(f"WHOOP Bridge (local) on {stack.url}")
     print(f"  health:  GET {stack.url}/_local/health")
     if emulator:
         print(f"  WHOOP emulator on {emulator.base_url} (control API under /_emulator/), webhooks to {emulator.partner_webhook_url}")
+        print(f"  OAuth redirect URL registered at the emulator: {emulator.redirect_uris[-1]}")
     else:
         print(f"  WHOOP API at {base_url}")
     if missing:
-        print(f"  WARNING: {', '.join(missing)} not set: the partner secret keeps REPLACE_ME and the bridge fails closed")
+        print(f"  WARNING: {', '.join(missing)} not set: those secret values keep REPLACE_ME and the bridge fails closed")
     print("  IAM routes take UNSIGNED calls locally (API Gateway checks SigV4 in AWS):")
     for method, path, iam, _function in sorted(stack.routes(), key=lambda route: route[1]):
         print(f"    {method:6} {path}{'  [IAM]' if iam else '  [public]'}")

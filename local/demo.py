@@ -1,10 +1,15 @@
-"""The lab demo: one requisition of three tests through every path, as WHOOP sees it.
+"""The demo: a lab order through every path, then a member connecting, as WHOOP sees it.
 
+Lab: one requisition of three tests.
 - LIPID_PANEL: attended, a partial report, then the final report.
 - CBC: attended, the final report, then an amended report inside the correction window.
 - HBA1C: attended, then RESULTS_ISSUE with a reason (the sample could not be analysed).
 
-The lab's side talks to the bridge only through its HTTP API, as a lab's LIS would.
+Member: a health platform asks for a connect link, the member's browser goes through
+WHOOP's consent and back, the scheduled refresher renews the tokens, the platform
+disconnects the member.
+
+The lab and the platform talk to the bridge only through its HTTP API, as their systems would.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ CBC_AMENDED = {
     ],
 }
 HBA1C_ISSUE = {"status": "RESULTS_ISSUE", "reason": "Sample haemolysed; HbA1c could not be measured."}
+DEMO_RETURN_URL = "https://platform.example/whoop/done"
+DEMO_MEMBER = "demo-member-1"
 
 
 class Lab:
@@ -90,12 +97,46 @@ class Lab:
         return wait_until(found, timeout=60, what=f"{code} {what}")
 
 
+class Platform:
+    """The health platform's backend, calling the bridge's /connections routes."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def connect_link(self, client_user_id: str, return_url: str | None = None) -> requests.Response:
+        body = {"client_user_id": client_user_id} | ({"return_url": return_url} if return_url else {})
+        return self.session.post(f"{self.base_url}/connections", json=body, timeout=30)
+
+    def connection(self, client_user_id: str) -> requests.Response:
+        return self.session.get(f"{self.base_url}/connections/{client_user_id}", timeout=30)
+
+    def disconnect(self, client_user_id: str) -> requests.Response:
+        return self.session.delete(f"{self.base_url}/connections/{client_user_id}", timeout=30)
+
+
+def follow_consent(authorization_url: str) -> list[requests.Response]:
+    """The member's browser: WHOOP's consent page (the emulator answers at once), then the
+    bridge's callback. Every hop, the last one being where the member ends up; the return
+    URL itself is not fetched (it is the platform's page)."""
+    hops = []
+    url = authorization_url
+    with requests.Session() as browser:
+        for _ in range(2):
+            answer = browser.get(url, allow_redirects=False, timeout=30)
+            hops.append(answer)
+            if answer.status_code != 302:
+                break
+            url = answer.headers["Location"]
+    return hops
+
+
 def timeline(emulator: WhoopEmulator, codes_by_id: dict[str, str], started: float) -> list[str]:
-    """What WHOOP received, one line a call, labelled with the test's code."""
+    """What WHOOP's partner API received, one line a call, labelled with the test's code."""
     lines = []
     for call in emulator.calls:
         path = call["path"]
-        if path.endswith("/partner/token"):
+        if path.endswith("/partner/token") or "/partner/" not in path:
             continue
         body = call.get("body") or {}
         resource = path.rstrip("/").split("/")
@@ -116,24 +157,96 @@ def timeline(emulator: WhoopEmulator, codes_by_id: dict[str, str], started: floa
 
 def run_demo(*, log_path: Path, parameters: dict[str, str]) -> int:
     out = sys.stdout
+    saved_environment = dict(os.environ)
     emulator = WhoopEmulator().start()
-    for name, value in (
-        ("WHOOP_PARTNER_CLIENT_ID", emulator.client_id),
-        ("WHOOP_PARTNER_CLIENT_SECRET", emulator.client_secret),
-        ("WHOOP_PARTNER_WEBHOOK_SECRET", emulator.webhook_secret),
-    ):
-        os.environ.setdefault(name, value)
-    # The demo lab performs every code it is sent; a correction window of one day.
-    parameters = {"CorrectionWindowDays": "1", **parameters}
+    use_emulator_credentials(emulator)
+    # The demo lab performs every code it is sent; a correction window of one day; the
+    # demo platform sends members back to one page.
+    parameters = {"CorrectionWindowDays": "1", "AllowedReturnUrls": DEMO_RETURN_URL, **parameters}
     with log_path.open("w") as log:
         stack = LocalStack(whoop_base_url=emulator.base_url, parameters=parameters, log_stream=log)
         stack.start()
         try:
-            emulator.partner_webhook_url = f"{stack.url}/webhooks/partner"
-            return _walk_through(out, emulator, stack, log_path)
+            attach(emulator, stack)
+            status = _walk_through(out, emulator, stack, log_path)
+            return status or _member_walk_through(out, emulator, stack)
         finally:
             stack.stop()
             emulator.stop()
+            os.environ.clear()
+            os.environ.update(saved_environment)
+
+
+def use_emulator_credentials(emulator: WhoopEmulator) -> None:
+    """Local secrets default to the emulator's own credentials; variables already set win."""
+    for name, value in (
+        ("WHOOP_PARTNER_CLIENT_ID", emulator.client_id),
+        ("WHOOP_PARTNER_CLIENT_SECRET", emulator.client_secret),
+        ("WHOOP_PARTNER_WEBHOOK_SECRET", emulator.webhook_secret),
+        ("WHOOP_MEMBER_CLIENT_ID", emulator.member_client_id),
+        ("WHOOP_MEMBER_CLIENT_SECRET", emulator.member_client_secret),
+    ):
+        os.environ.setdefault(name, value)
+
+
+def attach(emulator: WhoopEmulator, stack: LocalStack) -> None:
+    """Point the emulator at the running bridge: its webhook URL and the app's registered
+    redirect URI (the stack's OAuthRedirectUrl, here on localhost)."""
+    emulator.partner_webhook_url = f"{stack.url}/webhooks/partner"
+    emulator.redirect_uris.append(f"{stack.url}/v1/oauth/whoop/callback")
+
+
+def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -> int:
+    platform = Platform(stack.url)
+    print("\nA health platform connects a WHOOP member:", file=out)
+    link = platform.connect_link(DEMO_MEMBER, DEMO_RETURN_URL)
+    if link.status_code != 201:
+        print(f"\nDEMO FAILED: POST /connections answered {link.status_code}: {link.text}", file=out)
+        return 1
+    print(f"7. POST /connections {{client_user_id: {DEMO_MEMBER}}} -> 201, a WHOOP link valid until {link.json()['expires_at']}", file=out)
+    hops = follow_consent(link.json()["authorization_url"])
+    landing = hops[-1].headers.get("Location", "")
+    print(f"8. The member approved at WHOOP and the bridge sent them back to {landing}", file=out)
+    connection = platform.connection(DEMO_MEMBER).json()
+    print(f"9. GET /connections/{DEMO_MEMBER} -> {connection['status']}, WHOOP user {connection['user_id']}, scopes: {' '.join(connection['scopes'])}", file=out)
+    # WHOOP's token nears its end: the scheduled refresher (every 10 minutes) renews it.
+    emulator.expire_member_tokens()
+    _age_tokens(stack, DEMO_MEMBER)
+    refreshes = emulator.member_refreshes
+    stack.run_schedule("MemberSyncFunction", "RefreshTokens")
+    print(f"10. The scheduled refresher renewed the member's tokens (WHOOP saw {emulator.member_refreshes - refreshes} refresh)", file=out)
+    disconnect = platform.disconnect(DEMO_MEMBER)
+    after = platform.connection(DEMO_MEMBER).json()
+    print(f"11. DELETE /connections/{DEMO_MEMBER} -> {disconnect.status_code}; WHOOP revoked the grant; status now {after['status']}", file=out)
+
+    print("\nWhat WHOOP's OAuth and member API received, in order:", file=out)
+    for line in emulator.timeline():
+        if line.startswith(("GET oauth", "POST oauth")) or " user/" in line:
+            print(f"  {line}", file=out)
+    problems = []
+    if not landing.endswith("status=connected"):
+        problems.append(f"the member landed on {landing!r}, expected status=connected")
+    if connection["status"] != "connected" or after["status"] != "disconnected":
+        problems.append(f"connection went {connection['status']} -> {after['status']}, expected connected -> disconnected")
+    if emulator.member_refreshes != refreshes + 1 or emulator.revocations != 1:
+        problems.append(f"WHOOP saw {emulator.member_refreshes - refreshes} refreshes and {emulator.revocations} revocations, expected 1 and 1")
+    if problems:
+        print("\nDEMO FAILED:\n  " + "\n  ".join(problems), file=out)
+        return 1
+    print("\nThe member connected, stayed fresh and disconnected as expected.", file=out)
+    return 0
+
+
+def _age_tokens(stack: LocalStack, client_user_id: str) -> None:
+    """Make the stored pair look five minutes from expiry, as it would be 55 minutes on."""
+    import boto3
+
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.output("MemberTable"))
+    table.update_item(
+        Key={"pk": f"MEMBER#{client_user_id}", "sk": "CONNECTION"},
+        UpdateExpression="SET access_expires_at = :soon, gsi1sk = :sort",
+        ExpressionAttributeValues={":soon": int(time.time()) + 300, ":sort": f"{int(time.time()) + 300:012d}#{client_user_id}"},
+    )
 
 
 def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path: Path) -> int:

@@ -1,15 +1,22 @@
-"""A local emulator of WHOOP's Healthcare Partner API.
+"""A local emulator of WHOOP's Healthcare Partner API and of its standard-API OAuth.
 
 `WhoopEmulator` runs a small HTTP server on 127.0.0.1 that answers the partner API the way
 WHOOP documents it (paths, field names, status codes, the `WHOOP-Signed` webhook signature),
 sends signed partner webhooks, and exposes a control API under `/_emulator/` plus a Python
 API so tests and demos can create orders, inject faults and inspect what a client did.
 
+It also speaks WHOOP's standard developer API OAuth for members (authorization code flow
+at `/oauth/oauth2/auth`, form-encoded `/oauth/oauth2/token` with WHOOP's refresh-token
+rotation, the app's user limit) and the member endpoints a connect flow touches
+(`/developer/v2/user/profile/basic`, `/developer/v2/user/measurement/body`,
+`DELETE /developer/v2/user/access`), so a member-connect flow can be tested end to end.
+
 Standard library only, so it runs anywhere the bridge's tests run.
 
 Routing is table-driven: `self._routes` is a list of (method, regex, handler). The partner
-API lives in the `_partner_*` methods and the control API in the `_control_*` methods, so
-other WHOOP surfaces (OAuth, member data) can be added as further sections of the table.
+API lives in the `_partner_*` methods, OAuth in `_oauth_*`, the member endpoints in
+`_member_*` and the control API in the `_control_*` methods; further WHOOP surfaces can be
+added as further sections of the table.
 """
 
 from __future__ import annotations
@@ -38,6 +45,20 @@ __all__ = ["WhoopEmulator"]
 PARTNER_PREFIX = "/developer/v2/partner"
 CONTROL_PREFIX = "/_emulator"
 TOKEN_PATH = PARTNER_PREFIX + "/token"
+OAUTH_PREFIX = "/oauth/oauth2"
+AUTHORIZE_PATH = OAUTH_PREFIX + "/auth"
+OAUTH_TOKEN_PATH = OAUTH_PREFIX + "/token"
+MEMBER_PREFIX = "/developer/v2/user"
+
+# The standard API's scopes (§3.1); `offline` is what earns a refresh token.
+MEMBER_SCOPES = frozenset({
+    "read:recovery", "read:cycles", "read:workout", "read:sleep", "read:profile", "read:body_measurement", "offline",
+})
+CODE_TTL_SECONDS = 600  # authorization codes: single use, 10 minutes
+MIN_STATE_LENGTH = 8
+# Form fields never recorded in clear (token calls): secrets, codes and refresh tokens.
+REDACTED_FIELDS = ("client_secret", "code", "refresh_token")
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 # Happy path rank; WHOOP does not document its rules, this is the safe order of §2.4.
 HAPPY_RANK: dict[str | None, int] = {
@@ -86,6 +107,23 @@ _FAKE_ADDRESSES = (
      "postal_code": "78701", "country": "US"},
 )
 
+# Fake WHOOP members (standard API). example.com addresses are reserved for fiction.
+_FAKE_MEMBERS = (
+    ("Avery", "Chen"),
+    ("Mateo", "Alvarez"),
+    ("Noor", "Haddad"),
+    ("Elise", "Moreau"),
+    ("Kwame", "Mensah"),
+)
+# (height_meter, weight_kilogram, max_heart_rate); the first is the docs' example.
+_FAKE_BODIES = (
+    (1.8288, 90.7185, 200),
+    (1.651, 61.235, 188),
+    (1.7526, 77.1107, 194),
+    (1.7018, 68.0389, 181),
+)
+FIRST_MEMBER_ID = 10001
+
 Handler = Callable[..., "_Response"]
 
 
@@ -106,6 +144,11 @@ def _reject_constant(name: str) -> Any:
 
 def _loads(raw: bytes) -> Any:
     return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+
+
+def _media_type(request: _Request) -> str:
+    """The request's Content-Type without parameters, lower case."""
+    return (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 
 @dataclass
@@ -162,6 +205,39 @@ def _error(status: int, error: str, message: str | None = None, **extra: Any) ->
 def _bad_request(*problems: str) -> _HttpError:
     return _error(400, "invalid_request", problems[0] if len(problems) == 1 else "invalid request",
                   problems=list(problems))
+
+
+def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> _HttpError:
+    """An OAuth 2.0 error body (RFC 6749 §5.2): `error` plus `error_description`."""
+    return _HttpError(status, {"error": error, "error_description": description},
+                      {"Cache-Control": "no-store", **(headers or {})})
+
+
+@dataclass
+class _AuthCode:
+    client_id: str
+    redirect_uri: str
+    user_id: int
+    scopes: tuple[str, ...]
+    expiry: float  # monotonic
+    used: bool = False
+
+
+@dataclass
+class _MemberAccess:
+    user_id: int
+    client_id: str
+    scopes: tuple[str, ...]
+    expiry: float  # monotonic
+    refresh_token: str | None  # the refresh token issued with this access token
+
+
+@dataclass
+class _MemberRefresh:
+    user_id: int
+    client_id: str
+    scopes: tuple[str, ...]
+    access_token: str  # the access token issued with it; dies when this refresh token is used
 
 
 def _transition_problem(current: str | None, new: str) -> str | None:
@@ -264,10 +340,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class WhoopEmulator:
-    """WHOOP Healthcare Partner API emulator (HTTP server plus test controls).
+    """WHOOP Healthcare Partner API and standard-API OAuth emulator (HTTP server plus test controls).
 
-    Partner API under `/developer/v2/partner/...`, control API under `/_emulator/...`.
+    Partner API under `/developer/v2/partner/...`; WHOOP's member OAuth under
+    `/oauth/oauth2/auth` and `/oauth/oauth2/token` (the developer app is `member_client_id`
+    / `member_client_secret` with `redirect_uris`); member endpoints under
+    `/developer/v2/user/...`; control API under `/_emulator/...`. Partner and member
+    access tokens are separate: neither works on the other's routes.
     Control calls are neither recorded in `calls` nor subject to injected faults.
+
+    Switches a test may set directly: `decline_consent` (the member says no),
+    `withhold_scopes` (scopes never granted), `user_limit` (None = unlimited),
+    `member_token_ttl_seconds`, `signed_in_user_id` (the WHOOP member who approves the next
+    authorizations; None = a brand-new member each time) and `redirect_uris` (a list).
     """
 
     def __init__(
@@ -282,6 +367,11 @@ class WhoopEmulator:
         token_ttl_seconds: int = 3600,
         production: bool = False,
         test_codes: Iterable[str] = ("LIPID_PANEL", "CBC", "HBA1C"),
+        member_client_id: str = "local-member-client",
+        member_client_secret: str = "local-member-secret",
+        redirect_uris: Iterable[str] = (),
+        member_token_ttl_seconds: int = 3600,
+        user_limit: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -292,6 +382,16 @@ class WhoopEmulator:
         self.token_ttl_seconds = token_ttl_seconds
         self.production = production
         self.test_codes = tuple(test_codes)
+
+        # The standard-API developer app (member OAuth) and its switches.
+        self.member_client_id = member_client_id
+        self.member_client_secret = member_client_secret
+        self.redirect_uris: list[str] = list(redirect_uris)
+        self.member_token_ttl_seconds = member_token_ttl_seconds
+        self.user_limit = user_limit
+        self.decline_consent: bool = False
+        self.withhold_scopes: set[str] = set()
+        self.signed_in_user_id: int | None = None
 
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -310,9 +410,22 @@ class WhoopEmulator:
         self._deliveries: list[dict[str, Any]] = []
         self._patient_counter = 0
 
+        self._members: dict[int, dict[str, Any]] = {}
+        self._next_member_id = FIRST_MEMBER_ID
+        self._authorized: set[int] = set()  # members who authorized the app and have not revoked it
+        self._codes: dict[str, _AuthCode] = {}
+        self._member_access: dict[str, _MemberAccess] = {}
+        self._member_refresh: dict[str, _MemberRefresh] = {}
+        self._issued: list[str] = []  # every token and code ever issued, member and partner
+        self._member_refreshes = 0
+        self._member_code_exchanges = 0
+        self._revocations = 0
+
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), handler)
-            for method, pattern, handler in self._partner_routes() + self._control_routes()
+            for method, pattern, handler in (
+                self._partner_routes() + self._oauth_routes() + self._member_routes() + self._control_routes()
+            )
         ]
 
     # ------------------------------------------------------------------ lifecycle
@@ -483,6 +596,121 @@ class WhoopEmulator:
                 raise KeyError(service_request_id)
             return copy.deepcopy(self._history.get(service_request_id, []))
 
+    # ------------------------------------------------------------------ members and OAuth (Python API)
+
+    def add_member(self, user_id: int | None = None) -> dict[str, Any]:
+        """Create a fake WHOOP member; returns a copy of `{"user_id", "email", "first_name", "last_name"}`.
+
+        Without `user_id` the next free id counting from 10001 is used. Raises ValueError if
+        `user_id` is not a positive integer or the member already exists.
+        """
+        if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 1):
+            raise ValueError("user_id must be a positive integer")
+        with self._lock:
+            return dict(self._add_member(user_id))
+
+    def _add_member(self, user_id: int | None) -> dict[str, Any]:
+        """Create and store a member (caller holds the lock); returns the stored profile."""
+        if user_id is None:
+            while self._next_member_id in self._members:
+                self._next_member_id += 1
+            user_id = self._next_member_id
+            self._next_member_id += 1
+        elif user_id in self._members:
+            raise ValueError(f"member {user_id} already exists")
+        first, last = _FAKE_MEMBERS[(user_id - FIRST_MEMBER_ID) % len(_FAKE_MEMBERS)]
+        profile = {
+            "user_id": user_id,
+            "email": f"{first}.{last}.{user_id}@example.com".lower(),
+            "first_name": first,
+            "last_name": last,
+        }
+        self._members[user_id] = profile
+        return profile
+
+    def member(self, user_id: int) -> dict[str, Any]:
+        """A member's profile (a copy). Raises KeyError if unknown."""
+        with self._lock:
+            return dict(self._members[user_id])
+
+    @property
+    def member_refreshes(self) -> int:
+        """How many refresh_token grants succeeded."""
+        with self._lock:
+            return self._member_refreshes
+
+    @property
+    def member_code_exchanges(self) -> int:
+        """How many authorization_code grants succeeded."""
+        with self._lock:
+            return self._member_code_exchanges
+
+    @property
+    def revocations(self) -> int:
+        """How many `DELETE /v2/user/access` calls succeeded."""
+        with self._lock:
+            return self._revocations
+
+    def expire_member_tokens(self, user_id: int | None = None) -> None:
+        """Member access tokens (of `user_id`, or everyone's) die now; refresh tokens stay valid."""
+        with self._lock:
+            for token, access in list(self._member_access.items()):
+                if user_id is None or access.user_id == user_id:
+                    del self._member_access[token]
+
+    def revoke_member(self, user_id: int) -> None:
+        """The member removes the app in WHOOP: every token and pending code of theirs dies.
+
+        Raises KeyError if the member is unknown.
+        """
+        with self._lock:
+            if user_id not in self._members:
+                raise KeyError(user_id)
+            self._revoke_member(user_id, self.member_client_id)
+
+    def _revoke_member(self, user_id: int, client_id: str) -> None:
+        """Kill the member's tokens and codes for the app and deauthorize it (caller holds the lock)."""
+        for token, access in list(self._member_access.items()):
+            if access.user_id == user_id and access.client_id == client_id:
+                del self._member_access[token]
+        for token, refresh in list(self._member_refresh.items()):
+            if refresh.user_id == user_id and refresh.client_id == client_id:
+                del self._member_refresh[token]
+        for code, grant in list(self._codes.items()):
+            if grant.user_id == user_id and grant.client_id == client_id:
+                del self._codes[code]
+        self._authorized.discard(user_id)
+
+    def authorized_members(self) -> list[int]:
+        """User ids of the members currently authorizing the app, ascending."""
+        with self._lock:
+            return sorted(self._authorized)
+
+    def issued_credentials(self) -> list[str]:
+        """Every token and code ever issued (member and partner), both client secrets and the webhook secret.
+
+        For tests that prove none of them ever reaches a log.
+        """
+        with self._lock:
+            return [*self._issued, self.client_secret, self.member_client_secret, self.webhook_secret]
+
+    def _issue_member_tokens(self, user_id: int, client_id: str, scopes: tuple[str, ...]) -> dict[str, Any]:
+        """Issue an access token, plus a refresh token when `offline` is granted (caller holds the lock)."""
+        ttl = self.member_token_ttl_seconds
+        access_token = secrets.token_urlsafe(32)
+        refresh_token = secrets.token_urlsafe(32) if "offline" in scopes else None
+        self._member_access[access_token] = _MemberAccess(
+            user_id, client_id, scopes, time.monotonic() + ttl, refresh_token)
+        self._issued.append(access_token)
+        payload: dict[str, Any] = {"access_token": access_token, "expires_in": ttl}
+        if refresh_token is not None:
+            self._member_refresh[refresh_token] = _MemberRefresh(user_id, client_id, scopes, access_token)
+            self._issued.append(refresh_token)
+            payload["refresh_token"] = refresh_token
+        payload["scope"] = " ".join(scopes)
+        payload["token_type"] = "bearer"
+        return payload
+
     # ------------------------------------------------------------------ calls and timeline
 
     @property
@@ -515,14 +743,29 @@ class WhoopEmulator:
             self._seq += 1
             return self._seq, time.time()
 
+    @staticmethod
+    def _recorded_body(request: _Request) -> Any:
+        """The body as recorded: JSON, or a form as a dict; secrets, codes and refresh tokens as `***`."""
+        if not request.body:
+            return None
+        is_form = _media_type(request) == FORM_CONTENT_TYPE
+        try:
+            if is_form:
+                fields = urllib.parse.parse_qs(request.body.decode("utf-8"), keep_blank_values=True, errors="strict")
+                body: Any = {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
+            else:
+                body = _loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if isinstance(body, dict) and (is_form or request.path in (TOKEN_PATH, OAUTH_TOKEN_PATH)):
+            for key in REDACTED_FIELDS:
+                if key in body:
+                    body[key] = "***"
+        return body
+
     def _record(self, request: _Request, arrival: tuple[int, float], status: int, *,
                 injected: bool = False, delay: float = 0.0) -> None:
-        try:
-            body = _loads(request.body) if request.body else None
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        if request.path == TOKEN_PATH and isinstance(body, dict) and "client_secret" in body:
-            body["client_secret"] = "***"
+        body = self._recorded_body(request)
         seq, arrived = arrival
         with self._lock:
             self._calls.append({
@@ -557,6 +800,14 @@ class WhoopEmulator:
                 text += f" results {report_status if isinstance(report_status, str) else '?'} ({count} {noun})"
         elif path.startswith(PARTNER_PREFIX + "/"):
             text = f"{method} {path[len(PARTNER_PREFIX) + 1:]}"
+        elif path == AUTHORIZE_PATH:
+            text = f"{method} oauth authorize"
+        elif path == OAUTH_TOKEN_PATH:
+            grant = body.get("grant_type") if isinstance(body, dict) else None
+            shown = grant if isinstance(grant, str) and re.fullmatch(r"[a-z_]{1,40}", grant) else "?"
+            text = f"{method} oauth token {shown}"
+        elif path.startswith(MEMBER_PREFIX + "/"):
+            text = f"{method} {path.removeprefix('/developer/v2/')}"
         else:
             text = f"{method} {path}"
         text += f" → {call['status']}"
@@ -788,6 +1039,7 @@ class WhoopEmulator:
         with self._lock:
             self._tokens[token] = time.monotonic() + self.token_ttl_seconds
             self._token_issues += 1
+            self._issued.append(token)
         return _Response(200, {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl_seconds})
 
     def _partner_get_requisition(self, request: _Request, ident: str) -> _Response:
@@ -922,6 +1174,191 @@ class WhoopEmulator:
             self.send_partner_webhook("lab_requisition.created", requisition["id"])
         return _Response(204)
 
+    # ------------------------------------------------------------------ OAuth (standard API, members)
+
+    def _oauth_routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", re.escape(AUTHORIZE_PATH), self._oauth_authorize),
+            ("POST", re.escape(OAUTH_TOKEN_PATH), self._oauth_token),
+        ]
+
+    @staticmethod
+    def _redirect(redirect_uri: str, params: dict[str, str]) -> _Response:
+        """302 to the redirect URI with `params` added to whatever query it already has."""
+        parts = urllib.parse.urlsplit(redirect_uri)
+        extra = urllib.parse.urlencode(params)
+        query = f"{parts.query}&{extra}" if parts.query else extra
+        location = urllib.parse.urlunsplit(parts._replace(query=query))
+        return _Response(302, None, {"Location": location, "Cache-Control": "no-store"})
+
+    def _oauth_authorize(self, request: _Request) -> _Response:
+        params = urllib.parse.parse_qs(request.query, keep_blank_values=True)
+
+        def single(name: str) -> str | None:
+            values = params.get(name)
+            return values[0] if values is not None and len(values) == 1 else None
+
+        # Client and redirect URI first: an unverified URI is never redirected to (RFC 6749 §4.1.2.1).
+        client_id, redirect_uri = single("client_id"), single("redirect_uri")
+        if client_id is None or client_id != self.member_client_id:
+            raise _oauth_error(400, "invalid_client", "unknown client_id")
+        with self._lock:
+            registered = redirect_uri is not None and redirect_uri in self.redirect_uris
+        if not registered:
+            raise _oauth_error(400, "invalid_redirect_uri", "redirect_uri does not match a URI registered for this app")
+        assert redirect_uri is not None
+
+        state = single("state")
+        echo = {"state": state} if state else {}
+
+        def refuse(error: str, description: str) -> _Response:
+            return self._redirect(redirect_uri, {"error": error, "error_description": description, **echo})
+
+        duplicated = sorted(name for name, values in params.items() if len(values) > 1)
+        if duplicated:
+            return refuse("invalid_request", f"parameters repeated: {', '.join(duplicated)}")
+        if single("response_type") != "code":
+            return refuse("invalid_request", "response_type must be code")
+        if state is None or len(state) < MIN_STATE_LENGTH:
+            return refuse("invalid_request", f"state must be at least {MIN_STATE_LENGTH} characters")
+        requested = list(dict.fromkeys((single("scope") or "").split()))
+        if not requested:
+            return refuse("invalid_scope", "scope is required")
+        unknown = [scope for scope in requested if scope not in MEMBER_SCOPES]
+        if unknown:
+            return refuse("invalid_scope", f"unknown scopes: {' '.join(unknown)}")
+
+        with self._lock:
+            if self.decline_consent:
+                return refuse("access_denied", "The user denied the request")
+            signed_in = self.signed_in_user_id
+            if signed_in is None:
+                user_id = self._add_member(None)["user_id"]
+            else:
+                if signed_in not in self._members:
+                    self._add_member(signed_in)
+                user_id = signed_in
+            limit = self.user_limit
+            # WHOOP's docs only say the error says the app "has reached its user limit";
+            # the error code and the exact wording here are this emulator's guess.
+            if limit is not None and user_id not in self._authorized and len(self._authorized) >= limit:
+                return refuse("access_denied", "This application has reached its user limit")
+            granted = tuple(scope for scope in requested if scope not in self.withhold_scopes)
+            code = secrets.token_urlsafe(32)
+            self._codes[code] = _AuthCode(client_id, redirect_uri, user_id, granted,
+                                          time.monotonic() + CODE_TTL_SECONDS)
+            self._issued.append(code)
+            self._authorized.add(user_id)
+        return self._redirect(redirect_uri, {"code": code, "state": state})
+
+    def _oauth_form(self, request: _Request) -> dict[str, str]:
+        if _media_type(request) != FORM_CONTENT_TYPE:
+            raise _oauth_error(400, "invalid_request", f"Content-Type must be {FORM_CONTENT_TYPE}")
+        try:
+            fields = urllib.parse.parse_qs(request.body.decode("utf-8"), keep_blank_values=True,
+                                           strict_parsing=True, errors="strict")
+        except (ValueError, UnicodeDecodeError):
+            raise _oauth_error(400, "invalid_request", "body is not a valid form") from None
+        duplicated = sorted(name for name, values in fields.items() if len(values) > 1)
+        if duplicated:
+            raise _oauth_error(400, "invalid_request", f"parameters repeated: {', '.join(duplicated)}")
+        return {name: values[0] for name, values in fields.items()}
+
+    def _oauth_token(self, request: _Request) -> _Response:
+        form = self._oauth_form(request)
+        id_ok = hmac.compare_digest(form.get("client_id", "").encode(), self.member_client_id.encode())
+        secret_ok = hmac.compare_digest(form.get("client_secret", "").encode(), self.member_client_secret.encode())
+        if not (id_ok and secret_ok and "client_id" in form and "client_secret" in form):
+            raise _oauth_error(401, "invalid_client", "client authentication failed")
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            payload = self._oauth_code_grant(form)
+        elif grant_type == "refresh_token":
+            payload = self._oauth_refresh_grant(form)
+        elif grant_type is None:
+            raise _oauth_error(400, "invalid_request", "grant_type is required")
+        else:
+            raise _oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+        return _Response(200, payload, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _oauth_code_grant(self, form: dict[str, str]) -> dict[str, Any]:
+        missing = [name for name in ("code", "redirect_uri") if not form.get(name)]
+        if missing:
+            raise _oauth_error(400, "invalid_request", f"missing: {', '.join(missing)}")
+        with self._lock:
+            grant = self._codes.get(form["code"])
+            if grant is None or grant.used or time.monotonic() >= grant.expiry:
+                raise _oauth_error(400, "invalid_grant", "authorization code is invalid, expired or already used")
+            if grant.client_id != form["client_id"]:
+                raise _oauth_error(400, "invalid_grant", "authorization code was issued to another client")
+            if grant.redirect_uri != form["redirect_uri"]:
+                # The code stays usable with the right redirect_uri: only this request is refused.
+                raise _oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
+            grant.used = True
+            self._member_code_exchanges += 1
+            return self._issue_member_tokens(grant.user_id, grant.client_id, grant.scopes)
+
+    def _oauth_refresh_grant(self, form: dict[str, str]) -> dict[str, Any]:
+        if not form.get("refresh_token"):
+            raise _oauth_error(400, "invalid_request", "refresh_token is required")
+        if "scope" not in form:
+            raise _oauth_error(400, "invalid_request", "scope is required (offline)")
+        if form["scope"] != "offline":
+            raise _oauth_error(400, "invalid_scope", "scope must be offline")
+        # Check and rotate in one critical section: of two concurrent refreshes with the
+        # same refresh token exactly one succeeds (WHOOP's rotation, §3.1).
+        with self._lock:
+            old = self._member_refresh.get(form["refresh_token"])
+            if old is None or old.client_id != form["client_id"]:
+                raise _oauth_error(400, "invalid_grant", "refresh token is invalid, used or revoked")
+            del self._member_refresh[form["refresh_token"]]
+            self._member_access.pop(old.access_token, None)
+            self._member_refreshes += 1
+            return self._issue_member_tokens(old.user_id, old.client_id, old.scopes)
+
+    # ------------------------------------------------------------------ member endpoints (standard API)
+
+    def _member_routes(self) -> list[tuple[str, str, Handler]]:
+        m = re.escape(MEMBER_PREFIX)
+        return [
+            ("GET", m + r"/profile/basic", self._member_authed(self._member_profile, "read:profile")),
+            ("GET", m + r"/measurement/body", self._member_authed(self._member_body, "read:body_measurement")),
+            ("DELETE", m + r"/access", self._member_authed(self._member_revoke_access, None)),
+        ]
+
+    def _member_authed(self, handler: Handler, scope: str | None) -> Handler:
+        """Require a live member access token (and `scope`, if given); the handler gets the token's record."""
+        def wrapped(request: _Request, **groups: str) -> _Response:
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            token = token.strip()
+            with self._lock:
+                access = self._member_access.get(token) if scheme.lower() == "bearer" and token else None
+                if access is not None and time.monotonic() >= access.expiry:
+                    access = None
+            if access is None:
+                return _Response(401, {"error": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            if scope is not None and scope not in access.scopes:
+                return _Response(403, {"error": "insufficient_scope"},
+                                 {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+            return handler(request, access, **groups)
+        return wrapped
+
+    def _member_profile(self, request: _Request, access: _MemberAccess) -> _Response:
+        return _Response(200, self.member(access.user_id))
+
+    def _member_body(self, request: _Request, access: _MemberAccess) -> _Response:
+        height, weight, max_heart_rate = _FAKE_BODIES[(access.user_id - FIRST_MEMBER_ID) % len(_FAKE_BODIES)]
+        return _Response(200, {"height_meter": height, "weight_kilogram": weight, "max_heart_rate": max_heart_rate})
+
+    def _member_revoke_access(self, request: _Request, access: _MemberAccess) -> _Response:
+        with self._lock:
+            if access not in self._member_access.values():
+                # A concurrent revocation (or refresh) killed the token after it was checked.
+                return _Response(401, {"error": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            self._revoke_member(access.user_id, access.client_id)
+            self._revocations += 1
+        return _Response(204)
+
     # ------------------------------------------------------------------ control API
 
     def _control_routes(self) -> list[tuple[str, str, Handler]]:
@@ -937,6 +1374,10 @@ class WhoopEmulator:
             ("POST", c + r"/tokens/expire", self._control_expire_tokens),
             ("POST", c + r"/webhooks/partner", self._control_send_webhook),
             ("GET", c + r"/service-requests/(?P<ident>[^/]+)", self._control_service_request),
+            ("POST", c + r"/members", self._control_add_member),
+            ("POST", c + r"/members/(?P<ident>[^/]+)/revoke", self._control_revoke_member),
+            ("GET", c + r"/oauth", self._control_get_oauth),
+            ("POST", c + r"/oauth", self._control_set_oauth),
         ]
 
     def _control_health(self, request: _Request) -> _Response:
@@ -1005,3 +1446,77 @@ class WhoopEmulator:
                 "reports": self.reports(ident),
                 "history": self.status_history(ident),
             })
+
+    def _control_add_member(self, request: _Request) -> _Response:
+        body = self._json_body(request, required=False) or {}
+        if not isinstance(body, dict) or set(body) - {"user_id"}:
+            raise _bad_request("body must be a JSON object with an optional user_id")
+        user_id = body.get("user_id")
+        if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 1):
+            raise _bad_request("user_id must be a positive integer")
+        with self._lock:
+            if user_id in self._members:
+                raise _error(409, "conflict", f"member {user_id} already exists")
+            return _Response(201, self.add_member(user_id))
+
+    def _control_revoke_member(self, request: _Request, ident: str) -> _Response:
+        try:
+            self.revoke_member(int(ident))
+        except (ValueError, KeyError):
+            raise _error(404, "not_found") from None
+        return _Response(204)
+
+    def _control_get_oauth(self, request: _Request) -> _Response:
+        with self._lock:
+            return _Response(200, {
+                "member_client_id": self.member_client_id,
+                "redirect_uris": list(self.redirect_uris),
+                "decline_consent": self.decline_consent,
+                "withhold_scopes": sorted(self.withhold_scopes),
+                "user_limit": self.user_limit,
+                "signed_in_user_id": self.signed_in_user_id,
+                "member_token_ttl_seconds": self.member_token_ttl_seconds,
+                "members": len(self._members),
+                "authorized_members": sorted(self._authorized),
+                "member_code_exchanges": self._member_code_exchanges,
+                "member_refreshes": self._member_refreshes,
+                "revocations": self._revocations,
+            })
+
+    def _control_set_oauth(self, request: _Request) -> _Response:
+        body = self._json_body(request)
+        if not isinstance(body, dict):
+            raise _bad_request("body must be a JSON object")
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def is_str_list(value: Any) -> bool:
+            return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+        checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "decline_consent": (lambda v: isinstance(v, bool), "a boolean"),
+            "withhold_scopes": (lambda v: is_str_list(v) and set(v) <= MEMBER_SCOPES, "a list of WHOOP scopes"),
+            "user_limit": (lambda v: v is None or (is_int(v) and v >= 0), "a non-negative integer or null"),
+            "signed_in_user_id": (lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or null"),
+            "member_token_ttl_seconds": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+            "redirect_uris": (is_str_list, "a list of strings"),
+        }
+        problems = [f"unknown fields: {', '.join(sorted(set(body) - set(checks)))}"] if set(body) - set(checks) else []
+        problems += [f"{key} must be {what}" for key, (ok, what) in checks.items() if key in body and not ok(body[key])]
+        if problems:
+            raise _bad_request(*problems)
+        with self._lock:
+            if "decline_consent" in body:
+                self.decline_consent = body["decline_consent"]
+            if "withhold_scopes" in body:
+                self.withhold_scopes = set(body["withhold_scopes"])
+            if "user_limit" in body:
+                self.user_limit = body["user_limit"]
+            if "signed_in_user_id" in body:
+                self.signed_in_user_id = body["signed_in_user_id"]
+            if "member_token_ttl_seconds" in body:
+                self.member_token_ttl_seconds = body["member_token_ttl_seconds"]
+            if "redirect_uris" in body:
+                self.redirect_uris[:] = body["redirect_uris"]  # in place: holders of the list see the change
+        return _Response(204)

@@ -5,9 +5,13 @@ in-process: API routes from an HTTP server with API Gateway's REST proxy events,
 triggers from poller threads, and the real ASL from moto's Step Functions interpreter with
 its Lambda tasks dispatched to the handlers here.
 
+Schedules (EventBridge Scheduler) run when a test calls `run_schedule`, or on their own
+rate with `run_schedules=True` (what `serve` does).
+
 Differences from AWS, on purpose: IAM routes take unsigned calls; a failed SQS message comes
 back after `local_retry_seconds` instead of the queue's visibility timeout; KMS encryption
-of tables, queues and logs is not emulated (moto accepts the settings).
+of tables, queues and logs is not emulated (moto accepts the settings), while the KMS calls
+the code makes itself (sealing member tokens) run against moto's KMS, which really encrypts.
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ SECRET_ENVIRONMENT = {
         "client_secret": "WHOOP_PARTNER_CLIENT_SECRET",
         "webhook_secret": "WHOOP_PARTNER_WEBHOOK_SECRET",
     },
+    "MemberAppSecret": {
+        "client_id": "WHOOP_MEMBER_CLIENT_ID",
+        "client_secret": "WHOOP_MEMBER_CLIENT_SECRET",
+    },
 }
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+RATE_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass
@@ -59,6 +69,7 @@ class Function:
     timeout: int
     routes: list[tuple[str, str, bool]] = field(default_factory=list)  # (method, path, iam)
     queues: list[tuple[str, int]] = field(default_factory=list)  # (queue logical id, batch size)
+    schedules: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # event name -> (expression, input)
     module: ModuleType | None = None
 
     @property
@@ -105,6 +116,7 @@ class LocalStack:
         local_retry_seconds: float = 1.0,
         log_stream: io.TextIOBase | None = None,
         consume_queues: bool = True,
+        run_schedules: bool = False,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
         self.parameters = dict(parameters or {})
@@ -115,6 +127,7 @@ class LocalStack:
         self.log_stream = log_stream
         # Off for handler-level tests that deliver queue events to a handler themselves.
         self.consume_queues = consume_queues
+        self.run_schedules = run_schedules
         self.template = load_template()
         self.physical: dict[str, str] = {}
         self.functions: dict[str, Function] = {}
@@ -124,7 +137,7 @@ class LocalStack:
         self._threads: list[threading.Thread] = []
         self._saved_environ: dict[str, str] | None = None
         self._saved_stdout: Any = None
-        self._patch: Any = None
+        self._patches: list[Any] = []
         self.ready = threading.Event()
 
     # Lifecycle ------------------------------------------------------------------------
@@ -153,8 +166,11 @@ class LocalStack:
         self._create_resources()
         self._load_functions()
         self._patch_step_functions_lambda()
+        self._serialise_dynamodb_writes()
         if self.consume_queues:
             self._start_queue_pollers()
+        if self.run_schedules:
+            self._start_schedules()
         self._start_api()
         self.ready.set()
         return self
@@ -167,8 +183,8 @@ class LocalStack:
         for thread in self._threads:
             thread.join(timeout=5)
         self._stop_executions()
-        if self._patch:
-            self._patch.stop()
+        for patch in reversed(self._patches):
+            patch.stop()
         if self._mock:
             self._mock.stop()
         if self._saved_stdout is not None:
@@ -322,7 +338,7 @@ class LocalStack:
                 environment={key: str(value) for key, value in environment.items()},
                 timeout=int(properties.get("Timeout", globals_.get("Timeout", 3))),
             )
-            for event in properties.get("Events", {}).values():
+            for name, event in properties.get("Events", {}).items():
                 event_properties = event.get("Properties", {})
                 if event["Type"] == "Api":
                     auth = event_properties.get("Auth", {}).get("Authorizer")
@@ -330,6 +346,9 @@ class LocalStack:
                 elif event["Type"] == "SQS":
                     queue = event_properties["Queue"]["Fn::GetAtt"][0]
                     function.queues.append((queue, int(event_properties.get("BatchSize", 10))))
+                elif event["Type"] in ("Schedule", "ScheduleV2"):
+                    payload = json.loads(event_properties.get("Input") or "{}")
+                    function.schedules[name] = (event_properties["ScheduleExpression"], payload)
             self.functions[logical_id] = function
 
         # One process holds every function: their variables differ only in the service
@@ -359,6 +378,10 @@ class LocalStack:
             sys.modules["whoop_bridge.secrets"].clear_cache()
         if "whoop_bridge.whoop.partner" in sys.modules:
             sys.modules["whoop_bridge.whoop.partner"].forget_tokens()
+        if "whoop_bridge.whoop.member" in sys.modules:
+            sys.modules["whoop_bridge.whoop.member"].forget_clients()
+        if "whoop_bridge.members.vault" in sys.modules:
+            sys.modules["whoop_bridge.members.vault"].forget()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in-process as Lambda would."""
@@ -403,8 +426,31 @@ class LocalStack:
                 return InProcessLambda()
             return original(region=region, service=service, state_credentials=state_credentials)
 
-        self._patch = mock.patch.object(lambda_eval_utils, "boto_client_for", client_for)
-        self._patch.start()
+        patch = mock.patch.object(lambda_eval_utils, "boto_client_for", client_for)
+        patch.start()
+        self._patches.append(patch)
+
+    def _serialise_dynamodb_writes(self) -> None:
+        """DynamoDB applies each write, conditions included, atomically; moto's in-process
+        backend does not lock, so concurrent conditional writes from threads could both
+        pass. One lock around every item operation gives back DynamoDB's guarantee."""
+        from unittest import mock
+
+        from moto.dynamodb.models import DynamoDBBackend
+
+        lock = threading.RLock()
+
+        def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                with lock:
+                    return method(*args, **kwargs)
+
+            return call
+
+        for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
+            patch = mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+            patch.start()
+            self._patches.append(patch)
 
     def _stop_executions(self) -> None:
         try:
@@ -419,6 +465,32 @@ class LocalStack:
                     stepfunctions.stop_execution(executionArn=execution["executionArn"])
         except Exception:  # noqa: BLE001 - best effort at shutdown
             pass
+
+    # Schedules --------------------------------------------------------------------------
+
+    def run_schedule(self, logical_id: str, event_name: str) -> Any:
+        """Invoke a function as its schedule would (EventBridge Scheduler passes `Input`)."""
+        _expression, payload = self.functions[logical_id].schedules[event_name]
+        return self.invoke(logical_id, dict(payload))
+
+    def _start_schedules(self) -> None:
+        for function in self.functions.values():
+            for event_name, (expression, _payload) in function.schedules.items():
+                match = RATE.match(expression)
+                if not match:
+                    print(f"local: schedule {event_name} ({expression}) is not run locally", file=sys.stderr)
+                    continue
+                period = int(match.group(1)) * RATE_SECONDS[match.group(2).rstrip("s")]
+                thread = threading.Thread(target=self._every, args=(period, function.logical_id, event_name), name=f"schedule-{event_name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _every(self, period: float, logical_id: str, event_name: str) -> None:
+        while not self._stopping.wait(period):
+            try:
+                self.run_schedule(logical_id, event_name)
+            except HandlerError as error:
+                print(f"local: schedule {event_name} raised {error.error_type}: {error}", file=sys.stderr)
 
     # SQS triggers ----------------------------------------------------------------------
 
@@ -548,9 +620,11 @@ def _api_event(
     request: BaseHTTPRequestHandler, resource: str, path: str, path_parameters: dict[str, str], query: str, body: bytes
 ) -> dict[str, Any]:
     """API Gateway's REST proxy event (payload 1.0) for one request, body byte-exact."""
-    headers = {key: value for key, value in request.headers.items()}
+    # API Gateway adds X-Forwarded-Proto; locally the scheme is plain http.
+    received = [*request.headers.items(), ("X-Forwarded-Proto", "http")]
+    headers = dict(received)
     multi_headers: dict[str, list[str]] = {}
-    for key, value in request.headers.items():
+    for key, value in received:
         multi_headers.setdefault(key, []).append(value)
     multi_query = parse_qs(query, keep_blank_values=True) if query else {}
     try:
@@ -576,11 +650,44 @@ def _api_event(
             "requestId": str(uuid.uuid4()),
             "accountId": ACCOUNT,
             "apiId": "local",
+            "domainName": request.headers.get("Host") or f"127.0.0.1:{request.server.server_address[1]}",
             "identity": {"sourceIp": request.client_address[0], "userAgent": request.headers.get("User-Agent")},
         },
         "body": text,
         "isBase64Encoded": encoded,
     }
+
+
+class DomainEvents:
+    """Every event the stack publishes on its bus, copied by a rule to a queue to read back."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        import boto3
+
+        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._url = self._sqs.create_queue(QueueName=f"domain-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = boto3.client("events", region_name=REGION)
+        bus = stack.output("EventBus")
+        rule = f"capture-{uuid.uuid4().hex[:8]}"
+        events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["whoop-bridge"]}))
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
+        self.seen: list[dict[str, Any]] = []
+
+    def published(self, detail_type: str, **detail: Any) -> list[dict[str, Any]]:
+        """Details of the events of `detail_type` published so far that hold `detail`."""
+        while True:
+            batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                self.seen.append(json.loads(message["Body"]))
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        return [
+            event["detail"]
+            for event in self.seen
+            if event["detail-type"] == detail_type and all(event["detail"].get(key) == value for key, value in detail.items())
+        ]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> Any:

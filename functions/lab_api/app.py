@@ -12,8 +12,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from whoop_bridge.lab import lab_events
-from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, problems
+from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
 from whoop_bridge.observability import get_logger
+from whoop_bridge.validation import problems
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)

@@ -1,4 +1,7 @@
-"""The local stack (WHOOP emulator + moto + the real handlers and ASL), once per module."""
+"""The local stack (WHOOP emulator + moto + the real handlers and ASL), once per module.
+
+Every line the functions log during a module's run goes to `Harness.log`, which the log
+audit tests read."""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from local.demo import Lab
+from local.demo import DEMO_RETURN_URL, Lab, Platform, attach
 from local.emulator import WhoopEmulator
-from local.stack import LocalStack, wait_until
+from local.stack import DomainEvents, LocalStack, wait_until
 
 
 class Harness:
@@ -21,7 +24,9 @@ class Harness:
         self.stack = stack
         self.log = log
         self.lab = Lab(stack.url)
+        self.platform = Platform(stack.url)
         self.webhook_url = f"{stack.url}/webhooks/partner"
+        self.domain_events = DomainEvents(stack)
 
     def new_requisition(self, codes: list[str]) -> dict[str, Any]:
         """WHOOP creates an order and sends its signed webhook; returns the order."""
@@ -65,13 +70,14 @@ def _module_bridge() -> Any:
                 "client_id": emulator.client_id,
                 "client_secret": emulator.client_secret,
                 "webhook_secret": emulator.webhook_secret,
-            }
+            },
+            "MemberAppSecret": {"client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret},
         },
-        parameters={"AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C", "CorrectionWindowDays": "1"},
+        parameters={"AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C", "CorrectionWindowDays": "1", "AllowedReturnUrls": DEMO_RETURN_URL},
         log_stream=log,
     )
     stack.start()
-    emulator.partner_webhook_url = f"{stack.url}/webhooks/partner"
+    attach(emulator, stack)
     harness = Harness(emulator, stack, log)
     yield harness
     stack.stop()
@@ -82,4 +88,10 @@ def _module_bridge() -> Any:
 def bridge(_module_bridge: Harness) -> Any:
     """One stack per module (moto's state is per process); no fault outlives its test."""
     yield _module_bridge
-    _module_bridge.emulator.clear_faults()
+    emulator = _module_bridge.emulator
+    emulator.clear_faults()
+    emulator.decline_consent = False
+    emulator.withhold_scopes = set()
+    emulator.user_limit = None
+    emulator.signed_in_user_id = None
+    emulator.member_token_ttl_seconds = 3600

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from local.demo import follow_consent
 from local.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_serve_takes_a_signed_webhook_and_serves_the_lab_api():
+def test_serve_takes_a_signed_webhook_and_serves_the_lab_and_member_apis():
     port, emulator_port = _free_port(), _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "local", "serve", "--port", str(port), "--emulator-port", str(emulator_port)],
@@ -54,9 +55,20 @@ def test_serve_takes_a_signed_webhook_and_serves_the_lab_api():
         assert requests.post(f"{bridge}/webhooks/partner", data=b'{"event_type":"x"}', timeout=10).status_code == 401
         assert requests.get(f"{bridge}/no/such/route", timeout=10).status_code == 403
         assert "openapi" in requests.get(f"{bridge}/lab/openapi.json", timeout=10).json()
+
+        # The member routes: a connect link, WHOOP's consent, the callback's page.
+        link = requests.post(f"{bridge}/connections", json={"client_user_id": "serve-member"}, timeout=10)
+        assert link.status_code == 201, link.text
+        hops = follow_consent(link.json()["authorization_url"])
+        assert [hop.status_code for hop in hops] == [302, 200] and 'data-status="connected"' in hops[-1].text
+        assert requests.get(f"{bridge}/connections/serve-member", timeout=10).json()["status"] == "connected"
+        assert "openapi" in requests.get(f"{bridge}/members/openapi.json", timeout=10).json()
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "IAM routes take UNSIGNED calls locally" in output
     assert "POST   /webhooks/partner  [public]" in output
+    assert "GET    /oauth/whoop/callback  [public]" in output
+    assert "POST   /connections  [IAM]" in output
+    assert "DELETE /connections/{client_user_id}  [IAM]" in output

@@ -19,14 +19,13 @@ from __future__ import annotations
 import copy
 import io
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from local.emulator import WhoopEmulator
-from local.stack import LambdaContext, LocalStack, wait_until
+from local.stack import DomainEvents, LambdaContext, LocalStack, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -38,8 +37,13 @@ SAMPLE_REVIEW_ID = "a4c7e2d9-3f16-4b8a-9c05-7e1d2b6f8a30"
 SAMPLE_REPORT_ID = "9b3f5e17-2c84-4d6a-8f0b-4e7c1a9d3b52"
 
 ACCEPTED_TEST_CODES = "LIPID_PANEL,CBC"
+# The return URL and member of the member_api_ / oauth_callback_ sample events.
+SAMPLE_RETURN_URL = "https://platform.example/whoop/done"
+SAMPLE_CLIENT_USER_ID = "platform-user-8841"
+SAMPLE_STATE = "SAMPLE_STATE_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
+SAMPLE_CODE = "SAMPLE_AUTHORIZATION_CODE"
 # Service logger names (Powertools' `service`) whose output a test may read.
-SERVICES = ("webhook_intake", "requisition_processor", "service_request_tasks", "lab_api")
+SERVICES = ("webhook_intake", "requisition_processor", "service_request_tasks", "lab_api", "member_api", "oauth_callback", "member_sync")
 
 
 def load_event(name: str, **replace: str) -> dict[str, Any]:
@@ -59,8 +63,7 @@ class Bridge:
         self.sqs = boto3.client("sqs", region_name="us-east-1")
         self.stepfunctions = boto3.client("stepfunctions", region_name="us-east-1")
         self.lab_table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.output("LabTable"))
-        self._domain_events_queue = self._capture_domain_events()
-        self.domain_events: list[dict[str, Any]] = []
+        self.domain_events = DomainEvents(stack)
 
     # Invocation -------------------------------------------------------------------------
 
@@ -124,26 +127,9 @@ class Bridge:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             taken += batch
 
-    # Domain events: a rule on the stack's bus copies every event to a queue -------------
-
-    def _capture_domain_events(self) -> str:
-        url = self.sqs.create_queue(QueueName=f"domain-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events = boto3.client("events", region_name="us-east-1")
-        bus = self.stack.output("EventBus")
-        events.put_rule(Name="capture-domain-events", EventBusName=bus, EventPattern=json.dumps({"source": ["whoop-bridge"]}))
-        events.put_targets(Rule="capture-domain-events", EventBusName=bus, Targets=[{"Id": "capture", "Arn": arn}])
-        return url
-
     def published(self, detail_type: str, **detail: Any) -> list[dict[str, Any]]:
         """Domain events of `detail_type` published so far whose detail holds `detail`."""
-        for message in self.drain(self._domain_events_queue):
-            self.domain_events.append(json.loads(message["Body"]))
-        return [
-            event["detail"]
-            for event in self.domain_events
-            if event["detail-type"] == detail_type and all(event["detail"].get(k) == v for k, v in detail.items())
-        ]
+        return self.domain_events.published(detail_type, **detail)
 
     # Orders -----------------------------------------------------------------------------
 
@@ -182,19 +168,20 @@ class Bridge:
         return requisition
 
 
-def start_bridge(secrets: dict[str, str] | None = None) -> tuple[LocalStack, WhoopEmulator]:
+def start_bridge(secrets: dict[str, str] | None = None, member_secrets: dict[str, str] | None = None) -> tuple[LocalStack, WhoopEmulator]:
     emulator = WhoopEmulator().start()
     values = secrets or {
         "client_id": emulator.client_id,
         "client_secret": emulator.client_secret,
         "webhook_secret": emulator.webhook_secret,
     }
+    member_values = member_secrets or {"client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret}
     # No queue consumers: the tests deliver queue events to the processor themselves.
     stack = LocalStack(
         whoop_base_url=emulator.base_url,
         consume_queues=False,
-        secrets={"PartnerSecret": values},
-        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES},
+        secrets={"PartnerSecret": values, "MemberAppSecret": member_values},
+        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES, "AllowedReturnUrls": SAMPLE_RETURN_URL},
     )
     try:
         stack.start()

@@ -27,6 +27,23 @@ def _task_payloads() -> list[dict]:
     return payloads
 
 
+API_EVENT_FUNCTIONS = {
+    "webhook_": "WebhookIntakeFunction",
+    "lab_api_": "LabApiFunction",
+    "member_api_": "MemberApiFunction",
+    "oauth_callback_": "OAuthCallbackFunction",
+}
+
+
+def _schedule_inputs() -> list[dict]:
+    inputs = []
+    for spec in load_template()["Resources"].values():
+        for event in (spec.get("Properties") or {}).get("Events", {}).values() if spec.get("Type") == "AWS::Serverless::Function" else []:
+            if event["Type"] in ("Schedule", "ScheduleV2"):
+                inputs.append(json.loads(event["Properties"]["Input"]))
+    return inputs
+
+
 def _routes(logical_id: str) -> set[tuple[str, str]]:
     events = load_template()["Resources"][logical_id]["Properties"]["Events"]
     return {(event["Properties"]["Method"].upper(), event["Properties"]["Path"]) for event in events.values() if event["Type"] == "Api"}
@@ -48,8 +65,9 @@ def test_every_sample_event_is_used_by_a_test():
 def test_sample_event_has_the_shape_of_its_trigger(path):
     event = json.loads(path.read_text())
     name = path.name
-    if name.startswith(("webhook_", "lab_api_")):
-        function = "WebhookIntakeFunction" if name.startswith("webhook_") else "LabApiFunction"
+    prefix = next((prefix for prefix in API_EVENT_FUNCTIONS if name.startswith(prefix)), None)
+    if prefix:
+        function = API_EVENT_FUNCTIONS[prefix]
         assert (event["httpMethod"], event["resource"]) in _routes(function)
         assert event["requestContext"]["resourcePath"] == event["resource"]
         assert event["requestContext"]["path"] == f"/v1{event['path']}"
@@ -71,5 +89,7 @@ def test_sample_event_has_the_shape_of_its_trigger(path):
         assert shapes, f"no state of the ASL passes {sorted(event)} for {event['action']}"
         # Constant parameters (no .$) are what the ASL writes literally.
         assert any(all(event[key] == value for key, value in shape.items() if not key.endswith(".$")) for shape in shapes)
+    elif name.startswith("schedule_"):
+        assert event in _schedule_inputs()
     else:
         pytest.fail(f"{name}: unknown kind of sample event")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from whoop_bridge.config import ConfigurationError, settings
+from whoop_bridge.config import DEFAULT_OAUTH_SCOPES, ConfigurationError, settings
 
 VARIABLES = (
     "ENVIRONMENT",
@@ -26,6 +26,13 @@ VARIABLES = (
     "WHOOP_TIMEOUT_SECONDS",
     "WHOOP_MAX_RETRIES",
     "WHOOP_BACKOFF_SECONDS",
+    "MEMBER_TABLE_NAME",
+    "MEMBER_SECRET_ARN",
+    "BRIDGE_KEY_ARN",
+    "OAUTH_SCOPES",
+    "ALLOWED_RETURN_URLS",
+    "OAUTH_REDIRECT_URL",
+    "DELETE_DATA_ON_DISCONNECT",
 )
 
 
@@ -66,6 +73,10 @@ def test_defaults_suit_a_sandbox():
     assert config.whoop_backoff_seconds == 0.5
     assert config.clinical_report_review_path == ""
     assert config.lab_table_name == "" and config.partner_secret_arn == "" and config.state_machine_arn == ""
+    assert config.member_table_name == "" and config.member_secret_arn == "" and config.bridge_key_arn == ""
+    assert config.allowed_return_urls == ()
+    assert config.oauth_redirect_url == ""
+    assert config.delete_data_on_disconnect is True
 
 
 def test_values_are_read_and_trimmed(monkeypatch):
@@ -206,3 +217,135 @@ def test_require_passes_when_everything_is_set(monkeypatch):
         STATE_MACHINE_ARN="arn:aws:states:us-east-1:123456789012:stateMachine:sr",
     )
     config.require("lab_table_name", "state_machine_arn")
+
+
+def test_member_settings_are_read_and_trimmed(monkeypatch):
+    config = configured(
+        monkeypatch,
+        MEMBER_TABLE_NAME="members",
+        MEMBER_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:bridge/whoop-member-app",
+        BRIDGE_KEY_ARN="arn:aws:kms:us-east-1:123456789012:key/1234",
+        OAUTH_REDIRECT_URL=" https://whoop.example.com/oauth/whoop/callback ",
+    )
+    assert config.member_table_name == "members"
+    assert config.member_secret_arn.endswith(":secret:bridge/whoop-member-app")
+    assert config.bridge_key_arn.endswith(":key/1234")
+    assert config.oauth_redirect_url == "https://whoop.example.com/oauth/whoop/callback"
+
+
+# OAUTH_SCOPES --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["", "   "])
+def test_empty_oauth_scopes_ask_for_offline_and_every_read_scope(monkeypatch, raw):
+    config = configured(monkeypatch, OAUTH_SCOPES=raw)
+    assert config.oauth_scopes == DEFAULT_OAUTH_SCOPES
+    assert set(config.oauth_scopes) == {
+        "offline",
+        "read:recovery",
+        "read:cycles",
+        "read:workout",
+        "read:sleep",
+        "read:profile",
+        "read:body_measurement",
+    }
+
+
+def test_oauth_scopes_are_space_separated_in_the_given_order(monkeypatch):
+    config = configured(monkeypatch, OAUTH_SCOPES="  read:profile   offline\tread:sleep ")
+    assert config.oauth_scopes == ("read:profile", "offline", "read:sleep")
+
+
+def test_duplicate_oauth_scopes_are_asked_for_once_keeping_their_order(monkeypatch):
+    config = configured(monkeypatch, OAUTH_SCOPES="read:sleep read:profile read:sleep offline read:profile")
+    assert config.oauth_scopes == ("read:sleep", "read:profile", "offline")
+
+
+@pytest.mark.parametrize(
+    ("raw", "unknown"),
+    [
+        ("read:profile read:everything", "read:everything"),
+        ("read:profile read:heart_rate", "read:heart_rate"),
+        ("read:profile READ:SLEEP", "READ:SLEEP"),
+        # A comma is not a separator: the whole text is one unknown scope.
+        ("read:profile,offline", "read:profile,offline"),
+    ],
+)
+def test_unknown_oauth_scope_is_refused_by_name(monkeypatch, raw, unknown):
+    message = refused(monkeypatch, OAUTH_SCOPES=raw)
+    assert "OAUTH_SCOPES" in message
+    assert unknown in message
+
+
+@pytest.mark.parametrize("raw", ["offline", "offline read:recovery read:cycles read:workout read:sleep read:body_measurement"])
+def test_oauth_scopes_without_read_profile_are_refused(monkeypatch, raw):
+    message = refused(monkeypatch, OAUTH_SCOPES=raw)
+    assert "OAUTH_SCOPES" in message
+    assert "read:profile" in message
+
+
+# ALLOWED_RETURN_URLS -------------------------------------------------------------------
+
+
+def test_allowed_return_urls_are_split_on_commas_and_trimmed(monkeypatch):
+    config = configured(
+        monkeypatch,
+        ALLOWED_RETURN_URLS=" https://platform.example/whoop/done ,http://localhost:3000/cb,, https://app.example/x?y=1 ,",
+    )
+    assert config.allowed_return_urls == ("https://platform.example/whoop/done", "http://localhost:3000/cb", "https://app.example/x?y=1")
+
+
+@pytest.mark.parametrize("raw", ["", " ", " , "])
+def test_empty_allowed_return_urls_allow_none(monkeypatch, raw):
+    assert configured(monkeypatch, ALLOWED_RETURN_URLS=raw).allowed_return_urls == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "bad"),
+    [
+        ("platform.example/whoop/done", "platform.example/whoop/done"),
+        ("https://platform.example/whoop/done, //evil.example/done", "//evil.example/done"),
+        ("javascript:alert(1)", "javascript:alert(1)"),
+        ("ftp://platform.example/done", "ftp://platform.example/done"),
+    ],
+)
+def test_allowed_return_url_that_is_not_absolute_http_is_refused(monkeypatch, raw, bad):
+    message = refused(monkeypatch, ALLOWED_RETURN_URLS=raw)
+    assert "ALLOWED_RETURN_URLS" in message
+    assert bad in message
+
+
+# DELETE_DATA_ON_DISCONNECT -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("false", False), (" TRUE ", True), ("False", False), ("", True), ("  ", True)],
+)
+def test_delete_data_on_disconnect_reads_true_or_false_and_defaults_to_true(monkeypatch, raw, expected):
+    assert configured(monkeypatch, DELETE_DATA_ON_DISCONNECT=raw).delete_data_on_disconnect is expected
+
+
+@pytest.mark.parametrize("raw", ["yes", "no", "1", "0", "truthy", "t"])
+def test_delete_data_on_disconnect_refuses_anything_but_true_or_false(monkeypatch, raw):
+    message = refused(monkeypatch, DELETE_DATA_ON_DISCONNECT=raw)
+    assert "DELETE_DATA_ON_DISCONNECT" in message
+    assert "true or false" in message
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "https://platform.example:abc/done",
+        "https://platform.example/a https://platform.example/b",
+        "https://platform.example/done#x",
+        "https://user@platform.example/done",
+        "https:///done",
+    ],
+)
+def test_a_malformed_allowed_return_url_is_refused_at_start(monkeypatch, entry):
+    monkeypatch.setenv("ALLOWED_RETURN_URLS", entry)
+    settings.cache_clear()
+
+    with pytest.raises(ConfigurationError, match="ALLOWED_RETURN_URLS"):
+        settings()

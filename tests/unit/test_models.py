@@ -15,8 +15,9 @@ import pytest
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from whoop_bridge.lab.models import DiagnosticReport, LabRequisition, LabStatusEvent, problems
+from whoop_bridge.lab.models import DiagnosticReport, LabRequisition, LabStatusEvent
 from whoop_bridge.lab.statuses import TaskBusinessStatus
+from whoop_bridge.validation import problems
 
 # A patient-like value: must never appear in a problem list.
 PATIENT_LIKE = "Jordan Rivera 1988-04-17 jordan.rivera@example.com"

@@ -11,11 +11,17 @@ from typing import Any
 import pytest
 import yaml
 
+from whoop_bridge.config import DEFAULT_OAUTH_SCOPES, OAUTH_SCOPES
+from whoop_bridge.members.connections import CALLBACK_PATH
+from whoop_bridge.store import member_store
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 KEY = "BridgeKey"
 # Routes WHOOP or a member's browser call without AWS credentials; every other route is IAM.
-PUBLIC_PATHS = {"/webhooks/partner", "/webhooks/whoop", "/oauth/whoop/callback"}
+PUBLIC_PATHS = {"/webhooks/partner", "/oauth/whoop/callback"}
+LAB_FUNCTIONS = ("WebhookIntakeFunction", "RequisitionProcessorFunction", "ServiceRequestTasksFunction", "LabApiFunction")
+MEMBER_FUNCTIONS = ("OAuthCallbackFunction", "MemberApiFunction", "MemberSyncFunction")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -157,6 +163,138 @@ def test_the_key_and_the_lab_table_survive_stack_deletion(template):
     assert lab_table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
+def test_member_table_is_sealed_with_the_bridge_key_recoverable_retained_and_expires_oauth_states(template):
+    table = template["Resources"]["MemberTable"]
+    # Member connections and their sealed tokens are the platform's records: never dropped with the stack.
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    sse = props["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
+    assert _refers_to(sse["KMSMasterKeyId"], KEY)
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # OAuth states are written with a `ttl` attribute: DynamoDB sweeps expired connect links.
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
+    assert member_store.INDEX in indexes
+    assert indexes[member_store.INDEX]["KeySchema"] == [
+        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+    ]
+    assert indexes[member_store.INDEX]["Projection"] == {"ProjectionType": "ALL"}
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+
+
+def _policy_names(template: dict[str, Any], function: str, logical_id: str) -> bool:
+    return _refers_to(template["Resources"][function]["Properties"].get("Policies", []), logical_id)
+
+
+@pytest.mark.parametrize("function", LAB_FUNCTIONS)
+def test_lab_functions_have_no_access_to_member_tokens_or_the_member_app_secret(template, function):
+    assert function in template["Resources"]
+    for member_resource in ("MemberTable", "MemberAppSecret"):
+        assert not _policy_names(template, function, member_resource), f"{function} may reach {member_resource}"
+
+
+@pytest.mark.parametrize("function", MEMBER_FUNCTIONS)
+def test_member_functions_have_no_access_to_lab_records_or_the_partner_secret(template, function):
+    assert _policy_names(template, function, "MemberTable"), f"{function} cannot reach its own table"
+    assert _policy_names(template, function, "MemberAppSecret"), f"{function} cannot read the member-app secret"
+    for lab_resource in ("LabTable", "PartnerSecret"):
+        assert not _policy_names(template, function, lab_resource), f"{function} may reach {lab_resource}"
+
+
+def test_every_function_is_either_a_lab_or_a_member_function(template):
+    # A new function must be placed on one side of the lab/member split above.
+    assert set(_functions(template)) == set(LAB_FUNCTIONS) | set(MEMBER_FUNCTIONS)
+
+
+@pytest.mark.parametrize("function", MEMBER_FUNCTIONS)
+def test_member_functions_are_told_their_table_secret_and_key(template, function):
+    variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+    assert variables["MEMBER_TABLE_NAME"] == {"Ref": "MemberTable"}
+    assert variables["MEMBER_SECRET_ARN"] == {"Ref": "MemberAppSecret"}
+    assert _refers_to(variables["BRIDGE_KEY_ARN"], KEY)
+    assert variables["BRIDGE_KEY_ARN"]["Fn::GetAtt"][1] == "Arn"
+
+
+def test_member_api_reads_the_connect_settings_from_the_stack_parameters(template):
+    variables = template["Resources"]["MemberApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["OAUTH_SCOPES"] == {"Ref": "OAuthScopes"}
+    assert variables["ALLOWED_RETURN_URLS"] == {"Ref": "AllowedReturnUrls"}
+    assert variables["DELETE_DATA_ON_DISCONNECT"] == {"Ref": "DeleteDataOnDisconnect"}
+    # With a custom domain, the connect link names the very URL the stack tells the operator to
+    # register at WHOOP; without one, the member API derives it from the request (empty value).
+    condition, with_domain, without_domain = variables["OAUTH_REDIRECT_URL"]["Fn::If"]
+    assert condition == "HasRedirectDomain"
+    assert without_domain == ""
+    assert with_domain == template["Outputs"]["OAuthRedirectUrl"]["Value"]["Fn::If"][1]
+    parameters = template["Parameters"]
+    assert parameters["DeleteDataOnDisconnect"]["AllowedValues"] == ["true", "false"]
+    assert parameters["DeleteDataOnDisconnect"]["Default"] == "true"
+    assert parameters["AllowedReturnUrls"]["Default"] == ""
+
+
+def test_member_sync_renews_tokens_every_ten_minutes(template):
+    events = template["Resources"]["MemberSyncFunction"]["Properties"]["Events"]
+    schedules = [event["Properties"] for event in events.values() if event["Type"] == "ScheduleV2"]
+    assert [schedule["ScheduleExpression"] for schedule in schedules] == ["rate(10 minutes)"]
+    # The handler refuses any other action.
+    assert json.loads(schedules[0]["Input"]) == {"action": "refresh_tokens"}
+
+
+def test_default_oauth_scopes_are_the_bridges_and_pass_the_parameters_own_pattern(template):
+    parameter = template["Parameters"]["OAuthScopes"]
+    pattern = parameter["AllowedPattern"]
+    assert parameter["Default"] == " ".join(DEFAULT_OAUTH_SCOPES)
+    assert re.fullmatch(pattern, parameter["Default"])
+    assert re.fullmatch(pattern, "read:profile")
+    assert re.fullmatch(pattern, "offline read:profile")
+    # read:profile gives WHOOP's user_id: a stack without it would refuse every connect link.
+    for refused in ("read:everything", "read:profile read:everything", "offline,read:profile", "", "offline read:recovery", "read:profiles"):
+        assert not re.fullmatch(pattern, refused), refused
+    # The pattern names exactly the scopes the bridge knows, no more, no fewer.
+    listed = re.search(r"\(\(([^()]*)\)", pattern).group(1).split("|")
+    assert set(listed) == OAUTH_SCOPES
+
+
+def test_oauth_redirect_url_output_matches_the_callback_route_on_either_domain(template):
+    output = template["Outputs"]["OAuthRedirectUrl"]
+    assert output.get("Description")
+    condition, custom_domain, execute_api = output["Value"]["Fn::If"]
+    assert condition == "HasRedirectDomain"
+    stage = template["Resources"]["BridgeApi"]["Properties"]["StageName"]
+    assert CALLBACK_PATH == "/oauth/whoop/callback"
+    assert execute_api["Fn::Sub"].endswith(f"/{stage}{CALLBACK_PATH}")
+    assert execute_api["Fn::Sub"] == "https://${BridgeApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/oauth/whoop/callback"
+    # The custom domain maps the stage at its root: no stage in the path.
+    assert custom_domain["Fn::Sub"] == f"https://${{RedirectDomainName}}{CALLBACK_PATH}"
+    routes = {props["Path"]: name for name, _, props in _api_events(template)}
+    assert routes[CALLBACK_PATH] == "OAuthCallbackFunction"
+
+
+def test_custom_redirect_domain_exists_only_when_named_and_needs_a_certificate(template):
+    assert template["Conditions"]["HasRedirectDomain"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedirectDomainName"}, ""]}]}
+    resources = template["Resources"]
+    for name in ("RedirectDomain", "RedirectDomainMapping"):
+        assert resources[name]["Condition"] == "HasRedirectDomain", name
+    assert template["Outputs"]["RedirectDomainTarget"]["Condition"] == "HasRedirectDomain"
+    domain = resources["RedirectDomain"]["Properties"]
+    assert domain["DomainName"] == {"Ref": "RedirectDomainName"}
+    assert domain["RegionalCertificateArn"] == {"Ref": "RedirectCertificateArn"}
+    mapping = resources["RedirectDomainMapping"]["Properties"]
+    assert _refers_to(mapping["RestApiId"], "BridgeApi")
+    assert "BasePath" not in mapping  # the API at the domain's root, as OAuthRedirectUrl says
+    rule = template["Rules"]["RedirectDomainNeedsCertificate"]
+    assert rule["RuleCondition"] == template["Conditions"]["HasRedirectDomain"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedirectCertificateArn"}, ""]}]}
+    pattern = template["Parameters"]["RedirectDomainName"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "")
+    assert re.fullmatch(pattern, "whoop.example.com")
+    for refused in ("https://whoop.example.com", "whoop.example.com/", "Whoop.Example.com", "localhost"):
+        assert not re.fullmatch(pattern, refused), refused
+
+
 def test_each_function_logs_json_to_its_own_log_group(template):
     for name, fn in _functions(template).items():
         props = fn["Properties"]
@@ -181,13 +319,18 @@ def test_state_machine_substitutions_cover_the_definition(template):
     assert placeholders <= set(props["DefinitionSubstitutions"])
 
 
-def test_webhook_route_is_public_and_every_lab_route_requires_iam(template):
+def test_webhook_and_oauth_callback_are_the_only_public_routes_and_every_other_route_requires_iam(template):
     api = template["Resources"]["BridgeApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
     events = _api_events(template)
     routes = {props["Path"]: props for _, _, props in events}
     assert routes["/webhooks/partner"]["Method"] == "post"
     assert routes["/webhooks/partner"]["Auth"]["Authorizer"] == "NONE"
+    # The member's browser arrives from WHOOP's consent page with no AWS credentials.
+    assert routes["/oauth/whoop/callback"]["Method"] == "get"
+    assert routes["/oauth/whoop/callback"]["Auth"]["Authorizer"] == "NONE"
+    public = {props["Path"] for _, _, props in events if props.get("Auth", {}).get("Authorizer") == "NONE"}
+    assert public == PUBLIC_PATHS
     lab_routes = [p for p in routes if p.startswith("/lab/")]
     assert len(lab_routes) >= 7
     for function_name, event_name, props in events:
@@ -197,6 +340,27 @@ def test_webhook_route_is_public_and_every_lab_route_requires_iam(template):
             assert authorizer == "NONE", event_name
         else:
             assert authorizer == "AWS_IAM", f"{function_name}.{event_name} {props['Path']}"
+
+
+def test_every_connections_and_members_route_keeps_the_default_iam_authorizer(template):
+    member_routes = {
+        (props["Method"], props["Path"]): props
+        for _, _, props in _api_events(template)
+        if props["Path"].startswith(("/connections", "/members"))
+    }
+    assert {
+        ("post", "/connections"),
+        ("get", "/connections/{client_user_id}"),
+        ("delete", "/connections/{client_user_id}"),
+        ("get", "/members/{client_user_id}/profile"),
+    } <= set(member_routes)
+    served_by = {
+        function_name for function_name, _, props in _api_events(template) if props["Path"].startswith(("/connections", "/members"))
+    }
+    assert served_by == {"MemberApiFunction"}
+    for route, props in member_routes.items():
+        # No override at all: an Auth block here could open the route (Authorizer NONE).
+        assert "Auth" not in props, route
 
 
 def test_api_has_no_access_log_of_request_bodies(template):
@@ -215,6 +379,14 @@ def test_partner_secret_starts_as_replace_me_placeholders(template):
     assert set(values.values()) == {"REPLACE_ME"}
 
 
+def test_member_app_secret_starts_as_replace_me_placeholders(template):
+    secret = template["Resources"]["MemberAppSecret"]["Properties"]
+    values = json.loads(secret["SecretString"])
+    assert set(values) == {"client_id", "client_secret"}
+    assert set(values.values()) == {"REPLACE_ME"}
+    assert _refers_to(secret["KmsKeyId"], KEY)
+
+
 def test_every_alarm_notifies_the_alarm_topic(template):
     alarms = _of_type(template, "AWS::CloudWatch::Alarm")
     for name, alarm in alarms.items():
@@ -228,15 +400,27 @@ def test_every_alarm_notifies_the_alarm_topic(template):
     assert subscription["Condition"] == "HasAlarmEmail"
 
 
-def test_requisition_not_found_alarm_matches_the_processors_metrics(template):
+@pytest.mark.parametrize(
+    ("alarm_name", "function", "metric"),
+    [
+        ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
+        ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
+    ],
+)
+def test_custom_metric_alarms_match_the_functions_metrics(template, alarm_name, function, metric):
     # Powertools Metrics publishes under POWERTOOLS_METRICS_NAMESPACE with a `service`
     # dimension of POWERTOOLS_SERVICE_NAME: the alarm must watch exactly that metric.
-    alarm = template["Resources"]["RequisitionNotFoundAlarm"]["Properties"]
+    alarm = template["Resources"][alarm_name]["Properties"]
     global_env = template["Globals"]["Function"]["Environment"]["Variables"]
-    processor = template["Resources"]["RequisitionProcessorFunction"]["Properties"]
-    service_name = processor["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    props = template["Resources"][function]["Properties"]
+    service_name = props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert alarm["MetricName"] == metric
     assert alarm["Namespace"] == global_env["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Dimensions"] == [{"Name": "service", "Value": service_name}]
+    handler_source = (ROOT / props["CodeUri"] / "app.py").read_text() + "".join(
+        path.read_text() for path in (ROOT / "layers" / "bridge" / "whoop_bridge").rglob("*.py")
+    )
+    assert f'name="{metric}"' in handler_source
 
 
 def test_outputs_give_the_webhook_url_for_whoop(template):

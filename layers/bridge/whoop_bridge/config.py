@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 
 class ConfigurationError(RuntimeError):
@@ -47,6 +48,46 @@ def _codes(raw: str) -> frozenset[str]:
     return frozenset(code.strip().upper() for code in raw.split(",") if code.strip())
 
 
+# Every read scope of WHOOP's standard API plus `offline` (refresh tokens), whoop-api.md §1.
+DEFAULT_OAUTH_SCOPES = ("offline", "read:recovery", "read:cycles", "read:workout", "read:sleep", "read:profile", "read:body_measurement")
+OAUTH_SCOPES = frozenset(DEFAULT_OAUTH_SCOPES)
+
+
+def _scopes(raw: str) -> tuple[str, ...]:
+    scopes = tuple(dict.fromkeys(raw.split())) or DEFAULT_OAUTH_SCOPES
+    unknown = sorted(set(scopes) - OAUTH_SCOPES)
+    if unknown:
+        raise ConfigurationError(f"OAUTH_SCOPES has scopes WHOOP does not define: {', '.join(unknown)}")
+    # The callback reads WHOOP's user_id from the basic profile.
+    if "read:profile" not in scopes:
+        raise ConfigurationError("OAUTH_SCOPES must include read:profile: the bridge learns the WHOOP user_id from the profile")
+    return scopes
+
+
+def _urls(name: str) -> tuple[str, ...]:
+    """Comma-separated absolute http(s) URLs, each checked whole: one bad entry is a clear
+    error at start, not a failure of every request that meets it."""
+    urls = tuple(url.strip() for url in os.environ.get(name, "").split(",") if url.strip())
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment or parts.username or any(c.isspace() for c in url):
+            raise ConfigurationError(f"{name} must hold comma-separated absolute http(s) URLs without spaces, fragments or user info, got {url!r}")
+    return urls
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the handlers read. Names match the template's environment variables."""
@@ -66,6 +107,13 @@ class Settings:
     whoop_timeout_seconds: float
     whoop_max_retries: int
     whoop_backoff_seconds: float
+    member_table_name: str = ""
+    member_secret_arn: str = ""
+    bridge_key_arn: str = ""
+    oauth_scopes: tuple[str, ...] = DEFAULT_OAUTH_SCOPES
+    allowed_return_urls: tuple[str, ...] = ()
+    oauth_redirect_url: str = ""
+    delete_data_on_disconnect: bool = True
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -104,4 +152,11 @@ def settings() -> Settings:
         whoop_timeout_seconds=_float("WHOOP_TIMEOUT_SECONDS", 10.0, 0.1),
         whoop_max_retries=_int("WHOOP_MAX_RETRIES", 3, 0, 10),
         whoop_backoff_seconds=_float("WHOOP_BACKOFF_SECONDS", 0.5, 0.0),
+        member_table_name=os.environ.get("MEMBER_TABLE_NAME", ""),
+        member_secret_arn=os.environ.get("MEMBER_SECRET_ARN", ""),
+        bridge_key_arn=os.environ.get("BRIDGE_KEY_ARN", ""),
+        oauth_scopes=_scopes(os.environ.get("OAUTH_SCOPES", "")),
+        allowed_return_urls=_urls("ALLOWED_RETURN_URLS"),
+        oauth_redirect_url=os.environ.get("OAUTH_REDIRECT_URL", "").strip(),
+        delete_data_on_disconnect=_bool("DELETE_DATA_ON_DISCONNECT", True),
     )

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 
 from whoop_bridge import aws, events
 from whoop_bridge.config import settings
-from whoop_bridge.lab.models import LabRequisition, problems
+from whoop_bridge.lab.models import LabRequisition
 from whoop_bridge.lab.reviews import review_source
 from whoop_bridge.store import lab_store
+from whoop_bridge.validation import problems
 from whoop_bridge.webhooks import REQUISITION_CREATED, REVIEW_REQUESTED
 from whoop_bridge.whoop.http import WhoopNotFound
 from whoop_bridge.whoop.partner import PartnerClient

@@ -80,17 +80,18 @@ def _reset_seconds(headers: Any) -> float | None:
         return None
 
 
-def new_session(max_retries: int, backoff_seconds: float) -> requests.Session:
+def new_session(max_retries: int, backoff_seconds: float, *, retry_reads: bool = True) -> requests.Session:
     """A pooled session retrying transient faults on every method.
 
     POST is retried too: WHOOP's results endpoint has no idempotency key, and a report
     sent twice is far better than a report lost; the state machine records each report
-    as submitted so a later step never posts it again.
+    as submitted so a later step never posts it again. `retry_reads=False` does not
+    resend a request whose answer was lost (WHOOP may have acted on it: a token refresh).
     """
     retry = _WhoopRetry(
         total=max_retries,
         connect=max_retries,
-        read=max_retries,
+        read=max_retries if retry_reads else 0,
         status=max_retries,
         other=0,
         allowed_methods=None,

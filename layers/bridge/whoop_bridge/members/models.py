@@ -1,0 +1,18 @@
+"""Pydantic models of the platform's member API requests."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from whoop_bridge.members.connections import CLIENT_USER_ID
+
+
+class ConnectRequest(BaseModel):
+    """`POST /connections`: who is connecting, and where to send them back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_user_id: str = Field(pattern=CLIENT_USER_ID.pattern, description="the platform's own id of its user: opaque, URL-safe, not an email address")
+    return_url: Optional[str] = Field(default=None, max_length=2048, description="one of AllowedReturnUrls (the query may differ); omit to show a page")

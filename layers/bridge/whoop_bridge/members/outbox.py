@@ -1,0 +1,40 @@
+"""Member events (`member.connected`, ...) are stored in the same DynamoDB transaction as
+the change they announce, then published and forgotten. A publish that fails leaves the
+event stored; the scheduled job publishes it later. At least once, never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from whoop_bridge import events
+from whoop_bridge.store import member_store
+
+logger = logging.getLogger(__name__)
+
+# Events younger than this are left to the call that stored them.
+GRACE_SECONDS = 60
+
+
+def publish_stored(stored: list[dict[str, Any]]) -> None:
+    """Publish events just committed; one that fails waits for `publish_pending`."""
+    for event in stored:
+        try:
+            events.publish(event["detail_type"], event["detail"])
+        except Exception:  # noqa: BLE001 - it stays in the outbox and is published later
+            logger.warning("member event left in the outbox for the scheduled publish", extra={"detail_type": event["detail_type"]})
+            continue
+        member_store.forget_event(event["id"])
+
+
+def publish_pending() -> int:
+    """Publish every event an earlier call left stored; how many went out."""
+    cutoff = (datetime.now(UTC) - timedelta(seconds=GRACE_SECONDS)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    published = 0
+    for event in member_store.pending_events(cutoff):
+        events.publish(event["detail_type"], event["detail"])
+        member_store.forget_event(event["id"])
+        published += 1
+    return published

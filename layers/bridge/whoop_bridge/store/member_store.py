@@ -1,0 +1,405 @@
+"""MemberTable: OAuth states, connections (with their sealed tokens), WHOOP user mappings,
+member records and the outbox of member events. Lab functions never see this table.
+
+| item | pk | sk | gsi1pk / gsi1sk |
+|---|---|---|---|
+| OAuth state (10 min, TTL) | `STATE#<sha256 of state>` | `STATE` | |
+| connection | `MEMBER#<client_user_id>` | `CONNECTION` | `TOKEN_EXPIRY` / `<expiry>#<client_user_id>` (refreshable), `REVOKE_PENDING` / `<time>#<id>` |
+| member record (profile, ...) | `MEMBER#<client_user_id>` | `PROFILE`, ... | |
+| WHOOP user | `WHOOP_USER#<user_id>` | `USER` | |
+| outbox event | `OUTBOX#<id>` | `OUTBOX` | `OUTBOX` / `<time>#<id>` |
+
+A connection's tokens are one KMS ciphertext (`sealed_tokens`); `token_version` counts
+its rotations and every token write is conditional on it, so a write based on a stale read
+fails instead of overwriting a newer pair.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from whoop_bridge import aws
+from whoop_bridge.config import settings
+from whoop_bridge.store.lab_store import now_iso, plain
+
+INDEX = "gsi1"
+TOKEN_EXPIRY = "TOKEN_EXPIRY"
+REVOKE_PENDING = "REVOKE_PENDING"
+OUTBOX = "OUTBOX"
+CONNECTION = "CONNECTION"
+# Sort keys of a member's items that are connection state, not the member's data records.
+NOT_RECORDS = frozenset({CONNECTION})
+
+__all__ = ["now_iso", "plain"]
+
+
+def _table() -> Any:
+    config = settings()
+    config.require("member_table_name")
+    return aws.table(config.member_table_name)
+
+
+def _client() -> Any:
+    # The resource's client takes plain Python values, as the Table resource does.
+    return aws.dynamodb().meta.client
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def _applied(operation: Callable[..., Any], **arguments: Any) -> bool:
+    """Run a conditional write (or a transaction); False when a condition did not hold."""
+    try:
+        operation(**arguments)
+    except ClientError as error:
+        if _condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def member_key(client_user_id: str) -> dict[str, str]:
+    return {"pk": f"MEMBER#{client_user_id}", "sk": CONNECTION}
+
+
+def user_key(user_id: int) -> dict[str, str]:
+    return {"pk": f"WHOOP_USER#{user_id}", "sk": "USER"}
+
+
+def expiry_sort_key(expires_at: int, client_user_id: str) -> str:
+    """Sorts connections by access-token expiry (epoch seconds, zero-padded)."""
+    return f"{expires_at:012d}#{client_user_id}"
+
+
+# OAuth states ----------------------------------------------------------------------------
+
+
+def put_oauth_state(state_hash: str, link: dict[str, Any], expires_at: int) -> None:
+    """A connect link's state, bound to its member and URLs; DynamoDB's TTL sweeps it later."""
+    _table().put_item(
+        Item={"pk": f"STATE#{state_hash}", "sk": "STATE", **link, "expires_at": expires_at, "ttl": expires_at + 3600},
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+
+
+def take_oauth_state(state_hash: str, now: int) -> dict[str, Any] | None:
+    """Consume a state once: its link, or None when unknown, expired or already used."""
+    try:
+        answer = _table().delete_item(
+            Key={"pk": f"STATE#{state_hash}", "sk": "STATE"},
+            ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+            ExpressionAttributeValues={":now": now},
+            ReturnValues="ALL_OLD",
+        )
+    except ClientError as error:
+        if _condition_failed(error):
+            return None
+        raise
+    return plain(answer.get("Attributes"))
+
+
+# Connections -------------------------------------------------------------------------------
+
+
+def get_connection(client_user_id: str) -> dict[str, Any] | None:
+    item = _table().get_item(Key=member_key(client_user_id), ConsistentRead=True).get("Item")
+    return plain(item) if item else None
+
+
+def get_user(user_id: int) -> dict[str, Any] | None:
+    item = _table().get_item(Key=user_key(user_id), ConsistentRead=True).get("Item")
+    return plain(item) if item else None
+
+
+def new_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A member event to store with the change it announces (see `publish_stored`)."""
+    return {"id": uuid.uuid4().hex, "detail_type": detail_type, "detail": detail, "stored_at": now_iso()}
+
+
+def _outbox_puts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    table = _table().name
+    return [
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {
+                    **outbox_key(event["id"]),
+                    "gsi1pk": OUTBOX,
+                    "gsi1sk": f"{event['stored_at']}#{event['id']}",
+                    "detail_type": event["detail_type"],
+                    "detail_json": json.dumps(event["detail"], default=str),
+                },
+            }
+        }
+        for event in events
+    ]
+
+
+def outbox_key(event_id: str) -> dict[str, str]:
+    return {"pk": f"OUTBOX#{event_id}", "sk": OUTBOX}
+
+
+def save_connection(
+    connection: dict[str, Any],
+    profile: dict[str, Any] | None,
+    *,
+    moved_from: str | None,
+    released_user_id: int | None,
+    events: list[dict[str, Any]],
+) -> None:
+    """Store a completed connection in one transaction: the connection, its WHOOP user
+    mapping and profile, the end of the connection the account moved from, the mapping a
+    reconnect to another WHOOP account let go, and the events that announce it."""
+    table = _table().name
+    client_user_id = connection["client_user_id"]
+    items: list[dict[str, Any]] = [
+        {"Put": {"TableName": table, "Item": {**member_key(client_user_id), **connection}}},
+        {"Put": {"TableName": table, "Item": {**user_key(connection["user_id"]), "client_user_id": client_user_id, "updated_at": connection["connected_at"]}}},
+    ]
+    if profile is not None:
+        items.append({"Put": {"TableName": table, "Item": {"pk": f"MEMBER#{client_user_id}", "sk": "PROFILE", **profile, "updated_at": connection["connected_at"]}}})
+    if moved_from:
+        items.append(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": member_key(moved_from),
+                    "UpdateExpression": "SET #status = :disconnected, status_reason = :moved, disconnected_at = :at, token_version = token_version + :one "
+                    "REMOVE sealed_tokens, gsi1pk, gsi1sk, refresh_lease_owner, refresh_lease_until",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":disconnected": "disconnected", ":moved": "moved_to_another_member", ":at": connection["connected_at"], ":one": 1},
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            }
+        )
+    if released_user_id is not None:
+        items.append(
+            {
+                "Delete": {
+                    "TableName": table,
+                    "Key": user_key(released_user_id),
+                    "ConditionExpression": "attribute_not_exists(pk) OR client_user_id = :me",
+                    "ExpressionAttributeValues": {":me": client_user_id},
+                }
+            }
+        )
+    _client().transact_write_items(TransactItems=items + _outbox_puts(events))
+
+
+def take_refresh_lease(client_user_id: str, token_version: int, owner: str, now: float, lease_seconds: float) -> bool:
+    """The one right to refresh this member's pair now; False when another caller holds it
+    or the pair has already changed."""
+    return _applied(
+        _table().update_item,
+        Key=member_key(client_user_id),
+        UpdateExpression="SET refresh_lease_owner = :owner, refresh_lease_until = :until",
+        ConditionExpression="token_version = :version AND (attribute_not_exists(refresh_lease_until) OR refresh_lease_until < :now)",
+        ExpressionAttributeValues={":owner": owner, ":until": _decimal(now + lease_seconds), ":version": token_version, ":now": _decimal(now)},
+    )
+
+
+def release_refresh_lease(client_user_id: str, owner: str) -> None:
+    """Give the lease back after a failed refresh, so the next caller need not wait it out."""
+    _applied(
+        _table().update_item,
+        Key=member_key(client_user_id),
+        UpdateExpression="REMOVE refresh_lease_owner, refresh_lease_until",
+        ConditionExpression="refresh_lease_owner = :owner",
+        ExpressionAttributeValues={":owner": owner},
+    )
+
+
+def store_refreshed_tokens(
+    client_user_id: str, token_version: int, sealed_tokens: bytes, expires_at: int, refreshable: bool, scopes: list[str]
+) -> bool:
+    """The new pair replaces the one of `token_version`, atomically; False when the
+    connection changed meanwhile (disconnected, or another pair stored)."""
+    values: dict[str, Any] = {
+        ":tokens": sealed_tokens,
+        ":version": token_version,
+        ":next": token_version + 1,
+        ":expires": expires_at,
+        ":at": now_iso(),
+        ":scopes": scopes,
+        ":connected": "connected",
+        ":offline": "offline_not_granted",
+    }
+    update = "SET sealed_tokens = :tokens, token_version = :next, access_expires_at = :expires, last_refreshed_at = :at, scopes = :scopes"
+    if refreshable:
+        update += ", gsi1pk = :index, gsi1sk = :sort REMOVE refresh_lease_owner, refresh_lease_until"
+        values.update({":index": TOKEN_EXPIRY, ":sort": expiry_sort_key(expires_at, client_user_id)})
+    else:
+        update += ", #status = :offline REMOVE refresh_lease_owner, refresh_lease_until, gsi1pk, gsi1sk"
+    return _applied(
+        _table().update_item,
+        Key=member_key(client_user_id),
+        UpdateExpression=update,
+        ConditionExpression="token_version = :version AND #status IN (:connected, :offline)",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues=values,
+    )
+
+
+def mark_reauthorization_required(client_user_id: str, token_version: int, reason: str, event: dict[str, Any]) -> bool:
+    """The pair of `token_version` is dead at WHOOP: the member must connect again. The
+    sealed tokens are dropped (useless now) and the event is kept in the same write."""
+    table = _table().name
+    return _applied(
+        _client().transact_write_items,
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": member_key(client_user_id),
+                    "UpdateExpression": "SET #status = :status, status_reason = :reason, reauthorization_required_at = :at, token_version = token_version + :one "
+                    "REMOVE sealed_tokens, gsi1pk, gsi1sk, refresh_lease_owner, refresh_lease_until",
+                    "ConditionExpression": "token_version = :version AND #status IN (:connected, :offline)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":status": "reauthorization_required",
+                        ":reason": reason,
+                        ":at": now_iso(),
+                        ":one": 1,
+                        ":version": token_version,
+                        ":connected": "connected",
+                        ":offline": "offline_not_granted",
+                    },
+                }
+            },
+            *_outbox_puts([event]),
+        ]
+    )
+
+
+def mark_disconnected(connection: dict[str, Any], *, revoke_pending: bool, event: dict[str, Any] | None) -> bool:
+    """End a connection: its tokens are dropped unless WHOOP still has to revoke them, and
+    its WHOOP user mapping goes. False when the connection changed since it was read."""
+    table = _table().name
+    client_user_id = connection["client_user_id"]
+    update = "SET #status = :disconnected, disconnected_at = :at, token_version = token_version + :one"
+    values: dict[str, Any] = {":disconnected": "disconnected", ":at": now_iso(), ":one": 1, ":version": connection["token_version"]}
+    if revoke_pending:
+        update += ", revoke_pending = :true, gsi1pk = :index, gsi1sk = :sort REMOVE refresh_lease_owner, refresh_lease_until"
+        values.update({":true": True, ":index": REVOKE_PENDING, ":sort": f"{now_iso()}#{client_user_id}"})
+    else:
+        update += " REMOVE sealed_tokens, revoke_pending, gsi1pk, gsi1sk, refresh_lease_owner, refresh_lease_until"
+    items: list[dict[str, Any]] = [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": member_key(client_user_id),
+                "UpdateExpression": update,
+                "ConditionExpression": "token_version = :version",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+    ]
+    if connection.get("user_id") is not None:
+        items.append(
+            {
+                "Delete": {
+                    "TableName": table,
+                    "Key": user_key(int(connection["user_id"])),
+                    "ConditionExpression": "attribute_not_exists(pk) OR client_user_id = :me",
+                    "ExpressionAttributeValues": {":me": client_user_id},
+                }
+            }
+        )
+    return _applied(_client().transact_write_items, TransactItems=items + _outbox_puts([event] if event else []))
+
+
+def replace_pending_tokens(client_user_id: str, token_version: int, sealed_tokens: bytes, expires_at: int) -> bool:
+    """A disconnected member's pair, renewed only so it can be revoked, replaces the old one."""
+    return _applied(
+        _table().update_item,
+        Key=member_key(client_user_id),
+        UpdateExpression="SET sealed_tokens = :tokens, access_expires_at = :expires, token_version = :next",
+        ConditionExpression="token_version = :version AND revoke_pending = :true",
+        ExpressionAttributeValues={":tokens": sealed_tokens, ":expires": expires_at, ":next": token_version + 1, ":version": token_version, ":true": True},
+    )
+
+
+def forget_revoked_tokens(client_user_id: str, token_version: int) -> None:
+    """WHOOP has revoked them: the sealed tokens of a disconnected member go."""
+    _applied(
+        _table().update_item,
+        Key=member_key(client_user_id),
+        UpdateExpression="REMOVE sealed_tokens, revoke_pending, gsi1pk, gsi1sk",
+        ConditionExpression="token_version = :version",
+        ExpressionAttributeValues={":version": token_version},
+    )
+
+
+def connections_expiring_before(expires_before: int) -> Iterator[dict[str, Any]]:
+    """Refreshable connections whose access token expires before the given epoch second."""
+    yield from _index_items(TOKEN_EXPIRY, Key("gsi1sk").lt(f"{expires_before:012d}#\uffff"))
+
+
+def connections_awaiting_revoke() -> Iterator[dict[str, Any]]:
+    yield from _index_items(REVOKE_PENDING)
+
+
+def _index_items(partition: str, sort_condition: Any = None) -> Iterator[dict[str, Any]]:
+    condition = Key("gsi1pk").eq(partition)
+    if sort_condition is not None:
+        condition = condition & sort_condition
+    arguments: dict[str, Any] = {"IndexName": INDEX, "KeyConditionExpression": condition}
+    while True:
+        page = _table().query(**arguments)
+        for item in page.get("Items", []):
+            yield plain(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# Member records ------------------------------------------------------------------------------
+
+
+def get_record(client_user_id: str, sort_key: str) -> dict[str, Any] | None:
+    item = _table().get_item(Key={"pk": f"MEMBER#{client_user_id}", "sk": sort_key}, ConsistentRead=True).get("Item")
+    return plain(item) if item else None
+
+
+def delete_member_records(client_user_id: str) -> int:
+    """Delete every stored record of a member (the connection item stays); how many went."""
+    table = _table()
+    deleted = 0
+    arguments: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"MEMBER#{client_user_id}"), "ProjectionExpression": "pk, sk"}
+    with table.batch_writer() as batch:
+        while True:
+            page = table.query(**arguments)
+            for item in page.get("Items", []):
+                if item["sk"] not in NOT_RECORDS:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                    deleted += 1
+            if "LastEvaluatedKey" not in page:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return deleted
+
+
+# Outbox ----------------------------------------------------------------------------------------
+
+
+def pending_events(stored_before: str) -> Iterator[dict[str, Any]]:
+    """Member events stored before the given time and not yet published, oldest first."""
+    for item in _index_items(OUTBOX, Key("gsi1sk").lt(stored_before)):
+        yield {"id": item["pk"].removeprefix("OUTBOX#"), "detail_type": item["detail_type"], "detail": json.loads(item["detail_json"])}
+
+
+def forget_event(event_id: str) -> None:
+    _table().delete_item(Key=outbox_key(event_id))
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(str(round(value, 3)))

@@ -1,0 +1,189 @@
+"""WHOOP's standard developer API for members (whoop-api.md §3): OAuth and member calls.
+
+The OAuth endpoints take form-encoded bodies with the app's credentials; member endpoints
+take the member's bearer token. Errors name the call and WHOOP's short error code, never a
+token, a code or a body.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+
+from whoop_bridge.whoop import http
+from whoop_bridge.whoop.http import WhoopRequestRejected, WhoopUnauthorized
+
+logger = logging.getLogger(__name__)
+
+AUTHORIZE_PATH = "/oauth/oauth2/auth"
+TOKEN_PATH = "/oauth/oauth2/token"
+# WHOOP documents the phrase, not a code: an unapproved app "has reached its user limit".
+USER_LIMIT_PHRASE = "user limit"
+
+
+class InvalidGrant(WhoopRequestRejected):
+    """`400 invalid_grant`: the code or refresh token is used, expired or revoked."""
+
+
+class UserLimitReached(WhoopRequestRejected):
+    """WHOOP refused a new member: the app is unapproved and at its member cap."""
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What WHOOP's token endpoint answers. `refresh_token` is None without `offline`."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str | None
+    scopes: tuple[str, ...]
+
+    def __repr__(self) -> str:  # never print a token, even in a traceback's locals
+        return f"TokenGrant(expires_in={self.expires_in}, refresh_token={'yes' if self.refresh_token else 'no'}, scopes={self.scopes})"
+
+
+def is_user_limit(description: str | None) -> bool:
+    """Whether WHOOP's error description is the unapproved app's member cap."""
+    return USER_LIMIT_PHRASE in (description or "").lower()
+
+
+class MemberApi:
+    """OAuth (authorize link, code exchange, refresh) and the member endpoints."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        session: requests.Session | None = None,
+        timeout_seconds: float = 10.0,
+        max_retries: int = 3,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._timeout = timeout_seconds
+        self._session = session or http.new_session(max_retries, backoff_seconds)
+        # A refresh whose answer was lost may still have rotated the pair at WHOOP; sending
+        # it again could only fail, so token calls are not retried after a read timeout.
+        self._token_session = session or http.new_session(max_retries, backoff_seconds, retry_reads=False)
+
+    def authorization_url(self, redirect_uri: str, scopes: tuple[str, ...], state: str) -> str:
+        """The link that sends a member to WHOOP's consent page."""
+        query = urlencode(
+            {"response_type": "code", "client_id": self._client_id, "redirect_uri": redirect_uri, "scope": " ".join(scopes), "state": state}
+        )
+        return f"{self._base}{AUTHORIZE_PATH}?{query}"
+
+    # Tokens -----------------------------------------------------------------------------
+
+    def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
+        """`authorization_code` grant: the member's first token pair."""
+        return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}, "POST token (authorization_code)")
+
+    def refresh(self, refresh_token: str) -> TokenGrant:
+        """`refresh_token` grant. WHOOP rotates: the old pair is dead once this succeeds."""
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": "offline"}, "POST token (refresh_token)")
+
+    def _token(self, form: dict[str, str], what: str) -> TokenGrant:
+        response = http.send(
+            self._token_session,
+            "POST",
+            f"{self._base}{TOKEN_PATH}",
+            what=what,
+            timeout_seconds=self._timeout,
+            data={**form, "client_id": self._client_id, "client_secret": self._client_secret},
+            headers={"Accept": "application/json"},
+        )
+        if response.status_code >= 400:
+            error, description = _oauth_error(response)
+            if is_user_limit(description):
+                raise UserLimitReached(f"{what}: the WHOOP app has reached its user limit", response.status_code)
+            if error == "invalid_grant":
+                raise InvalidGrant(f"{what}: invalid_grant", response.status_code)
+            if error == "invalid_client" or response.status_code == 401:
+                raise WhoopUnauthorized(f"{what}: WHOOP refused the app's client credentials", response.status_code)
+            http.raise_for_status(response, what)
+        body = response.json()
+        return TokenGrant(
+            access_token=body["access_token"],
+            expires_in=int(body.get("expires_in") or 0),
+            refresh_token=body.get("refresh_token") or None,
+            scopes=tuple((body.get("scope") or "").split()),
+        )
+
+    # Member endpoints -------------------------------------------------------------------
+
+    def basic_profile(self, access_token: str) -> dict[str, Any]:
+        """`GET /v2/user/profile/basic`: `user_id`, `email`, `first_name`, `last_name`."""
+        return self._member("GET", "/v2/user/profile/basic", access_token, "GET profile").json()
+
+    def revoke(self, access_token: str) -> bool:
+        """`DELETE /v2/user/access`: True when revoked now, False when it already was (401/404)."""
+        try:
+            self._member("DELETE", "/v2/user/access", access_token, "DELETE user access")
+        except (WhoopUnauthorized, http.WhoopNotFound) as error:
+            if error.status in (401, 404):
+                return False
+            raise
+        return True
+
+    def _member(self, method: str, path: str, access_token: str, what: str) -> requests.Response:
+        response = http.send(
+            self._session,
+            method,
+            f"{self._base}/developer{path}",
+            what=what,
+            timeout_seconds=self._timeout,
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        http.raise_for_status(response, what)
+        return response
+
+
+def _oauth_error(response: requests.Response) -> tuple[str | None, str | None]:
+    """OAuth's `error` and `error_description`, when the body is JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    error, description = body.get("error"), body.get("error_description")
+    return (error if isinstance(error, str) else None), (description if isinstance(description, str) else None)
+
+
+# One client (two pooled sessions) per warm container and credential set.
+_clients: dict[tuple[str, str, str], MemberApi] = {}
+
+
+def member_api() -> MemberApi:
+    """The client for this deployment: base URL and retries from the environment, the app's
+    credentials from the member-app secret (fails closed while it holds placeholders)."""
+    from whoop_bridge.config import settings
+    from whoop_bridge.secrets import read_secret
+
+    config = settings()
+    config.require("member_secret_arn")
+    secret = read_secret(config.member_secret_arn, ("client_id", "client_secret"))
+    key = (config.whoop_api_base_url, secret["client_id"], secret["client_secret"])
+    if key not in _clients:
+        _clients.clear()  # a rotated secret replaces the old client
+        _clients[key] = MemberApi(
+            *key,
+            timeout_seconds=config.whoop_timeout_seconds,
+            max_retries=config.whoop_max_retries,
+            backoff_seconds=config.whoop_backoff_seconds,
+        )
+    return _clients[key]
+
+
+def forget_clients() -> None:
+    """Drop cached clients (tests; after a credential rotation)."""
+    _clients.clear()

@@ -1,0 +1,126 @@
+"""member_api, oauth_callback and member_sync handlers with the sample events in events/,
+on the local stack (moto from template.yaml, the emulator as WHOOP)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import requests
+
+from integration_harness import SAMPLE_CLIENT_USER_ID, SAMPLE_CODE, SAMPLE_RETURN_URL, SAMPLE_STATE, load_event, log_records
+
+
+def _member_api(bridge, name: str, **replace: str) -> tuple[int, dict | None]:
+    answer = bridge.invoke("MemberApiFunction", load_event(name, **replace))
+    body = answer.get("body") or ""
+    return answer["statusCode"], json.loads(body) if body else None
+
+
+def _callback(bridge, name: str, state: str, code: str | None = None) -> dict:
+    replace = {SAMPLE_STATE: state}
+    if code is not None:
+        replace[SAMPLE_CODE] = code
+    return bridge.invoke("OAuthCallbackFunction", load_event(name, **replace))
+
+
+def _consent(bridge, authorization_url: str) -> dict[str, str]:
+    """WHOOP's consent page approves; the redirect's code and state."""
+    bridge.emulator.redirect_uris[:] = [parse_qs(urlsplit(authorization_url).query)["redirect_uri"][0]]
+    answer = requests.get(authorization_url, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    return {key: values[0] for key, values in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+
+
+def test_create_connection_sample_gives_a_whoop_link_for_the_apis_own_callback(bridge):
+    status, body = _member_api(bridge, "member_api_create_connection.json")
+
+    assert status == 201
+    query = parse_qs(urlsplit(body["authorization_url"]).query)
+    # The callback is this API's address, from the request's own domain and stage.
+    assert query["redirect_uri"] == ["https://k3v9x2m7qa.execute-api.us-east-1.amazonaws.com/v1/oauth/whoop/callback"]
+    assert query["client_id"] == [bridge.emulator.member_client_id]
+    assert len(query["state"][0]) >= 43  # 32 random bytes, URL-safe base64
+    assert body["expires_at"].endswith("Z")
+
+
+def test_sample_callbacks_connect_and_decline(bridge, logs):
+    _status, link = _member_api(bridge, "member_api_create_connection.json")
+    redirect = _consent(bridge, link["authorization_url"])
+
+    answer = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
+
+    assert answer["statusCode"] == 302
+    assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=connected"
+    assert answer["headers"]["Referrer-Policy"] == "no-referrer"
+    status, body = _member_api(bridge, "member_api_get_connection.json")
+    assert status == 200 and body["status"] == "connected" and body["client_user_id"] == SAMPLE_CLIENT_USER_ID
+    status, profile = _member_api(bridge, "member_api_get_profile.json")
+    assert status == 200 and profile["user_id"] == body["user_id"]
+    assert bridge.published("member.connected", client_user_id=SAMPLE_CLIENT_USER_ID)
+    assert any(record["message"] == "OAuth callback completed" for record in log_records(logs))
+    assert redirect["code"] not in logs.getvalue() and redirect["state"] not in logs.getvalue()
+
+    _status, link = _member_api(bridge, "member_api_create_connection.json")
+    state = parse_qs(urlsplit(link["authorization_url"]).query)["state"][0]
+    declined = _callback(bridge, "oauth_callback_denied.json", state)
+    assert declined["statusCode"] == 302 and declined["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=denied"
+    # Declining a new link leaves the existing connection alone.
+    assert _member_api(bridge, "member_api_get_connection.json")[1]["status"] == "connected"
+
+
+def test_sample_callback_with_its_own_made_up_state_is_a_400_page(bridge):
+    answer = _callback(bridge, "oauth_callback_approved.json", SAMPLE_STATE)
+
+    assert answer["statusCode"] == 400
+    assert answer["headers"]["Content-Type"].startswith("text/html")
+    assert "Location" not in answer["headers"]
+
+
+def test_delete_sample_disconnects_and_repeats_harmlessly(bridge):
+    _status, link = _member_api(bridge, "member_api_create_connection.json")
+    redirect = _consent(bridge, link["authorization_url"])
+    assert _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])["statusCode"] == 302
+    revocations = bridge.emulator.revocations
+
+    assert _member_api(bridge, "member_api_delete_connection.json") == (204, None)
+    assert _member_api(bridge, "member_api_delete_connection.json") == (204, None)
+
+    assert bridge.emulator.revocations == revocations + 1
+    assert _member_api(bridge, "member_api_get_connection.json")[1]["status"] == "disconnected"
+    assert _member_api(bridge, "member_api_get_profile.json")[0] == 404
+
+
+def test_schedule_sample_runs_the_upkeep(bridge):
+    counts = bridge.invoke("MemberSyncFunction", load_event("schedule_member_sync_refresh_tokens.json"))
+
+    assert set(counts) == {"refreshed", "reauthorization_required", "failed", "revoked", "events_published"}
+    assert counts["failed"] == 0
+
+
+def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge, monkeypatch):
+    from whoop_bridge import events
+
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(bridge.stack.output("MemberTable"))
+    from whoop_bridge.store import member_store
+
+    event = member_store.new_event("member.connected", {"client_user_id": "outbox-member", "user_id": 1})
+    event["stored_at"] = "2000-01-01T00:00:00.000Z"  # older than the grace period
+    member_store._client().transact_write_items(TransactItems=member_store._outbox_puts([event]))
+
+    def refuse(*_args, **_kwargs):
+        raise events.PublishFailed("EventBridge refused it")
+
+    monkeypatch.setattr(events, "publish", refuse)
+    from whoop_bridge.members import outbox
+
+    outbox.publish_stored([event])
+    assert table.get_item(Key=member_store.outbox_key(event["id"]))["Item"]["detail_type"] == "member.connected"
+    monkeypatch.undo()
+
+    counts = bridge.invoke("MemberSyncFunction", load_event("schedule_member_sync_refresh_tokens.json"))
+
+    assert counts["events_published"] >= 1
+    assert bridge.published("member.connected", client_user_id="outbox-member")
+    assert "Item" not in table.get_item(Key=member_store.outbox_key(event["id"]))
