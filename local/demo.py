@@ -211,7 +211,7 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
     print(f"9. GET /connections/{DEMO_MEMBER} -> {connection['status']}, WHOOP user {connection['user_id']}, scopes: {' '.join(connection['scopes'])}", file=out)
     # WHOOP's token nears its end: the scheduled refresher (every 10 minutes) renews it.
     emulator.expire_member_tokens()
-    _age_tokens(stack, DEMO_MEMBER)
+    age_tokens(stack, DEMO_MEMBER, 300)
     refreshes = emulator.member_refreshes
     stack.run_schedule("MemberSyncFunction", "RefreshTokens")
     print(f"10. The scheduled refresher renewed the member's tokens (WHOOP saw {emulator.member_refreshes - refreshes} refresh)", file=out)
@@ -237,15 +237,17 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
     return 0
 
 
-def _age_tokens(stack: LocalStack, client_user_id: str) -> None:
-    """Make the stored pair look five minutes from expiry, as it would be 55 minutes on."""
+def age_tokens(stack: LocalStack, client_user_id: str, seconds_left: int) -> None:
+    """Make the stored pair look `seconds_left` from expiry (WHOOP's own token lives on), as
+    it would be later in its life: the token service and the refresher then act on it."""
     import boto3
 
+    expires_at = int(time.time()) + seconds_left
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(stack.output("MemberTable"))
     table.update_item(
         Key={"pk": f"MEMBER#{client_user_id}", "sk": "CONNECTION"},
-        UpdateExpression="SET access_expires_at = :soon, gsi1sk = :sort",
-        ExpressionAttributeValues={":soon": int(time.time()) + 300, ":sort": f"{int(time.time()) + 300:012d}#{client_user_id}"},
+        UpdateExpression="SET access_expires_at = :at, gsi1sk = :sort",
+        ExpressionAttributeValues={":at": expires_at, ":sort": f"{expires_at:012d}#{client_user_id}"},
     )
 
 

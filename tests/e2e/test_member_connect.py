@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import traceback
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +18,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from local.demo import DEMO_RETURN_URL as RETURN_URL
-from local.demo import follow_consent
+from local.demo import age_tokens, follow_consent
 from local.stack import HandlerError
 
 # Every state a test saw: the log audit at the end checks none of them was logged.
@@ -111,21 +112,21 @@ def test_connect_stores_the_connection_with_sealed_tokens_and_reports_its_status
 
 
 def test_ten_concurrent_callers_needing_a_refresh_cause_exactly_one_refresh(bridge):
-    bridge.emulator.member_token_ttl_seconds = 120  # inside the 5-minute margin: every caller needs a refresh
     member = _member()
     assert _landing(_connect(bridge, member)) == {"status": ["connected"]}
+    age_tokens(bridge.stack, member, 60)  # inside the 5-minute margin: every caller needs a refresh
     before = _connection_item(bridge, member)
     refreshes, calls = bridge.emulator.member_refreshes, _refresh_calls(bridge)
     barrier = threading.Barrier(10)
     results: list[str] = []
-    errors: list[BaseException] = []
+    errors: list[str] = []
 
     def caller() -> None:
         barrier.wait()
         try:
             results.append(_tokens().access_token(member))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+        except BaseException:  # noqa: BLE001 - reported below, with where it came from
+            errors.append(traceback.format_exc())
 
     threads = [threading.Thread(target=caller) for _ in range(10)]
     for thread in threads:
@@ -248,9 +249,7 @@ def test_without_offline_the_connection_says_so_and_ends_cleanly_at_expiry(bridg
     token = _tokens().access_token(member)  # usable while the access token lives
     assert token
 
-    _table(bridge).update_item(
-        Key={"pk": f"MEMBER#{member}", "sk": "CONNECTION"}, UpdateExpression="SET access_expires_at = :now", ExpressionAttributeValues={":now": int(time.time())}
-    )
+    age_tokens(bridge.stack, member, 0)
     # The status says so at once, before any token request finds it out.
     assert _status(bridge, member)["status"] == "reauthorization_required"
     with pytest.raises(_tokens().ReauthorizationRequired):
@@ -360,9 +359,7 @@ def test_invalid_grant_after_a_re_read_requires_reauthorization(bridge):
     _connect(bridge, member)
     user_id = _status(bridge, member)["user_id"]
     bridge.emulator.revoke_member(user_id)  # the member removed the app in WHOOP
-    _table(bridge).update_item(
-        Key={"pk": f"MEMBER#{member}", "sk": "CONNECTION"}, UpdateExpression="SET access_expires_at = :soon", ExpressionAttributeValues={":soon": int(time.time()) + 60}
-    )
+    age_tokens(bridge.stack, member, 60)
 
     with pytest.raises(_tokens().ReauthorizationRequired):
         _tokens().access_token(member)
