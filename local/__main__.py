@@ -1,8 +1,8 @@
 """`python -m local demo` (the default) and `python -m local serve --port PORT`.
 
 demo: the WHOOP emulator and the local stack, one requisition of three tests sent through
-every path of the lab workflow, a member connecting through OAuth, and the timeline of
-what WHOOP received.
+every path of the lab workflow, a member connecting through OAuth, backfilled and updated
+by a signed data webhook, and the timeline of what WHOOP received.
 serve: the bridge's API on http://127.0.0.1:PORT until interrupted, with schedules on their rate.
 """
 
@@ -61,6 +61,7 @@ def serve(arguments: argparse.Namespace) -> int:
     print(f"  health:  GET {stack.url}/_local/health")
     if emulator:
         print(f"  WHOOP emulator on {emulator.base_url} (control API under /_emulator/), webhooks to {emulator.partner_webhook_url}")
+        print(f"  data webhooks to {emulator.member_webhook_url} (POST /_emulator/members/{{user_id}}/history, .../webhooks)")
         print(f"  OAuth redirect URL registered at the emulator: {emulator.redirect_uris[-1]}")
     else:
         print(f"  WHOOP API at {base_url}")

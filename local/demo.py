@@ -114,6 +114,18 @@ class Platform:
     def disconnect(self, client_user_id: str) -> requests.Response:
         return self.session.delete(f"{self.base_url}/connections/{client_user_id}", timeout=30)
 
+    def records(self, client_user_id: str, record_type: str) -> list[dict[str, Any]]:
+        """Every stored record of a type, through `GET /members/{id}/{type}`, newest first."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            answer = self.session.get(f"{self.base_url}/members/{client_user_id}/{record_type}", params=params, timeout=30)
+            answer.raise_for_status()
+            found += answer.json()["records"]
+            if not answer.json()["next_token"]:
+                return found
+            params["next_token"] = answer.json()["next_token"]
+
 
 def follow_consent(authorization_url: str) -> list[requests.Response]:
     """The member's browser: WHOOP's consent page (the emulator answers at once), then the
@@ -190,15 +202,20 @@ def use_emulator_credentials(emulator: WhoopEmulator) -> None:
 
 
 def attach(emulator: WhoopEmulator, stack: LocalStack) -> None:
-    """Point the emulator at the running bridge: its webhook URL and the app's registered
-    redirect URI (the stack's OAuthRedirectUrl, here on localhost)."""
+    """Point the emulator at the running bridge: its two webhook URLs and the app's
+    registered redirect URI (the stack's OAuthRedirectUrl, here on localhost)."""
     emulator.partner_webhook_url = f"{stack.url}/webhooks/partner"
+    emulator.member_webhook_url = f"{stack.url}/webhooks/whoop"
     emulator.redirect_uris.append(f"{stack.url}/v1/oauth/whoop/callback")
 
 
 def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -> int:
     platform = Platform(stack.url)
     print("\nA health platform connects a WHOOP member:", file=out)
+    # A WHOOP member with a month of cycles, sleeps, recoveries and workouts signs in.
+    user_id = emulator.add_member()["user_id"]
+    emulator.generate_history(user_id, days=30)
+    emulator.signed_in_user_id = user_id
     link = platform.connect_link(DEMO_MEMBER, DEMO_RETURN_URL)
     if link.status_code != 201:
         print(f"\nDEMO FAILED: POST /connections answered {link.status_code}: {link.text}", file=out)
@@ -209,21 +226,37 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
     print(f"8. The member approved at WHOOP and the bridge sent them back to {landing}", file=out)
     connection = platform.connection(DEMO_MEMBER).json()
     print(f"9. GET /connections/{DEMO_MEMBER} -> {connection['status']}, WHOOP user {connection['user_id']}, scopes: {' '.join(connection['scopes'])}", file=out)
+    backfill = wait_until(lambda: _backfilled(platform), timeout=60, what="the backfill")
+    counts = {record_type: len(platform.records(DEMO_MEMBER, record_type)) for record_type in ("cycle", "sleep", "recovery", "workout")}
+    plural = {"cycle": "cycles", "sleep": "sleeps", "recovery": "recoveries", "workout": "workouts"}
+    print(f"10. The backfill of {sum(p['pages'] for p in backfill.values())} pages stored " + ", ".join(f"{n} {plural[t]}" for t, n in counts.items()), file=out)
+    pending = next(sleep for sleep in emulator.records(user_id, "sleep") if sleep["score_state"] == "PENDING_SCORE")
+    emulator.score(user_id, "sleep", pending["id"])
+    status = emulator.send_member_webhook(user_id, "sleep.updated", pending["id"])
+    scored = wait_until(lambda: _stored_sleep(platform, pending["id"], "SCORED"), timeout=30, what="the scored sleep")
+    print(f"11. WHOOP scored last night's sleep and sent sleep.updated -> {status}; GET /members/{DEMO_MEMBER}/sleep shows it {scored['score_state']}, "
+          f"performance {scored['score']['sleep_performance_percentage']}%", file=out)
     # WHOOP's token nears its end: the scheduled refresher (every 10 minutes) renews it.
     emulator.expire_member_tokens()
     age_tokens(stack, DEMO_MEMBER, 300)
     refreshes = emulator.member_refreshes
     stack.run_schedule("MemberSyncFunction", "RefreshTokens")
-    print(f"10. The scheduled refresher renewed the member's tokens (WHOOP saw {emulator.member_refreshes - refreshes} refresh)", file=out)
+    print(f"12. The scheduled refresher renewed the member's tokens (WHOOP saw {emulator.member_refreshes - refreshes} refresh)", file=out)
     disconnect = platform.disconnect(DEMO_MEMBER)
     after = platform.connection(DEMO_MEMBER).json()
-    print(f"11. DELETE /connections/{DEMO_MEMBER} -> {disconnect.status_code}; WHOOP revoked the grant; status now {after['status']}", file=out)
+    left = len(platform.records(DEMO_MEMBER, "sleep"))
+    print(f"13. DELETE /connections/{DEMO_MEMBER} -> {disconnect.status_code}; WHOOP revoked the grant; status now {after['status']}, {left} sleeps kept", file=out)
 
     print("\nWhat WHOOP's OAuth and member API received, in order:", file=out)
-    for line in emulator.timeline():
-        if line.startswith(("GET oauth", "POST oauth")) or " user/" in line:
-            print(f"  {line}", file=out)
+    for line in _condensed(emulator.timeline()):
+        print(f"  {line}", file=out)
     problems = []
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 30 * 86400))
+    expected_sleeps = sum(1 for sleep in emulator.records(user_id, "sleep") if sleep["start"] > since)
+    if counts["sleep"] < expected_sleeps or not all(counts.values()):
+        problems.append(f"the backfill stored {counts}, expected the {expected_sleeps} sleeps of the last 30 days and every type")
+    if left != 0:
+        problems.append(f"{left} sleeps were kept after the disconnect, expected none (DeleteDataOnDisconnect)")
     if not landing.endswith("status=connected"):
         problems.append(f"the member landed on {landing!r}, expected status=connected")
     if connection["status"] != "connected" or after["status"] != "disconnected":
@@ -235,6 +268,29 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
         return 1
     print("\nThe member connected, stayed fresh and disconnected as expected.", file=out)
     return 0
+
+
+def _backfilled(platform: Platform) -> dict[str, Any] | None:
+    backfill = platform.connection(DEMO_MEMBER).json().get("backfill") or {}
+    return backfill if len(backfill) == 5 and all(progress["state"] == "done" for progress in backfill.values()) else None
+
+
+def _stored_sleep(platform: Platform, sleep_id: str, score_state: str) -> dict[str, Any] | None:
+    return next((sleep for sleep in platform.records(DEMO_MEMBER, "sleep") if sleep["id"] == sleep_id and sleep["score_state"] == score_state), None)
+
+
+def _condensed(lines: list[str]) -> list[str]:
+    """WHOOP's member-side timeline, repeated calls folded into one line with a count."""
+    member_paths = (" user/", "activity/", " cycle", " recovery")
+    wanted = [line for line in lines if line.startswith(("GET oauth", "POST oauth")) or any(part in line for part in member_paths)]
+    folded: list[str] = []
+    for line in wanted:
+        if folded and folded[-1].split(" ×")[0] == line:
+            count = int(folded[-1].split(" ×")[1]) + 1 if " ×" in folded[-1] else 2
+            folded[-1] = f"{line} ×{count}"
+        else:
+            folded.append(line)
+    return folded
 
 
 def age_tokens(stack: LocalStack, client_user_id: str, seconds_left: int) -> None:

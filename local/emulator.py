@@ -1,32 +1,46 @@
-"""A local emulator of WHOOP's Healthcare Partner API and of its standard-API OAuth.
+"""A local emulator of WHOOP's Healthcare Partner API and of its standard developer API.
 
 `WhoopEmulator` runs a small HTTP server on 127.0.0.1 that answers the partner API the way
 WHOOP documents it (paths, field names, status codes, the `WHOOP-Signed` webhook signature),
 sends signed partner webhooks, and exposes a control API under `/_emulator/` plus a Python
 API so tests and demos can create orders, inject faults and inspect what a client did.
 
-It also speaks WHOOP's standard developer API OAuth for members (authorization code flow
-at `/oauth/oauth2/auth`, form-encoded `/oauth/oauth2/token` with WHOOP's refresh-token
-rotation, the app's user limit) and the member endpoints a connect flow touches
-(`/developer/v2/user/profile/basic`, `/developer/v2/user/measurement/body`,
-`DELETE /developer/v2/user/access`), so a member-connect flow can be tested end to end.
+It also speaks WHOOP's standard developer API (v2) for members:
+- OAuth (authorization code flow at `/oauth/oauth2/auth`, form-encoded `/oauth/oauth2/token`
+  with WHOOP's refresh-token rotation, the app's user limit) and the member endpoints a
+  connect flow touches (`/developer/v2/user/profile/basic`, `/developer/v2/user/measurement/body`,
+  `DELETE /developer/v2/user/access`);
+- the data API (whoop-api.md §3.2): cycles, sleeps, recoveries and workouts per member, with
+  WHOOP's field names, `score_state`, paginated collections (`limit`, `start`, `end`,
+  `nextToken`) and the by-id routes (`/v2/cycle/{id}/recovery` is the only recovery by id).
+  `generate_history` fills a member with realistic days; `add_record`, `score`,
+  `update_record` and `delete_record` change records the way WHOOP does (a pending sleep
+  gets scored later, deleting a sleep deletes its recovery);
+- WHOOP's per-app rate limits (§3.4) on every member `/developer/v2/...` call, with the
+  `X-RateLimit-*` headers and 429s, counted in fixed windows on `clock` (a `local.clock`
+  clock, so a `FastClock` makes a minute pass in a second), plus `burst_429`;
+- signed data webhooks (§3.3): `send_member_webhook` posts `{"user_id", "id", "type",
+  "trace_id"}` with `X-WHOOP-Signature` (base64 HMAC-SHA256 of timestamp + body, keyed with
+  the member client secret) and `X-WHOOP-Signature-Timestamp` (ms since the epoch, real time).
 
 Standard library only, so it runs anywhere the bridge's tests run.
 
 Routing is table-driven: `self._routes` is a list of (method, regex, handler). The partner
 API lives in the `_partner_*` methods, OAuth in `_oauth_*`, the member endpoints in
-`_member_*` and the control API in the `_control_*` methods; further WHOOP surfaces can be
-added as further sections of the table.
+`_member_*`, the data API in `_data_*` and the control API in the `_control_*` methods;
+further WHOOP surfaces can be added as further sections of the table.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
 import http.client
 import json
 import math
+import random
 import re
 import secrets
 import threading
@@ -39,6 +53,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+from local.clock import RealClock
 
 __all__ = ["WhoopEmulator"]
 
@@ -124,6 +140,35 @@ _FAKE_BODIES = (
 )
 FIRST_MEMBER_ID = 10001
 
+# The standard API's data side (§3.2-3.4).
+DATA_PREFIX = "/developer/v2"
+RECORD_TYPES = ("cycle", "sleep", "recovery", "workout")
+SCORED, PENDING_SCORE, UNSCORABLE = "SCORED", "PENDING_SCORE", "UNSCORABLE"
+SCORE_STATES = frozenset({SCORED, PENDING_SCORE, UNSCORABLE})
+# Data webhooks: only these six (§3.3); a create arrives as `updated`, cycles never appear.
+MEMBER_WEBHOOK_TYPES = frozenset(f"{kind}.{action}" for kind in ("recovery", "sleep", "workout")
+                                 for action in ("updated", "deleted"))
+FIRST_CYCLE_ID = 93845
+DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT = 10, 25
+MAX_PAGE_TOKENS = 10_000  # issued next tokens kept; the oldest are forgotten first
+# Field order as WHOOP's v2 schemas list them; `score` only when SCORED.
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "cycle": ("id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "score"),
+    "sleep": ("id", "cycle_id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
+              "nap", "score_state", "score"),
+    "recovery": ("cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score"),
+    "workout": ("id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
+                "sport_name", "sport_id", "score_state", "score"),
+}
+# WHOOP sport ids (v2 `sport_name`, `sport_id`); unknown names get -1 ("activity").
+SPORTS = {"running": 0, "cycling": 1, "rowing": 18, "swimming": 33, "yoga": 44, "weightlifting": 45, "walking": 63}
+# Typical speeds (m/s) of the sports that record a distance.
+_SPORT_SPEEDS = {"running": (2.5, 3.6), "cycling": (5.5, 8.5), "rowing": (3.2, 4.4), "swimming": (0.6, 0.9),
+                 "walking": (1.2, 1.6)}
+_SPORT_WEIGHTS = {"running": 5, "cycling": 3, "weightlifting": 3, "walking": 3, "yoga": 1, "swimming": 1, "rowing": 1}
+_TZ_OFFSETS = ("-05:00", "-04:00", "-08:00", "-07:00", "+00:00", "+01:00", "+02:00", "+10:00")
+MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+
 Handler = Callable[..., "_Response"]
 
 
@@ -131,6 +176,161 @@ def _utc_iso(ts: float | None = None) -> str:
     """ISO 8601 UTC with a `Z`, millisecond precision."""
     moment = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _ms_iso(ms: int) -> str:
+    """Milliseconds since the epoch as WHOOP writes timestamps: `2026-11-20T06:25:44.774Z`."""
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso_ms(text: str) -> int:
+    """Milliseconds since the epoch of an ISO-8601 date-time with `Z` or an offset; ValueError otherwise."""
+    if not isinstance(text, str) or "T" not in text.upper():
+        raise ValueError(f"not an ISO-8601 date-time: {text!r}")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"date-time without Z or a UTC offset: {text!r}")
+    return (moment - _EPOCH) // _MS
+
+
+def _to_ms(value: Any) -> int:
+    """A moment given as epoch seconds, an aware datetime or an ISO-8601 string, in epoch milliseconds."""
+    if isinstance(value, bool):
+        raise TypeError("a moment must be epoch seconds, an aware datetime or an ISO-8601 string")
+    if isinstance(value, (int, float)):
+        return round(value * 1000)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("datetime must be timezone-aware")
+        return (value - _EPOCH) // _MS
+    if isinstance(value, str):
+        return _iso_ms(value)
+    raise TypeError("a moment must be epoch seconds, an aware datetime or an ISO-8601 string")
+
+
+def _offset_ms(offset: str) -> int:
+    """`-05:00` as milliseconds east of UTC."""
+    sign = -1 if offset.startswith("-") else 1
+    hours, _, minutes = offset.lstrip("+-").partition(":")
+    return sign * (int(hours) * 60 + int(minutes or 0)) * MINUTE_MS
+
+
+def _cycle_score(rng: random.Random) -> dict[str, Any]:
+    strain = rng.uniform(4.0, 18.5)
+    return {
+        "strain": round(strain, 6),
+        "kilojoule": round(rng.uniform(6500.0, 9000.0) + strain * rng.uniform(250.0, 400.0), 4),
+        "average_heart_rate": rng.randint(58, 78),
+        "max_heart_rate": rng.randint(135, 192),
+    }
+
+
+def _sleep_score(rng: random.Random, in_bed_ms: int) -> dict[str, Any]:
+    in_bed_ms = max(in_bed_ms, HOUR_MS)
+    awake = int(in_bed_ms * rng.uniform(0.04, 0.12))
+    no_data = 0 if rng.random() < 0.85 else rng.randint(1, 20) * MINUTE_MS
+    asleep = max(0, in_bed_ms - awake - no_data)
+    slow_wave = int(asleep * rng.uniform(0.16, 0.25))
+    rem = int(asleep * rng.uniform(0.18, 0.27))
+    baseline = rng.randint(450, 510) * MINUTE_MS
+    debt = rng.randint(0, 60) * MINUTE_MS
+    strain_need = rng.randint(0, 40) * MINUTE_MS
+    need = baseline + debt + strain_need
+    return {
+        "stage_summary": {
+            "total_in_bed_time_milli": in_bed_ms,
+            "total_awake_time_milli": awake,
+            "total_no_data_time_milli": no_data,
+            "total_light_sleep_time_milli": asleep - slow_wave - rem,
+            "total_slow_wave_sleep_time_milli": slow_wave,
+            "total_rem_sleep_time_milli": rem,
+            "sleep_cycle_count": max(1, asleep // (90 * MINUTE_MS)),
+            "disturbance_count": rng.randint(3, 18),
+        },
+        "sleep_needed": {
+            "baseline_milli": baseline,
+            "need_from_sleep_debt_milli": debt,
+            "need_from_recent_strain_milli": strain_need,
+            "need_from_recent_nap_milli": 0,
+        },
+        "respiratory_rate": round(rng.uniform(13.5, 17.5), 6),
+        "sleep_performance_percentage": min(100, round(asleep / need * 100)),
+        "sleep_consistency_percentage": rng.randint(55, 95),
+        "sleep_efficiency_percentage": round(asleep / in_bed_ms * 100, 5),
+    }
+
+
+def _recovery_score(rng: random.Random) -> dict[str, Any]:
+    hrv = rng.uniform(28.0, 110.0)
+    return {
+        "user_calibrating": False,
+        "recovery_score": max(1, min(99, round((hrv - 28.0) / 82.0 * 75 + rng.uniform(8, 24)))),
+        "resting_heart_rate": rng.randint(46, 66),
+        "hrv_rmssd_milli": round(hrv, 6),
+        "spo2_percentage": round(rng.uniform(94.0, 99.0), 4),
+        "skin_temp_celsius": round(rng.uniform(33.0, 35.2), 2),
+    }
+
+
+def _workout_score(rng: random.Random, sport: str, duration_ms: int) -> dict[str, Any]:
+    duration_ms = max(duration_ms, MINUTE_MS)
+    hours = duration_ms / HOUR_MS
+    average = rng.randint(108, 158)
+    weights = [rng.uniform(0.0, 0.05), rng.uniform(0.05, 0.2), rng.uniform(0.2, 0.4),
+               rng.uniform(0.15, 0.35), rng.uniform(0.0, 0.2), rng.uniform(0.0, 0.06)]
+    zones = [int(duration_ms * w / sum(weights)) for w in weights]
+    zones[2] += duration_ms - sum(zones)
+    distance = gain = change = None
+    if sport in _SPORT_SPEEDS:
+        distance = round(duration_ms / 1000 * rng.uniform(*_SPORT_SPEEDS[sport]), 6)
+        if sport != "swimming":
+            gain = round(distance * rng.uniform(0.0, 0.015), 6)
+            change = round(rng.uniform(-5.0, 5.0), 6)
+    return {
+        "strain": round(min(21.0, 2.0 + hours * rng.uniform(4.0, 8.0) + (average - 100) / 12), 4),
+        "average_heart_rate": average,
+        "max_heart_rate": min(202, average + rng.randint(15, 40)),
+        "kilojoule": round(hours * 60 * rng.uniform(30.0, 60.0), 4),
+        "percent_recorded": 100.0 if rng.random() < 0.9 else round(rng.uniform(85.0, 99.9), 2),
+        "distance_meter": distance,
+        "altitude_gain_meter": gain,
+        "altitude_change_meter": change,
+        "zone_durations": dict(zip(
+            ("zone_zero_milli", "zone_one_milli", "zone_two_milli", "zone_three_milli", "zone_four_milli",
+             "zone_five_milli"), zones, strict=True)),
+    }
+
+
+def _new_score(record_type: str, record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A fresh, realistic score for the record."""
+    if record_type == "cycle":
+        return _cycle_score(rng)
+    if record_type == "recovery":
+        return _recovery_score(rng)
+    start = _iso_ms(record["start"]) if record.get("start") else 0
+    end = _iso_ms(record["end"]) if record.get("end") else start + (450 if record_type == "sleep" else 45) * MINUTE_MS
+    if record_type == "sleep":
+        return _sleep_score(rng, end - start)
+    return _workout_score(rng, str(record.get("sport_name")), end - start)
+
+
+def _settle_score(record_type: str, record: dict[str, Any], rng: random.Random) -> None:
+    """Keep `score` consistent with `score_state`: present only when SCORED, then always."""
+    if record.get("score_state") == SCORED:
+        if not isinstance(record.get("score"), dict):
+            record["score"] = _new_score(record_type, record, rng)
+    else:
+        record.pop("score", None)
+
+
+def _touch(record: dict[str, Any], now_ms: int) -> None:
+    """Set `updated_at` to now, or 1 ms after the previous value if now is not later."""
+    previous = _iso_ms(record["updated_at"])
+    record["updated_at"] = _ms_iso(now_ms if now_ms > previous else previous + 1)
 
 
 def _short(identifier: str) -> str:
@@ -340,19 +540,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class WhoopEmulator:
-    """WHOOP Healthcare Partner API and standard-API OAuth emulator (HTTP server plus test controls).
+    """WHOOP Healthcare Partner API and standard developer API emulator (HTTP server plus test controls).
 
     Partner API under `/developer/v2/partner/...`; WHOOP's member OAuth under
     `/oauth/oauth2/auth` and `/oauth/oauth2/token` (the developer app is `member_client_id`
     / `member_client_secret` with `redirect_uris`); member endpoints under
-    `/developer/v2/user/...`; control API under `/_emulator/...`. Partner and member
-    access tokens are separate: neither works on the other's routes.
-    Control calls are neither recorded in `calls` nor subject to injected faults.
+    `/developer/v2/user/...`; the member data API (`/developer/v2/cycle`, `/v2/recovery`,
+    `/v2/activity/sleep`, `/v2/activity/workout` and their by-id routes); control API under
+    `/_emulator/...`. Partner and member access tokens are separate: neither works on the
+    other's routes. Control calls are neither recorded in `calls` nor subject to injected faults.
+
+    Member data: `generate_history` fills a member with days of cycles, sleeps, recoveries
+    and workouts; `records`, `record`, `add_record`, `score`, `update_record` and
+    `delete_record` read and change them. Every member `/developer/v2/...` call (partner API
+    and OAuth token endpoint excluded) is rate limited per app in fixed windows on `clock`
+    (`rate_limit_per_minute`, `rate_limit_per_day`; `burst_429` forces 429s) and listed in
+    `member_api_calls()`. `send_member_webhook` sends WHOOP's signed data webhooks to
+    `member_webhook_url`, keyed with `member_client_secret`.
 
     Switches a test may set directly: `decline_consent` (the member says no),
     `withhold_scopes` (scopes never granted), `user_limit` (None = unlimited),
     `member_token_ttl_seconds`, `signed_in_user_id` (the WHOOP member who approves the next
-    authorizations; None = a brand-new member each time) and `redirect_uris` (a list).
+    authorizations; None = a brand-new member each time), `redirect_uris` (a list),
+    `rate_limit_per_minute`, `rate_limit_per_day` and `member_webhook_url`.
     """
 
     def __init__(
@@ -372,6 +582,8 @@ class WhoopEmulator:
         redirect_uris: Iterable[str] = (),
         member_token_ttl_seconds: int = 3600,
         user_limit: int | None = None,
+        member_webhook_url: str | None = None,
+        clock: RealClock | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -392,6 +604,12 @@ class WhoopEmulator:
         self.decline_consent: bool = False
         self.withhold_scopes: set[str] = set()
         self.signed_in_user_id: int | None = None
+
+        # The data side: rate-limit windows run on `clock`; records on wall-clock time.
+        self.clock = clock if clock is not None else RealClock()
+        self.member_webhook_url = member_webhook_url
+        self.rate_limit_per_minute = 100
+        self.rate_limit_per_day = 10_000
 
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -421,10 +639,22 @@ class WhoopEmulator:
         self._member_code_exchanges = 0
         self._revocations = 0
 
+        self._data: dict[int, dict[str, dict[Any, dict[str, Any]]]] = {}  # user -> type -> id -> record
+        self._member_tz: dict[int, str] = {}  # the member's timezone_offset
+        self._next_cycle_id = FIRST_CYCLE_ID
+        self._rng = random.Random()  # scores of records added or rescored later
+        self._page_tokens: dict[str, tuple[tuple[Any, ...], tuple[int, str]]] = {}  # token -> (query, cursor)
+        self._windows: dict[int, tuple[int, int]] = {}  # window size (s) -> (window index, requests served)
+        self._burst_left = 0
+        self._burst_reset = 0
+        self._member_calls: list[dict[str, Any]] = []
+        self._member_deliveries: list[dict[str, Any]] = []
+
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), handler)
             for method, pattern, handler in (
-                self._partner_routes() + self._oauth_routes() + self._member_routes() + self._control_routes()
+                self._partner_routes() + self._oauth_routes() + self._member_routes() + self._data_routes()
+                + self._control_routes()
             )
         ]
 
@@ -711,6 +941,355 @@ class WhoopEmulator:
         payload["token_type"] = "bearer"
         return payload
 
+    # ------------------------------------------------------------------ member data (Python API)
+
+    def _now_ms(self) -> int:
+        # Records live on wall-clock time, as the bridge's windows do; only the rate-limit
+        # windows run on `clock` (which a test may speed up).
+        return round(time.time() * 1000)
+
+    @staticmethod
+    def _check_type(record_type: str) -> None:
+        if record_type not in RECORD_TYPES:
+            raise ValueError(f"record_type must be one of {', '.join(RECORD_TYPES)}")
+
+    @staticmethod
+    def _record_key(record_type: str, record_id: Any) -> Any:
+        """The store key of a record id: an int for cycles, the (sleep) uuid string otherwise."""
+        if record_type == "cycle":
+            if isinstance(record_id, int) and not isinstance(record_id, bool):
+                return record_id
+            if isinstance(record_id, str) and record_id.isascii() and record_id.isdigit():
+                return int(record_id)
+            raise KeyError(record_id)
+        if isinstance(record_id, (str, uuid.UUID)):
+            return str(record_id)
+        raise KeyError(record_id)
+
+    def _store(self, user_id: int) -> dict[str, dict[Any, dict[str, Any]]]:
+        """The member's records by type (caller holds the lock). KeyError if the member is unknown."""
+        if user_id not in self._members:
+            raise KeyError(user_id)
+        return self._data.setdefault(user_id, {kind: {} for kind in RECORD_TYPES})
+
+    def _find(self, user_id: int, record_type: str, record_id: Any) -> dict[str, Any]:
+        """The stored record itself (caller holds the lock). KeyError if unknown."""
+        self._check_type(record_type)
+        return self._store(user_id)[record_type][self._record_key(record_type, record_id)]
+
+    def _sort_key(self, store: dict[str, dict[Any, dict[str, Any]]], record_type: str,
+                  record: dict[str, Any]) -> tuple[int, str]:
+        """(start ms, id) to sort newest first; a recovery sorts by its cycle's start."""
+        if record_type == "recovery":
+            cycle = store["cycle"].get(record["cycle_id"]) or store["sleep"].get(record["sleep_id"])
+            start = cycle["start"] if cycle is not None else record["created_at"]
+            return _iso_ms(start), str(record["sleep_id"])
+        return _iso_ms(record["start"]), str(record["id"])
+
+    def _sorted(self, user_id: int, record_type: str) -> list[tuple[tuple[int, str], dict[str, Any]]]:
+        """(sort key, stored record) pairs, newest first (caller holds the lock)."""
+        store = self._data.get(user_id)
+        if store is None:
+            return []
+        pairs = [(self._sort_key(store, record_type, r), r) for r in store[record_type].values()]
+        pairs.sort(key=lambda pair: pair[0], reverse=True)
+        return pairs
+
+    def generate_history(self, user_id: int, days: int = 30, *, end: Any = None, pending_latest: bool = True,
+                         seed: Any = None) -> dict[str, int]:
+        """Replace the member's records with `days` days of realistic data; returns the counts per type.
+
+        One physiological cycle per day (from the evening's sleep onset to the next one; the
+        newest cycle is still open, `end` None), one overnight sleep and one recovery per
+        cycle, 0-2 workouts a day. `end` (epoch seconds, aware datetime or ISO string;
+        default now) is the moment the history reaches; with `pending_latest` the
+        newest sleep and recovery are still PENDING_SCORE. The values are deterministic
+        given `seed` (default: `user_id`); ids are not (cycle ids count from 93845).
+        Raises KeyError for an unknown member.
+        """
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise ValueError("days must be a positive integer")
+        rng = random.Random(user_id if seed is None else seed)
+        with self._lock:
+            if user_id not in self._members:
+                raise KeyError(user_id)
+            end_ms = self._now_ms() if end is None else _to_ms(end)
+            offset = rng.choice(_TZ_OFFSETS)
+            local_midnight = (end_ms + _offset_ms(offset)) // DAY_MS * DAY_MS - _offset_ms(offset)
+            # Nights newest first: (cycle start, sleep start, sleep end); cycle starts fall at
+            # 22:00-00:30 local time, and the newest night must be over (and scored a while ago).
+            nights: list[tuple[int, int, int]] = []
+            midnight = local_midnight + DAY_MS
+            while len(nights) < days:
+                cycle_start = midnight - 2 * HOUR_MS + rng.randint(0, 150) * MINUTE_MS
+                sleep_start = cycle_start + rng.randint(2, 20) * MINUTE_MS
+                sleep_end = sleep_start + rng.randint(330, 560) * MINUTE_MS
+                midnight -= DAY_MS
+                if nights or sleep_end + 30 * MINUTE_MS <= end_ms:
+                    nights.append((cycle_start, sleep_start, sleep_end))
+            nights.reverse()
+
+            store: dict[str, dict[Any, dict[str, Any]]] = {kind: {} for kind in RECORD_TYPES}
+            sports = list(_SPORT_WEIGHTS)
+            weights = list(_SPORT_WEIGHTS.values())
+            for index, (cycle_start, sleep_start, sleep_end) in enumerate(nights):
+                newest = index == len(nights) - 1
+                cycle_end = None if newest else nights[index + 1][0]
+                pending = newest and pending_latest
+                cycle_id = self._next_cycle_id
+                self._next_cycle_id += 1
+                created = cycle_start + rng.randint(5_000, 120_000)
+                updated = max(created, end_ms - rng.randint(0, 600_000)) if newest \
+                    else cycle_end + rng.randint(60_000, 1_200_000)
+                store["cycle"][cycle_id] = {
+                    "id": cycle_id, "user_id": user_id, "created_at": _ms_iso(created), "updated_at": _ms_iso(updated),
+                    "start": _ms_iso(cycle_start), "end": None if cycle_end is None else _ms_iso(cycle_end),
+                    "timezone_offset": offset, "score_state": SCORED, "score": _cycle_score(rng),
+                }
+                sleep_id = str(uuid.uuid4())
+                created = sleep_end + rng.randint(60_000, 600_000)
+                sleep = {
+                    "id": sleep_id, "cycle_id": cycle_id, "v1_id": None, "user_id": user_id,
+                    "created_at": _ms_iso(created),
+                    "updated_at": _ms_iso(created if pending else created + rng.randint(5_000, 600_000)),
+                    "start": _ms_iso(sleep_start), "end": _ms_iso(sleep_end), "timezone_offset": offset,
+                    "nap": False, "score_state": PENDING_SCORE if pending else SCORED,
+                }
+                if not pending:
+                    sleep["score"] = _sleep_score(rng, sleep_end - sleep_start)
+                store["sleep"][sleep_id] = sleep
+                created += rng.randint(10_000, 120_000)
+                recovery = {
+                    "cycle_id": cycle_id, "sleep_id": sleep_id, "user_id": user_id, "created_at": _ms_iso(created),
+                    "updated_at": _ms_iso(created if pending else created + rng.randint(5_000, 600_000)),
+                    "score_state": PENDING_SCORE if pending else SCORED,
+                }
+                if not pending:
+                    recovery["score"] = _recovery_score(rng)
+                store["recovery"][sleep_id] = recovery
+                # Workouts in the day: after waking, an hour clear of either night, in separate slots.
+                day_start = sleep_end + HOUR_MS
+                day_end = (cycle_end if cycle_end is not None else end_ms) - HOUR_MS
+                count = rng.choice((0, 1, 1, 1, 2))
+                slot = (day_end - day_start) // max(count, 1)
+                for number in range(count):
+                    duration = rng.randint(20, 95) * MINUTE_MS
+                    if slot < duration + 15 * MINUTE_MS:
+                        break
+                    workout_start = day_start + number * slot + rng.randint(0, (slot - duration) // MINUTE_MS) * MINUTE_MS
+                    workout_end = workout_start + duration
+                    created = workout_end + rng.randint(60_000, 600_000)
+                    if created > end_ms:
+                        break
+                    sport = rng.choices(sports, weights)[0]
+                    workout_id = str(uuid.uuid4())
+                    store["workout"][workout_id] = {
+                        "id": workout_id, "v1_id": None, "user_id": user_id, "created_at": _ms_iso(created),
+                        "updated_at": _ms_iso(min(end_ms, created + rng.randint(5_000, 300_000))),
+                        "start": _ms_iso(workout_start), "end": _ms_iso(workout_end), "timezone_offset": offset,
+                        "sport_name": sport, "sport_id": SPORTS[sport], "score_state": SCORED,
+                        "score": _workout_score(rng, sport, duration),
+                    }
+            self._data[user_id] = store
+            self._member_tz[user_id] = offset
+            return {kind: len(store[kind]) for kind in RECORD_TYPES}
+
+    def records(self, user_id: int, record_type: str) -> list[dict[str, Any]]:
+        """The member's records of a type (copies), newest first by start (recovery: its cycle's start)."""
+        self._check_type(record_type)
+        with self._lock:
+            self._store(user_id)
+            return [copy.deepcopy(record) for _, record in self._sorted(user_id, record_type)]
+
+    def record(self, user_id: int, record_type: str, record_id: Any) -> dict[str, Any]:
+        """One record (a copy); a recovery's id is its sleep id, cycle ids are ints. KeyError if unknown."""
+        with self._lock:
+            return copy.deepcopy(self._find(user_id, record_type, record_id))
+
+    def add_record(self, user_id: int, record_type: str, *, pending: bool = True, start: Any = None,
+                   **fields: Any) -> dict[str, Any]:
+        """Add a record as WHOOP would create it (PENDING_SCORE unless `pending=False`); returns a copy.
+
+        `start` (epoch seconds, aware datetime or ISO string) defaults to now for a cycle
+        (which closes the open cycle before it), 8 h ago for a sleep and 1 h ago for a
+        workout. A sleep attaches to the newest cycle unless `cycle_id` is given; a recovery
+        needs `sleep_id` (its cycle is the sleep's). `fields` override any WHOOP field.
+        """
+        self._check_type(record_type)
+        unknown = sorted(set(fields) - set(RECORD_FIELDS[record_type]))
+        if unknown or "user_id" in fields:
+            raise ValueError(f"fields not settable on a {record_type}: {', '.join(unknown or ['user_id'])}")
+        with self._lock:
+            store = self._store(user_id)
+            now = self._now_ms()
+            stamp = _ms_iso(now)
+            offset = self._member_tz.get(user_id, "+00:00")
+            record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS[record_type][:-1])
+            record.update(user_id=user_id, created_at=stamp, updated_at=stamp,
+                          score_state=PENDING_SCORE if pending else SCORED)
+            if record_type == "recovery":
+                if start is not None:
+                    raise ValueError("a recovery has no start; it belongs to its sleep")
+                sleep_id = fields.get("sleep_id")
+                sleep = store["sleep"].get(str(sleep_id)) if isinstance(sleep_id, (str, uuid.UUID)) else None
+                if sleep is None:
+                    raise ValueError("a recovery needs the sleep_id of one of the member's sleeps")
+                if sleep["id"] in store["recovery"]:
+                    raise ValueError(f"sleep {sleep['id']} already has a recovery")
+                record.update(cycle_id=sleep["cycle_id"], sleep_id=sleep["id"])
+            else:
+                default_start = {"cycle": now, "sleep": now - 8 * HOUR_MS, "workout": now - HOUR_MS}[record_type]
+                start_ms = default_start if start is None else _to_ms(start)
+                record.update(start=_ms_iso(start_ms), timezone_offset=offset)
+                if record_type == "cycle":
+                    record["id"] = self._next_cycle_id
+                elif record_type == "sleep":
+                    record.update(id=str(uuid.uuid4()), end=_ms_iso(start_ms + 450 * MINUTE_MS), nap=False)
+                    cycle_id = fields.get("cycle_id")
+                    if cycle_id is None:
+                        newest = self._sorted(user_id, "cycle")
+                        if not newest:
+                            raise ValueError("the member has no cycle for the sleep; add one or pass cycle_id")
+                        cycle_id = newest[0][1]["id"]
+                    if cycle_id not in store["cycle"]:
+                        raise ValueError(f"unknown cycle_id {cycle_id!r}")
+                    record["cycle_id"] = cycle_id
+                else:
+                    sport = fields.get("sport_name", "running")
+                    record.update(id=str(uuid.uuid4()), end=_ms_iso(start_ms + 45 * MINUTE_MS),
+                                  sport_name=sport, sport_id=SPORTS.get(sport, -1))
+            for name in ("start", "end", "created_at", "updated_at"):
+                if fields.get(name) is not None:
+                    fields[name] = _ms_iso(_to_ms(fields[name]))
+            record.update(fields)
+            try:
+                key = self._record_key(record_type, record["sleep_id"] if record_type == "recovery" else record["id"])
+            except KeyError:
+                raise ValueError(f"invalid {record_type} id {record['id']!r}") from None
+            if key in store[record_type]:
+                raise ValueError(f"{record_type} {key} already exists")
+            record["score_state"] = record["score_state"] if record["score_state"] in SCORE_STATES else PENDING_SCORE
+            _settle_score(record_type, record, self._rng)
+            if record_type == "cycle":
+                self._next_cycle_id = max(self._next_cycle_id - 1, key) + 1
+                for _, other in self._sorted(user_id, "cycle"):
+                    if other["end"] is None and _iso_ms(other["start"]) < _iso_ms(record["start"]):
+                        other["end"] = record["start"]  # a new cycle closes the open one
+                        _touch(other, now)
+            store[record_type][key] = record
+            return copy.deepcopy(record)
+
+    def score(self, user_id: int, record_type: str, record_id: Any) -> dict[str, Any]:
+        """Score the record (SCORED with a new score, `updated_at` now); a scored record is rescored."""
+        with self._lock:
+            record = self._find(user_id, record_type, record_id)
+            record["score_state"] = SCORED
+            record["score"] = _new_score(record_type, record, self._rng)
+            _touch(record, self._now_ms())
+            return copy.deepcopy(record)
+
+    def update_record(self, user_id: int, record_type: str, record_id: Any, **fields: Any) -> dict[str, Any]:
+        """Change fields of a record and bump `updated_at` (unless given); returns a copy.
+
+        Setting `score_state` to SCORED without a score generates one; any other state drops it.
+        """
+        self._check_type(record_type)
+        fixed = {"user_id", "sleep_id" if record_type == "recovery" else "id"}
+        unknown = sorted((set(fields) - set(RECORD_FIELDS[record_type])) | (set(fields) & fixed))
+        if unknown:
+            raise ValueError(f"fields not changeable on a {record_type}: {', '.join(unknown)}")
+        if "score_state" in fields and fields["score_state"] not in SCORE_STATES:
+            raise ValueError(f"score_state must be one of {', '.join(sorted(SCORE_STATES))}")
+        with self._lock:
+            record = self._find(user_id, record_type, record_id)
+            for name in ("start", "end", "created_at", "updated_at"):
+                if fields.get(name) is not None:
+                    fields[name] = _ms_iso(_to_ms(fields[name]))
+            record.update(fields)
+            _settle_score(record_type, record, self._rng)
+            if "updated_at" not in fields:
+                _touch(record, self._now_ms())
+            return copy.deepcopy(record)
+
+    def delete_record(self, user_id: int, record_type: str, record_id: Any) -> list[str]:
+        """Delete a record; returns the webhook types WHOOP would send for it (none for a cycle).
+
+        Deleting a sleep deletes its recovery too: `["sleep.deleted", "recovery.deleted"]`.
+        """
+        with self._lock:
+            record = self._find(user_id, record_type, record_id)
+            store = self._store(user_id)
+            key = self._record_key(record_type, record["sleep_id"] if record_type == "recovery" else record["id"])
+            del store[record_type][key]
+            if record_type == "cycle":
+                return []
+            events = [f"{record_type}.deleted"]
+            if record_type == "sleep" and store["recovery"].pop(key, None) is not None:
+                events.append("recovery.deleted")
+            return events
+
+    # ------------------------------------------------------------------ rate limits (standard API, per app)
+
+    def burst_429(self, count: int, reset_seconds: float = 2) -> None:
+        """The next `count` member API calls answer 429 (Remaining 0, Reset `reset_seconds`), whatever the windows say."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError("count must be a non-negative integer")
+        if isinstance(reset_seconds, bool) or not isinstance(reset_seconds, (int, float)) or reset_seconds < 0:
+            raise ValueError("reset_seconds must be a non-negative number")
+        with self._lock:
+            self._burst_left = count
+            self._burst_reset = math.ceil(reset_seconds)
+
+    def _limit_header(self, first: int) -> str:
+        return f"{first}, {self.rate_limit_per_minute};window=60, {self.rate_limit_per_day};window=86400"
+
+    def _rate_limit(self, now: float, *, consume: bool = True) -> tuple[bool, dict[str, str]]:
+        """Count a member API request in the fixed windows; (refused, X-RateLimit-* headers).
+
+        With `consume=False` only the headers are computed (nothing is counted).
+        """
+        with self._lock:
+            if consume and self._burst_left > 0:
+                self._burst_left -= 1
+                return True, {"X-RateLimit-Limit": self._limit_header(self.rate_limit_per_minute),
+                              "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(self._burst_reset)}
+            windows = []
+            for size, limit in ((60, self.rate_limit_per_minute), (86_400, self.rate_limit_per_day)):
+                index = math.floor(now / size)
+                if self._windows.get(size, (None, 0))[0] != index:
+                    self._windows[size] = (index, 0)
+                windows.append((size, limit, index))
+            refused = any(self._windows[size][1] >= limit for size, limit, _ in windows)
+            if consume and not refused:
+                for size, _, index in windows:
+                    self._windows[size] = (index, self._windows[size][1] + 1)
+            # Report the window closest to being hit; on a tie the one that resets last.
+            states = [(max(0, limit - self._windows[size][1]), -math.ceil((index + 1) * size - now), limit)
+                      for size, limit, index in windows]
+            remaining, negative_reset, limit = min(states)
+            return refused, {"X-RateLimit-Limit": self._limit_header(limit),
+                             "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(-negative_reset)}
+
+    def member_api_calls(self) -> list[dict[str, Any]]:
+        """Member `/developer/v2/...` calls (partner API excluded), in arrival order.
+
+        Each `{"time" (clock time on arrival), "method", "path", "status", "user_id"}`;
+        `user_id` is the bearer token's member, None if the call had no live member token.
+        """
+        with self._lock:
+            return copy.deepcopy(self._member_calls)
+
+    def rate_limited_calls(self) -> list[dict[str, Any]]:
+        """The member API calls answered 429 (rate limit, `burst_429` or an injected 429)."""
+        return [call for call in self.member_api_calls() if call["status"] == 429]
+
+    def _token_user(self, request: _Request) -> int | None:
+        """The member of the request's live bearer token, if any."""
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        with self._lock:
+            access = self._member_access.get(token.strip()) if scheme.lower() == "bearer" else None
+            return access.user_id if access is not None and time.monotonic() < access.expiry else None
+
     # ------------------------------------------------------------------ calls and timeline
 
     @property
@@ -728,9 +1307,10 @@ class WhoopEmulator:
         ]
 
     def reset_calls(self) -> None:
-        """Forget recorded calls (sequence numbers keep counting)."""
+        """Forget recorded calls, `member_api_calls()` included (sequence numbers keep counting)."""
         with self._lock:
             self._calls.clear()
+            self._member_calls.clear()
 
     @staticmethod
     def _public_call(call: dict[str, Any]) -> dict[str, Any]:
@@ -806,8 +1386,8 @@ class WhoopEmulator:
             grant = body.get("grant_type") if isinstance(body, dict) else None
             shown = grant if isinstance(grant, str) and re.fullmatch(r"[a-z_]{1,40}", grant) else "?"
             text = f"{method} oauth token {shown}"
-        elif path.startswith(MEMBER_PREFIX + "/"):
-            text = f"{method} {path.removeprefix('/developer/v2/')}"
+        elif path.startswith(DATA_PREFIX + "/"):
+            text = f"{method} {path.removeprefix(DATA_PREFIX + '/')}"
         else:
             text = f"{method} {path}"
         text += f" → {call['status']}"
@@ -935,24 +1515,122 @@ class WhoopEmulator:
             })
         return status
 
+    @property
+    def member_webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Data webhooks sent: `{"time", "url", "user_id", "type", "id", "trace_id", "timestamp", "signature", "status", "error"}`."""
+        with self._lock:
+            return copy.deepcopy(self._member_deliveries)
+
+    def send_member_webhook(
+        self,
+        user_id: int,
+        event_type: str,
+        record_id: str | uuid.UUID,
+        *,
+        trace_id: str | None = None,
+        url: str | None = None,
+        signature: str | None = None,
+        timestamp_ms: int | None = None,
+    ) -> int:
+        """POST a signed data webhook (§3.3); returns the HTTP status (0 if unreachable).
+
+        The body is `{"user_id", "id", "type", "trace_id"}`; for `recovery.*` the id is the
+        recovery's sleep id (cycle ids never appear in webhooks). `X-WHOOP-Signature` is
+        base64(HMAC-SHA256(member_client_secret, timestamp + body)) and
+        `X-WHOOP-Signature-Timestamp` real milliseconds since the epoch unless `timestamp_ms`
+        is given; `signature` replaces the header value, to send forged signatures.
+        """
+        if event_type not in MEMBER_WEBHOOK_TYPES:
+            raise ValueError(f"event_type must be one of {', '.join(sorted(MEMBER_WEBHOOK_TYPES))}")
+        if isinstance(user_id, bool) or not isinstance(user_id, int):
+            raise ValueError("user_id must be an integer")
+        if not isinstance(record_id, (str, uuid.UUID)):
+            raise ValueError("record_id must be a uuid string (for recovery.* the sleep id)")
+        target = url or self.member_webhook_url
+        if not target:
+            raise ValueError("no webhook URL: pass url= or set member_webhook_url")
+        parts = urllib.parse.urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook URL must be http(s): {target!r}")
+        trace = trace_id if trace_id is not None else str(uuid.uuid4())
+        # Compact JSON; these exact bytes are what gets signed and sent.
+        body = json.dumps({"user_id": user_id, "id": str(record_id), "type": event_type, "trace_id": trace},
+                          separators=(",", ":")).encode("utf-8")
+        timestamp = str(round(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+        computed = base64.b64encode(hmac.new(self.member_client_secret.encode("utf-8"),
+                                             timestamp.encode("ascii") + body, hashlib.sha256).digest()).decode("ascii")
+        header = computed if signature is None else signature
+        # http.client, as for partner webhooks: the documented header casing reaches the receiver.
+        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(parts.hostname, parts.port, timeout=10)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        error: str | None = None
+        try:
+            connection.request("POST", path, body=body, headers={
+                "Content-Type": "application/json", "X-WHOOP-Signature": header,
+                "X-WHOOP-Signature-Timestamp": timestamp})
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            status, error = 0, f"{type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+        with self._lock:
+            self._member_deliveries.append({
+                "time": time.time(), "url": target, "user_id": user_id, "type": event_type, "id": str(record_id),
+                "trace_id": trace, "timestamp": timestamp, "signature": header, "status": status, "error": error,
+            })
+        return status
+
     # ------------------------------------------------------------------ dispatch
 
+    @staticmethod
+    def _is_member_api(path: str) -> bool:
+        """A member call of the standard API: `/developer/v2/...` but not the partner API."""
+        return path.startswith(DATA_PREFIX + "/") and not (
+            path == PARTNER_PREFIX or path.startswith(PARTNER_PREFIX + "/"))
+
     def _handle(self, request: _Request) -> _Response:
-        """Apply faults, route, record. Called from server threads."""
+        """Apply faults and rate limits, route, record. Called from server threads."""
         if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
             return self._route(request)
         arrival = self._arrive()
+        member_api = self._is_member_api(request.path)
+        if member_api:
+            # Resolved before routing: a revocation kills the token it arrives with.
+            member_call = {"time": self.clock.time(), "method": request.method, "path": request.path,
+                           "status": None, "user_id": self._token_user(request)}
         fault = self._take_fault(request.method, request.path)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)  # outside the lock, so other calls proceed
             if fault.status is not None:
                 response = self._fault_response(fault)
+                if member_api and not any(k.lower().startswith("x-ratelimit-") for k in response.headers):
+                    response.headers.update(self._rate_limit(self.clock.time(), consume=False)[1])
                 self._record(request, arrival, response.status, injected=True)
+                if member_api:
+                    self._record_member_call(member_call, response.status)
                 return response
-        response = self._route(request)
+        if member_api:
+            refused, limit_headers = self._rate_limit(self.clock.time())
+            if refused:
+                response = _Response(429, {"error": "too_many_requests"})
+            else:
+                response = self._route(request)
+            response.headers.update(limit_headers)
+        else:
+            response = self._route(request)
         self._record(request, arrival, response.status, delay=fault.delay if fault else 0.0)
+        if member_api:
+            self._record_member_call(member_call, response.status)
         return response
+
+    def _record_member_call(self, call: dict[str, Any], status: int) -> None:
+        with self._lock:
+            call["status"] = status
+            self._member_calls.append(call)
 
     def _route(self, request: _Request) -> _Response:
         method = "GET" if request.method == "HEAD" else request.method
@@ -1359,6 +2037,103 @@ class WhoopEmulator:
             self._revocations += 1
         return _Response(204)
 
+    # ------------------------------------------------------------------ member data endpoints (standard API)
+
+    def _data_routes(self) -> list[tuple[str, str, Handler]]:
+        d = re.escape(DATA_PREFIX)
+        ident = r"(?P<ident>[^/]+)"
+        authed = self._member_authed
+        return [
+            ("GET", d + r"/cycle", authed(self._data_collection("cycle"), "read:cycles")),
+            ("GET", d + rf"/cycle/{ident}", authed(self._data_cycle, "read:cycles")),
+            ("GET", d + rf"/cycle/{ident}/sleep", authed(self._data_cycle_sleep, "read:sleep")),
+            ("GET", d + rf"/cycle/{ident}/recovery", authed(self._data_cycle_recovery, "read:recovery")),
+            ("GET", d + r"/recovery", authed(self._data_collection("recovery"), "read:recovery")),
+            ("GET", d + r"/activity/sleep", authed(self._data_collection("sleep"), "read:sleep")),
+            ("GET", d + rf"/activity/sleep/{ident}", authed(self._data_by_id("sleep"), "read:sleep")),
+            ("GET", d + r"/activity/workout", authed(self._data_collection("workout"), "read:workout")),
+            ("GET", d + rf"/activity/workout/{ident}", authed(self._data_by_id("workout"), "read:workout")),
+        ]
+
+    @staticmethod
+    def _page_query(request: _Request) -> tuple[int, int | None, int | None, str | None]:
+        """`limit`, `start`, `end` (ms) and `nextToken` of a collection call; 400 when malformed."""
+        params = urllib.parse.parse_qs(request.query, keep_blank_values=True)
+        repeated = sorted(name for name, values in params.items() if len(values) > 1)
+        if repeated:
+            raise _bad_request(f"parameters repeated: {', '.join(repeated)}")
+        query = {name: values[0] for name, values in params.items()}
+        limit = DEFAULT_PAGE_LIMIT
+        if "limit" in query:
+            raw = query["limit"]
+            if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_LIMIT):
+                raise _bad_request(f"limit must be an integer from 1 to {MAX_PAGE_LIMIT}")
+            limit = int(raw)
+        bounds: list[int | None] = []
+        for name in ("start", "end"):
+            if name not in query:
+                bounds.append(None)
+                continue
+            try:
+                bounds.append(_iso_ms(query[name]))
+            except ValueError:
+                raise _bad_request(f"{name} must be an ISO-8601 date-time with Z or a UTC offset") from None
+        return limit, bounds[0], bounds[1], query.get("nextToken") or None
+
+    def _data_collection(self, record_type: str) -> Handler:
+        def handler(request: _Request, access: _MemberAccess) -> _Response:
+            limit, start, end, token = self._page_query(request)
+            query_key = (access.user_id, request.path, start, end)
+            with self._lock:
+                pairs = [(key, record) for key, record in self._sorted(access.user_id, record_type)
+                         if (start is None or key[0] >= start) and (end is None or key[0] < end)]
+                if token is not None:
+                    issued = self._page_tokens.get(token)
+                    if issued is None or issued[0] != query_key:
+                        raise _bad_request("nextToken was not issued for this query")
+                    pairs = [(key, record) for key, record in pairs if key < issued[1]]
+                page = pairs[:limit]
+                next_token = None
+                if len(pairs) > limit:
+                    next_token = secrets.token_urlsafe(18)
+                    self._page_tokens[next_token] = (query_key, page[-1][0])
+                    while len(self._page_tokens) > MAX_PAGE_TOKENS:
+                        del self._page_tokens[next(iter(self._page_tokens))]
+                return _Response(200, {"records": [copy.deepcopy(record) for _, record in page],
+                                       "next_token": next_token})
+        return handler
+
+    def _data_lookup(self, user_id: int, record_type: str, ident: str) -> dict[str, Any]:
+        """A copy of the member's record, or 404 (unknown, malformed or someone else's)."""
+        with self._lock:
+            try:
+                return copy.deepcopy(self._find(user_id, record_type, ident))
+            except KeyError:
+                raise _error(404, "not_found") from None
+
+    def _data_by_id(self, record_type: str) -> Handler:
+        def handler(request: _Request, access: _MemberAccess, ident: str) -> _Response:
+            return _Response(200, self._data_lookup(access.user_id, record_type, ident))
+        return handler
+
+    def _data_cycle(self, request: _Request, access: _MemberAccess, ident: str) -> _Response:
+        return _Response(200, self._data_lookup(access.user_id, "cycle", ident))
+
+    def _data_of_cycle(self, user_id: int, record_type: str, ident: str) -> _Response:
+        """The cycle's (main, not nap) sleep or its recovery, the newest if several; 404 if none."""
+        cycle_id = self._data_lookup(user_id, "cycle", ident)["id"]
+        with self._lock:
+            for _, record in self._sorted(user_id, record_type):
+                if record["cycle_id"] == cycle_id and not record.get("nap"):
+                    return _Response(200, copy.deepcopy(record))
+        raise _error(404, "not_found")
+
+    def _data_cycle_sleep(self, request: _Request, access: _MemberAccess, ident: str) -> _Response:
+        return self._data_of_cycle(access.user_id, "sleep", ident)
+
+    def _data_cycle_recovery(self, request: _Request, access: _MemberAccess, ident: str) -> _Response:
+        return self._data_of_cycle(access.user_id, "recovery", ident)
+
     # ------------------------------------------------------------------ control API
 
     def _control_routes(self) -> list[tuple[str, str, Handler]]:
@@ -1376,6 +2151,9 @@ class WhoopEmulator:
             ("GET", c + r"/service-requests/(?P<ident>[^/]+)", self._control_service_request),
             ("POST", c + r"/members", self._control_add_member),
             ("POST", c + r"/members/(?P<ident>[^/]+)/revoke", self._control_revoke_member),
+            ("POST", c + r"/members/(?P<ident>[^/]+)/history", self._control_generate_history),
+            ("POST", c + r"/members/(?P<ident>[^/]+)/webhooks", self._control_send_member_webhook),
+            ("GET", c + r"/members/(?P<ident>[^/]+)/records/(?P<record_type>[^/]+)", self._control_records),
             ("GET", c + r"/oauth", self._control_get_oauth),
             ("POST", c + r"/oauth", self._control_set_oauth),
         ]
@@ -1520,3 +2298,49 @@ class WhoopEmulator:
             if "redirect_uris" in body:
                 self.redirect_uris[:] = body["redirect_uris"]  # in place: holders of the list see the change
         return _Response(204)
+
+    def _control_member_id(self, ident: str) -> int:
+        """The user id in a control path, or 404 if it is not a known member."""
+        with self._lock:
+            if not (ident.isascii() and ident.isdigit()) or int(ident) not in self._members:
+                raise _error(404, "not_found")
+        return int(ident)
+
+    def _control_generate_history(self, request: _Request, ident: str) -> _Response:
+        user_id = self._control_member_id(ident)
+        body = self._json_body(request, required=False) or {}
+        if not isinstance(body, dict) or set(body) - {"days", "seed", "pending_latest"}:
+            raise _bad_request("body must be a JSON object with optional days, seed and pending_latest")
+        days, pending_latest = body.get("days", 30), body.get("pending_latest", True)
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise _bad_request("days must be a positive integer")
+        if not isinstance(pending_latest, bool):
+            raise _bad_request("pending_latest must be a boolean")
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, str))):
+            raise _bad_request("seed must be an integer or a string")
+        return _Response(200, self.generate_history(user_id, days, pending_latest=pending_latest, seed=seed))
+
+    def _control_send_member_webhook(self, request: _Request, ident: str) -> _Response:
+        user_id = self._control_member_id(ident)
+        body = self._json_body(request)
+        optional = ("trace_id", "url", "signature")
+        if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("type", "id")) \
+                or not all(isinstance(body.get(k), (str, type(None))) for k in optional):
+            raise _bad_request("type and id are required strings; trace_id, url and signature optional strings")
+        timestamp_ms = body.get("timestamp_ms")
+        if timestamp_ms is not None and (isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int)):
+            raise _bad_request("timestamp_ms must be an integer")
+        try:
+            status = self.send_member_webhook(user_id, body["type"], body["id"], trace_id=body.get("trace_id"),
+                                              url=body.get("url"), signature=body.get("signature"),
+                                              timestamp_ms=timestamp_ms)
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
+        return _Response(200, {"status": status})
+
+    def _control_records(self, request: _Request, ident: str, record_type: str) -> _Response:
+        user_id = self._control_member_id(ident)
+        if record_type not in RECORD_TYPES:
+            raise _error(404, "not_found", f"record type must be one of {', '.join(RECORD_TYPES)}")
+        return _Response(200, {"records": self.records(user_id, record_type)})

@@ -117,6 +117,8 @@ class LocalStack:
         log_stream: io.TextIOBase | None = None,
         consume_queues: bool = True,
         run_schedules: bool = False,
+        clock: Any = None,
+        queue_workers: int = 2,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
         self.parameters = dict(parameters or {})
@@ -128,6 +130,10 @@ class LocalStack:
         # Off for handler-level tests that deliver queue events to a handler themselves.
         self.consume_queues = consume_queues
         self.run_schedules = run_schedules
+        # The WHOOP rate budget's clock (a FastClock runs its minutes faster); None: wall clock.
+        self.clock = clock
+        # Concurrent Lambdas per queue, as an SQS event source would run them.
+        self.queue_workers = queue_workers
         self.template = load_template()
         self.physical: dict[str, str] = {}
         self.functions: dict[str, Function] = {}
@@ -165,6 +171,8 @@ class LocalStack:
             sys.path.insert(0, str(LAYER))
         self._create_resources()
         self._load_functions()
+        if self.clock is not None:
+            sys.modules["whoop_bridge.whoop.budget"].use_clock(self.clock)
         self._patch_step_functions_lambda()
         self._serialise_dynamodb_writes()
         if self.consume_queues:
@@ -290,6 +298,14 @@ class LocalStack:
             events.create_event_bus(Name=name)
             self.physical[logical_id] = name
 
+        for logical_id, spec in resources_of(self.template, "AWS::Events::Rule").items():
+            properties = resolve(spec["Properties"])
+            name = f"{self.stack_name}-{logical_id}"
+            bus = properties.get("EventBusName", "default")
+            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(properties["EventPattern"]))
+            events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]])
+            self.physical[logical_id] = name
+
         secrets = boto3.client("secretsmanager", region_name=REGION)
         for logical_id, spec in resources_of(self.template, "AWS::SecretsManager::Secret").items():
             value = self._secret_value(logical_id, spec)
@@ -382,6 +398,8 @@ class LocalStack:
             sys.modules["whoop_bridge.whoop.member"].forget_clients()
         if "whoop_bridge.members.vault" in sys.modules:
             sys.modules["whoop_bridge.members.vault"].forget()
+        if "whoop_bridge.whoop.budget" in sys.modules:
+            sys.modules["whoop_bridge.whoop.budget"].reset()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in-process as Lambda would."""
@@ -447,10 +465,14 @@ class LocalStack:
 
             return call
 
-        for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
+        for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan", "batch_write_item"):
             patch = mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
             patch.start()
             self._patches.append(patch)
+        patches = _cheap_transaction_rollback(locked)
+        for patch in patches:
+            patch.start()
+        self._patches += patches
 
     def _stop_executions(self) -> None:
         try:
@@ -497,11 +519,12 @@ class LocalStack:
     def _start_queue_pollers(self) -> None:
         for function in self.functions.values():
             for queue, batch_size in function.queues:
-                thread = threading.Thread(
-                    target=self._poll, args=(function, queue, batch_size), name=f"sqs-{function.folder.name}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
+                for worker in range(self.queue_workers):
+                    thread = threading.Thread(
+                        target=self._poll, args=(function, queue, batch_size), name=f"sqs-{function.folder.name}-{worker}", daemon=True
+                    )
+                    thread.start()
+                    self._threads.append(thread)
 
     def _poll(self, function: Function, queue_logical_id: str, batch_size: int) -> None:
         import boto3
@@ -509,6 +532,7 @@ class LocalStack:
         sqs = boto3.client("sqs", region_name=REGION)
         url = self.physical[queue_logical_id]
         arn = self._attribute(queue_logical_id, "Arn")
+        idle = 0
         while not self._stopping.is_set():
             try:
                 messages = sqs.receive_message(
@@ -517,8 +541,12 @@ class LocalStack:
             except Exception:  # noqa: BLE001 - the mock is shutting down
                 return
             if not messages:
-                self._stopping.wait(0.05)
+                # An idle queue is polled less often (every call into moto costs CPU the
+                # busy pollers need), as Lambda's own pollers back off.
+                idle = min(idle + 1, 4)
+                self._stopping.wait(0.025 * 2**idle)
                 continue
+            idle = 0
             event = {"Records": [_sqs_record(message, arn) for message in messages]}
             try:
                 answer = self.invoke(function.logical_id, event) or {}
@@ -600,6 +628,53 @@ class LocalStack:
         thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+
+def _cheap_transaction_rollback(locked: Callable[[Callable[..., Any]], Callable[..., Any]]) -> list[Any]:
+    """moto backs up a whole table (a deep copy) for every item of a transaction, so a
+    transaction costs time in proportion to the table. Back up only the items it touches,
+    and put them back when it is cancelled, as DynamoDB leaves them."""
+    import copy
+    from unittest import mock
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        backups = []
+        for entry in transact_items:
+            (operation, arguments), *_ = entry.items()
+            table = self.tables.get(arguments.get("TableName"))
+            if table is None:
+                continue
+            key = arguments.get("Key") or arguments.get("Item") or {}
+            if table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr and table.range_key_attr in key else None
+            if table.has_range_key and range_value is None:
+                continue
+            backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(backups):
+                holder = table.items[hash_value] if range_value is not None else table.items
+                slot = range_value if range_value is not None else hash_value
+                if item is None:
+                    holder.pop(slot, None)
+                else:
+                    holder[slot] = item
+            raise
+
+    return [
+        mock.patch.object(DynamoDBBackend, "transact_write_items", locked(transact_write_items)),
+        # The whole-table backup moto would take becomes the table itself (never restored).
+        mock.patch.object(Table, "__deepcopy__", lambda table, memo: table, create=True),
+    ]
 
 
 def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:

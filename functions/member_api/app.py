@@ -2,25 +2,28 @@
 member's stored data. The OpenAPI schema is served at /members/openapi.json.
 """
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
+from pydantic import AwareDatetime
 
 from whoop_bridge.config import ConfigurationError
-from whoop_bridge.members import connections
+from whoop_bridge.members import connections, records
 from whoop_bridge.members.models import ConnectRequest
 from whoop_bridge.observability import get_logger
 from whoop_bridge.secrets import SecretNotConfigured
-from whoop_bridge.store import member_store
+from whoop_bridge.store import member_store, record_store
 from whoop_bridge.validation import problems
 
 logger = get_logger("member_api")
 app = APIGatewayRestResolver(enable_validation=True)
 
 ClientUserId = Annotated[str, Path(pattern=connections.CLIENT_USER_ID.pattern)]
+# Window bounds: ISO-8601 date-times with an offset; naive times are ambiguous, so refused.
+WindowBound = Annotated[Optional[AwareDatetime], Query(description="ISO-8601 date-time with a UTC offset or Z")]
 
 
 def _json(status: int, body: dict) -> Response:
@@ -78,6 +81,41 @@ def get_profile(client_user_id: ClientUserId):
     if profile is None:
         return _json(404, {"error": "not_found", "message": "no stored profile for this client_user_id"})
     return _json(200, {key: profile.get(key) for key in connections.PROFILE_FIELDS} | {"updated_at": profile.get("updated_at")})
+
+
+@app.exception_handler(record_store.InvalidPageToken)
+def _page_token(error: record_store.InvalidPageToken) -> Response:
+    return _json(400, {"error": "invalid_request", "problems": [{"field": "query.next_token", "problem": str(error)}]})
+
+
+@app.exception_handler(record_store.InvalidWindow)
+def _window(error: record_store.InvalidWindow) -> Response:
+    return _json(400, {"error": "invalid_request", "problems": [{"field": "query.end", "problem": str(error)}]})
+
+
+def _record_route(record_type: str) -> None:
+    """`GET /members/{client_user_id}/<record_type>`: one static path per type, so the
+    profile route is never taken for a record type."""
+
+    def read_records(
+        client_user_id: ClientUserId,
+        start: WindowBound = None,
+        end: WindowBound = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="records per page")] = 25,
+        next_token: Annotated[Optional[str], Query(min_length=1, max_length=2048, description="the previous page's next_token")] = None,
+    ):
+        if member_store.get_connection(client_user_id) is None:
+            return _json(404, {"error": "not_found", "message": "no connection for this client_user_id"})
+        found, token = record_store.page(client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token)
+        return _json(200, {"records": found, "next_token": token})
+
+    read_records.__name__ = f"list_{record_type}_records"
+    read_records.__doc__ = f"The member's stored {record_type} records, newest first, in [start, end)."
+    app.get(f"/members/<client_user_id>/{record_type}")(read_records)
+
+
+for _record_type in records.RECORD_TYPES:
+    _record_route(_record_type)
 
 
 @app.get("/members/openapi.json", include_in_schema=False)

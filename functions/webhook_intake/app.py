@@ -1,4 +1,4 @@
-"""POST /webhooks/partner: verify, enqueue, answer 204 within WHOOP's one-second budget.
+"""POST /webhooks/partner and POST /webhooks/whoop: verify, enqueue, answer 204 within WHOOP's one-second budget.
 
 Imports stay minimal on purpose (no pydantic, no event handler, no Tracer): this runs on
 every cold start that WHOOP is waiting for.
@@ -7,11 +7,11 @@ every cold start that WHOOP is waiting for.
 import json
 
 from whoop_bridge.observability import get_logger
-from whoop_bridge.webhooks import Answer, accept_partner_webhook
+from whoop_bridge.webhooks import Answer, accept_member_webhook, accept_partner_webhook
 
 logger = get_logger("webhook_intake")
 
-ROUTES = {"/webhooks/partner": accept_partner_webhook}
+ROUTES = {"/webhooks/partner": accept_partner_webhook, "/webhooks/whoop": accept_member_webhook}
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

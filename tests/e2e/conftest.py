@@ -6,6 +6,7 @@ audit tests read."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -59,10 +60,11 @@ class Harness:
         return requests.post(f"{self.stack.url}{path}", json=body, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def _module_bridge() -> Any:
+def running_harness(parameters: dict[str, str], clock: Any = None, **stack_options: Any) -> Iterator[Harness]:
+    """The emulator and the local stack with the emulator's credentials, attached to each
+    other; `parameters` are template parameters, `clock` runs both rate limits."""
     log = io.StringIO()
-    emulator = WhoopEmulator().start()
+    emulator = WhoopEmulator(clock=clock).start()
     stack = LocalStack(
         whoop_base_url=emulator.base_url,
         secrets={
@@ -73,15 +75,23 @@ def _module_bridge() -> Any:
             },
             "MemberAppSecret": {"client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret},
         },
-        parameters={"AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C", "CorrectionWindowDays": "1", "AllowedReturnUrls": DEMO_RETURN_URL},
+        parameters={"AllowedReturnUrls": DEMO_RETURN_URL, **parameters},
         log_stream=log,
+        clock=clock,
+        **stack_options,
     )
     stack.start()
     attach(emulator, stack)
-    harness = Harness(emulator, stack, log)
-    yield harness
-    stack.stop()
-    emulator.stop()
+    try:
+        yield Harness(emulator, stack, log)
+    finally:
+        stack.stop()
+        emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def _module_bridge() -> Any:
+    yield from running_harness({"AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C", "CorrectionWindowDays": "1"})
 
 
 @pytest.fixture

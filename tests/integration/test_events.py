@@ -76,6 +76,15 @@ def test_sample_event_has_the_shape_of_its_trigger(path):
         assert set(event["headers"]) == set(event["multiValueHeaders"])
         if event["body"] is not None:
             json.loads(event["body"])
+    elif name.startswith("sqs_member_"):
+        (record,) = event["Records"]
+        assert record["eventSource"] == "aws:sqs"
+        body = json.loads(record["body"])
+        # A data webhook as the intake enqueues it, a sync job, or member.connected from the bus.
+        assert body.keys() in (
+            {"user_id", "id", "type", "trace_id"},
+            {"job", "client_user_id", "cause", "start", "end", "steps", "next_token"},
+        ) or body.get("detail-type") == "member.connected"
     elif name.startswith("sqs_"):
         (record,) = event["Records"]
         assert record["eventSource"] == "aws:sqs"

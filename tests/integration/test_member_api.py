@@ -112,7 +112,7 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     def refuse(*_args, **_kwargs):
         raise events.PublishFailed("EventBridge refused it")
 
-    monkeypatch.setattr(events, "publish", refuse)
+    monkeypatch.setattr(events, "publish_many", refuse)
     from whoop_bridge.members import outbox
 
     outbox.publish_stored([event])

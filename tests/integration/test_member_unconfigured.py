@@ -49,3 +49,14 @@ def test_callback_is_a_503_page_and_calls_no_whoop(unconfigured):
     assert answer["statusCode"] == 503
     assert 'data-status="not_configured"' in answer["body"]
     assert unconfigured.emulator.calls == []
+
+
+def test_a_signed_data_webhook_is_503_and_nothing_enqueued(unconfigured, logs):
+    from test_member_webhook_intake import BODY, signed
+
+    answer = unconfigured.invoke("WebhookIntakeFunction", signed(BODY))
+
+    assert answer["statusCode"] == 503
+    assert unconfigured.queue_messages("MemberEventsQueue") == []
+    refused = [record for record in log_records(logs) if "not configured" in record["message"]]
+    assert refused and refused[0]["level"] == "ERROR"

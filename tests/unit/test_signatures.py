@@ -105,3 +105,39 @@ def test_uppercase_hex_of_the_right_value_is_accepted():
 def test_body_with_a_trailing_newline_is_a_different_body():
     assert verify_partner(BODY + b"\n", BODY_SIGNATURE, SECRET) is False
     assert sign_partner(BODY + b"\n", SECRET) != BODY_SIGNATURE
+
+
+# Data webhooks (whoop-api.md §3.3): base64 HMAC-SHA256 of timestamp + raw body, keyed with
+# the app's client secret. Frozen from `openssl dgst -sha256 -hmac local-member-secret -binary | base64`.
+MEMBER_SECRET = "local-member-secret"
+MEMBER_TIMESTAMP = "1795313884000"
+MEMBER_BODY = b'{"user_id":10001,"id":"5f0c8f2e-9d4b-4b7a-8e21-3c6d9a1b7e40","type":"sleep.updated","trace_id":"d3709ee7-104e-4f70-a928-2932964b017b"}'
+MEMBER_SIGNATURE = "HIfMEh8ymKtO43SJ9yX2/BNRhWWq5eWNYDKc9cZ2EE0="
+
+
+def test_member_signature_matches_the_frozen_openssl_value():
+    from whoop_bridge.whoop.signatures import sign_member, verify_member
+
+    assert sign_member(MEMBER_TIMESTAMP, MEMBER_BODY, MEMBER_SECRET) == MEMBER_SIGNATURE
+    assert verify_member(MEMBER_TIMESTAMP, MEMBER_BODY, MEMBER_SIGNATURE, MEMBER_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "body", "signature", "secret"),
+    [
+        ("1795313884001", MEMBER_BODY, MEMBER_SIGNATURE, MEMBER_SECRET),  # the timestamp is signed
+        (MEMBER_TIMESTAMP, MEMBER_BODY + b" ", MEMBER_SIGNATURE, MEMBER_SECRET),
+        (MEMBER_TIMESTAMP, MEMBER_BODY, MEMBER_SIGNATURE, "another-secret"),
+        (MEMBER_TIMESTAMP, MEMBER_BODY, MEMBER_SIGNATURE[:-2], MEMBER_SECRET),
+        (MEMBER_TIMESTAMP, MEMBER_BODY, "not base64!", MEMBER_SECRET),
+        (MEMBER_TIMESTAMP, MEMBER_BODY, "", MEMBER_SECRET),
+        (MEMBER_TIMESTAMP, MEMBER_BODY, None, MEMBER_SECRET),
+        (None, MEMBER_BODY, MEMBER_SIGNATURE, MEMBER_SECRET),
+        # A hex digest of the same HMAC (the partner format) is not the data-webhook format.
+        (MEMBER_TIMESTAMP, MEMBER_BODY, hmac.new(MEMBER_SECRET.encode(), MEMBER_TIMESTAMP.encode() + MEMBER_BODY, hashlib.sha256).hexdigest(), MEMBER_SECRET),
+    ],
+)
+def test_member_signature_refuses_anything_else(timestamp, body, signature, secret):
+    from whoop_bridge.whoop.signatures import verify_member
+
+    assert not verify_member(timestamp, body, signature, secret)

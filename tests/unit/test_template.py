@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 KEY = "BridgeKey"
 # Routes WHOOP or a member's browser call without AWS credentials; every other route is IAM.
-PUBLIC_PATHS = {"/webhooks/partner", "/oauth/whoop/callback"}
-LAB_FUNCTIONS = ("WebhookIntakeFunction", "RequisitionProcessorFunction", "ServiceRequestTasksFunction", "LabApiFunction")
+PUBLIC_PATHS = {"/webhooks/partner", "/webhooks/whoop", "/oauth/whoop/callback"}
+LAB_FUNCTIONS = ("RequisitionProcessorFunction", "ServiceRequestTasksFunction", "LabApiFunction")
 MEMBER_FUNCTIONS = ("OAuthCallbackFunction", "MemberApiFunction", "MemberSyncFunction")
+# The intake takes both kinds of webhook: it reads both signing secrets and reaches no table.
+INTAKE = "WebhookIntakeFunction"
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -206,7 +208,65 @@ def test_member_functions_have_no_access_to_lab_records_or_the_partner_secret(te
 
 def test_every_function_is_either_a_lab_or_a_member_function(template):
     # A new function must be placed on one side of the lab/member split above.
-    assert set(_functions(template)) == set(LAB_FUNCTIONS) | set(MEMBER_FUNCTIONS)
+    assert set(_functions(template)) == set(LAB_FUNCTIONS) | set(MEMBER_FUNCTIONS) | {INTAKE}
+
+
+def test_the_webhook_intake_reads_both_signing_secrets_enqueues_both_kinds_and_reaches_no_table(template):
+    for secret in ("PartnerSecret", "MemberAppSecret"):
+        assert _policy_names(template, INTAKE, secret)
+    for queue in ("PartnerEventsQueue", "MemberEventsQueue"):
+        assert _policy_names(template, INTAKE, queue)
+    for table in ("LabTable", "MemberTable", "IdempotencyTable"):
+        assert not _policy_names(template, INTAKE, table), f"the intake may reach {table}"
+    variables = template["Resources"][INTAKE]["Properties"]["Environment"]["Variables"]
+    assert variables["MEMBER_EVENTS_QUEUE_URL"] == {"Ref": "MemberEventsQueue"}
+    assert variables["MEMBER_SECRET_ARN"] == {"Ref": "MemberAppSecret"}
+
+
+@pytest.mark.parametrize("queue", ["MemberEventsQueue", "MemberJobsQueue"])
+def test_member_queues_dead_letter_after_five_receives_into_an_alarmed_queue(template, queue):
+    properties = template["Resources"][queue]["Properties"]
+    dead_letter = properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert properties["RedrivePolicy"]["maxReceiveCount"] == 5
+    # Lambda's advice: six times the consumer's timeout.
+    assert properties["VisibilityTimeout"] >= 6 * template["Resources"]["MemberSyncFunction"]["Properties"]["Timeout"]
+    alarms = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and _refers_to(resource["Properties"].get("Dimensions"), dead_letter)
+    ]
+    assert alarms and all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms)
+    events = template["Resources"]["MemberSyncFunction"]["Properties"]["Events"].values()
+    sources = [event["Properties"] for event in events if event["Type"] == "SQS" and _refers_to(event["Properties"]["Queue"], queue)]
+    assert sources and sources[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_member_connected_events_start_a_backfill_through_the_jobs_queue(template):
+    rule = template["Resources"]["BackfillOnConnectRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["EventPattern"] == {"source": ["whoop-bridge"], "detail-type": ["member.connected"]}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["MemberJobsQueue", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["MemberJobsDeadLetterQueue", "Arn"]}
+    policy = template["Resources"]["MemberJobsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Principal"] == {"Service": "events.amazonaws.com"}
+    assert policy["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["BackfillOnConnectRule", "Arn"]}
+
+
+def test_member_sync_is_told_the_data_settings_from_the_stack_parameters(template):
+    variables = template["Resources"]["MemberSyncFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["BACKFILL_DAYS"] == {"Ref": "BackfillDays"}
+    assert variables["RECONCILIATION_DAYS"] == {"Ref": "ReconciliationDays"}
+    assert variables["MEMBER_JOBS_QUEUE_URL"] == {"Ref": "MemberJobsQueue"}
+    assert variables["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+    assert template["Parameters"]["BackfillDays"]["Default"] == 30
+    # Every function that calls WHOOP's member API shares the one budget, with the same limits.
+    for function in MEMBER_FUNCTIONS:
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["WHOOP_RATE_LIMIT_PER_MINUTE"] == {"Ref": "WhoopRateLimitPerMinute"}
+        assert variables["WHOOP_RATE_LIMIT_PER_DAY"] == {"Ref": "WhoopRateLimitPerDay"}
+    assert template["Parameters"]["WhoopRateLimitPerMinute"]["Default"] == 100
+    assert template["Parameters"]["WhoopRateLimitPerDay"]["Default"] == 10000
 
 
 @pytest.mark.parametrize("function", MEMBER_FUNCTIONS)
@@ -235,12 +295,13 @@ def test_member_api_reads_the_connect_settings_from_the_stack_parameters(templat
     assert parameters["AllowedReturnUrls"]["Default"] == ""
 
 
-def test_member_sync_renews_tokens_every_ten_minutes(template):
+def test_member_sync_renews_tokens_every_ten_minutes_and_reconciles_daily(template):
     events = template["Resources"]["MemberSyncFunction"]["Properties"]["Events"]
-    schedules = [event["Properties"] for event in events.values() if event["Type"] == "ScheduleV2"]
-    assert [schedule["ScheduleExpression"] for schedule in schedules] == ["rate(10 minutes)"]
+    schedules = {event["Properties"]["ScheduleExpression"]: event["Properties"] for event in events.values() if event["Type"] == "ScheduleV2"}
+    assert set(schedules) == {"rate(10 minutes)", "rate(1 day)"}
     # The handler refuses any other action.
-    assert json.loads(schedules[0]["Input"]) == {"action": "refresh_tokens"}
+    assert json.loads(schedules["rate(10 minutes)"]["Input"]) == {"action": "refresh_tokens"}
+    assert json.loads(schedules["rate(1 day)"]["Input"]) == {"action": "reconcile"}
 
 
 def test_default_oauth_scopes_are_the_bridges_and_pass_the_parameters_own_pattern(template):

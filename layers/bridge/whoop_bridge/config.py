@@ -114,6 +114,12 @@ class Settings:
     allowed_return_urls: tuple[str, ...] = ()
     oauth_redirect_url: str = ""
     delete_data_on_disconnect: bool = True
+    member_events_queue_url: str = ""
+    member_jobs_queue_url: str = ""
+    backfill_days: int = 30
+    reconciliation_days: int = 3
+    rate_limit_per_minute: int = 100
+    rate_limit_per_day: int = 10_000
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -159,4 +165,10 @@ def settings() -> Settings:
         allowed_return_urls=_urls("ALLOWED_RETURN_URLS"),
         oauth_redirect_url=os.environ.get("OAUTH_REDIRECT_URL", "").strip(),
         delete_data_on_disconnect=_bool("DELETE_DATA_ON_DISCONNECT", True),
+        member_events_queue_url=os.environ.get("MEMBER_EVENTS_QUEUE_URL", ""),
+        member_jobs_queue_url=os.environ.get("MEMBER_JOBS_QUEUE_URL", ""),
+        backfill_days=_int("BACKFILL_DAYS", 30, 0, 365),
+        reconciliation_days=_int("RECONCILIATION_DAYS", 3, 1, 30),
+        rate_limit_per_minute=_int("WHOOP_RATE_LIMIT_PER_MINUTE", 100, 5, 10_000),
+        rate_limit_per_day=_int("WHOOP_RATE_LIMIT_PER_DAY", 10_000, 50, 10_000_000),
     )

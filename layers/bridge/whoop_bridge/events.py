@@ -1,6 +1,8 @@
 """Domain events on the stack's EventBridge bus (`requisition.received`,
-`service_request.status_changed`, ...). Details carry ids, codes and statuses, never
-patient fields or results.
+`service_request.status_changed`, `member.record.updated`, ...). Lab events carry ids,
+codes and statuses, never patient fields or results; `member.record.updated` carries the
+member's WHOOP record itself, because handing it on is its purpose (the bus stays in the
+integrator's account). Logs never carry any of it.
 """
 
 from __future__ import annotations
@@ -22,19 +24,35 @@ class PublishFailed(RuntimeError):
     """EventBridge refused the event; the caller's retry will publish it again."""
 
 
+# EventBridge takes at most ten entries a call.
+MAX_ENTRIES = 10
+
+
 def publish(detail_type: str, detail: dict[str, Any]) -> None:
     """Put one event on the bus, or raise so the caller retries."""
+    (published,) = publish_many([(detail_type, detail)])
+    if not published:
+        raise PublishFailed(f"{detail_type} was not published")
+
+
+def publish_many(events: list[tuple[str, dict[str, Any]]]) -> list[bool]:
+    """Put events on the bus, ten to a call; for each, whether EventBridge took it."""
     bus = settings().event_bus_name
     if not bus:
         raise PublishFailed("EVENT_BUS_NAME is not configured")
-    entry = {
-        "Source": SOURCE,
-        "DetailType": detail_type,
-        "Detail": json.dumps({"version": DETAIL_VERSION, **detail}, default=str),
-        "EventBusName": bus,
-    }
-    result = aws.client("events").put_events(Entries=[entry])
-    if result.get("FailedEntryCount"):
-        code = result["Entries"][0].get("ErrorCode", "unknown")
-        raise PublishFailed(f"{detail_type} was not published: {code}")
-    logger.info("event published", extra={"detail_type": detail_type})
+    taken: list[bool] = []
+    for start in range(0, len(events), MAX_ENTRIES):
+        chunk = events[start : start + MAX_ENTRIES]
+        entries = [
+            {"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps({"version": DETAIL_VERSION, **detail}, default=str), "EventBusName": bus}
+            for detail_type, detail in chunk
+        ]
+        result = aws.client("events").put_events(Entries=entries)
+        for (detail_type, _), answer in zip(chunk, result["Entries"], strict=True):
+            ok = "EventId" in answer and not answer.get("ErrorCode")
+            taken.append(ok)
+            if ok:
+                logger.info("event published", extra={"detail_type": detail_type})
+            else:
+                logger.warning("event not published", extra={"detail_type": detail_type, "error_code": answer.get("ErrorCode", "unknown")})
+    return taken

@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
 from whoop_bridge.secrets import SecretNotConfigured, read_secret
-from whoop_bridge.whoop.signatures import verify_partner
+from whoop_bridge.whoop.signatures import verify_member, verify_partner
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,17 @@ REQUISITION_CREATED = "lab_requisition.created"
 REVIEW_REQUESTED = "clinical_report_review.requested"
 PARTNER_EVENT_TYPES = frozenset({REQUISITION_CREATED, REVIEW_REQUESTED})
 MAX_RESOURCE_ID_LENGTH = 128
+
+# The data webhook's event types, only these six (whoop-api.md §3.3).
+MEMBER_EVENT_TYPES = frozenset(
+    {"recovery.updated", "recovery.deleted", "sleep.updated", "sleep.deleted", "workout.updated", "workout.deleted"}
+)
+# WHOOP signs a millisecond timestamp; one further from now than this is a replay or a
+# badly wrong clock.
+SIGNATURE_WINDOW_SECONDS = 300
+# v2 webhooks name records by UUID (v1 used integers, which the v2 endpoints cannot fetch).
+RECORD_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_TRACE_ID_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -84,3 +97,58 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
     )
     logger.info("partner webhook enqueued", extra={"event_type": event_type, "resource_id": resource_id})
     return Answer(204)
+
+
+def accept_member_webhook(event: dict[str, Any]) -> Answer:
+    """`POST /webhooks/whoop`: 204 enqueued, 401 bad or stale signature, 400 bad body,
+    503 when the member app's secret is not configured (WHOOP retries; nothing is lost)."""
+    body = raw_body(event)
+    headers = event.get("headers")
+    signature = header(headers, "X-WHOOP-Signature")
+    timestamp = header(headers, "X-WHOOP-Signature-Timestamp")
+    if not signature or not timestamp:
+        return Answer(401, "missing signature")
+    if not _fresh(timestamp):
+        logger.warning("data webhook refused: the signature timestamp is missing, malformed or stale")
+        return Answer(401, "stale signature")
+    config = settings()
+    try:
+        client_secret = read_secret(config.member_secret_arn, ("client_secret",))["client_secret"]
+    except SecretNotConfigured as error:
+        logger.error("data webhook refused: the member app's client secret is not configured", extra={"detail": str(error)})
+        return Answer(503, "not configured")
+    if not verify_member(timestamp, body, signature, client_secret):
+        logger.warning("data webhook refused: bad signature")
+        return Answer(401, "bad signature")
+
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return Answer(400, "body is not JSON")
+    if not isinstance(message, dict):
+        return Answer(400, "body must be {user_id, id, type, trace_id}")
+    user_id, record_id, event_type, trace_id = (message.get(key) for key in ("user_id", "id", "type", "trace_id"))
+    if type(user_id) is not int or user_id <= 0 or not isinstance(event_type, str) or not isinstance(trace_id, str) or not 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH:
+        return Answer(400, "body must be {user_id, id, type, trace_id}")
+    if event_type not in MEMBER_EVENT_TYPES:
+        logger.warning("data webhook ignored: unknown event type", extra={"event_type": event_type[:64]})
+        return Answer(204)
+    if not isinstance(record_id, str) or not RECORD_UUID.match(record_id):
+        # A v1 webhook (integer id): the app's webhook model version must be v2.
+        logger.error("data webhook refused: id is not a v2 UUID; set the app's webhook model version to v2", extra={"event_type": event_type})
+        return Answer(400, "id must be a UUID (v2 webhooks)")
+
+    config.require("member_events_queue_url")
+    aws.client("sqs").send_message(
+        QueueUrl=config.member_events_queue_url,
+        MessageBody=json.dumps({"user_id": user_id, "id": record_id.lower(), "type": event_type, "trace_id": trace_id}),
+    )
+    logger.info("data webhook enqueued", extra={"event_type": event_type, "trace_id": trace_id})
+    return Answer(204)
+
+
+def _fresh(timestamp: str) -> bool:
+    """Whether WHOOP's millisecond timestamp is within the window of now."""
+    if not timestamp.isdigit() or len(timestamp) > 16:
+        return False
+    return abs(time.time() - int(timestamp) / 1000) <= SIGNATURE_WINDOW_SECONDS

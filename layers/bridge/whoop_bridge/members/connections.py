@@ -225,10 +225,14 @@ def status(client_user_id: str) -> dict[str, Any] | None:
     if connection["status"] == "offline_not_granted" and connection["access_expires_at"] <= time.time():
         # Nothing can renew it: say what the next token request would find.
         view.update(status="reauthorization_required", status_reason="access_token_expired_without_offline")
+    view["backfill"] = member_store.sync_progress(client_user_id, "backfill") or None
     return view
 
 
-def disconnect(client_user_id: str, tokens: TokenService | None = None) -> None:
+DISCONNECT_ATTEMPTS = 5
+
+
+def disconnect(client_user_id: str, tokens: TokenService | None = None, *, attempt: int = 1) -> None:
     """`DELETE /connections/{id}`: revoke at WHOOP, drop the tokens (and, if so configured,
     the member's records), announce it. Repeating it changes nothing."""
     connection = member_store.get_connection(client_user_id)
@@ -243,7 +247,9 @@ def disconnect(client_user_id: str, tokens: TokenService | None = None) -> None:
         "member.disconnected", {"client_user_id": client_user_id, "user_id": connection.get("user_id"), "data_deleted": delete_data}
     )
     if not member_store.mark_disconnected(connection, revoke_pending=revoke_pending, event=event):
-        return disconnect(client_user_id, tokens)  # it changed under us: read it again
+        if attempt >= DISCONNECT_ATTEMPTS:
+            raise RuntimeError("the connection kept changing during the disconnect; try again")
+        return disconnect(client_user_id, tokens, attempt=attempt + 1)  # it changed under us: read it again
     if delete_data:
         member_store.delete_member_records(client_user_id)
     logger.info("member disconnected", extra={"client_user_id": client_user_id, "revoke_pending": revoke_pending})

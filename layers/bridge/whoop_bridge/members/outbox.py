@@ -20,13 +20,15 @@ GRACE_SECONDS = 60
 
 def publish_stored(stored: list[dict[str, Any]]) -> None:
     """Publish events just committed; one that fails waits for `publish_pending`."""
-    for event in stored:
-        try:
-            events.publish(event["detail_type"], event["detail"])
-        except Exception:  # noqa: BLE001 - it stays in the outbox and is published later
-            logger.warning("member event left in the outbox for the scheduled publish", extra={"detail_type": event["detail_type"]})
-            continue
-        member_store.forget_event(event["id"])
+    if not stored:
+        return
+    try:
+        taken = events.publish_many([(event["detail_type"], event["detail"]) for event in stored])
+    except Exception:  # noqa: BLE001 - they stay in the outbox and are published later
+        taken = [False] * len(stored)
+    if not all(taken):
+        logger.warning("member events left in the outbox for the scheduled publish", extra={"events": taken.count(False)})
+    member_store.forget_events([event["id"] for event, ok in zip(stored, taken, strict=True) if ok])
 
 
 def publish_pending() -> int:

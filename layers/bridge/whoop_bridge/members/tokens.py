@@ -57,15 +57,16 @@ class TokenService:
         self._api = api
         self._clock = clock
 
-    def access_token(self, client_user_id: str, *, margin: float = REFRESH_MARGIN_SECONDS) -> str:
-        """A token valid for at least `margin` seconds, refreshed first when needed."""
-        connection = self._usable(client_user_id)
+    def access_token(self, client_user_id: str, *, margin: float = REFRESH_MARGIN_SECONDS, connection: dict[str, Any] | None = None) -> str:
+        """A token valid for at least `margin` seconds, refreshed first when needed.
+        `connection`: the item just read, to save reading it again."""
+        connection = self._usable(client_user_id, connection)
         if connection["access_expires_at"] - self._clock() > margin:
             return self._pair(connection).access_token
         return self._refresh(connection, margin)
 
-    def _usable(self, client_user_id: str) -> dict[str, Any]:
-        connection = member_store.get_connection(client_user_id)
+    def _usable(self, client_user_id: str, connection: dict[str, Any] | None = None) -> dict[str, Any]:
+        connection = connection or member_store.get_connection(client_user_id)
         if connection is None or connection.get("status") == "disconnected":
             raise NotConnected(client_user_id)
         if connection.get("status") not in USABLE or not connection.get("sealed_tokens"):

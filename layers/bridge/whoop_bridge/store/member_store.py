@@ -1,11 +1,13 @@
-"""MemberTable: OAuth states, connections (with their sealed tokens), WHOOP user mappings,
+r"""MemberTable: OAuth states, connections (with their sealed tokens), WHOOP user mappings,
 member records and the outbox of member events. Lab functions never see this table.
 
 | item | pk | sk | gsi1pk / gsi1sk |
 |---|---|---|---|
 | OAuth state (10 min, TTL) | `STATE#<sha256 of state>` | `STATE` | |
 | connection | `MEMBER#<client_user_id>` | `CONNECTION` | `TOKEN_EXPIRY` / `<expiry>#<client_user_id>` (refreshable), `REVOKE_PENDING` / `<time>#<id>` |
-| member record (profile, ...) | `MEMBER#<client_user_id>` | `PROFILE`, ... | |
+| member item (profile, body measurement, sync progress) | `MEMBER#<client_user_id>` | `PROFILE`, `BODY_MEASUREMENT`, `SYNC#<cause>#<record_type>` | |
+| member record (see record_store) | `MEMBER#<client_user_id>` | `<TYPE>#<record_id>` | `RECORDS#<client_user_id>#<type>` / `<record_time>#<record_id>` |
+| the WHOOP app's rate budget | `RATE_BUDGET#<client_id>` | `RATE_BUDGET` | |
 | WHOOP user | `WHOOP_USER#<user_id>` | `USER` | |
 | outbox event | `OUTBOX#<id>` | `OUTBOX` | `OUTBOX` / `<time>#<id>` |
 
@@ -52,7 +54,13 @@ def _client() -> Any:
 
 
 def _condition_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    """A condition did not hold; a transaction cancelled for another reason (a conflict
+    with a concurrent transaction) is not that, and is raised for the caller to retry."""
+    code = error.response["Error"]["Code"]
+    if code == "TransactionCanceledException":
+        reasons = error.response.get("CancellationReasons") or []
+        return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
+    return code == "ConditionalCheckFailedException"
 
 
 def _applied(operation: Callable[..., Any], **arguments: Any) -> bool:
@@ -401,5 +409,142 @@ def forget_event(event_id: str) -> None:
     _table().delete_item(Key=outbox_key(event_id))
 
 
+def forget_events(event_ids: list[str]) -> None:
+    """Published: these events leave the outbox (batched, 25 to a request)."""
+    if len(event_ids) == 1:
+        forget_event(event_ids[0])
+        return
+    with _table().batch_writer() as batch:
+        for event_id in event_ids:
+            batch.delete_item(Key=outbox_key(event_id))
+
+
 def _decimal(value: float) -> Decimal:
     return Decimal(str(round(value, 3)))
+
+
+# The WHOOP app's rate budget ------------------------------------------------------------------
+
+
+def budget_key(app: str) -> dict[str, str]:
+    return {"pk": f"RATE_BUDGET#{app}", "sk": "RATE_BUDGET"}
+
+
+def get_budget(app: str) -> dict[str, Any] | None:
+    item = _table().get_item(Key=budget_key(app), ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    state = plain(item)
+    # The call times are one string: a small item, cheap to read and write.
+    state["calls"] = [float(call) for call in state["calls"].split(",")]
+    return state
+
+
+def _calls_text(calls: list[float]) -> str:
+    return ",".join(f"{call:.3f}" for call in calls)
+
+
+def create_budget(app: str, slots: int) -> None:
+    """The budget's first state; a concurrent creator's item wins."""
+    _applied(
+        _table().put_item,
+        Item={
+            **budget_key(app),
+            "calls": _calls_text([0.0] * slots),
+            "head": 0,
+            "version": 0,
+            "day": "",
+            "day_used": 0,
+            "whoop_remaining": 0,
+            "whoop_reset_at": 0,
+            "hold_until": 0,
+        },
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+
+
+def take_budget_call(app: str, version: int, calls: list[float], head: int, day: str, day_used: int, background_next_at: float | None) -> bool:
+    """Record one call in the budget, if nobody else did since `version` was read; WHOOP's
+    own count of what is left goes down by one with it."""
+    values: dict[str, Any] = {
+        ":calls": _calls_text(calls),
+        ":head": head,
+        ":next": version + 1,
+        ":day": day,
+        ":used": day_used,
+        ":one": 1,
+        ":version": version,
+    }
+    update = "SET calls = :calls, head = :head, version = :next, #day = :day, day_used = :used, whoop_remaining = whoop_remaining - :one"
+    if background_next_at is not None:
+        update += ", background_next_at = :pace"
+        values[":pace"] = _decimal(background_next_at)
+    return _applied(
+        _table().update_item,
+        Key=budget_key(app),
+        UpdateExpression=update,
+        ConditionExpression="version = :version",
+        ExpressionAttributeNames={"#day": "day"},
+        ExpressionAttributeValues=values,
+    )
+
+
+def note_whoop_limit(app: str, remaining: int, reset_at: float, *, hold: bool) -> None:
+    """What WHOOP says is left until `reset_at`, kept when it is lower than the stored view
+    (or that view has lapsed). `hold` (a 429): no call at all until then."""
+    values: dict[str, Any] = {":remaining": remaining, ":reset": _decimal(reset_at), ":one": 1}
+    # A new version, so that a take based on an older read fails and reads this.
+    update = "SET whoop_remaining = :remaining, whoop_reset_at = :reset, version = version + :one"
+    if hold:
+        update += ", hold_until = :reset"
+    _applied(
+        _table().update_item,
+        Key=budget_key(app),
+        UpdateExpression=update,
+        ConditionExpression="attribute_exists(pk) AND (whoop_reset_at < :reset OR whoop_remaining > :remaining)",
+        ExpressionAttributeValues=values,
+    )
+
+
+# Sync progress and member items ------------------------------------------------------------------
+
+
+def put_member_item(client_user_id: str, sort_key: str, values: dict[str, Any]) -> None:
+    """A member's single item (`PROFILE`, `BODY_MEASUREMENT`), replaced whole."""
+    exact = {key: Decimal(str(value)) if isinstance(value, float) else value for key, value in values.items()}
+    _table().put_item(Item={"pk": f"MEMBER#{client_user_id}", "sk": sort_key, **exact, "updated_at": now_iso()})
+
+
+def start_sync_progress(client_user_id: str, cause: str, record_types: tuple[str, ...]) -> None:
+    """A backfill's progress per record type, from `queued`."""
+    with _table().batch_writer() as batch:
+        for record_type in record_types:
+            batch.put_item(
+                Item={"pk": f"MEMBER#{client_user_id}", "sk": f"SYNC#{cause}#{record_type}", "state": "queued", "pages": 0, "records": 0, "started_at": now_iso()}
+            )
+
+
+def note_sync_progress(client_user_id: str, cause: str, record_type: str, *, pages: int, records: int, state: str) -> None:
+    """One more page of a backfill or reconciliation, and where it stands."""
+    _table().update_item(
+        Key={"pk": f"MEMBER#{client_user_id}", "sk": f"SYNC#{cause}#{record_type}"},
+        UpdateExpression="SET #state = :state, updated_at = :at ADD pages :pages, #records :records",
+        ExpressionAttributeNames={"#state": "state", "#records": "records"},
+        ExpressionAttributeValues={":state": state, ":at": now_iso(), ":pages": pages, ":records": records},
+    )
+
+
+def sync_progress(client_user_id: str, cause: str) -> dict[str, dict[str, Any]]:
+    """Per record type: `state`, `pages`, `records`, `updated_at`."""
+    answer = _table().query(
+        KeyConditionExpression=Key("pk").eq(f"MEMBER#{client_user_id}") & Key("sk").begins_with(f"SYNC#{cause}#"), ConsistentRead=True
+    )
+    return {
+        item["sk"].rsplit("#", 1)[-1]: {key: plain(item.get(key)) for key in ("state", "pages", "records", "updated_at")}
+        for item in answer.get("Items", [])
+    }
+
+
+def connected_members() -> Iterator[dict[str, Any]]:
+    """Every connection whose tokens the bridge keeps fresh (the token-expiry index)."""
+    yield from _index_items(TOKEN_EXPIRY)

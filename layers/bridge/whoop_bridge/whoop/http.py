@@ -80,22 +80,24 @@ def _reset_seconds(headers: Any) -> float | None:
         return None
 
 
-def new_session(max_retries: int, backoff_seconds: float, *, retry_reads: bool = True) -> requests.Session:
+def new_session(max_retries: int, backoff_seconds: float, *, retry_reads: bool = True, retry_statuses: bool = True) -> requests.Session:
     """A pooled session retrying transient faults on every method.
 
     POST is retried too: WHOOP's results endpoint has no idempotency key, and a report
     sent twice is far better than a report lost; the state machine records each report
     as submitted so a later step never posts it again. `retry_reads=False` does not
     resend a request whose answer was lost (WHOOP may have acted on it: a token refresh).
+    `retry_statuses=False` leaves 429 and 5xx answers to the caller: every request WHOOP
+    answers counts against the app's rate limit, so the rate budget must see each one.
     """
     retry = _WhoopRetry(
         total=max_retries,
         connect=max_retries,
         read=max_retries if retry_reads else 0,
-        status=max_retries,
+        status=max_retries if retry_statuses else 0,
         other=0,
         allowed_methods=None,
-        status_forcelist=TRANSIENT_STATUSES,
+        status_forcelist=TRANSIENT_STATUSES if retry_statuses else (),
         backoff_factor=backoff_seconds,
         backoff_jitter=backoff_seconds,
         backoff_max=MAX_RESET_WAIT_SECONDS,
@@ -117,9 +119,11 @@ def send(
     *,
     what: str,
     timeout_seconds: float,
+    raise_transient: bool = True,
     **kwargs: Any,
 ) -> requests.Response:
-    """One WHOOP call with retries; transport failures become `WhoopTransientError`.
+    """One WHOOP call with retries; transport failures become `WhoopTransientError`, and so
+    do transient statuses unless `raise_transient=False` hands them back.
 
     `what` names the call in errors and logs (e.g. "GET requisition"); it must not hold
     identifiers of people.
@@ -130,7 +134,7 @@ def send(
         raise WhoopTransientError(f"{what}: HTTP 429, the rate limit resets in {reset.args[0]:.0f} s", 429) from None
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
         raise WhoopTransientError(f"{what}: {type(error).__name__} after retries") from None
-    if response.status_code in TRANSIENT_STATUSES:
+    if raise_transient and response.status_code in TRANSIENT_STATUSES:
         raise WhoopTransientError(f"{what}: HTTP {response.status_code} after retries", response.status_code)
     return response
 

@@ -8,6 +8,8 @@ token, a code or a body.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -15,12 +17,19 @@ from urllib.parse import urlencode
 import requests
 
 from whoop_bridge.whoop import http
-from whoop_bridge.whoop.http import WhoopRequestRejected, WhoopUnauthorized
+from whoop_bridge.whoop.budget import BRIEF_WAIT_SECONDS, DEFAULT_RESET_SECONDS, INTERACTIVE, BudgetExhausted, RateBudget
+from whoop_bridge.whoop.http import TRANSIENT_STATUSES, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
 
 logger = logging.getLogger(__name__)
 
 AUTHORIZE_PATH = "/oauth/oauth2/auth"
 TOKEN_PATH = "/oauth/oauth2/token"
+# WHOOP's collections return at most 25 records a page (whoop-api.md §3.2).
+PAGE_LIMIT = 25
+# The record types' paths: by id, and as a collection. Recovery has no by-id route; it is
+# read by its cycle.
+RECORD_PATHS = {"cycle": "/v2/cycle", "sleep": "/v2/activity/sleep", "workout": "/v2/activity/workout"}
+COLLECTION_PATHS = {**RECORD_PATHS, "recovery": "/v2/recovery"}
 # WHOOP documents the phrase, not a code: an unapproved app "has reached its user limit".
 USER_LIMIT_PHRASE = "user limit"
 
@@ -64,12 +73,18 @@ class MemberApi:
         timeout_seconds: float = 10.0,
         max_retries: int = 3,
         backoff_seconds: float = 0.5,
+        budget: RateBudget | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
         self._timeout = timeout_seconds
-        self._session = session or http.new_session(max_retries, backoff_seconds)
+        self._max_retries = max_retries
+        self._backoff = backoff_seconds
+        self._budget = budget
+        # Member calls retry 429 and 5xx here, not in urllib3: each attempt is a request
+        # WHOOP counts, so each takes its call from the rate budget.
+        self._session = session or http.new_session(max_retries, backoff_seconds, retry_statuses=False)
         # A refresh whose answer was lost may still have rotated the pair at WHOOP; sending
         # it again could only fail, so token calls are not retried after a read timeout.
         self._token_session = session or http.new_session(max_retries, backoff_seconds, retry_reads=False)
@@ -120,31 +135,78 @@ class MemberApi:
 
     # Member endpoints -------------------------------------------------------------------
 
-    def basic_profile(self, access_token: str) -> dict[str, Any]:
+    def basic_profile(self, access_token: str, *, priority: str = INTERACTIVE) -> dict[str, Any]:
         """`GET /v2/user/profile/basic`: `user_id`, `email`, `first_name`, `last_name`."""
-        return self._member("GET", "/v2/user/profile/basic", access_token, "GET profile").json()
+        return self._member("GET", "/v2/user/profile/basic", access_token, "GET profile", priority=priority).json()
+
+    def body_measurement(self, access_token: str, *, priority: str) -> dict[str, Any]:
+        """`GET /v2/user/measurement/body`: `height_meter`, `weight_kilogram`, `max_heart_rate`."""
+        return self._member("GET", "/v2/user/measurement/body", access_token, "GET body measurement", priority=priority).json()
+
+    def record(self, access_token: str, record_type: str, record_id: str, *, priority: str) -> dict[str, Any]:
+        """One cycle, sleep or workout by id; `WhoopNotFound` when WHOOP has none."""
+        path = f"{RECORD_PATHS[record_type]}/{record_id}"
+        return self._member("GET", path, access_token, f"GET {record_type}", priority=priority).json()
+
+    def cycle_recovery(self, access_token: str, cycle_id: int, *, priority: str) -> dict[str, Any]:
+        """`GET /v2/cycle/{cycleId}/recovery`: the only way to read one recovery."""
+        return self._member("GET", f"/v2/cycle/{int(cycle_id)}/recovery", access_token, "GET cycle recovery", priority=priority).json()
+
+    def page(
+        self, access_token: str, record_type: str, *, start: str, end: str, next_token: str | None, priority: str
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page (25 records, newest first) of a collection in the window; the token of
+        the next page, or None after the last."""
+        params = {"limit": PAGE_LIMIT, "start": start, "end": end}
+        if next_token:
+            params["nextToken"] = next_token
+        body = self._member("GET", COLLECTION_PATHS[record_type], access_token, f"GET {record_type} collection", priority=priority, params=params).json()
+        return list(body.get("records") or []), body.get("next_token") or None
 
     def revoke(self, access_token: str) -> bool:
         """`DELETE /v2/user/access`: True when revoked now, False when it already was (401/404)."""
         try:
-            self._member("DELETE", "/v2/user/access", access_token, "DELETE user access")
+            self._member("DELETE", "/v2/user/access", access_token, "DELETE user access", priority=INTERACTIVE)
         except (WhoopUnauthorized, http.WhoopNotFound) as error:
             if error.status in (401, 404):
                 return False
             raise
         return True
 
-    def _member(self, method: str, path: str, access_token: str, what: str) -> requests.Response:
-        response = http.send(
-            self._session,
-            method,
-            f"{self._base}/developer{path}",
-            what=what,
-            timeout_seconds=self._timeout,
-            headers={"Authorization": f"Bearer {access_token}"},
-        )
-        http.raise_for_status(response, what)
-        return response
+    def _member(self, method: str, path: str, access_token: str, what: str, *, priority: str, params: dict[str, Any] | None = None) -> requests.Response:
+        """One member call, each attempt taken from the app's rate budget. A 429 holds the
+        whole app until WHOOP's reset and defers this work (`BudgetExhausted`)."""
+        for attempt in range(self._max_retries + 1):
+            if self._budget is not None:
+                self._budget.acquire(priority, max_wait=BRIEF_WAIT_SECONDS[priority])
+            response = http.send(
+                self._session,
+                method,
+                f"{self._base}/developer{path}",
+                what=what,
+                timeout_seconds=self._timeout,
+                raise_transient=False,
+                headers={"Authorization": f"Bearer {access_token}"},
+                params=params,
+            )
+            if self._budget is not None:
+                self._budget.observe(response.status_code, response.headers)
+            if response.status_code == 429:
+                reset = _reset_seconds(response)
+                raise BudgetExhausted(reset, "WHOOP answered 429")
+            if response.status_code not in TRANSIENT_STATUSES:
+                http.raise_for_status(response, what)
+                return response
+            if attempt < self._max_retries:
+                time.sleep(self._backoff * 2**attempt + random.uniform(0, self._backoff))
+        raise WhoopTransientError(f"{what}: HTTP {response.status_code} after retries", response.status_code)
+
+
+def _reset_seconds(response: requests.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("X-RateLimit-Reset", "")))
+    except ValueError:
+        return DEFAULT_RESET_SECONDS
 
 
 def _oauth_error(response: requests.Response) -> tuple[str | None, str | None]:
@@ -168,9 +230,10 @@ def member_api() -> MemberApi:
     credentials from the member-app secret (fails closed while it holds placeholders)."""
     from whoop_bridge.config import settings
     from whoop_bridge.secrets import read_secret
+    from whoop_bridge.whoop.budget import app_budget
 
     config = settings()
-    config.require("member_secret_arn")
+    config.require("member_secret_arn", "member_table_name")
     secret = read_secret(config.member_secret_arn, ("client_id", "client_secret"))
     key = (config.whoop_api_base_url, secret["client_id"], secret["client_secret"])
     if key not in _clients:
@@ -180,6 +243,7 @@ def member_api() -> MemberApi:
             timeout_seconds=config.whoop_timeout_seconds,
             max_retries=config.whoop_max_retries,
             backoff_seconds=config.whoop_backoff_seconds,
+            budget=app_budget(secret["client_id"]),
         )
     return _clients[key]
 

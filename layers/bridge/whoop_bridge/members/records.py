@@ -1,0 +1,273 @@
+"""WHOOP's member records (whoop-api.md §3.2): cycle, sleep, recovery and workout, as the
+bridge stores them and announces them.
+
+A record keeps WHOOP v2's own field names. Fields WHOOP adds later are dropped, so the
+shape only changes with `RECORD_VERSION`; every score sub-field may be missing (None), so
+a partial score still validates. Timestamps become UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`, which
+sorts as text: the store orders, windows and compares `updated_at` on it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+
+RECORD_TYPES = ("cycle", "sleep", "recovery", "workout")
+RECORD_VERSION = 1
+SCORE_STATES = ("SCORED", "PENDING_SCORE", "UNSCORABLE")
+PENDING_SCORE = "PENDING_SCORE"
+# Why a record event was sent: a WHOOP data webhook, the first fetch of a member's history,
+# or the scheduled poll that catches webhooks WHOOP never delivered.
+CAUSES = ("webhook", "backfill", "reconciliation")
+
+UPDATED = "member.record.updated"
+DELETED = "member.record.deleted"
+
+
+class RecordInvalid(ValueError):
+    """A WHOOP record that does not have its type's shape. The message names the fields,
+    never their values (a record is health data)."""
+
+
+def normalize_timestamp(value: str | datetime) -> str:
+    """An ISO-8601 date-time with a UTC offset (or `Z`) as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    Raises ValueError, without the value, when it is not one."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("not an ISO-8601 date-time") from None
+    elif isinstance(value, datetime):
+        moment = value
+    else:
+        raise ValueError("not an ISO-8601 date-time")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("an ISO-8601 date-time needs a UTC offset or Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _timestamp(value: Any) -> str:
+    if not isinstance(value, (str, datetime)):
+        raise ValueError("not an ISO-8601 date-time")
+    return normalize_timestamp(value)
+
+
+Timestamp = Annotated[str, BeforeValidator(_timestamp)]
+Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+ScoreState = Literal["SCORED", "PENDING_SCORE", "UNSCORABLE"]
+
+
+class _Shape(BaseModel):
+    # Unknown fields are dropped: consumers get RECORD_VERSION's shape and nothing else.
+    # NaN and infinities cannot be sent on as JSON.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
+# Cycle -------------------------------------------------------------------------------------
+
+
+class CycleScore(_Shape):
+    strain: Optional[float] = None
+    kilojoule: Optional[float] = None
+    average_heart_rate: Optional[int] = None
+    max_heart_rate: Optional[int] = None
+
+
+class Cycle(_Shape):
+    id: int
+    user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    start: Timestamp
+    end: Optional[Timestamp] = None  # None while the cycle is the current one
+    timezone_offset: str
+    score_state: ScoreState
+    score: Optional[CycleScore] = None
+
+
+# Sleep -------------------------------------------------------------------------------------
+
+
+class SleepStageSummary(_Shape):
+    total_in_bed_time_milli: Optional[int] = None
+    total_awake_time_milli: Optional[int] = None
+    total_no_data_time_milli: Optional[int] = None
+    total_light_sleep_time_milli: Optional[int] = None
+    total_slow_wave_sleep_time_milli: Optional[int] = None
+    total_rem_sleep_time_milli: Optional[int] = None
+    sleep_cycle_count: Optional[int] = None
+    disturbance_count: Optional[int] = None
+
+
+class SleepNeeded(_Shape):
+    baseline_milli: Optional[int] = None
+    need_from_sleep_debt_milli: Optional[int] = None
+    need_from_recent_strain_milli: Optional[int] = None
+    need_from_recent_nap_milli: Optional[int] = None
+
+
+class SleepScore(_Shape):
+    stage_summary: Optional[SleepStageSummary] = None
+    sleep_needed: Optional[SleepNeeded] = None
+    respiratory_rate: Optional[float] = None
+    sleep_performance_percentage: Optional[float] = None
+    sleep_consistency_percentage: Optional[float] = None
+    sleep_efficiency_percentage: Optional[float] = None
+
+
+class Sleep(_Shape):
+    id: Uuid
+    cycle_id: int
+    v1_id: Optional[int] = None
+    user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    start: Timestamp
+    end: Timestamp
+    timezone_offset: str
+    nap: bool
+    score_state: ScoreState
+    score: Optional[SleepScore] = None
+
+
+# Recovery ------------------------------------------------------------------------------------
+
+
+class RecoveryScore(_Shape):
+    user_calibrating: Optional[bool] = None
+    recovery_score: Optional[float] = None
+    resting_heart_rate: Optional[float] = None
+    hrv_rmssd_milli: Optional[float] = None
+    spo2_percentage: Optional[float] = None
+    skin_temp_celsius: Optional[float] = None
+
+
+class Recovery(_Shape):
+    cycle_id: int
+    sleep_id: Uuid
+    user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    score_state: ScoreState
+    score: Optional[RecoveryScore] = None
+
+
+# Workout -------------------------------------------------------------------------------------
+
+
+class ZoneDurations(_Shape):
+    zone_zero_milli: Optional[int] = None
+    zone_one_milli: Optional[int] = None
+    zone_two_milli: Optional[int] = None
+    zone_three_milli: Optional[int] = None
+    zone_four_milli: Optional[int] = None
+    zone_five_milli: Optional[int] = None
+
+
+class WorkoutScore(_Shape):
+    strain: Optional[float] = None
+    average_heart_rate: Optional[int] = None
+    max_heart_rate: Optional[int] = None
+    kilojoule: Optional[float] = None
+    percent_recorded: Optional[float] = None
+    distance_meter: Optional[float] = None
+    altitude_gain_meter: Optional[float] = None
+    altitude_change_meter: Optional[float] = None
+    zone_durations: Optional[ZoneDurations] = None
+
+
+class Workout(_Shape):
+    id: Uuid
+    v1_id: Optional[int] = None
+    user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    start: Timestamp
+    end: Timestamp
+    timezone_offset: str
+    sport_name: Annotated[str, StringConstraints(min_length=1)]
+    sport_id: Optional[int] = None
+    score_state: ScoreState
+    score: Optional[WorkoutScore] = None
+
+
+MODELS: dict[str, type[_Shape]] = {"cycle": Cycle, "sleep": Sleep, "recovery": Recovery, "workout": Workout}
+
+
+def _model(record_type: str) -> type[_Shape]:
+    try:
+        return MODELS[record_type]
+    except KeyError:
+        raise ValueError(f"unknown record type {record_type!r}; one of {', '.join(RECORD_TYPES)}") from None
+
+
+def _cause(cause: str) -> str:
+    if cause not in CAUSES:
+        raise ValueError(f"unknown cause {cause!r}; one of {', '.join(CAUSES)}")
+    return cause
+
+
+# Public functions --------------------------------------------------------------------------
+
+
+def normalize(record_type: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """A WHOOP v2 record of `record_type` in the bridge's shape (RECORD_VERSION): WHOOP's
+    field names, unknown fields dropped, timestamps in UTC with milliseconds and `Z`.
+    Normalising a normalised record changes nothing. Raises RecordInvalid naming each bad
+    field (never its value)."""
+    model = _model(record_type)
+    if not isinstance(raw, dict):
+        raise RecordInvalid(f"{record_type}: a record must be a JSON object")
+    try:
+        parsed = model.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors(include_input=False, include_url=False):
+            field = ".".join(str(part) for part in item.get("loc", ())) or "record"
+            problems.append(f"{field}: {str(item.get('msg', 'invalid')).removeprefix('Value error, ')}")
+        raise RecordInvalid(f"{record_type} record invalid: " + "; ".join(problems)) from None
+    return parsed.model_dump(mode="json")
+
+
+def record_id(record_type: str, record: dict[str, Any]) -> str:
+    """The id the bridge keys a record by: a cycle's `id` as text, a sleep's or workout's
+    uuid, and for a recovery its `sleep_id` (WHOOP's recovery webhooks name the sleep)."""
+    _model(record_type)
+    if record_type == "recovery":
+        return str(record["sleep_id"])
+    return str(record["id"])
+
+
+def record_time(record_type: str, record: dict[str, Any]) -> str:
+    """The time records are ordered and windowed by: `start`, or a recovery's `created_at`
+    (it has no start)."""
+    _model(record_type)
+    return record["created_at"] if record_type == "recovery" else record["start"]
+
+
+def updated_event(client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str) -> tuple[str, dict[str, Any]]:
+    """The `member.record.updated` detail type and detail: who, which record, why, and the
+    normalised record itself (its shape is `record_version`)."""
+    return UPDATED, {
+        "client_user_id": client_user_id,
+        "user_id": user_id,
+        "record_type": record_type,
+        "record_id": record_id(record_type, record),
+        "record_version": RECORD_VERSION,
+        "cause": _cause(cause),
+        "record": record,
+    }
+
+
+def deleted_event(client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str) -> tuple[str, dict[str, Any]]:
+    """The `member.record.deleted` detail type and detail: who, which record, and why."""
+    _model(record_type)
+    return DELETED, {
+        "client_user_id": client_user_id,
+        "user_id": user_id,
+        "record_type": record_type,
+        "record_id": record_id,
+        "cause": _cause(cause),
+    }

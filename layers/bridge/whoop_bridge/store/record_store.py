@@ -1,0 +1,211 @@
+"""MemberTable: a member's WHOOP records (cycle, sleep, recovery, workout; see
+`members/records.py`), kept newest-`updated_at`-wins, each change written in one
+transaction with the outbox event that announces it (`members/outbox.py` publishes it).
+
+| item | pk | sk | gsi1pk / gsi1sk |
+|---|---|---|---|
+| member record | `MEMBER#<client_user_id>` | `<TYPE>#<record_id>` | `RECORDS#<client_user_id>#<record_type>` / `<record_time>#<record_id>` |
+
+TYPE is CYCLE, SLEEP, RECOVERY or WORKOUT; a recovery's record_id is its sleep's id.
+Attributes: `record_type`, `record_id`, `user_id`, `updated_at`, `score_state`,
+`record_json` (the normalised record as JSON text, so its floats never pass through
+DynamoDB's Decimals) and `stored_at`. The records sit under the member's partition, so
+`member_store.delete_member_records` (DeleteDataOnDisconnect) deletes them with the rest
+of the member's data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from whoop_bridge.members import records
+from whoop_bridge.store.member_store import INDEX, _client, _outbox_puts, _table, new_event, plain
+
+# Page-token keys: the table's and the index's (LastEvaluatedKey of a gsi1 query).
+_TOKEN_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
+
+
+class InvalidWindow(ValueError):
+    """A window whose end is not after its start."""
+
+
+class InvalidPageToken(ValueError):
+    """A `next_token` that this listing did not hand out (another member, type or window,
+    or not a token at all)."""
+
+
+def record_key(client_user_id: str, record_type: str, record_id: str) -> dict[str, str]:
+    """The table key of one record."""
+    return {"pk": f"MEMBER#{client_user_id}", "sk": f"{_prefix(record_type)}#{record_id}"}
+
+
+def listing_key(client_user_id: str, record_type: str) -> str:
+    """The gsi1 partition holding one member's records of one type, by time."""
+    return f"RECORDS#{client_user_id}#{record_type}"
+
+
+def _prefix(record_type: str) -> str:
+    if record_type not in records.RECORD_TYPES:
+        raise ValueError(f"unknown record type {record_type!r}; one of {', '.join(records.RECORD_TYPES)}")
+    return record_type.upper()
+
+
+def _committed(items: list[dict[str, Any]]) -> bool:
+    """Run a transaction; False only when a condition did not hold. A cancellation for any
+    other reason (a conflicting transaction, throttling) is raised so the caller retries:
+    reading it as "already newer" would lose the record."""
+    try:
+        _client().transact_write_items(TransactItems=items)
+    except ClientError as error:
+        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
+        if error.response["Error"]["Code"] == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
+            return False
+        raise
+    return True
+
+
+# Writes --------------------------------------------------------------------------------------
+
+
+def upsert(client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str) -> list[dict[str, Any]]:
+    """Store a record unless the stored one is as new or newer (by `updated_at`; at the same
+    `updated_at` a scored or unscorable record still replaces a pending one). Returns the
+    stored `member.record.updated` event for `outbox.publish_stored`, or [] when nothing
+    changed. Raises records.RecordInvalid for a record that is not of its type's shape."""
+    record = records.normalize(record_type, record)
+    record_id = records.record_id(record_type, record)
+    event = new_event(*records.updated_event(client_user_id, user_id, record_type, record, cause))
+    condition = "attribute_not_exists(pk) OR updated_at < :new"
+    values: dict[str, Any] = {":new": record["updated_at"]}
+    if record["score_state"] != records.PENDING_SCORE:
+        condition += " OR (updated_at = :new AND score_state = :pending)"
+        values[":pending"] = records.PENDING_SCORE
+    item = {
+        **record_key(client_user_id, record_type, record_id),
+        "record_type": record_type,
+        "record_id": record_id,
+        "user_id": user_id,
+        "updated_at": record["updated_at"],
+        "score_state": record["score_state"],
+        "record_json": json.dumps(record, separators=(",", ":")),
+        "stored_at": event["stored_at"],
+        "gsi1pk": listing_key(client_user_id, record_type),
+        "gsi1sk": f"{records.record_time(record_type, record)}#{record_id}",
+    }
+    put = {"Put": {"TableName": _table().name, "Item": item, "ConditionExpression": condition, "ExpressionAttributeValues": values}}
+    return [event] if _committed([put, *_outbox_puts([event])]) else []
+
+
+def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str) -> list[dict[str, Any]]:
+    """Delete a stored record. Returns the stored `member.record.deleted` event for
+    `outbox.publish_stored`, or [] when no such record was stored."""
+    event = new_event(*records.deleted_event(client_user_id, user_id, record_type, record_id, cause))
+    remove = {"Delete": {"TableName": _table().name, "Key": record_key(client_user_id, record_type, record_id), "ConditionExpression": "attribute_exists(pk)"}}
+    return [event] if _committed([remove, *_outbox_puts([event])]) else []
+
+
+# Reads ---------------------------------------------------------------------------------------
+
+
+def get(client_user_id: str, record_type: str, record_id: str) -> dict[str, Any] | None:
+    """One stored record (normalised), or None."""
+    item = _table().get_item(Key=record_key(client_user_id, record_type, record_id), ConsistentRead=True).get("Item")
+    return json.loads(item["record_json"]) if item else None
+
+
+def page(
+    client_user_id: str,
+    record_type: str,
+    *,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    limit: int = 25,
+    next_token: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a member's records of one type, newest first (by records.record_time),
+    from `start` (inclusive) to `end` (exclusive), and the token of the next page (None
+    after the last; the last page may be empty). `start` and `end` are ISO-8601 date-times
+    with an offset (or aware datetimes). Raises InvalidPageToken for a token not handed out
+    by this listing, InvalidWindow when end is not after start, ValueError for a bad time."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    start, end = _window(start, end)
+    arguments: dict[str, Any] = {
+        "IndexName": INDEX,
+        "KeyConditionExpression": _condition(client_user_id, record_type, start, end),
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if next_token is not None:
+        arguments["ExclusiveStartKey"] = _decode(next_token, client_user_id, record_type, start, end)
+    answer = _table().query(**arguments)
+    found = [json.loads(item["record_json"]) for item in answer.get("Items", [])]
+    last = answer.get("LastEvaluatedKey")
+    return found, _encode(plain(last)) if last else None
+
+
+def ids_between(client_user_id: str, record_type: str, start: str | datetime, end: str | datetime) -> set[str]:
+    """The id of every stored record of the type whose record time is in [start, end)."""
+    start, end = _window(start, end)
+    arguments: dict[str, Any] = {
+        "IndexName": INDEX,
+        "KeyConditionExpression": _condition(client_user_id, record_type, start, end),
+        "ProjectionExpression": "record_id",
+    }
+    found: set[str] = set()
+    while True:
+        answer = _table().query(**arguments)
+        found.update(item["record_id"] for item in answer.get("Items", []))
+        if "LastEvaluatedKey" not in answer:
+            return found
+        arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def _window(start: str | datetime | None, end: str | datetime | None) -> tuple[str | None, str | None]:
+    since = records.normalize_timestamp(start) if start is not None else None
+    until = records.normalize_timestamp(end) if end is not None else None
+    if since is not None and until is not None and since >= until:
+        raise InvalidWindow("end must be after start")
+    return since, until
+
+
+def _condition(client_user_id: str, record_type: str, start: str | None, end: str | None) -> Any:
+    # Sort keys are `<time>#<id>`: `<start>` sorts before every key at start (inclusive),
+    # `<end>` before every key at end (exclusive), so BETWEEN is exactly [start, end).
+    _prefix(record_type)  # an unknown type is an error, not an empty listing
+    condition = Key("gsi1pk").eq(listing_key(client_user_id, record_type))
+    if start is not None and end is not None:
+        return condition & Key("gsi1sk").between(start, end)
+    if start is not None:
+        return condition & Key("gsi1sk").gte(start)
+    if end is not None:
+        return condition & Key("gsi1sk").lt(end)
+    return condition
+
+
+def _encode(last_key: dict[str, Any]) -> str:
+    text = json.dumps(last_key, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode(token: str, client_user_id: str, record_type: str, start: str | None, end: str | None) -> dict[str, str]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidPageToken("next_token is not a page token") from None
+    if not isinstance(key, dict) or set(key) != _TOKEN_KEYS or not all(isinstance(value, str) for value in key.values()):
+        raise InvalidPageToken("next_token is not a page token")
+    expected = record_key(client_user_id, record_type, "")
+    if key["pk"] != expected["pk"] or not key["sk"].startswith(expected["sk"]) or key["gsi1pk"] != listing_key(client_user_id, record_type):
+        raise InvalidPageToken("next_token belongs to another member or record type")
+    # DynamoDB refuses a start key outside the key condition; so does this listing.
+    if (start is not None and key["gsi1sk"] < start) or (end is not None and key["gsi1sk"] >= end):
+        raise InvalidPageToken("next_token belongs to another window")
+    return key
