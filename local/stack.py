@@ -140,6 +140,7 @@ class LocalStack:
         self._mock: Any = None
         self._server: ThreadingHTTPServer | None = None
         self._stopping = threading.Event()
+        self._sqs_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._saved_environ: dict[str, str] | None = None
         self._saved_stdout: Any = None
@@ -535,9 +536,12 @@ class LocalStack:
         idle = 0
         while not self._stopping.is_set():
             try:
-                messages = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10), WaitTimeSeconds=0, AttributeNames=["All"]
-                ).get("Messages", [])
+                # moto's SQS is not thread-safe: two pollers receiving at once can be
+                # handed the same message, which SQS itself never does.
+                with self._sqs_lock:
+                    messages = sqs.receive_message(
+                        QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10), WaitTimeSeconds=0, AttributeNames=["All"]
+                    ).get("Messages", [])
             except Exception:  # noqa: BLE001 - the mock is shutting down
                 return
             if not messages:
@@ -553,13 +557,14 @@ class LocalStack:
                 failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
             except HandlerError:
                 failed = {message["MessageId"] for message in messages}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    sqs.change_message_visibility(
-                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=int(self.local_retry_seconds)
-                    )
-                else:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            with self._sqs_lock:
+                for message in messages:
+                    if message["MessageId"] in failed:
+                        sqs.change_message_visibility(
+                            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=int(self.local_retry_seconds)
+                        )
+                    else:
+                        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     # API Gateway -----------------------------------------------------------------------
 

@@ -1,13 +1,14 @@
 """200 members connect at once and are backfilled through one small, shared rate budget.
 
-The bridge's budget (WhoopRateLimitPerMinute) and the emulator's limit are both 50 calls
-a minute, counted on one FastClock running 90 times faster than real time: the emulator
-must never see more than 50 calls in one of its minute windows (nor answer a single 429),
+The bridge's budget (WhoopRateLimitPerMinute) and the emulator's limit are both 30 calls
+a minute, counted on one FastClock running 25 times faster than real time: the emulator
+must never see more than 30 calls in one of its minute windows (nor answer a single 429),
 and every record of every member's window must end up stored.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,14 +22,17 @@ from tests.e2e.conftest import Harness, running_harness
 from tests.e2e.test_member_data import RECORD_TYPES, backfill_done, connect, in_window, record_key
 
 MEMBERS = 200
-BUDGET_PER_MINUTE = 50
+BUDGET_PER_MINUTE = 30
 BACKFILL_DAYS = 1
+# Slow enough that this machine asks faster than the budget allows (about 15 calls a real
+# second, 36 an emulated minute): the budget, not the CPU, must hold the emulator to 30.
+CLOCK_SPEED = 25
 
 
 @pytest.fixture(scope="module")
 def _module_bridge() -> Any:
     parameters = {"BackfillDays": str(BACKFILL_DAYS), "WhoopRateLimitPerMinute": str(BUDGET_PER_MINUTE)}
-    for harness in running_harness(parameters, FastClock(90), local_retry_seconds=0.2, queue_workers=4):
+    for harness in running_harness(parameters, FastClock(CLOCK_SPEED), local_retry_seconds=0.2, queue_workers=4):
         harness.emulator.rate_limit_per_minute = BUDGET_PER_MINUTE
         yield harness
 
@@ -62,10 +66,12 @@ def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budg
     per_minute = Counter(int(call["time"] // 60) for call in calls)
     # Every call of the connects and of the 200 backfills went through the one budget.
     assert len(calls) >= MEMBERS * 7
+    # Shown with `pytest -s` (stdout is the stack's log here): the figures the budget held to.
+    print(f"\n{len(calls)} WHOOP calls in {len(per_minute)} emulator minutes, at most {max(per_minute.values())} in one (budget {BUDGET_PER_MINUTE})", file=sys.stderr)
     assert max(per_minute.values()) <= BUDGET_PER_MINUTE, sorted(per_minute.items())
     assert bridge.emulator.rate_limited_calls() == []
-    # The budget, not luck, kept it there: it held work back.
-    assert "deferred for the rate budget" in bridge.log.getvalue() or len(per_minute) >= len(calls) / BUDGET_PER_MINUTE
+    # The budget, not a slow machine, kept it there: the busiest minutes reached it.
+    assert max(per_minute.values()) >= BUDGET_PER_MINUTE * 0.8, sorted(per_minute.items())
 
 
 def _drained(bridge: Harness) -> bool:
