@@ -6,6 +6,7 @@ The OpenAPI document (every route, answer, body and header, SigV4) is served at
 /lab/openapi.json.
 """
 
+from enum import StrEnum
 from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -16,11 +17,14 @@ from whoop_bridge import api
 from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
 from whoop_bridge.lab import lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
+from whoop_bridge.lab.statuses import TaskBusinessStatus
 from whoop_bridge.observability import get_logger
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
 TAGS = ["lab"]
+# An unknown status filter is a 400, not an empty page.
+StatusFilter = StrEnum("StatusFilter", {value: value for value in [*(status.value for status in TaskBusinessStatus), "open", "closed"]})
 
 # Success bodies, as far as a caller relies on them (the views may grow fields).
 _SERVICE_REQUEST = {
@@ -86,12 +90,12 @@ def _bad_query(error: lab_events.BadQuery) -> Response:
                                                             "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN}})),
 )
 def list_requisitions(
-    status: Annotated[Optional[str], Query(description="a task_business_status, or open / closed")] = None,
-    since: Annotated[Optional[str], Query(description="ISO 8601 time; orders received at or after it")] = None,
+    status: Annotated[Optional[StatusFilter], Query(description="a task_business_status, or open / closed")] = None,
+    since: Annotated[Optional[str], Query(min_length=1, description="ISO 8601 time; orders received at or after it", json_schema_extra={"format": "date-time"})] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return api.json_response(200, lab_events.list_requisitions(status, since, limit, next_token))
+    return api.json_response(200, lab_events.list_requisitions(status.value if status else None, since, limit, next_token))
 
 
 @app.get(

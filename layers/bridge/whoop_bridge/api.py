@@ -135,15 +135,23 @@ RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait before ret
 # One description per answer kind, for routes' `responses=`.
 ANSWERS: dict[int, OpenAPIResponse] = {
     400: {"description": "Invalid request: every problem named (field and problem)", "content": {JSON: {"schema": _ref(ProblemBody)}}},
+    403: {
+        "description": "API Gateway's own answer: no SigV4 signature, a wrong one, or a caller IAM does not allow (the function never runs)",
+        "content": {JSON: {"schema": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}}},
+    },
     404: {"description": "No such resource", "content": {JSON: {"schema": _ref(NotFoundBody)}}},
-    409: {"description": "Busy: a previous request is still running; retry after Retry-After", "headers": RETRY_AFTER_HEADER, "content": {JSON: {"schema": _ref(BusyBody)}}},
+    409: {
+        "description": "Busy: a previous request is still running; retry after Retry-After",
+        "headers": RETRY_AFTER_HEADER,
+        "content": {JSON: {"schema": _ref(BusyBody)}},
+    },
     415: {"description": "The body is not application/json", "content": {JSON: {"schema": _ref(ProblemBody)}}},
     422: {"description": "The Idempotency-Key was first used with another body", "content": {JSON: {"schema": _ref(ProblemBody)}}},
     500: {"description": "A fault of the bridge (logged); never caused by the input", "content": {JSON: {"schema": _ref(InternalErrorBody)}}},
     503: {"description": "The stack is not configured; the function's log names what", "content": {JSON: {"schema": _ref(NotConfiguredBody)}}},
 }
 # What any route may answer besides its own success, and what a POST adds.
-COMMON = (400, 500)
+COMMON = (400, 403, 500)
 POST = (409, 415, 422)
 
 
