@@ -330,6 +330,11 @@ def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table_name)
 
 
+def reset() -> None:
+    """Forget the persistence layer (its client belongs to the previous AWS session)."""
+    _persistence.cache_clear()
+
+
 def _caller(event: Any) -> str:
     """The caller's IAM identity as API Gateway saw it (its SigV4 signature); empty locally."""
     identity = (event.raw_event.get("requestContext") or {}).get("identity") or {}
