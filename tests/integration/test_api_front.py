@@ -194,34 +194,36 @@ def test_a_body_that_is_not_json_is_415_naming_the_allowed_type(bridge, function
 
 HUGE = "1" + "0" * 5000
 DEEP = "[" * 100_000 + "]" * 100_000
+FINITE = "must be a finite number (NaN and Infinity are not JSON; 1e999 is beyond a double)"
 
 
 @pytest.mark.parametrize(("function", "name"), POST_EVENTS)
 @pytest.mark.parametrize(
-    ("body", "encoded", "problem"),
+    ("body", "encoded", "field", "problem"),
     [
-        ("", False, "a JSON object is required"),
-        (base64.b64encode(b'{"status": "\xff\xfe"}').decode(), True, "not UTF-8 text"),
-        ("[1, 2]", False, "must be a JSON object"),
-        ('"text"', False, "must be a JSON object"),
-        ("{", False, "not valid JSON"),
-        ('{"status": ' + HUGE + "}", False, "not valid JSON"),
-        ('{"status": 9007199254740993}', False, "an integer beyond ±9007199254740991 (I-JSON, RFC 7493)"),
-        ('{"status": 1e999}', False, "a number beyond the range of a double"),
-        ('{"status": NaN}', False, "NaN is not a JSON number"),
-        ('{"a": ' + DEEP + "}", False, "nested deeper than 32 levels"),
-        ('{"a": ' + "[" * 40 + "]" * 40 + "}", False, "nested deeper than 32 levels"),
-        ('{"status": "\\ud800"}', False, "a string holds an unpaired surrogate (\\ud800-\\udfff)"),
-        ('{"status": 1, "status": 2}', False, "a member name appears twice in one object"),
+        ("", False, "body", "a JSON object is required"),
+        (base64.b64encode(b'{"status": "\xff\xfe"}').decode(), True, "body", "not UTF-8 text"),
+        ("[1, 2]", False, "body", "must be a JSON object"),
+        ('"text"', False, "body", "must be a JSON object"),
+        ("{", False, "body", "not valid JSON"),
+        ('{"status": ' + HUGE + "}", False, "body", "not valid JSON"),
+        ('{"status": 9007199254740993}', False, "status", "an integer beyond ±9007199254740991 (I-JSON, RFC 7493)"),
+        ('{"a": [{"b": 1e999}]}', False, "a.0.b", FINITE),
+        ('{"status": NaN}', False, "status", FINITE),
+        ('{"status": -Infinity}', False, "status", FINITE),
+        ('{"a": ' + DEEP + "}", False, "body", "nested deeper than 32 levels"),
+        ('{"a": ' + "[" * 40 + "]" * 40 + "}", False, "body", "nested deeper than 32 levels"),
+        ('{"status": "\\ud800"}', False, "status", "a string holds an unpaired surrogate (\\ud800-\\udfff)"),
+        ('{"status": 1, "status": 2}', False, "body", "a member name appears twice in one object"),
     ],
 )
-def test_a_body_no_route_can_read_is_400_naming_the_problem(bridge, function, name, body, encoded, problem):
+def test_a_body_no_route_can_read_is_400_naming_the_problem(bridge, function, name, body, encoded, field, problem):
     event = _with(_post_event(function, name), body=body, isBase64Encoded=encoded)
 
     status, answer, _ = _answer(bridge, function, event)
 
     assert status == 400
-    assert answer == {"error": "invalid_request", "problems": [{"field": "body", "problem": problem}]}
+    assert answer == {"error": "invalid_request", "problems": [{"field": field, "problem": problem}]}
 
 
 def test_a_base64_utf8_body_is_read_as_its_text(bridge):
