@@ -34,6 +34,8 @@ from typing import Any
 import requests
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_core.templating.paths.exceptions import PathError
+from openapi_core.templating.paths.finders import APICallPathFinder
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "contracts" / "whoop" / "openapi.json"
@@ -64,8 +66,9 @@ def readable(doc: dict[str, Any]) -> dict[str, Any]:
     for name in ("UnilabsAppointment", "BasicAppointment"):
         schemas[name]["allOf"] = [{"$ref": "#/components/schemas/Appointment"}] + [
             part for part in schemas[name]["allOf"] if "$ref" not in part]
-    patient = schemas["PatientCore"]
-    patient["anyOf"] = patient.pop("oneOf")
+    # Both alternatives require `id`; PatientCore's own copy of it would make every other
+    # field "additional" at its level, so only the alternatives remain.
+    schemas["PatientCore"] = {"anyOf": schemas["PatientCore"]["oneOf"]}
     return doc
 
 
@@ -83,17 +86,19 @@ def whoop_url(url: str, emulator_base: str) -> str:
     return WHOOP_SERVER + url[len(prefix):]
 
 
-def documented(method: str, url: str) -> bool:
-    """Whether the document has this operation (method and WHOOP URL)."""
-    path = url[len(WHOOP_SERVER):].split("?")[0]
-    spec = whoop_openapi().spec
-    for template, item in (spec / "paths").items():
-        pattern = template.split("/")
-        parts = path.split("/")
-        if len(pattern) == len(parts) and all(p == q or p.startswith("{") for p, q in zip(pattern, parts, strict=True)):
-            if method.lower() in item.keys():
-                return True
-    return False
+def operations() -> dict[str, tuple[str, str]]:
+    """Every operation of the document: operationId -> (METHOD, path template)."""
+    return {operation["operationId"]: (method.upper(), path)
+            for path, item in document()["paths"].items() for method, operation in item.items()}
+
+
+def operation_id(method: str, url: str) -> str | None:
+    """The operationId the document gives this method and WHOOP URL, None if undocumented."""
+    try:
+        found = APICallPathFinder(whoop_openapi().spec).find(method.lower(), url.split("?")[0])
+    except PathError:
+        return None
+    return str(found.operation["operationId"])
 
 
 def rebased(prepared: requests.PreparedRequest, emulator_base: str) -> requests.PreparedRequest:
