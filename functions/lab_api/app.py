@@ -92,6 +92,12 @@ def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Bo
     return _json(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
 
 
+@app.get("/lab/documents/<document_id>")
+def get_document(document_id: str):
+    # A presigned link is a credential for a few minutes: never cached on the way.
+    return _json(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
+
+
 @app.get("/lab/clinical-report-reviews")
 def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
