@@ -170,7 +170,21 @@ def _revoke_quietly(api: MemberApi, access_token: str) -> None:
         logger.warning("could not revoke the tokens of an unfinished connection")
 
 
+# Attempts to save a connection while other members take the same WHOOP account.
+SAVE_ATTEMPTS = 5
+
+
 def _store_connection(client_user_id: str, user_id: int, grant: Any, profile: dict[str, Any]) -> None:
+    """Save the connection; when another member connected the same WHOOP account between
+    our read and our write, read its owner again and take the documented "moved" path."""
+    for _ in range(SAVE_ATTEMPTS):
+        if _save_connection(client_user_id, user_id, grant, profile):
+            return
+        logger.info("WHOOP account taken meanwhile by another connection; saving again", extra={"user_id": user_id})
+    raise RuntimeError("the WHOOP account's owner kept changing while this connection was saved")
+
+
+def _save_connection(client_user_id: str, user_id: int, grant: Any, profile: dict[str, Any]) -> bool:
     now = member_store.now_iso()
     previous = member_store.get_connection(client_user_id)
     owner = member_store.get_user(user_id)
@@ -200,13 +214,16 @@ def _store_connection(client_user_id: str, user_id: int, grant: Any, profile: di
         )
     ]
     if moved_from:
-        # One WHOOP account, one member: the newer connection wins, and both sides hear of it.
-        logger.warning("WHOOP account moved to another member", extra={"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
         stored_events.append(
             member_store.new_event("member.connection_moved", {"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
         )
-    member_store.save_connection(connection, profile, moved_from=moved_from, released_user_id=released, events=stored_events)
+    if not member_store.save_connection(connection, profile, moved_from=moved_from, released_user_id=released, events=stored_events):
+        return False
+    if moved_from:
+        # One WHOOP account, one member: the newer connection wins, and both sides hear of it.
+        logger.warning("WHOOP account moved to another member", extra={"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
     outbox.publish_stored(stored_events)
+    return True
 
 
 # Status and disconnect ---------------------------------------------------------------------

@@ -162,15 +162,32 @@ def save_connection(
     moved_from: str | None,
     released_user_id: int | None,
     events: list[dict[str, Any]],
-) -> None:
+) -> bool:
     """Store a completed connection in one transaction: the connection, its WHOOP user
     mapping and profile, the end of the connection the account moved from, the mapping a
-    reconnect to another WHOOP account let go, and the events that announce it."""
+    reconnect to another WHOOP account let go, and the events that announce it.
+
+    The mapping is written only if it is still what the caller read (no owner, this member,
+    or `moved_from`), so of two members consenting with one WHOOP account at once exactly
+    one owns it. False, and nothing written, when another connection took it meanwhile:
+    read the owner again and save with it as `moved_from`."""
     table = _table().name
     client_user_id = connection["client_user_id"]
+    mapping_condition = "attribute_not_exists(pk) OR client_user_id = :me"
+    mapping_values: dict[str, Any] = {":me": client_user_id}
+    if moved_from:
+        mapping_condition += " OR client_user_id = :from"
+        mapping_values[":from"] = moved_from
     items: list[dict[str, Any]] = [
         {"Put": {"TableName": table, "Item": {**member_key(client_user_id), **connection}}},
-        {"Put": {"TableName": table, "Item": {**user_key(connection["user_id"]), "client_user_id": client_user_id, "updated_at": connection["connected_at"]}}},
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {**user_key(connection["user_id"]), "client_user_id": client_user_id, "updated_at": connection["connected_at"]},
+                "ConditionExpression": mapping_condition,
+                "ExpressionAttributeValues": mapping_values,
+            }
+        },
     ]
     if profile is not None:
         items.append({"Put": {"TableName": table, "Item": {"pk": f"MEMBER#{client_user_id}", "sk": "PROFILE", **profile, "updated_at": connection["connected_at"]}}})
@@ -183,8 +200,15 @@ def save_connection(
                     "UpdateExpression": "SET #status = :disconnected, status_reason = :moved, disconnected_at = :at, token_version = token_version + :one "
                     "REMOVE sealed_tokens, gsi1pk, gsi1sk, refresh_lease_owner, refresh_lease_until",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":disconnected": "disconnected", ":moved": "moved_to_another_member", ":at": connection["connected_at"], ":one": 1},
-                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {
+                        ":disconnected": "disconnected",
+                        ":moved": "moved_to_another_member",
+                        ":at": connection["connected_at"],
+                        ":one": 1,
+                        ":user": connection["user_id"],
+                    },
+                    # Only the connection that still holds this WHOOP account ends here.
+                    "ConditionExpression": "attribute_exists(pk) AND user_id = :user",
                 }
             }
         )
@@ -199,7 +223,7 @@ def save_connection(
                 }
             }
         )
-    _client().transact_write_items(TransactItems=items + _outbox_puts(events))
+    return _applied(_client().transact_write_items, TransactItems=items + _outbox_puts(events))
 
 
 def take_refresh_lease(client_user_id: str, token_version: int, owner: str, now: float, lease_seconds: float) -> bool:
