@@ -466,6 +466,7 @@ def test_every_alarm_notifies_the_alarm_topic(template):
     [
         ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
         ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
+        ("OAuthAuthorizationFailedAlarm", "OAuthCallbackFunction", "OAuthAuthorizationFailed"),
     ],
 )
 def test_custom_metric_alarms_match_the_functions_metrics(template, alarm_name, function, metric):

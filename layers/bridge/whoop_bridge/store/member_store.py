@@ -3,7 +3,7 @@ member records and the outbox of member events. Lab functions never see this tab
 
 | item | pk | sk | gsi1pk / gsi1sk |
 |---|---|---|---|
-| OAuth state (10 min, TTL) | `STATE#<sha256 of state>` | `STATE` | |
+| OAuth state (10 min, TTL; once taken, its outcome for 10 more) | `STATE#<sha256 of state>` | `STATE` | |
 | connection | `MEMBER#<client_user_id>` | `CONNECTION` | `TOKEN_EXPIRY` / `<expiry>#<client_user_id>` (refreshable), `REVOKE_PENDING` / `<time>#<id>` |
 | member item (profile, body measurement, sync progress) | `MEMBER#<client_user_id>` | `PROFILE`, `BODY_MEASUREMENT`, `SYNC#<cause>#<record_type>` | |
 | member record (see record_store) | `MEMBER#<client_user_id>` | `<TYPE>#<record_id>` | `RECORDS#<client_user_id>#<type>` / `<record_time>#<record_id>` |
@@ -99,19 +99,39 @@ def put_oauth_state(state_hash: str, link: dict[str, Any], expires_at: int) -> N
 
 
 def take_oauth_state(state_hash: str, now: int) -> dict[str, Any] | None:
-    """Consume a state once: its link, or None when unknown, expired or already used."""
+    """Consume a state once: its link, or None when unknown, expired or already used. The
+    item stays (marked `taken_at`) to keep the callback's outcome for a repeat."""
     try:
-        answer = _table().delete_item(
+        answer = _table().update_item(
             Key={"pk": f"STATE#{state_hash}", "sk": "STATE"},
-            ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+            UpdateExpression="SET taken_at = :now",
+            ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
             ExpressionAttributeValues={":now": now},
-            ReturnValues="ALL_OLD",
+            ReturnValues="ALL_NEW",
         )
     except ClientError as error:
         if _condition_failed(error):
             return None
         raise
     return plain(answer.get("Attributes"))
+
+
+def finish_oauth_state(state_hash: str, outcome: str, keep_until: int) -> None:
+    """Keep a consumed state's outcome (a status word, never a token or code) until
+    `keep_until`, so a repeated callback (a reload, a double submit) gets the same answer."""
+    _table().update_item(
+        Key={"pk": f"STATE#{state_hash}", "sk": "STATE"},
+        UpdateExpression="SET outcome = :outcome, outcome_until = :until, #ttl = :ttl",
+        ConditionExpression="attribute_exists(taken_at)",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues={":outcome": outcome, ":until": keep_until, ":ttl": keep_until + 3600},
+    )
+
+
+def get_oauth_state(state_hash: str) -> dict[str, Any] | None:
+    """A state as stored (link, `taken_at`, `outcome`, `outcome_until`), or None."""
+    item = _table().get_item(Key={"pk": f"STATE#{state_hash}", "sk": "STATE"}, ConsistentRead=True).get("Item")
+    return plain(item) if item else None
 
 
 # Connections -------------------------------------------------------------------------------
