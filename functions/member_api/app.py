@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from whoop_bridge.config import ConfigurationError
 from whoop_bridge.members import connections, records
@@ -16,14 +16,15 @@ from whoop_bridge.members.models import ConnectRequest
 from whoop_bridge.observability import get_logger
 from whoop_bridge.secrets import SecretNotConfigured
 from whoop_bridge.store import member_store, record_store
-from whoop_bridge.validation import problems
+from whoop_bridge.validation import problems, query_date_time
 
 logger = get_logger("member_api")
 app = APIGatewayRestResolver(enable_validation=True)
 
 ClientUserId = Annotated[str, Path(pattern=connections.CLIENT_USER_ID.pattern)]
 # Window bounds: ISO-8601 date-times with an offset; naive times are ambiguous, so refused.
-WindowBound = Annotated[Optional[AwareDatetime], Query(description="ISO-8601 date-time with a UTC offset or Z")]
+# An offset's `+` that API Gateway decoded to a space is put back.
+WindowBound = Annotated[Optional[AwareDatetime], BeforeValidator(query_date_time), Query(description="ISO-8601 date-time with a UTC offset or Z")]
 
 
 def _json(status: int, body: dict) -> Response:

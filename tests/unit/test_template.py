@@ -467,6 +467,7 @@ def test_every_alarm_notifies_the_alarm_topic(template):
         ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
         ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
         ("DocumentUnavailableAlarm", "RequisitionProcessorFunction", "DocumentUnavailable"),
+        ("OAuthAuthorizationFailedAlarm", "OAuthCallbackFunction", "OAuthAuthorizationFailed"),
     ],
 )
 def test_custom_metric_alarms_match_the_functions_metrics(template, alarm_name, function, metric):
