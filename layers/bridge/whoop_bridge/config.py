@@ -120,6 +120,7 @@ class Settings:
     reconciliation_days: int = 3
     rate_limit_per_minute: int = 100
     rate_limit_per_day: int = 10_000
+    requisition_fetch_retry_seconds: int = 900
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -171,4 +172,6 @@ def settings() -> Settings:
         reconciliation_days=_int("RECONCILIATION_DAYS", 3, 1, 30),
         rate_limit_per_minute=_int("WHOOP_RATE_LIMIT_PER_MINUTE", 100, 5, 10_000),
         rate_limit_per_day=_int("WHOOP_RATE_LIMIT_PER_DAY", 10_000, 50, 10_000_000),
+        # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
+        requisition_fetch_retry_seconds=_int("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
     )
