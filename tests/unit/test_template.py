@@ -465,6 +465,7 @@ def test_every_alarm_notifies_the_alarm_topic(template):
     ("alarm_name", "function", "metric"),
     [
         ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
+        ("RequisitionInvalidAlarm", "RequisitionProcessorFunction", "RequisitionInvalid"),
         ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
         ("DocumentUnavailableAlarm", "RequisitionProcessorFunction", "DocumentUnavailable"),
         ("OAuthAuthorizationFailedAlarm", "OAuthCallbackFunction", "OAuthAuthorizationFailed"),
