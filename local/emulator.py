@@ -181,6 +181,12 @@ MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 
 Handler = Callable[..., "_Response"]
 
+# A tiny, valid one-page PDF: what a lab order form from WHOOP looks like to the bridge.
+SAMPLE_DOCUMENT = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
 
 def _utc_iso(ts: float | None = None) -> str:
     """ISO 8601 UTC with a `Z`, millisecond precision."""
@@ -680,12 +686,13 @@ class WhoopEmulator:
         self._member_calls: list[dict[str, Any]] = []
         self._member_deliveries: list[dict[str, Any]] = []
         self._v1_activities: dict[int, str] = {}  # v1 activity id -> v2 sleep or workout uuid
+        self._documents: dict[str, tuple[dict[str, Any], bytes | None]] = {}  # id -> (PartnerDocument, content)
 
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), handler)
             for method, pattern, handler in (
                 self._partner_routes() + self._oauth_routes() + self._member_routes() + self._data_routes()
-                + self._control_routes()
+                + self._control_routes() + self._document_routes()
             )
         ]
 
@@ -2494,3 +2501,80 @@ class WhoopEmulator:
         if record_type not in RECORD_TYPES:
             raise _error(404, "not_found", f"record type must be one of {', '.join(RECORD_TYPES)}")
         return _Response(200, {"records": self.records(user_id, record_type)})
+
+    # ------------------------------------------------------------------ partner documents
+
+    def add_document(
+        self,
+        *,
+        document_type: str = "LAB_ORDER_FORM",
+        content: bytes | None = SAMPLE_DOCUMENT,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a document this partner owns; returns its `PartnerDocument` (a copy).
+
+        `GET /v2/partner/document/{id}` answers the PartnerDocument (`url` and `bundle_id`
+        absent unless set), `/content` the raw `content` bytes. A link-only document (`url`
+        given, `content=None`) has no content: `/content` answers 404 for it, as for an id
+        this partner does not own. Reference it from a service request with
+        `{"type": "DocumentReference", "id": document["id"]}` in `based_on`.
+        """
+        if not isinstance(document_type, str) or not document_type:
+            raise ValueError("document_type must be a non-empty string")
+        if content is not None and not isinstance(content, (bytes, bytearray)):
+            raise ValueError("content must be bytes or None")
+        if url is not None and (not isinstance(url, str) or not url):
+            raise ValueError("url must be a non-empty string or None")
+        if content is None and url is None:
+            raise ValueError("a document needs content, a url, or both")
+        now = _utc_iso()
+        document: dict[str, Any] = {"id": str(uuid.uuid4()), "document_type": document_type, "created_at": now, "updated_at": now}
+        if url is not None:
+            document["url"] = url
+        with self._lock:
+            self._documents[document["id"]] = (document, bytes(content) if content is not None else None)
+        return copy.deepcopy(document)
+
+    def _document_routes(self) -> list[tuple[str, str, Handler]]:
+        p = re.escape(PARTNER_PREFIX)
+        ident = r"(?P<ident>[^/]+)"
+        return [
+            ("GET", p + rf"/document/{ident}", self._partner_authed(self._partner_get_document)),
+            ("GET", p + rf"/document/{ident}/content", self._partner_authed(self._partner_get_document_content)),
+            ("POST", re.escape(CONTROL_PREFIX) + r"/documents", self._control_add_document),
+        ]
+
+    def _partner_get_document(self, request: _Request, ident: str) -> _Response:
+        with self._lock:
+            found = self._documents.get(ident)
+            if found is None:
+                raise _error(404, "not_found")
+            return _Response(200, copy.deepcopy(found[0]))
+
+    def _partner_get_document_content(self, request: _Request, ident: str) -> _Response:
+        with self._lock:
+            found = self._documents.get(ident)
+        if found is None or found[1] is None:
+            raise _error(404, "not_found")
+        content = found[1]
+        media_type = "application/pdf" if content.startswith(b"%PDF-") else "application/octet-stream"
+        return _Response(200, None, {"Content-Type": media_type}, raw=content)
+
+    def _control_add_document(self, request: _Request) -> _Response:
+        """`POST /_emulator/documents` `{document_type?, content_base64?, url?}` -> 201 PartnerDocument.
+        Without `content_base64` and `url` the document gets the sample PDF."""
+        body = self._json_body(request, required=False) or {}
+        if not isinstance(body, dict) or set(body) - {"document_type", "content_base64", "url"}:
+            raise _bad_request("body must be a JSON object with optional document_type, content_base64 and url")
+        content: bytes | None = SAMPLE_DOCUMENT if "content_base64" not in body and "url" not in body else None
+        if body.get("content_base64") is not None:
+            try:
+                content = base64.b64decode(body["content_base64"], validate=True)
+            except (ValueError, TypeError):
+                raise _bad_request("content_base64 must be base64") from None
+        try:
+            document = self.add_document(document_type=body.get("document_type", "LAB_ORDER_FORM"), content=content, url=body.get("url"))
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
+        return _Response(201, document)
+

@@ -148,6 +148,17 @@ class PartnerClient:
         response = self._call("POST", "/v2/partner/development/add-test-data", "POST add-test-data", params=params)
         return str(response.json()["requisition_id"])
 
+    def get_document(self, document_id: str) -> dict[str, Any]:
+        """`GET /v2/partner/document/{id}`: the PartnerDocument `{id, document_type, url?,
+        created_at, updated_at, bundle_id?}`. `WhoopNotFound` when it does not exist or this
+        partner does not own it (WHOOP does not say which)."""
+        return self._call("GET", f"/v2/partner/document/{document_id}", "GET document").json()
+
+    def get_document_content(self, document_id: str) -> bytes:
+        """`GET /v2/partner/document/{id}/content`: the document's raw bytes. A document that
+        is only a link (its `url`) has no content: WHOOP answers 404 (`WhoopNotFound`)."""
+        return self._call("GET", f"/v2/partner/document/{document_id}/content", "GET document content").content
+
     def get(self, path: str, what: str) -> dict[str, Any]:
         """A GET under the partner API for endpoints WHOOP has not published yet (reviews)."""
         return self._call("GET", path, what).json()
