@@ -17,7 +17,7 @@ import pytest
 import requests
 from member_consent import ALL_SCOPES, REDIRECT
 from requests.adapters import BaseAdapter
-from whoop_openapi import document, operation_id, request_errors, whoop_url
+from whoop_openapi import document, operation_id, operations, request_errors, whoop_url
 
 from local.emulator import WhoopEmulator
 from whoop_bridge import __version__
@@ -102,13 +102,9 @@ def no_cached_tokens():
     forget_tokens()
 
 
-def partner_operations_used() -> set[str]:
-    """The document's partner operations the bridge's client speaks (documents once they arrive)."""
-    used = {"requestToken", "getLabRequisitionById", "getServiceRequestById", "updateLabRequisitionStatus",
-            "updateServiceRequestStatus", "uploadDiagnosticReportResults", "addTestData"}
-    if hasattr(PartnerClient, "get_document") and hasattr(WhoopEmulator, "add_document"):
-        used |= {"getDocumentById", "downloadDocument"}
-    return used
+# Every partner operation of WHOOP's document: the bridge's client speaks them all.
+PARTNER_OPERATIONS = {"requestToken", "getLabRequisitionById", "getServiceRequestById", "updateLabRequisitionStatus",
+                      "updateServiceRequestStatus", "uploadDiagnosticReportResults", "addTestData", "getDocumentById", "downloadDocument"}
 
 
 def test_every_partner_client_request_keeps_whoops_contract(emulator):
@@ -127,13 +123,12 @@ def test_every_partner_client_request_keeps_whoops_contract(emulator):
     client.update_service_request_status(first, "FULL_RESULTS_READY")
     emulator.expire_tokens()  # a 401, one new token, the same call again
     client.update_requisition_status(mobile_id, "APPOINTMENT_ISSUE", "Member cancelled")
-    if {"getDocumentById", "downloadDocument"} <= partner_operations_used():
-        document_id = emulator.add_document(content=b"%PDF-1.4 order form")["id"]
-        client.get_document(document_id)
-        client.get_document_content(document_id)
+    document_id = emulator.add_document(content=b"%PDF-1.4 order form")["id"]
+    assert client.get_document(document_id)["id"] == document_id
+    assert client.get_document_content(document_id) == b"%PDF-1.4 order form"
 
     assert checker.problems == []
-    assert set(checker.operations) == partner_operations_used()
+    assert set(checker.operations) == PARTNER_OPERATIONS == {op for op, (_, path) in operations().items() if path.startswith("/v2/partner/")}
     assert emulator.contract_violations() == []
     assert {call["user_agent"] for call in emulator.calls} == {f"whoop-bridge/{__version__}"}
 
