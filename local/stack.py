@@ -122,6 +122,7 @@ class LocalStack:
         run_schedules: bool = False,
         clock: Any = None,
         queue_workers: int = 2,
+        require_authorization: bool = False,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
         self.parameters = dict(parameters or {})
@@ -137,6 +138,9 @@ class LocalStack:
         self.clock = clock
         # Concurrent Lambdas per queue, as an SQS event source would run them.
         self.queue_workers = queue_workers
+        # As API Gateway: an IAM route called without an Authorization header is a 403.
+        # Locally any value passes (no SigV4 check); off by default, so unsigned calls work.
+        self.require_authorization = require_authorization
         self.template = load_template()
         self.physical: dict[str, str] = {}
         self.functions: dict[str, Function] = {}
@@ -636,9 +640,11 @@ class LocalStack:
                 if path == "/_local/health" and self.command == "GET":
                     status = 200 if stack.ready.is_set() else 503
                     return self._reply(status, {"Content-Type": "application/json"}, json.dumps({"ready": stack.ready.is_set()}).encode())
-                for method, template_path, _iam, function, pattern in compiled:
+                for method, template_path, iam, function, pattern in compiled:
                     match = pattern.match(path)
                     if match and method == self.command:
+                        if iam and stack.require_authorization and not self.headers.get("Authorization"):
+                            return self._reply(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
                         event = _api_event(self, template_path, path, match.groupdict(), parts.query, body)
                         try:
                             answer = stack.invoke(function.logical_id, event)
@@ -667,7 +673,8 @@ class LocalStack:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+            # Every method reaches the route table: API Gateway answers 403 to what it lacks.
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _serve
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True

@@ -465,8 +465,10 @@ def test_every_alarm_notifies_the_alarm_topic(template):
     ("alarm_name", "function", "metric"),
     [
         ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
+        ("RequisitionInvalidAlarm", "RequisitionProcessorFunction", "RequisitionInvalid"),
         ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
         ("DocumentUnavailableAlarm", "RequisitionProcessorFunction", "DocumentUnavailable"),
+        ("OAuthAuthorizationFailedAlarm", "OAuthCallbackFunction", "OAuthAuthorizationFailed"),
     ],
 )
 def test_custom_metric_alarms_match_the_functions_metrics(template, alarm_name, function, metric):

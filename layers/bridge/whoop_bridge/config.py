@@ -140,6 +140,7 @@ class Settings:
     rate_limit_per_day: int = 10_000
     document_bucket_name: str = ""
     document_retry_delays: tuple[int, ...] = DEFAULT_DOCUMENT_RETRY_DELAYS
+    requisition_fetch_retry_seconds: int = 900
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -193,4 +194,6 @@ def settings() -> Settings:
         rate_limit_per_day=_int("WHOOP_RATE_LIMIT_PER_DAY", 10_000, 50, 10_000_000),
         document_bucket_name=os.environ.get("DOCUMENT_BUCKET_NAME", ""),
         document_retry_delays=_delays("DOCUMENT_RETRY_DELAYS", DEFAULT_DOCUMENT_RETRY_DELAYS),
+        # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
+        requisition_fetch_retry_seconds=_int("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
     )

@@ -76,12 +76,16 @@ def service_request_view(item: dict[str, Any], reports: list[dict[str, Any]] | N
         "task_description": item.get("task_description"),
         "status": item.get("fhir_status"),
         "task_business_status": item.get("task_business_status"),
+        # As WHOOP sent it at intake: one of the seven, prose such as "Specimen collected", or null.
+        "whoop_task_business_status": item.get("whoop_task_business_status"),
         "workflow": item.get("workflow"),
         "next_statuses": [status.value for status in _allowed_events(item)],
         "accepts_results": _accepted_report_statuses(item),
         "history": item.get("history", []),
         "correction_deadline": item.get("correction_deadline"),
         "failure": item.get("failure"),
+        # What the bridge could not read of a `held` test (nothing is sent to WHOOP for it).
+        "problems": item.get("problems", []),
     }
     if reports is not None:
         view["diagnostic_reports"] = [
@@ -106,6 +110,8 @@ def requisition_view(item: dict[str, Any], service_requests: list[dict[str, Any]
         "patient": json.loads(item.get("patient_json") or "null"),
         "appointments": json.loads(item.get("appointments_json") or "[]"),
         "open": any(_is_open(sr) for sr in service_requests),
+        # Parts of the order the bridge could not read (kept as WHOOP sent them).
+        "problems": item.get("problems", []),
         "service_requests": [
             service_request_view(sr, lab_store.list_reports(sr["service_request_id"]) if with_reports else None)
             for sr in service_requests
@@ -205,7 +211,7 @@ def _decode_token(token: str | None) -> dict[str, Any] | None:
 
 
 def _is_open(item: dict[str, Any]) -> bool:
-    return item.get("workflow") not in ("closed", "failed", "skipped")
+    return item.get("workflow") not in ("closed", "failed", "skipped", "held")
 
 
 def _allowed_events(item: dict[str, Any]) -> list[TaskBusinessStatus]:
