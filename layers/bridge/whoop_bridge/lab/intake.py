@@ -83,7 +83,11 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
     if event_type == REVIEW_REQUESTED:
         return receive_review(resource_id, client)
     if event_type == documents.FETCH_EVENT:
-        return documents.handle_fetch_message(event, client)
+        outcome = documents.handle_fetch_message(event, client)
+        if outcome not in documents.SETTLED_OUTCOMES:
+            # The next attempt is a message with the same key: nothing to remember.
+            raise Unsettled(outcome)
+        return outcome
     metrics.add_metric(name="PartnerEventIgnored", unit=MetricUnit.Count, value=1)
     logger.warning("partner event type not handled", extra={"event_type": str(event_type)[:64]})
     return "ignored"
