@@ -52,7 +52,8 @@ def listed_requisition_ids(bridge) -> list[str]:
         if not body["next_token"]:
             return ids
         event = load_event("lab_api_list_requisitions.json")
-        event["queryStringParameters"]["next_token"] = body["next_token"]
+        event["queryStringParameters"] = {"next_token": body["next_token"]}
+        event["multiValueQueryStringParameters"] = {"next_token": [body["next_token"]]}
         status, body, _ = bridge.lab_api(event)
         assert status == 200
 
