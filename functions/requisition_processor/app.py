@@ -1,4 +1,5 @@
-"""Partner events from the queue: lab orders and clinical report reviews.
+"""Partner events from the queue: lab orders and clinical report reviews, and the bridge's
+own retries of document fetches (`partner_document.fetch`).
 
 Batches report partial failures (only failed messages come back); each event is processed
 once per (event_type, resource_id) through Powertools idempotency. Outcomes that a later
@@ -22,7 +23,8 @@ logger = get_logger("requisition_processor")
 metrics = get_metrics("requisition_processor")
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(
-    event_key_jmespath="[event_type, resource_id]",
+    # `attempt` is null for WHOOP's events; each retry of a document fetch is its own event.
+    event_key_jmespath="[event_type, resource_id, attempt]",
     raise_on_no_idempotency_key=True,
     # WHOOP retries a webhook with backoff for about a day; keep the key well beyond that.
     expires_after_seconds=7 * 24 * 3600,

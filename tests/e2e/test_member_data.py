@@ -254,7 +254,7 @@ def test_a_forged_or_stale_signature_is_401_and_nothing_is_fetched(bridge, membe
     import time
 
     options: dict[str, Any] = (
-        {"signature": "bm90IHRoZSBzaWduYXR1cmU="} if forgery == "signature" else {"timestamp_ms": int((time.time() - 600) * 1000)}
+        {"signature": "bm90IHRoZSBzaWduYXR1cmU="} if forgery == "signature" else {"timestamp_ms": int((time.time() - 3 * 3600) * 1000)}
     )
 
     status = bridge.emulator.send_member_webhook(user_id, "workout.updated", workout["id"], **options)

@@ -180,7 +180,9 @@ class Bridge:
         return requisition
 
 
-def start_bridge(secrets: dict[str, str] | None = None, member_secrets: dict[str, str] | None = None) -> tuple[LocalStack, WhoopEmulator]:
+def start_bridge(
+    secrets: dict[str, str] | None = None, member_secrets: dict[str, str] | None = None, parameters: dict[str, str] | None = None
+) -> tuple[LocalStack, WhoopEmulator]:
     emulator = WhoopEmulator().start()
     values = secrets or {
         "client_id": emulator.client_id,
@@ -193,7 +195,7 @@ def start_bridge(secrets: dict[str, str] | None = None, member_secrets: dict[str
         whoop_base_url=emulator.base_url,
         consume_queues=False,
         secrets={"PartnerSecret": values, "MemberAppSecret": member_values},
-        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES, "AllowedReturnUrls": SAMPLE_RETURN_URL},
+        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES, "AllowedReturnUrls": SAMPLE_RETURN_URL, **(parameters or {})},
     )
     try:
         stack.start()

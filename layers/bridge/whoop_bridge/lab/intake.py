@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from whoop_bridge import aws, events
 from whoop_bridge.config import settings
+from whoop_bridge.lab import documents
 from whoop_bridge.lab.models import LabRequisition, ServiceRequest
 from whoop_bridge.lab.reviews import review_source
 from whoop_bridge.lab.statuses import TERMINAL_STATUSES, known
@@ -81,6 +82,8 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
         )
     if event_type == REVIEW_REQUESTED:
         return receive_review(resource_id, client)
+    if event_type == documents.FETCH_EVENT:
+        return documents.handle_fetch_message(event, client)
     metrics.add_metric(name="PartnerEventIgnored", unit=MetricUnit.Count, value=1)
     logger.warning("partner event type not handled", extra={"event_type": str(event_type)[:64]})
     return "ignored"
@@ -127,6 +130,8 @@ def receive_requisition(requisition_id: str, client: PartnerClient, *, not_found
         logger.warning("requisition has tests the bridge cannot read", extra={"requisition_id": requisition.id, "problem_fields": [p["field"] for p in unreadable]})
     _publish_once(requisition.id, "requisition.received", {"requisition_id": requisition.id, "service_requests": decisions})
     metrics.add_metric(name="RequisitionReceived", unit=MetricUnit.Count, value=1)
+    # Last, once the order is stored and started: a document never holds it up.
+    documents.receive_references(raw, client)
     return "received"
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from whoop_bridge import aws
+from whoop_bridge.lab import documents
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
 from whoop_bridge.lab.statuses import (
     CORRECTION_REPORT_STATUSES,
@@ -121,11 +122,24 @@ def requisition_view(item: dict[str, Any], service_requests: list[dict[str, Any]
 
 
 def get_requisition(requisition_id: str) -> dict[str, Any]:
-    """One order with its tests' statuses, history and reports."""
+    """One order with its tests' statuses, history, reports and `based_on` references
+    (`[{type, id, document, state?}]`: a document's fetch state, never its content)."""
     item = lab_store.get_requisition(requisition_id)
     if not item or item.get("outcome") != "received":
         raise NotFound(f"requisition {requisition_id}")
-    return requisition_view(item, lab_store.get_service_requests(item["service_request_ids"]), with_reports=True)
+    view = requisition_view(item, lab_store.get_service_requests(item["service_request_ids"]), with_reports=True)
+    based_on = documents.references_by_service_request(requisition_id)
+    for service_request in view["service_requests"]:
+        service_request["based_on"] = based_on.get(service_request["id"], [])
+    return view
+
+
+def get_document(document_id: str) -> dict[str, Any]:
+    """A document an order is based on: metadata, state and, once stored, a short-lived link."""
+    view = documents.document_view(document_id)
+    if view is None:
+        raise NotFound(f"document {document_id}")
+    return view
 
 
 # The `status` filter's values: a task_business_status, or whether the order is open.

@@ -12,8 +12,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from whoop_bridge.lab.statuses import ISSUE_STATUSES, TaskBusinessStatus
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+# The pattern says in the OpenAPI document what the stripping implies: not only blanks.
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000, pattern=r"\S")]
 
 
 class _WhoopShape(BaseModel):
@@ -106,7 +107,13 @@ class Observation(BaseModel):
     none for ranges, flags or PDFs), and types are strict: the report goes to WHOOP exactly
     as the lab wrote it, so "185" must not pass as a number."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # The value rule below, as JSON Schema for the OpenAPI document.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"anyOf": [{"required": ["value_numeric"], "properties": {"value_numeric": {"type": "number"}}},
+                                     {"required": ["value_text"], "properties": {"value_text": {"type": "string"}}}]},
+    )
 
     code: NonEmpty
     # NaN and infinities parse from JSON but cannot be sent to WHOOP; an empty text is no result.
@@ -150,7 +157,14 @@ class DiagnosticReport(BaseModel):
 class LabStatusEvent(BaseModel):
     """`{status, reason?}` from the lab: a `task_business_status` value."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The reason rule below, as JSON Schema for the OpenAPI document.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"required": ["status"], "properties": {"status": {"enum": sorted(status.value for status in ISSUE_STATUSES)}}},
+            "then": {"required": ["reason"], "properties": {"reason": {"type": "string"}}},
+        },
+    )
 
     status: TaskBusinessStatus
     reason: Reason | None = None
