@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import logging
 import time
 import uuid
@@ -33,6 +32,7 @@ from whoop_bridge.lab.statuses import (
     status_after_report,
 )
 from whoop_bridge.store import lab_store
+from whoop_bridge.validation import query_date_time
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +144,6 @@ def get_document(document_id: str) -> dict[str, Any]:
 
 # The `status` filter's values: a task_business_status, or whether the order is open.
 STATUS_FILTERS = (*(status.value for status in TaskBusinessStatus), "open", "closed")
-# API Gateway form-decodes the query, so the `+` of an offset arrives as a space.
-_DECODED_PLUS_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 
 
 def list_requisitions(status: str | None, since: str | None, limit: int, next_token: str | None) -> dict[str, Any]:
@@ -174,7 +172,8 @@ def list_requisitions(status: str | None, since: str | None, limit: int, next_to
 
 def _utc(since: str) -> str:
     """`since` as stored times are written (UTC, milliseconds, Z), so they compare as text."""
-    text = _DECODED_PLUS_OFFSET.sub(r"\1+\2", since.strip())
+    # API Gateway form-decodes the query: the `+` of an offset arrives as a space.
+    text = query_date_time(since.strip())
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
