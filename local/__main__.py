@@ -52,7 +52,13 @@ def serve(arguments: argparse.Namespace) -> int:
         use_emulator_credentials(emulator)
         base_url = emulator.base_url
     missing = [name for name in SECRET_VARIABLES if not os.environ.get(name)]
-    stack = LocalStack(whoop_base_url=base_url, parameters=parameter_overrides(arguments.parameter), port=arguments.port, run_schedules=True)
+    stack = LocalStack(
+        whoop_base_url=base_url,
+        parameters=parameter_overrides(arguments.parameter),
+        port=arguments.port,
+        run_schedules=True,
+        require_authorization=arguments.require_authorization,
+    )
     stack.start()
     if emulator:
         attach(emulator, stack)
@@ -68,6 +74,8 @@ def serve(arguments: argparse.Namespace) -> int:
     if missing:
         print(f"  WARNING: {', '.join(missing)} not set: those secret values keep REPLACE_ME and the bridge fails closed")
     print("  IAM routes take UNSIGNED calls locally (API Gateway checks SigV4 in AWS):")
+    if arguments.require_authorization:
+        print("  (with any Authorization header: without one they answer 403, as API Gateway does)")
     for method, path, iam, _function in sorted(stack.routes(), key=lambda route: route[1]):
         print(f"    {method:6} {path}{'  [IAM]' if iam else '  [public]'}")
     sys.stdout.flush()
@@ -104,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--whoop-base-url", help="a WHOOP API to use instead of starting the emulator")
     serve_parser.add_argument("--emulator-port", type=int, default=0, help="port of the emulator it starts (default: any free port)")
     serve_parser.add_argument("--parameter", action="append", default=[], metavar="Key=Value", help="a template parameter")
+    serve_parser.add_argument(
+        "--require-authorization", action="store_true", help="answer 403 to an IAM route called without an Authorization header, as API Gateway does (any value passes)"
+    )
     arguments = parser.parse_args(argv)
     if arguments.command == "serve":
         return serve(arguments)

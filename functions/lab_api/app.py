@@ -1,114 +1,209 @@
 """The lab's API (IAM): its orders, and its progress events and results.
 
-Bodies are validated by the Powertools event handler against the pydantic models; the
-OpenAPI schema is served at /lab/openapi.json.
+Bodies are validated by the Powertools event handler against the pydantic models, behind
+the shared guard and error mapping (whoop_bridge.api); every POST takes `Idempotency-Key`.
+The OpenAPI document (every route, answer, body and header, SigV4) is served at
+/lab/openapi.json.
 """
 
-from typing import Annotated, Optional
+from enum import StrEnum
+from typing import Annotated, Any, Optional
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 
+from whoop_bridge import api
+from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
 from whoop_bridge.lab import lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
+from whoop_bridge.lab.statuses import TaskBusinessStatus
 from whoop_bridge.observability import get_logger
-from whoop_bridge.validation import problems
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
+TAGS = ["lab"]
+# An unknown status filter is a 400, not an empty page.
+StatusFilter = StrEnum("StatusFilter", {value: value for value in [*(status.value for status in TaskBusinessStatus), "open", "closed"]})
+
+# Success bodies, as far as a caller relies on them (the views may grow fields).
+_SERVICE_REQUEST = {
+    "type": "object",
+    "required": ["id", "task_business_status", "history"],
+    "properties": {
+        "id": {"type": "string"},
+        "code": {"type": ["string", "null"]},
+        "task_business_status": {"type": ["string", "null"], "description": "WHOOP's task_business_status now"},
+        "next_statuses": {"type": "array", "items": {"type": "string"}},
+        "accepts_results": {"type": "array", "items": {"type": "string"}},
+        "history": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_REQUISITION = {
+    "type": "object",
+    "required": ["id", "open", "service_requests"],
+    "properties": {"id": {"type": "string"}, "open": {"type": "boolean"}, "service_requests": {"type": "array", "items": _SERVICE_REQUEST}},
+}
+_NEXT_TOKEN = {"type": ["string", "null"], "description": "pass as next_token for the next page; null on the last"}
+_ACCEPTED = {
+    "type": "object",
+    "required": ["service_request_id", "event_id", "accepted"],
+    "properties": {"service_request_id": {"type": "string"}, "event_id": {"type": "string"}, "accepted": {"type": "string", "enum": ["status", "report"]}},
+}
 
 
-def _json(status: int, body: dict, headers: Optional[dict] = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:
+    return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
 
 
-@app.exception_handler(RequestValidationError)
-def _invalid(error: RequestValidationError) -> Response:
-    return _json(400, {"error": "invalid_request", "problems": problems(error)})
+# A lab event's 409: the workflow's rules forbid it, or the test is busy with the previous one.
+_EVENT_CONFLICT = {409: {**ANSWERS[409], "description": "Forbidden by the workflow's rules now, or busy (Retry-After)",
+                         "content": {JSON: {"schema": schema_of(api.TransitionForbiddenBody, api.BusyBody)}}}}
 
 
 @app.exception_handler(lab_events.NotFound)
 def _not_found(error: lab_events.NotFound) -> Response:
-    return _json(404, {"error": "not_found", "message": f"no {error}"})
+    return api.not_found(f"no {error}")
 
 
 @app.exception_handler(lab_events.TransitionForbidden)
 def _forbidden(error: lab_events.TransitionForbidden) -> Response:
-    return _json(
-        409,
-        {
-            "error": "transition_forbidden",
-            "message": str(error),
-            "task_business_status": error.current,
-            "allowed_next_statuses": error.allowed,
-        },
-    )
+    return api.message(409, "transition_forbidden", str(error), task_business_status=error.current, allowed_next_statuses=error.allowed)
 
 
 @app.exception_handler(lab_events.Busy)
 def _busy(error: lab_events.Busy) -> Response:
-    return _json(
-        409,
-        {"error": "busy", "message": "the previous event for this test is still being sent to WHOOP; retry", "retryable": True},
-        headers={"Retry-After": "2"},
-    )
+    return api.busy("the previous event for this test is still being sent to WHOOP; retry")
 
 
 @app.exception_handler(lab_events.BadQuery)
 def _bad_query(error: lab_events.BadQuery) -> Response:
-    return _json(400, {"error": "invalid_request", "problems": [{"field": "query", "problem": str(error)}]})
+    return api.problem(400, [{"field": "query", "problem": str(error)}])
 
 
-@app.get("/lab/requisitions")
+@app.get(
+    "/lab/requisitions",
+    operation_id="listRequisitions",
+    summary="The lab's orders, newest first",
+    tags=TAGS,
+    responses=answers(_ok(200, "A page of requisitions", {"type": "object", "required": ["requisitions", "next_token"],
+                                                            "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN}})),
+)
 def list_requisitions(
-    status: Annotated[Optional[str], Query(description="a task_business_status, or open / closed")] = None,
-    since: Annotated[Optional[str], Query(description="ISO 8601 time; orders received at or after it")] = None,
+    status: Annotated[Optional[StatusFilter], Query(description="a task_business_status, or open / closed")] = None,
+    since: Annotated[Optional[str], Query(min_length=1, description="ISO 8601 time; orders received at or after it", json_schema_extra={"format": "date-time"})] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return _json(200, lab_events.list_requisitions(status, since, limit, next_token))
+    return api.json_response(200, lab_events.list_requisitions(status.value if status else None, since, limit, next_token))
 
 
-@app.get("/lab/requisitions/<requisition_id>")
+@app.get(
+    "/lab/requisitions/<requisition_id>",
+    operation_id="getRequisition",
+    summary="One order with each test's status, history and reports",
+    tags=TAGS,
+    responses=answers(_ok(200, "The requisition", _REQUISITION), 404),
+)
 def get_requisition(requisition_id: str):
-    return _json(200, lab_events.get_requisition(requisition_id))
+    return api.json_response(200, lab_events.get_requisition(requisition_id))
 
 
-@app.post("/lab/requisitions/<requisition_id>/events")
-def post_requisition_event(requisition_id: str, event: Annotated[LabStatusEvent, Body()]):
-    return _json(202, lab_events.apply_requisition_event(requisition_id, event))
+@app.post(
+    "/lab/requisitions/<requisition_id>/events",
+    operation_id="recordRequisitionEvent",
+    summary="A progress event for every open test of the order",
+    tags=TAGS,
+    responses=answers(_ok(202, "Accepted: sent to WHOOP by each test's workflow", {"type": "object", "required": ["requisition_id", "service_requests"],
+                                                                                    "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}}}),
+                      404, *api.POST, overrides=_EVENT_CONFLICT),
+)
+def post_requisition_event(requisition_id: str, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
+    return api.json_response(202, lab_events.apply_requisition_event(requisition_id, event))
 
 
-@app.post("/lab/service-requests/<service_request_id>/events")
-def post_service_request_event(service_request_id: str, event: Annotated[LabStatusEvent, Body()]):
-    return _json(202, lab_events.apply_status_event(service_request_id, event))
+@app.post(
+    "/lab/service-requests/<service_request_id>/events",
+    operation_id="recordServiceRequestEvent",
+    summary="A progress event for one test",
+    tags=TAGS,
+    responses=answers(_ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT),
+)
+def post_service_request_event(service_request_id: str, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
+    return api.json_response(202, lab_events.apply_status_event(service_request_id, event))
 
 
-@app.post("/lab/service-requests/<service_request_id>/results")
-def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Body()]):
+@app.post(
+    "/lab/service-requests/<service_request_id>/results",
+    operation_id="submitResults",
+    summary="A diagnostic report (results) for one test",
+    tags=TAGS,
+    responses=answers(_ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT),
+)
+def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Body()], idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
-    return _json(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
+    return api.json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
 
 
-@app.get("/lab/clinical-report-reviews")
+@app.get(
+    "/lab/documents/<document_id>",
+    operation_id="getDocument",
+    summary="A document an order is based on: its metadata and a short-lived download link",
+    tags=TAGS,
+    responses=answers(_ok(200, "The document", {"type": "object", "required": ["id", "state"], "properties": {"id": {"type": "string"}, "state": {"type": "string"}}}), 404),
+)
+def get_document(document_id: str):
+    # A presigned link is a credential for a few minutes: never cached on the way.
+    return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
+
+
+@app.get(
+    "/lab/clinical-report-reviews",
+    operation_id="listClinicalReportReviews",
+    summary="Clinical report reviews awaiting the lab, oldest first",
+    tags=TAGS,
+    responses=answers(_ok(200, "A page of reviews", {"type": "object", "required": ["clinical_report_reviews", "next_token"],
+                                                     "properties": {"clinical_report_reviews": {"type": "array", "items": {"type": "object"}}, "next_token": _NEXT_TOKEN}})),
+)
 def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return _json(200, lab_events.list_pending_reviews(limit, next_token))
+    return api.json_response(200, lab_events.list_pending_reviews(limit, next_token))
 
 
-@app.get("/lab/openapi.json", include_in_schema=False)
-def openapi():
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(title="WHOOP Bridge lab API", version="1.0.0"),
-    )
+def _link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "description": description, "parameters": parameters}
+
+
+_FIRST_TEST = "$response.body#/service_requests/0/id"
+LINKS = {
+    ("/lab/requisitions", "get", 200): {
+        "GetRequisition": _link("getRequisition", "the first listed order", requisition_id="$response.body#/requisitions/0/id"),
+    },
+    ("/lab/requisitions/{requisition_id}", "get", 200): {
+        "RecordRequisitionEvent": _link("recordRequisitionEvent", "an event for the whole order", requisition_id="$response.body#/id"),
+        "RecordServiceRequestEvent": _link("recordServiceRequestEvent", "an event for its first test", service_request_id=_FIRST_TEST),
+        "SubmitResults": _link("submitResults", "results for its first test", service_request_id=_FIRST_TEST),
+    },
+    ("/lab/requisitions/{requisition_id}/events", "post", 202): {
+        "GetRequisition": _link("getRequisition", "the order, with the event in each test's history", requisition_id="$request.path.requisition_id"),
+    },
+}
+for _operation in ("/lab/service-requests/{service_request_id}/events", "/lab/service-requests/{service_request_id}/results"):
+    LINKS[(_operation, "post", 202)] = {
+        "RecordServiceRequestEvent": _link("recordServiceRequestEvent", "the test's next event", service_request_id="$request.path.service_request_id"),
+    }
+
+api.configure(
+    app,
+    title="WHOOP Bridge lab API",
+    description="The lab's orders from WHOOP, and its progress events and results back to WHOOP. Every route is IAM-authorized (SigV4).",
+    schema_path="/lab/openapi.json",
+    links=LINKS,
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event, context):
-    return app.resolve(event, context)
+    return api.resolve(app, event, context)

@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from whoop_bridge import aws
+from whoop_bridge.lab import documents
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
 from whoop_bridge.lab.statuses import (
     CORRECTION_REPORT_STATUSES,
@@ -75,12 +76,16 @@ def service_request_view(item: dict[str, Any], reports: list[dict[str, Any]] | N
         "task_description": item.get("task_description"),
         "status": item.get("fhir_status"),
         "task_business_status": item.get("task_business_status"),
+        # As WHOOP sent it at intake: one of the seven, prose such as "Specimen collected", or null.
+        "whoop_task_business_status": item.get("whoop_task_business_status"),
         "workflow": item.get("workflow"),
         "next_statuses": [status.value for status in _allowed_events(item)],
         "accepts_results": _accepted_report_statuses(item),
         "history": item.get("history", []),
         "correction_deadline": item.get("correction_deadline"),
         "failure": item.get("failure"),
+        # What the bridge could not read of a `held` test (nothing is sent to WHOOP for it).
+        "problems": item.get("problems", []),
     }
     if reports is not None:
         view["diagnostic_reports"] = [
@@ -105,6 +110,8 @@ def requisition_view(item: dict[str, Any], service_requests: list[dict[str, Any]
         "patient": json.loads(item.get("patient_json") or "null"),
         "appointments": json.loads(item.get("appointments_json") or "[]"),
         "open": any(_is_open(sr) for sr in service_requests),
+        # Parts of the order the bridge could not read (kept as WHOOP sent them).
+        "problems": item.get("problems", []),
         "service_requests": [
             service_request_view(sr, lab_store.list_reports(sr["service_request_id"]) if with_reports else None)
             for sr in service_requests
@@ -113,11 +120,24 @@ def requisition_view(item: dict[str, Any], service_requests: list[dict[str, Any]
 
 
 def get_requisition(requisition_id: str) -> dict[str, Any]:
-    """One order with its tests' statuses, history and reports."""
+    """One order with its tests' statuses, history, reports and `based_on` references
+    (`[{type, id, document, state?}]`: a document's fetch state, never its content)."""
     item = lab_store.get_requisition(requisition_id)
     if not item or item.get("outcome") != "received":
         raise NotFound(f"requisition {requisition_id}")
-    return requisition_view(item, lab_store.get_service_requests(item["service_request_ids"]), with_reports=True)
+    view = requisition_view(item, lab_store.get_service_requests(item["service_request_ids"]), with_reports=True)
+    based_on = documents.references_by_service_request(requisition_id)
+    for service_request in view["service_requests"]:
+        service_request["based_on"] = based_on.get(service_request["id"], [])
+    return view
+
+
+def get_document(document_id: str) -> dict[str, Any]:
+    """A document an order is based on: metadata, state and, once stored, a short-lived link."""
+    view = documents.document_view(document_id)
+    if view is None:
+        raise NotFound(f"document {document_id}")
+    return view
 
 
 def list_requisitions(status: str | None, since: str | None, limit: int, next_token: str | None) -> dict[str, Any]:
@@ -191,7 +211,7 @@ def _decode_token(token: str | None) -> dict[str, Any] | None:
 
 
 def _is_open(item: dict[str, Any]) -> bool:
-    return item.get("workflow") not in ("closed", "failed", "skipped")
+    return item.get("workflow") not in ("closed", "failed", "skipped", "held")
 
 
 def _allowed_events(item: dict[str, Any]) -> list[TaskBusinessStatus]:
