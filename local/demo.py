@@ -331,9 +331,10 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
         timeout=10,
     )
     answer.raise_for_status()
-    delivery = emulator.webhook_deliveries[-1]
-    requisition_id = delivery["resource_id"]
-    print(f"\n1. WHOOP created requisition {requisition_id[:8]}… and sent lab_requisition.created -> {delivery['status']}", file=out)
+    requisition_id = answer.json()["requisition_id"]
+    # add-test-data announces nothing; WHOOP announces a real order with this webhook.
+    status = emulator.send_partner_webhook("lab_requisition.created", requisition_id)
+    print(f"\n1. WHOOP created requisition {requisition_id[:8]}… and sent lab_requisition.created -> {status}", file=out)
 
     confirmed = {
         code: lab.wait_for(requisition_id, code, lambda sr: sr["workflow"] == "awaiting_lab_event", "confirmed")

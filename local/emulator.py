@@ -92,7 +92,7 @@ OBSERVATION_STATUSES = frozenset(
     {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
 )
 REPORT_KEYS = frozenset({"status", "observations"})
-OBSERVATION_KEYS = frozenset({"code", "value_numeric", "value_text", "unit", "status"})
+OBSERVATION_KEYS = frozenset({"code", "value_numeric", "value_text", "unit", "status", "bundle_id"})
 STATUS_BODY_KEYS = frozenset({"task_business_status", "reason"})
 TOKEN_BODY_KEYS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
 
@@ -108,20 +108,22 @@ RATE_LIMIT_HEADERS = {
     "X-RateLimit-Reset": "1",
 }
 
-# Fake members. WHOOP does not document collection_address; an object is a guess that
-# keeps clients honest about treating it as opaque. 555-01xx numbers and example.com addresses are reserved for fiction.
+# Fake patients in WHOOP's UnilabsPatient shape (WHOOP's partner labs are in the UAE).
+# Identifiers are visibly fictional: emirates ids with a 0000000 serial, passports XX..., 555 numbers.
 _FAKE_PATIENTS = (
-    ("Jordan", "Rivera", "1988-04-17", "female"),
-    ("Samuel", "Okafor", "1979-11-02", "male"),
-    ("Priya", "Natarajan", "1993-06-25", "female"),
-    ("Lukas", "Brandt", "1985-01-09", "male"),
+    ("Jordan", "Rivera", "1988-04-17", "female", "US"),
+    ("Samuel", "Okafor", "1979-11-02", "male", "NG"),
+    ("Priya", "Natarajan", "1993-06-25", "female", "IN"),
+    ("Lukas", "Brandt", "1985-01-09", "male", "DE"),
 )
+# UnilabsCollectionAddress: building, area and emirate required; landmark and flat_no optional.
 _FAKE_ADDRESSES = (
-    {"line1": "410 Harbor Street", "line2": "Apt 3B", "city": "Boston", "state": "MA",
-     "postal_code": "02110", "country": "US"},
-    {"line1": "88 Juniper Avenue", "line2": None, "city": "Austin", "state": "TX",
-     "postal_code": "78701", "country": "US"},
+    {"building": "Marina Heights Tower", "area": "Dubai Marina", "emirate": "Dubai",
+     "landmark": "Opposite the marina mall", "flat_no": "1203"},
+    {"building": "Al Reem Residence 4", "area": "Al Reem Island", "emirate": "Abu Dhabi"},
 )
+# add-test-data's `appointmentType` values; a MOBILE appointment comes to the patient's address.
+APPOINTMENT_TYPES = ("IN_PERSON", "MOBILE", "VIRTUAL")
 
 # Fake WHOOP members (standard API). example.com addresses are reserved for fiction.
 _FAKE_MEMBERS = (
@@ -149,18 +151,26 @@ SCORE_STATES = frozenset({SCORED, PENDING_SCORE, UNSCORABLE})
 MEMBER_WEBHOOK_TYPES = frozenset(f"{kind}.{action}" for kind in ("recovery", "sleep", "workout")
                                  for action in ("updated", "deleted"))
 FIRST_CYCLE_ID = 93845
+ACTIVITY_MAPPING_PREFIX = "/developer/v1/activity-mapping"
 DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT = 10, 25
 MAX_PAGE_TOKENS = 10_000  # issued next tokens kept; the oldest are forgotten first
 # Field order as WHOOP's v2 schemas list them; `score` only when SCORED.
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
-    "cycle": ("id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "score"),
+    "cycle": ("id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "step_count",
+              "score"),
     "sleep": ("id", "cycle_id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
               "nap", "score_state", "score"),
     "recovery": ("cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score"),
     "workout": ("id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
                 "sport_name", "sport_id", "score_state", "score"),
 }
-# WHOOP sport ids (v2 `sport_name`, `sport_id`); unknown names get -1 ("activity").
+# Fields WHOOP documents as "only present if" / "not present" / gone since 2025-09-01: absent, never
+# null (a current cycle has no `end`; `v1_id` and `sport_id` "will not exist past 09/01/2025").
+ABSENT_WHEN_NONE: dict[str, tuple[str, ...]] = {"cycle": ("end",), "sleep": ("v1_id",), "recovery": (),
+                                                "workout": ("v1_id", "sport_id")}
+# A workout score's distance and altitude are "only present if" WHOOP has such data.
+OPTIONAL_WORKOUT_SCORE = ("distance_meter", "altitude_gain_meter", "altitude_change_meter")
+# WHOOP sport names; the v1 `sport_id` is no longer sent (a test may still set one).
 SPORTS = {"running": 0, "cycling": 1, "rowing": 18, "swimming": 33, "yoga": 44, "weightlifting": 45, "walking": 63}
 # Typical speeds (m/s) of the sports that record a distance.
 _SPORT_SPEEDS = {"running": (2.5, 3.6), "cycling": (5.5, 8.5), "rowing": (3.2, 4.4), "swimming": (0.6, 0.9),
@@ -170,6 +180,12 @@ _TZ_OFFSETS = ("-05:00", "-04:00", "-08:00", "-07:00", "+00:00", "+01:00", "+02:
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 
 Handler = Callable[..., "_Response"]
+
+# A tiny, valid one-page PDF: what a lab order form from WHOOP looks like to the bridge.
+SAMPLE_DOCUMENT = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 def _utc_iso(ts: float | None = None) -> str:
@@ -284,21 +300,20 @@ def _workout_score(rng: random.Random, sport: str, duration_ms: int) -> dict[str
                rng.uniform(0.15, 0.35), rng.uniform(0.0, 0.2), rng.uniform(0.0, 0.06)]
     zones = [int(duration_ms * w / sum(weights)) for w in weights]
     zones[2] += duration_ms - sum(zones)
-    distance = gain = change = None
+    measured: dict[str, float] = {}
     if sport in _SPORT_SPEEDS:
         distance = round(duration_ms / 1000 * rng.uniform(*_SPORT_SPEEDS[sport]), 6)
+        measured["distance_meter"] = distance
         if sport != "swimming":
-            gain = round(distance * rng.uniform(0.0, 0.015), 6)
-            change = round(rng.uniform(-5.0, 5.0), 6)
+            measured["altitude_gain_meter"] = round(distance * rng.uniform(0.0, 0.015), 6)
+            measured["altitude_change_meter"] = round(rng.uniform(-5.0, 5.0), 6)
     return {
         "strain": round(min(21.0, 2.0 + hours * rng.uniform(4.0, 8.0) + (average - 100) / 12), 4),
         "average_heart_rate": average,
         "max_heart_rate": min(202, average + rng.randint(15, 40)),
         "kilojoule": round(hours * 60 * rng.uniform(30.0, 60.0), 4),
         "percent_recorded": 100.0 if rng.random() < 0.9 else round(rng.uniform(85.0, 99.9), 2),
-        "distance_meter": distance,
-        "altitude_gain_meter": gain,
-        "altitude_change_meter": change,
+        **measured,
         "zone_durations": dict(zip(
             ("zone_zero_milli", "zone_one_milli", "zone_two_milli", "zone_three_milli", "zone_four_milli",
              "zone_five_milli"), zones, strict=True)),
@@ -319,12 +334,25 @@ def _new_score(record_type: str, record: dict[str, Any], rng: random.Random) -> 
 
 
 def _settle_score(record_type: str, record: dict[str, Any], rng: random.Random) -> None:
-    """Keep `score` consistent with `score_state`: present only when SCORED, then always."""
+    """Keep `score` consistent with `score_state`: present only when SCORED, then always; and
+    leave out, rather than null, the fields WHOOP documents as possibly absent."""
     if record.get("score_state") == SCORED:
         if not isinstance(record.get("score"), dict):
             record["score"] = _new_score(record_type, record, rng)
     else:
         record.pop("score", None)
+    for name in ABSENT_WHEN_NONE[record_type]:
+        if record.get(name, 0) is None:
+            del record[name]
+    if record_type == "workout" and isinstance(record.get("score"), dict):
+        for name in OPTIONAL_WORKOUT_SCORE:
+            if record["score"].get(name, 0) is None:
+                del record["score"][name]
+
+
+def _step_count(rng: random.Random, hours: float) -> int | None:
+    """Steps in a cycle of `hours`; None now and then (the device was not worn throughout)."""
+    return None if rng.random() < 0.07 else round(hours * rng.uniform(250.0, 700.0))
 
 
 def _touch(record: dict[str, Any], now_ms: int) -> None:
@@ -335,6 +363,13 @@ def _touch(record: dict[str, Any], now_ms: int) -> None:
 
 def _short(identifier: str) -> str:
     return identifier[:8] + "…" if len(identifier) > 8 else identifier
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and bool(uuid.UUID(value))
+    except ValueError:
+        return False
 
 
 def _reject_constant(name: str) -> Any:
@@ -627,6 +662,7 @@ class WhoopEmulator:
         self._faults: list[_Fault] = []
         self._deliveries: list[dict[str, Any]] = []
         self._patient_counter = 0
+        self._violations: list[dict[str, Any]] = []
 
         self._members: dict[int, dict[str, Any]] = {}
         self._next_member_id = FIRST_MEMBER_ID
@@ -649,12 +685,14 @@ class WhoopEmulator:
         self._burst_reset = 0
         self._member_calls: list[dict[str, Any]] = []
         self._member_deliveries: list[dict[str, Any]] = []
+        self._v1_activities: dict[int, str] = {}  # v1 activity id -> v2 sleep or workout uuid
+        self._documents: dict[str, tuple[dict[str, Any], bytes | None]] = {}  # id -> (PartnerDocument, content)
 
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), handler)
             for method, pattern, handler in (
                 self._partner_routes() + self._oauth_routes() + self._member_routes() + self._data_routes()
-                + self._control_routes()
+                + self._control_routes() + self._document_routes()
             )
         ]
 
@@ -732,16 +770,34 @@ class WhoopEmulator:
 
     # ------------------------------------------------------------------ data API
 
-    def create_requisition(self, codes: Iterable[str] | None = None, *, appointments: bool = True) -> dict[str, Any]:
-        """Create and store a requisition with one service request per code; returns a copy."""
+    def create_requisition(self, codes: Iterable[str] | None = None, *, appointments: bool = True,
+                           appointment_type: str = "IN_PERSON",
+                           based_on: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """Create and store a requisition with one service request per code; returns a copy.
+
+        The shape is WHOOP's LabRequisition: a UnilabsPatient (`id`, names, `birth_date`,
+        `gender`, `email`, `phone`, `nationality`, `emirates_id`, `passport_no`), service
+        requests with `based_on` (`based_on` maps a code to its `{type, id}` references,
+        default none) and no `task_business_status` until the partner sets one, and one
+        appointment of `appointment_type` (IN_PERSON, MOBILE with the patient's
+        `collection_address`, VIRTUAL) booked tomorrow at 08:00 UTC, unless `appointments`
+        is False.
+        """
         code_list = list(self.test_codes if codes is None else codes)
         if not code_list or not all(isinstance(c, str) and c for c in code_list):
             raise ValueError("codes must be a non-empty list of non-empty strings")
+        if appointment_type not in APPOINTMENT_TYPES:
+            raise ValueError(f"appointment_type must be one of {', '.join(APPOINTMENT_TYPES)}")
+        references = based_on or {}
+        if not isinstance(references, dict) or not all(
+                isinstance(refs, list) and all(isinstance(ref, dict) and set(ref) == {"type", "id"} for ref in refs)
+                for refs in references.values()):
+            raise ValueError("based_on must map a code to a list of {type, id} references")
         with self._lock:
             self._patient_counter += 1
-            first, last, birth_date, gender = _FAKE_PATIENTS[(self._patient_counter - 1) % len(_FAKE_PATIENTS)]
-            address = _FAKE_ADDRESSES[(self._patient_counter - 1) % len(_FAKE_ADDRESSES)]
-            phone_suffix = 100 + self._patient_counter % 100
+            number = self._patient_counter
+        first, last, birth_date, gender, nationality = _FAKE_PATIENTS[(number - 1) % len(_FAKE_PATIENTS)]
+        address = _FAKE_ADDRESSES[(number - 1) % len(_FAKE_ADDRESSES)]
         now = time.time()
         service_requests = [
             {
@@ -749,14 +805,22 @@ class WhoopEmulator:
                 "status": "active",
                 "intent": "order",
                 "code": code,
-                "task_business_status": None,
                 "task_description": TASK_DESCRIPTIONS.get(code, code),
+                "based_on": copy.deepcopy(references.get(code, [])),
             }
             for code in code_list
         ]
         # Tomorrow at 08:00 UTC, a typical fasting draw slot.
         start = (datetime.fromtimestamp(now, tz=UTC) + timedelta(days=1)).replace(
             hour=8, minute=0, second=0, microsecond=0)
+        appointment: dict[str, Any] = {
+            "type": appointment_type,
+            "service_request_ids": [sr["id"] for sr in service_requests],
+            "start_time": start.isoformat().replace("+00:00", "Z"),
+            "slot_id": str(uuid.uuid4()),
+        }
+        if appointment_type == "MOBILE":
+            appointment["collection_address"] = dict(address)
         requisition = {
             "id": str(uuid.uuid4()),
             "created_at": _utc_iso(now),
@@ -768,17 +832,13 @@ class WhoopEmulator:
                 "birth_date": birth_date,
                 "gender": gender,
                 "email": f"{first}.{last}@example.com".lower(),
-                "phone": f"+1-617-555-{phone_suffix:04d}",
+                "phone": f"+971-50-555-{100 + number % 100:04d}",
+                "nationality": nationality,
+                "emirates_id": f"784-{birth_date[:4]}-0000000-{number % 10}",
+                "passport_no": f"XX{number:07d}",
             },
             "service_requests": service_requests,
-            "appointments": [
-                {
-                    "service_request_ids": [sr["id"] for sr in service_requests],
-                    "start_time": start.isoformat().replace("+00:00", "Z"),
-                    "slot_id": str(uuid.uuid4()),
-                    "collection_address": dict(address),
-                }
-            ] if appointments else [],
+            "appointments": [appointment] if appointments else [],
         }
         return self.add_requisition(requisition)
 
@@ -977,14 +1037,19 @@ class WhoopEmulator:
         self._check_type(record_type)
         return self._store(user_id)[record_type][self._record_key(record_type, record_id)]
 
+    @staticmethod
+    def _timed(store: dict[str, dict[Any, dict[str, Any]]], record_type: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The record whose `start`/`end` place this one in time: a recovery has no start of
+        its own and is windowed and sorted by its sleep's (WHOOP's `/v2/recovery`)."""
+        if record_type == "recovery":
+            return store["sleep"].get(record["sleep_id"]) or {"start": record["created_at"], "end": record["created_at"]}
+        return record
+
     def _sort_key(self, store: dict[str, dict[Any, dict[str, Any]]], record_type: str,
                   record: dict[str, Any]) -> tuple[int, str]:
-        """(start ms, id) to sort newest first; a recovery sorts by its cycle's start."""
-        if record_type == "recovery":
-            cycle = store["cycle"].get(record["cycle_id"]) or store["sleep"].get(record["sleep_id"])
-            start = cycle["start"] if cycle is not None else record["created_at"]
-            return _iso_ms(start), str(record["sleep_id"])
-        return _iso_ms(record["start"]), str(record["id"])
+        """(start ms, id) to sort newest first; a recovery sorts by its sleep's start."""
+        ident = record["sleep_id"] if record_type == "recovery" else record["id"]
+        return _iso_ms(self._timed(store, record_type, record)["start"]), str(ident)
 
     def _sorted(self, user_id: int, record_type: str) -> list[tuple[tuple[int, str], dict[str, Any]]]:
         """(sort key, stored record) pairs, newest first (caller holds the lock)."""
@@ -994,6 +1059,18 @@ class WhoopEmulator:
         pairs = [(self._sort_key(store, record_type, r), r) for r in store[record_type].values()]
         pairs.sort(key=lambda pair: pair[0], reverse=True)
         return pairs
+
+    def _in_window(self, user_id: int, record_type: str, record: dict[str, Any], start: int | None,
+                   end: int | None) -> bool:
+        """WHOOP's collection window: records that occurred after or during `start` (so one
+        in progress at `start` counts) and began before `end` (exclusive)."""
+        timed = self._timed(self._data[user_id], record_type, record)
+        began = _iso_ms(timed["start"])
+        if end is not None and began >= end:
+            return False
+        if start is None or began >= start:
+            return True
+        return timed.get("end") is None or _iso_ms(timed["end"]) > start
 
     def generate_history(self, user_id: int, days: int = 30, *, end: Any = None, pending_latest: bool = True,
                          seed: Any = None) -> dict[str, int]:
@@ -1041,15 +1118,19 @@ class WhoopEmulator:
                 created = cycle_start + rng.randint(5_000, 120_000)
                 updated = max(created, end_ms - rng.randint(0, 600_000)) if newest \
                     else cycle_end + rng.randint(60_000, 1_200_000)
-                store["cycle"][cycle_id] = {
+                cycle = {
                     "id": cycle_id, "user_id": user_id, "created_at": _ms_iso(created), "updated_at": _ms_iso(updated),
-                    "start": _ms_iso(cycle_start), "end": None if cycle_end is None else _ms_iso(cycle_end),
-                    "timezone_offset": offset, "score_state": SCORED, "score": _cycle_score(rng),
+                    "start": _ms_iso(cycle_start), "timezone_offset": offset, "score_state": SCORED,
+                    "step_count": _step_count(rng, ((cycle_end or end_ms) - cycle_start) / HOUR_MS),
+                    "score": _cycle_score(rng),
                 }
+                if cycle_end is not None:
+                    cycle["end"] = _ms_iso(cycle_end)  # a current cycle has no end
+                store["cycle"][cycle_id] = cycle
                 sleep_id = str(uuid.uuid4())
                 created = sleep_end + rng.randint(60_000, 600_000)
                 sleep = {
-                    "id": sleep_id, "cycle_id": cycle_id, "v1_id": None, "user_id": user_id,
+                    "id": sleep_id, "cycle_id": cycle_id, "user_id": user_id,
                     "created_at": _ms_iso(created),
                     "updated_at": _ms_iso(created if pending else created + rng.randint(5_000, 600_000)),
                     "start": _ms_iso(sleep_start), "end": _ms_iso(sleep_end), "timezone_offset": offset,
@@ -1084,10 +1165,10 @@ class WhoopEmulator:
                     sport = rng.choices(sports, weights)[0]
                     workout_id = str(uuid.uuid4())
                     store["workout"][workout_id] = {
-                        "id": workout_id, "v1_id": None, "user_id": user_id, "created_at": _ms_iso(created),
+                        "id": workout_id, "user_id": user_id, "created_at": _ms_iso(created),
                         "updated_at": _ms_iso(min(end_ms, created + rng.randint(5_000, 300_000))),
                         "start": _ms_iso(workout_start), "end": _ms_iso(workout_end), "timezone_offset": offset,
-                        "sport_name": sport, "sport_id": SPORTS[sport], "score_state": SCORED,
+                        "sport_name": sport, "score_state": SCORED,
                         "score": _workout_score(rng, sport, duration),
                     }
             self._data[user_id] = store
@@ -1095,7 +1176,7 @@ class WhoopEmulator:
             return {kind: len(store[kind]) for kind in RECORD_TYPES}
 
     def records(self, user_id: int, record_type: str) -> list[dict[str, Any]]:
-        """The member's records of a type (copies), newest first by start (recovery: its cycle's start)."""
+        """The member's records of a type (copies), newest first by start (recovery: its sleep's start)."""
         self._check_type(record_type)
         with self._lock:
             self._store(user_id)
@@ -1157,7 +1238,7 @@ class WhoopEmulator:
                 else:
                     sport = fields.get("sport_name", "running")
                     record.update(id=str(uuid.uuid4()), end=_ms_iso(start_ms + 45 * MINUTE_MS),
-                                  sport_name=sport, sport_id=SPORTS.get(sport, -1))
+                                  sport_name=sport)
             for name in ("start", "end", "created_at", "updated_at"):
                 if fields.get(name) is not None:
                     fields[name] = _ms_iso(_to_ms(fields[name]))
@@ -1173,11 +1254,18 @@ class WhoopEmulator:
             if record_type == "cycle":
                 self._next_cycle_id = max(self._next_cycle_id - 1, key) + 1
                 for _, other in self._sorted(user_id, "cycle"):
-                    if other["end"] is None and _iso_ms(other["start"]) < _iso_ms(record["start"]):
+                    if other.get("end") is None and _iso_ms(other["start"]) < _iso_ms(record["start"]):
                         other["end"] = record["start"]  # a new cycle closes the open one
                         _touch(other, now)
             store[record_type][key] = record
             return copy.deepcopy(record)
+
+    def map_v1_activity(self, v1_id: int, activity_id: str) -> None:
+        """Let `GET /v1/activity-mapping/{v1_id}` answer `activity_id` (a sleep or workout uuid)."""
+        if isinstance(v1_id, bool) or not isinstance(v1_id, int) or v1_id < 0 or not _is_uuid(activity_id):
+            raise ValueError("v1_id must be a non-negative integer and activity_id a uuid")
+        with self._lock:
+            self._v1_activities[v1_id] = activity_id
 
     def score(self, user_id: int, record_type: str, record_id: Any) -> dict[str, Any]:
         """Score the record (SCORED with a new score, `updated_at` now); a scored record is rescored."""
@@ -1294,7 +1382,7 @@ class WhoopEmulator:
 
     @property
     def calls(self) -> list[dict[str, Any]]:
-        """Completed API calls in arrival order: `{"seq", "time" (arrival, epoch s), "method", "path", "status", "body"}`."""
+        """Completed API calls in arrival order: `{"seq", "time" (arrival, epoch s), "method", "path", "status", "body", "user_agent"}`."""
         with self._lock:
             return [self._public_call(c) for c in self._calls]
 
@@ -1351,6 +1439,7 @@ class WhoopEmulator:
             self._calls.append({
                 "seq": seq, "time": arrived, "method": request.method,
                 "path": request.path, "status": status, "body": body,
+                "user_agent": request.headers.get("User-Agent"),
                 "_injected": injected, "_delay": delay,
             })
             self._calls.sort(key=lambda call: call["seq"])  # nearly sorted: cheap
@@ -1687,28 +1776,35 @@ class WhoopEmulator:
         return wrapped
 
     def _partner_token(self, request: _Request) -> _Response:
-        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise _bad_request("Content-Type must be application/json")
-        body = self._json_body(request)
-        if not isinstance(body, dict):
-            raise _bad_request("body must be a JSON object")
+        # WHOOP documents 200 and 401 only: a malformed token request is a 401 here, and the
+        # emulator's stricter reading is recorded as a contract violation.
         problems = []
-        if set(body) != TOKEN_BODY_KEYS:
+        body: Any = None
+        if _media_type(request) != "application/json":
+            problems.append("Content-Type must be application/json")
+        else:
+            try:
+                body = _loads(request.body) if request.body else None
+            except (ValueError, UnicodeDecodeError) as exc:
+                problems.append(f"body is not valid JSON: {exc}")
+        if not problems and not isinstance(body, dict):
+            problems.append("body must be a JSON object")
+        if isinstance(body, dict):
             missing, extra = sorted(TOKEN_BODY_KEYS - set(body)), sorted(set(body) - TOKEN_BODY_KEYS)
             if missing:
                 problems.append(f"missing fields: {', '.join(missing)}")
             if extra:
                 problems.append(f"unknown fields: {', '.join(extra)}")
-        if "grant_type" in body and body["grant_type"] != "client_credentials":
-            problems.append("grant_type must be client_credentials")
-        if "scope" in body and body["scope"] != "whoop-partner/token":
-            problems.append("scope must be whoop-partner/token")
-        for key in ("client_id", "client_secret"):
-            if key in body and not isinstance(body[key], str):
-                problems.append(f"{key} must be a string")
+            if "grant_type" in body and body["grant_type"] != "client_credentials":
+                problems.append("grant_type must be client_credentials")
+            if "scope" in body and body["scope"] != "whoop-partner/token":
+                problems.append("scope must be whoop-partner/token")
+            for key in ("client_id", "client_secret"):
+                if key in body and not isinstance(body[key], str):
+                    problems.append(f"{key} must be a string")
         if problems:
-            raise _bad_request(*problems)
+            self._violate(request, *problems)
+            raise _error(401, "invalid_client", "client authentication failed")
         id_ok = hmac.compare_digest(body["client_id"].encode(), self.client_id.encode())
         secret_ok = hmac.compare_digest(body["client_secret"].encode(), self.client_secret.encode())
         if not (id_ok and secret_ok):
@@ -1734,11 +1830,24 @@ class WhoopEmulator:
                 raise _error(404, "not_found")
             return _Response(200, copy.deepcopy(service_request))
 
-    def _validate_status_body(self, request: _Request) -> tuple[str, str | None]:
-        body = self._json_body(request)
+    def _partner_json(self, request: _Request) -> tuple[Any, list[str]]:
+        """The JSON body of a partner call and what is wrong with its framing."""
+        if _media_type(request) != "application/json":
+            return None, ["Content-Type must be application/json"]
+        if not request.body:
+            return None, ["a JSON body is required"]
+        try:
+            return _loads(request.body), []
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, [f"body is not valid JSON: {exc}"]
+
+    def _status_body_problems(self, request: _Request) -> tuple[str | None, str | None, list[str]]:
+        """(task_business_status, reason, problems) of a status PATCH."""
+        body, problems = self._partner_json(request)
+        if problems:
+            return None, None, problems
         if not isinstance(body, dict):
-            raise _bad_request("body must be a JSON object")
-        problems = []
+            return None, None, ["body must be a JSON object"]
         extra = sorted(set(body) - STATUS_BODY_KEYS)
         if extra:
             problems.append(f"unknown fields: {', '.join(extra)}")
@@ -1750,16 +1859,24 @@ class WhoopEmulator:
             problems.append("reason must be a string")
         elif status in ISSUE_STATUSES and not (reason or "").strip():
             problems.append(f"reason is required with {status}")
-        if problems:
-            raise _bad_request(*problems)
-        return status, reason
+        return status, reason, problems
 
-    def _apply_status(self, sr_ids: list[str], status: str, reason: str | None) -> None:
-        """Check every transition first, then apply all (caller holds the lock)."""
+    def _apply_status(self, request: _Request, sr_ids: list[str], status: str | None, reason: str | None,
+                      problems: list[str]) -> None:
+        """Check the body and every transition, then apply all or nothing (caller holds the lock).
+
+        WHOOP documents no 400 or 409 on the status routes, so a refused change is recorded
+        as a contract violation (`contract_violations()`) and the documented answer is sent.
+        """
         for sr_id in sr_ids:
+            if status is None or problems:
+                break
             problem = _transition_problem(self._service_requests[sr_id].get("task_business_status"), status)
             if problem:
-                raise _error(409, "conflict", f"service request {sr_id}: {problem}")
+                problems.append(f"service request {sr_id}: {problem}")
+        if problems:
+            self._violate(request, *problems)
+            return
         now = _utc_iso()
         for sr_id in sr_ids:
             self._service_requests[sr_id]["task_business_status"] = status
@@ -1769,36 +1886,40 @@ class WhoopEmulator:
                 requisition["updated_at"] = now
 
     def _partner_patch_requisition_status(self, request: _Request, ident: str) -> _Response:
-        status, reason = self._validate_status_body(request)
+        status, reason, problems = self._status_body_problems(request)
         with self._lock:
             requisition = self._requisitions.get(ident)
             if requisition is None:
                 raise _error(404, "not_found")
             sr_ids = [sr["id"] for sr in requisition.get("service_requests") or []
                       if isinstance(sr, dict) and sr.get("id") in self._service_requests]
-            self._apply_status(sr_ids, status, reason)
+            self._apply_status(request, sr_ids, status, reason, problems)
         return _Response(204)
 
     def _partner_patch_service_request_status(self, request: _Request, ident: str) -> _Response:
-        status, reason = self._validate_status_body(request)
+        status, reason, problems = self._status_body_problems(request)
         with self._lock:
             if ident not in self._service_requests:
                 raise _error(404, "not_found")
-            self._apply_status([ident], status, reason)
+            self._apply_status(request, [ident], status, reason, problems)
             return _Response(200, copy.deepcopy(self._service_requests[ident]))
 
     @staticmethod
     def _report_problems(body: Any) -> list[str]:
+        """What a DiagnosticReportCreateRequest breaks: WHOOP's schema (every field optional,
+        `bundle_id` a uuid), the docs' "a value is required" rule, and no unknown fields."""
         if not isinstance(body, dict):
             return ["body must be a JSON object"]
         problems = []
         extra = sorted(set(body) - REPORT_KEYS)
         if extra:
             problems.append(f"unknown fields: {', '.join(extra)}")
-        if body.get("status") not in REPORT_STATUSES:
+        if "status" in body and body["status"] not in REPORT_STATUSES:
             problems.append(f"status must be one of {', '.join(sorted(REPORT_STATUSES))}")
         observations = body.get("observations")
-        if not isinstance(observations, list) or not observations:
+        if observations is None and body.get("status") == "cancelled":
+            return problems  # a cancelled report may carry no observations
+        if not isinstance(observations, list) or (not observations and body.get("status") != "cancelled"):
             problems.append("observations must be a non-empty list")
             return problems
         for index, obs in enumerate(observations):
@@ -1824,33 +1945,60 @@ class WhoopEmulator:
             unit = obs.get("unit")
             if unit is not None and not isinstance(unit, str):
                 problems.append(f"{where}.unit must be a string")
-            if obs.get("status") not in OBSERVATION_STATUSES:
+            if "status" in obs and obs["status"] not in OBSERVATION_STATUSES:
                 problems.append(f"{where}.status must be one of {', '.join(sorted(OBSERVATION_STATUSES))}")
+            if "bundle_id" in obs and not _is_uuid(obs["bundle_id"]):
+                problems.append(f"{where}.bundle_id must be a uuid")
         return problems
 
     def _partner_post_results(self, request: _Request, ident: str) -> _Response:
-        body = self._json_body(request)
-        problems = self._report_problems(body)
-        if problems:
-            raise _bad_request(*problems)
+        # WHOOP documents 201 and 404 only: a report WHOOP's rules refuse is recorded as a
+        # contract violation (and not stored), never answered with an invented 400 or 409.
+        body, problems = self._partner_json(request)
+        problems = problems or self._report_problems(body)
         with self._lock:
             service_request = self._service_requests.get(ident)
             if service_request is None:
                 raise _error(404, "not_found")
             current = service_request.get("task_business_status")
-            if current in ISSUE_STATUSES:
-                raise _error(409, "conflict", f"service request {ident} is in {current}; results are closed")
-            self._reports.setdefault(ident, []).append(copy.deepcopy(body))
+            if not problems and current in ISSUE_STATUSES:
+                problems.append(f"service request {ident} is in {current}; results are closed")
+            if problems:
+                self._violate(request, *problems)
+            else:
+                self._reports.setdefault(ident, []).append(copy.deepcopy(body))
         return _Response(201)
 
     def _partner_add_test_data(self, request: _Request) -> _Response:
+        """A test member and a requisition with a booked appointment: 200 `{"requisition_id"}`.
+
+        `appointmentType` (query) is IN_PERSON (default), MOBILE or VIRTUAL. WHOOP sends no
+        webhook for it: the caller fetches the requisition by the returned id. 404 in production.
+        """
         if self.production:
             raise _error(404, "not_found")
-        requisition = self.create_requisition()
-        if self.partner_webhook_url:
-            # Delivered before answering, so a 204 means the webhook has been attempted.
-            self.send_partner_webhook("lab_requisition.created", requisition["id"])
-        return _Response(204)
+        params = urllib.parse.parse_qs(request.query, keep_blank_values=True)
+        appointment_type = (params.get("appointmentType") or ["IN_PERSON"])[-1]
+        if appointment_type not in APPOINTMENT_TYPES:
+            self._violate(request, f"appointmentType must be one of {', '.join(APPOINTMENT_TYPES)}")
+            appointment_type = "IN_PERSON"
+        requisition = self.create_requisition(appointment_type=appointment_type)
+        return _Response(200, {"requisition_id": requisition["id"]})
+
+    # ------------------------------------------------------------------ contract violations
+
+    def contract_violations(self) -> list[dict[str, Any]]:
+        """Requests WHOOP's contract (or its docs' rules) does not allow, in arrival order:
+        `{"method", "path", "problem"}`. The emulator answers them as WHOOP documents (it
+        invents no 400 or 409 where the document lists the answers), so tests assert this
+        list empty to prove a client stays inside the contract."""
+        with self._lock:
+            return copy.deepcopy(self._violations)
+
+    def _violate(self, request: _Request, *problems: str) -> None:
+        with self._lock:
+            self._violations.extend({"method": request.method, "path": request.path, "problem": problem}
+                                    for problem in problems)
 
     # ------------------------------------------------------------------ OAuth (standard API, members)
 
@@ -2053,6 +2201,8 @@ class WhoopEmulator:
             ("GET", d + rf"/activity/sleep/{ident}", authed(self._data_by_id("sleep"), "read:sleep")),
             ("GET", d + r"/activity/workout", authed(self._data_collection("workout"), "read:workout")),
             ("GET", d + rf"/activity/workout/{ident}", authed(self._data_by_id("workout"), "read:workout")),
+            # No security in WHOOP's document: the v1 -> v2 id mapping is public.
+            ("GET", re.escape(ACTIVITY_MAPPING_PREFIX) + r"/(?P<ident>[^/]+)", self._data_activity_mapping),
         ]
 
     @staticmethod
@@ -2086,21 +2236,21 @@ class WhoopEmulator:
             query_key = (access.user_id, request.path, start, end)
             with self._lock:
                 pairs = [(key, record) for key, record in self._sorted(access.user_id, record_type)
-                         if (start is None or key[0] >= start) and (end is None or key[0] < end)]
+                         if self._in_window(access.user_id, record_type, record, start, end)]
                 if token is not None:
                     issued = self._page_tokens.get(token)
                     if issued is None or issued[0] != query_key:
                         raise _bad_request("nextToken was not issued for this query")
                     pairs = [(key, record) for key, record in pairs if key < issued[1]]
                 page = pairs[:limit]
-                next_token = None
-                if len(pairs) > limit:
+                body: dict[str, Any] = {"records": [copy.deepcopy(record) for _, record in page]}
+                if len(pairs) > limit:  # on the last page `next_token` is absent
                     next_token = secrets.token_urlsafe(18)
                     self._page_tokens[next_token] = (query_key, page[-1][0])
                     while len(self._page_tokens) > MAX_PAGE_TOKENS:
                         del self._page_tokens[next(iter(self._page_tokens))]
-                return _Response(200, {"records": [copy.deepcopy(record) for _, record in page],
-                                       "next_token": next_token})
+                    body["next_token"] = next_token
+                return _Response(200, body)
         return handler
 
     def _data_lookup(self, user_id: int, record_type: str, ident: str) -> dict[str, Any]:
@@ -2127,6 +2277,13 @@ class WhoopEmulator:
                 if record["cycle_id"] == cycle_id and not record.get("nap"):
                     return _Response(200, copy.deepcopy(record))
         raise _error(404, "not_found")
+
+    def _data_activity_mapping(self, request: _Request, ident: str) -> _Response:
+        with self._lock:
+            v2_id = self._v1_activities.get(int(ident)) if ident.isascii() and ident.isdigit() else None
+        if v2_id is None:
+            raise _error(404, "not_found")
+        return _Response(200, {"v2_activity_id": v2_id})
 
     def _data_cycle_sleep(self, request: _Request, access: _MemberAccess, ident: str) -> _Response:
         return self._data_of_cycle(access.user_id, "sleep", ident)
@@ -2344,3 +2501,80 @@ class WhoopEmulator:
         if record_type not in RECORD_TYPES:
             raise _error(404, "not_found", f"record type must be one of {', '.join(RECORD_TYPES)}")
         return _Response(200, {"records": self.records(user_id, record_type)})
+
+    # ------------------------------------------------------------------ partner documents
+
+    def add_document(
+        self,
+        *,
+        document_type: str = "LAB_ORDER_FORM",
+        content: bytes | None = SAMPLE_DOCUMENT,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a document this partner owns; returns its `PartnerDocument` (a copy).
+
+        `GET /v2/partner/document/{id}` answers the PartnerDocument (`url` and `bundle_id`
+        absent unless set), `/content` the raw `content` bytes. A link-only document (`url`
+        given, `content=None`) has no content: `/content` answers 404 for it, as for an id
+        this partner does not own. Reference it from a service request with
+        `{"type": "DocumentReference", "id": document["id"]}` in `based_on`.
+        """
+        if not isinstance(document_type, str) or not document_type:
+            raise ValueError("document_type must be a non-empty string")
+        if content is not None and not isinstance(content, (bytes, bytearray)):
+            raise ValueError("content must be bytes or None")
+        if url is not None and (not isinstance(url, str) or not url):
+            raise ValueError("url must be a non-empty string or None")
+        if content is None and url is None:
+            raise ValueError("a document needs content, a url, or both")
+        now = _utc_iso()
+        document: dict[str, Any] = {"id": str(uuid.uuid4()), "document_type": document_type, "created_at": now, "updated_at": now}
+        if url is not None:
+            document["url"] = url
+        with self._lock:
+            self._documents[document["id"]] = (document, bytes(content) if content is not None else None)
+        return copy.deepcopy(document)
+
+    def _document_routes(self) -> list[tuple[str, str, Handler]]:
+        p = re.escape(PARTNER_PREFIX)
+        ident = r"(?P<ident>[^/]+)"
+        return [
+            ("GET", p + rf"/document/{ident}", self._partner_authed(self._partner_get_document)),
+            ("GET", p + rf"/document/{ident}/content", self._partner_authed(self._partner_get_document_content)),
+            ("POST", re.escape(CONTROL_PREFIX) + r"/documents", self._control_add_document),
+        ]
+
+    def _partner_get_document(self, request: _Request, ident: str) -> _Response:
+        with self._lock:
+            found = self._documents.get(ident)
+            if found is None:
+                raise _error(404, "not_found")
+            return _Response(200, copy.deepcopy(found[0]))
+
+    def _partner_get_document_content(self, request: _Request, ident: str) -> _Response:
+        with self._lock:
+            found = self._documents.get(ident)
+        if found is None or found[1] is None:
+            raise _error(404, "not_found")
+        content = found[1]
+        media_type = "application/pdf" if content.startswith(b"%PDF-") else "application/octet-stream"
+        return _Response(200, None, {"Content-Type": media_type}, raw=content)
+
+    def _control_add_document(self, request: _Request) -> _Response:
+        """`POST /_emulator/documents` `{document_type?, content_base64?, url?}` -> 201 PartnerDocument.
+        Without `content_base64` and `url` the document gets the sample PDF."""
+        body = self._json_body(request, required=False) or {}
+        if not isinstance(body, dict) or set(body) - {"document_type", "content_base64", "url"}:
+            raise _bad_request("body must be a JSON object with optional document_type, content_base64 and url")
+        content: bytes | None = SAMPLE_DOCUMENT if "content_base64" not in body and "url" not in body else None
+        if body.get("content_base64") is not None:
+            try:
+                content = base64.b64decode(body["content_base64"], validate=True)
+            except (ValueError, TypeError):
+                raise _bad_request("content_base64 must be base64") from None
+        try:
+            document = self.add_document(document_type=body.get("document_type", "LAB_ORDER_FORM"), content=content, url=body.get("url"))
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
+        return _Response(201, document)
+

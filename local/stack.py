@@ -12,6 +12,9 @@ Differences from AWS, on purpose: IAM routes take unsigned calls; a failed SQS m
 back after `local_retry_seconds` instead of the queue's visibility timeout; KMS encryption
 of tables, queues and logs is not emulated (moto accepts the settings), while the KMS calls
 the code makes itself (sealing member tokens) run against moto's KMS, which really encrypts.
+S3 buckets keep the template's settings, but not its TLS-only bucket policy (moto cannot
+evaluate a conditional Deny and would refuse every call); moto answers presigned links
+in-process (through `requests`), not on a real socket.
 """
 
 from __future__ import annotations
@@ -253,6 +256,8 @@ class LocalStack:
             return physical
         if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}"
+        if kind == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{physical}"
         raise KeyError(f"!GetAtt {resource}.{attribute} is not emulated")
 
     def _function_name(self, logical_id: str) -> str:
@@ -311,6 +316,8 @@ class LocalStack:
             events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]])
             self.physical[logical_id] = name
 
+        self._create_buckets(boto3.client("s3", region_name=REGION))
+
         secrets = boto3.client("secretsmanager", region_name=REGION)
         for logical_id, spec in resources_of(self.template, "AWS::SecretsManager::Secret").items():
             value = self._secret_value(logical_id, spec)
@@ -334,6 +341,40 @@ class LocalStack:
                 type=properties.get("Type", "STANDARD"),
             )["stateMachineArn"]
             self.physical[logical_id] = arn
+
+    def _create_buckets(self, s3: Any) -> None:
+        """Each bucket with the template's encryption, versioning, public access block,
+        ownership, lifecycle and policy (moto keeps them; it enforces none of them)."""
+        resolve = self._resolver().resolve
+        for logical_id, spec in resources_of(self.template, "AWS::S3::Bucket").items():
+            properties = resolve(spec.get("Properties", {}))
+            name = f"{self.stack_name}-{logical_id}".lower()
+            s3.create_bucket(Bucket=name)
+            self.physical[logical_id] = name
+            if "BucketEncryption" in properties:
+                rules = [
+                    {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"], "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled"))}
+                    for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+            if "VersioningConfiguration" in properties:
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=properties["VersioningConfiguration"])
+            if "PublicAccessBlockConfiguration" in properties:
+                s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"])
+            if "OwnershipControls" in properties:
+                s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=properties["OwnershipControls"])
+            if "LifecycleConfiguration" in properties:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in properties["LifecycleConfiguration"]["Rules"]]}
+                )
+        for spec in resources_of(self.template, "AWS::S3::BucketPolicy").values():
+            properties = resolve(spec["Properties"])
+            document = properties["PolicyDocument"]
+            # moto denies every request a conditional Deny names (the TLS-only statement
+            # would refuse all): those are left to AWS.
+            statements = [st for st in document["Statement"] if not (st.get("Effect") == "Deny" and "Condition" in st)]
+            if statements:
+                s3.put_bucket_policy(Bucket=properties["Bucket"], Policy=json.dumps({**document, "Statement": statements}))
 
     def _secret_value(self, logical_id: str, spec: dict[str, Any]) -> dict[str, str]:
         placeholder = json.loads(spec["Properties"]["SecretString"])
@@ -694,6 +735,18 @@ def _cheap_transaction_rollback(locked: Callable[[Callable[..., Any]], Callable[
         # The whole-table backup moto would take becomes the table itself (never restored).
         mock.patch.object(Table, "__deepcopy__", lambda table, memo: table, create=True),
     ]
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in S3's API shape."""
+    api: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "ExpirationInDays" in rule:
+        api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        api["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+    return api
 
 
 def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:

@@ -17,14 +17,13 @@ from whoop_bridge import api
 from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
 from whoop_bridge.lab import lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
-from whoop_bridge.lab.statuses import TaskBusinessStatus
 from whoop_bridge.observability import get_logger
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
 TAGS = ["lab"]
 # An unknown status filter is a 400, not an empty page.
-StatusFilter = StrEnum("StatusFilter", {value: value for value in [*(status.value for status in TaskBusinessStatus), "open", "closed"]})
+StatusFilter = StrEnum("StatusFilter", {value: value for value in lab_events.STATUS_FILTERS})
 
 # Success bodies, as far as a caller relies on them (the views may grow fields).
 _SERVICE_REQUEST = {
@@ -37,6 +36,44 @@ _SERVICE_REQUEST = {
         "next_statuses": {"type": "array", "items": {"type": "string"}},
         "accepts_results": {"type": "array", "items": {"type": "string"}},
         "history": {"type": "array", "items": {"type": "object"}},
+        "based_on": {
+            "type": "array",
+            "description": "WHOOP's based_on references (GET /lab/requisitions/{id} only); a document's fetch state, never its content",
+            "items": {
+                "type": "object",
+                "required": ["type", "id", "document"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "id": {"type": "string"},
+                    "document": {"type": "boolean"},
+                    "state": {"type": "string", "enum": ["pending", "stored", "linked", "unavailable"]},
+                },
+            },
+        },
+    },
+}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_DOCUMENT = {
+    "type": "object",
+    "required": ["id", "state", "requisition_ids", "service_request_ids", "attempts"],
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": ["pending", "stored", "linked", "unavailable"]},
+        "document_type": _NULLABLE_TEXT,
+        "created_at": _NULLABLE_TEXT,
+        "updated_at": _NULLABLE_TEXT,
+        "bundle_id": _NULLABLE_TEXT,
+        "requisition_ids": {"type": "array", "items": {"type": "string"}},
+        "service_request_ids": {"type": "array", "items": {"type": "string"}},
+        "attempts": {"type": "integer", "description": "fetch attempts so far"},
+        "last_failure": {**_NULLABLE_TEXT, "description": "why the last attempt failed, e.g. not_found, http_503, timeout"},
+        "fetched_at": _NULLABLE_TEXT,
+        "content_type": {"type": "string", "description": "stored only"},
+        "size": {"type": "integer", "description": "bytes; stored only"},
+        "sha256": {"type": "string", "description": "stored only"},
+        "download_url": {"type": "string", "description": "stored only: a presigned GET of the bytes, valid 300 seconds"},
+        "download_url_expires_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string", "description": "linked only: WHOOP's link to the document"},
     },
 }
 _REQUISITION = {
@@ -126,7 +163,7 @@ def get_requisition(requisition_id: str):
 @app.post(
     "/lab/requisitions/<requisition_id>/events",
     operation_id="recordRequisitionEvent",
-    summary="A progress event for every open test of the order",
+    summary="A progress event for each test of the order it moves forward (each outcome in the answer; 409 if none)",
     tags=TAGS,
     responses=answers(
         _ok(
@@ -168,6 +205,18 @@ def post_service_request_event(service_request_id: str, event: Annotated[LabStat
 def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Body()], idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
     return api.json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
+
+
+@app.get(
+    "/lab/documents/<document_id>",
+    operation_id="getDocument",
+    summary="A document an order is based on: its metadata and a short-lived download link",
+    tags=TAGS,
+    responses=answers(_ok(200, "The document", _DOCUMENT), 404),
+)
+def get_document(document_id: str):
+    # A presigned link is a credential for a few minutes: never cached on the way.
+    return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
 
 
 @app.get(

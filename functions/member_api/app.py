@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from whoop_bridge import api
 from whoop_bridge.api import JSON, IdempotencyKey, answers
@@ -21,13 +21,15 @@ from whoop_bridge.members.models import ConnectRequest
 from whoop_bridge.observability import get_logger
 from whoop_bridge.secrets import SecretNotConfigured
 from whoop_bridge.store import member_store, record_store
+from whoop_bridge.validation import query_date_time
 
 logger = get_logger("member_api")
 app = APIGatewayRestResolver(enable_validation=True)
 
 ClientUserId = Annotated[str, Path(pattern=connections.CLIENT_USER_ID.pattern, description="the platform's own id of its user")]
 # Window bounds: ISO-8601 date-times with an offset; naive times are ambiguous, so refused.
-WindowBound = Annotated[Optional[AwareDatetime], Query(description="ISO-8601 date-time with a UTC offset or Z")]
+# An offset's `+` that API Gateway decoded to a space is put back.
+WindowBound = Annotated[Optional[AwareDatetime], BeforeValidator(query_date_time), Query(description="ISO-8601 date-time with a UTC offset or Z")]
 
 
 def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:

@@ -25,7 +25,9 @@ from whoop_bridge.whoop.budget import BudgetExhausted
 logger = get_logger("member_sync")
 metrics = get_metrics("member_sync")
 processor = BatchProcessor(event_type=EventType.SQS)
-# WHOOP retries a webhook for about an hour; a day covers every redelivery.
+# WHOOP retries a webhook for up to two hours (the intake accepts that late); a day covers
+# every redelivery. A webhook that raises (read lag, the budget) leaves no record here, so
+# its deferred copy runs.
 DAY = 24 * 3600
 webhook_once = IdempotencyConfig(event_key_jmespath="trace_id", raise_on_no_idempotency_key=True, expires_after_seconds=DAY)
 job_once = IdempotencyConfig(
@@ -78,6 +80,12 @@ def record_handler(record) -> str:
         metrics.add_metric(name="MemberWorkDeferred", unit=MetricUnit.Count, value=1)
         logger.info("deferred for the rate budget", extra={"kind": kind, "reason": deferred.reason, "delay_seconds": delay})
         return "deferred"
+    except sync.ReadLagRetry as retry:
+        # WHOOP answered 404 right after its own webhook: ask again in a minute.
+        delay = sync.defer(queue_url, retry.rest, retry.retry_after)
+        metrics.add_metric(name="MemberRecordNotYetReadable", unit=MetricUnit.Count, value=1)
+        logger.info("record not readable at WHOOP yet; asking again later", extra={"event_type": message.get("type"), "delay_seconds": delay})
+        return "read_lag"
     except BudgetExhausted as exhausted:
         delay = sync.defer(queue_url, message, exhausted.retry_after)
         metrics.add_metric(name="MemberWorkDeferred", unit=MetricUnit.Count, value=1)
@@ -112,6 +120,10 @@ def _count(kind: str, result: dict) -> None:
         metrics.add_metric(name="WebhookForUnknownMember", unit=MetricUnit.Count, value=1)
     elif outcome.startswith("skipped_"):
         metrics.add_metric(name="MemberSyncSkipped", unit=MetricUnit.Count, value=1)
+    elif outcome == "not_found":
+        metrics.add_metric(name="WebhookRecordNotFound", unit=MetricUnit.Count, value=1)
+    if result.get("unreadable"):
+        metrics.add_metric(name="RecordsUnreadable", unit=MetricUnit.Count, value=result["unreadable"])
     if result.get("changed") or result.get("repairs"):
         metrics.add_metric(name="RecordsChanged", unit=MetricUnit.Count, value=result.get("changed") or result.get("repairs"))
     if result.get("repairs"):

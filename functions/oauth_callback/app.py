@@ -2,17 +2,22 @@
 
 Sends the member back to the connect link's return URL with `status` (connected, denied,
 user_limit, offline_not_granted, error), or shows a small page when the link had none.
-An unknown, expired or reused `state` gets a 400 page and nothing is stored.
+A repeat of a callback that just completed (a reload) gets the same answer; an unknown,
+expired or reused `state` gets a 400 page and nothing is stored. Every `error` outcome is
+counted (`OAuthAuthorizationFailed`, with an alarm).
 """
 
 import html
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from whoop_bridge.config import ConfigurationError
 from whoop_bridge.members import connections
-from whoop_bridge.observability import get_logger
+from whoop_bridge.observability import get_logger, get_metrics
 from whoop_bridge.secrets import SecretNotConfigured
 
 logger = get_logger("oauth_callback")
+metrics = get_metrics("oauth_callback")
 
 # The callback URL carries the code: keep it out of caches and of the next page's Referer.
 SECURITY_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
@@ -31,6 +36,7 @@ PAGES = {
 }
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event, context):
     query = event.get("queryStringParameters") or {}
@@ -40,6 +46,8 @@ def handler(event, context):
         # Fail closed: nothing is exchanged without the app's own credentials.
         logger.error("OAuth callback refused: the bridge is not configured", extra={"detail": str(error)})
         outcome = connections.Outcome("not_configured")
+    if outcome.status == "error" and not outcome.repeated:
+        metrics.add_metric(name="OAuthAuthorizationFailed", unit=MetricUnit.Count, value=1)
     if outcome.location:
         return {"statusCode": 302, "headers": {**SECURITY_HEADERS, "Location": outcome.location}, "body": ""}
     return _page(outcome.status)

@@ -213,6 +213,12 @@ def test_a_forged_expired_or_reused_state_is_refused_and_nothing_is_stored(bridg
         assert first.status_code == 302
         exchanges += 1
         _table(bridge).delete_item(Key={"pk": f"MEMBER#{member}", "sk": "CONNECTION"})  # only the replay's effect is under test
+        # Past the time a completed callback's outcome is kept for a reload.
+        _table(bridge).update_item(
+            Key={"pk": f"STATE#{hashlib.sha256(state.encode()).hexdigest()}", "sk": "STATE"},
+            UpdateExpression="SET outcome_until = :past",
+            ExpressionAttributeValues={":past": int(time.time()) - 1},
+        )
 
     replay = requests.get(callback, allow_redirects=False, timeout=10)
 
@@ -222,6 +228,83 @@ def test_a_forged_expired_or_reused_state_is_refused_and_nothing_is_stored(bridg
     assert _connection_item(bridge, member) is None
     assert bridge.platform.connection(member).status_code == 404
     assert bridge.emulator.member_code_exchanges == exchanges  # no code was exchanged for it
+
+
+def test_a_reload_of_a_completed_callback_answers_the_same_outcome_and_exchanges_no_code(bridge):
+    member = _member()
+    consent = requests.get(_link(bridge, member), allow_redirects=False, timeout=10)
+    callback = consent.headers["Location"]
+    first = requests.get(callback, allow_redirects=False, timeout=10)
+    assert first.status_code == 302 and first.headers["Location"].endswith("status=connected")
+    exchanges, connected = bridge.emulator.member_code_exchanges, _connection_item(bridge, member)
+
+    # The browser reloads, or the member taps twice: the same answer, nothing done again.
+    reloads = [requests.get(callback, allow_redirects=False, timeout=30) for _ in range(2)]
+
+    assert [(answer.status_code, answer.headers.get("Location")) for answer in reloads] == [(302, first.headers["Location"])] * 2
+    assert bridge.emulator.member_code_exchanges == exchanges
+    assert _connection_item(bridge, member)["token_version"] == connected["token_version"]
+    assert len(bridge.domain_events.published("member.connected", client_user_id=member)) == 1
+    # The kept outcome is a status word: no token or code in the state's item.
+    query = parse_qs(urlsplit(callback).query)
+    state_item = repr(_table(bridge).get_item(Key={"pk": f"STATE#{hashlib.sha256(query['state'][0].encode()).hexdigest()}", "sk": "STATE"})["Item"])
+    assert query["code"][0] not in state_item
+    assert "connected" in state_item
+
+
+def test_a_double_submit_while_the_first_callback_runs_gets_its_outcome(bridge):
+    member = _member()
+    consent = requests.get(_link(bridge, member), allow_redirects=False, timeout=10)
+    callback = consent.headers["Location"]
+    exchanges = bridge.emulator.member_code_exchanges
+    bridge.emulator.inject_fault("POST", r"^/oauth/oauth2/token$", status=None, delay=1.5)  # WHOOP is slow to exchange
+    answers: list[requests.Response] = []
+    first = threading.Thread(target=lambda: answers.append(requests.get(callback, allow_redirects=False, timeout=30)))
+    first.start()
+    time.sleep(0.5)
+
+    second = requests.get(callback, allow_redirects=False, timeout=30)
+    first.join(30)
+
+    assert answers and answers[0].status_code == 302 and answers[0].headers["Location"].endswith("status=connected")
+    assert second.status_code == 302 and second.headers["Location"] == answers[0].headers["Location"]
+    assert bridge.emulator.member_code_exchanges == exchanges + 1
+
+
+@pytest.mark.parametrize("error", ["invalid_scope", "request_forbidden", "server_error", "temporarily_unavailable"])
+def test_an_authorization_error_other_than_access_denied_is_status_error_logged_and_counted(bridge, capsys, error):
+    member = _member()
+    consent = requests.get(_link(bridge, member), allow_redirects=False, timeout=10)
+    callback = urlsplit(consent.headers["Location"])
+    state = parse_qs(callback.query)["state"][0]
+    description = "Detail for member Jane Doe 1990-01-01"
+    capsys.readouterr()
+    errors_before = bridge.log.getvalue().count("WHOOP refused the authorization")
+
+    params = {"error": error, "error_description": description, "state": state}
+    answer = requests.get(callback._replace(query="").geturl(), params=params, allow_redirects=False, timeout=10)
+
+    assert answer.status_code == 302 and parse_qs(urlsplit(answer.headers["Location"]).query) == {"status": ["error"]}
+    assert bridge.platform.connection(member).status_code == 404
+    logged = [line for line in bridge.log.getvalue().splitlines() if "WHOOP refused the authorization" in line]
+    assert len(logged) == errors_before + 1
+    assert '"level":"ERROR"' in logged[-1] and f'"error_code":"{error}"' in logged[-1]
+    assert "Jane" not in bridge.log.getvalue()
+    printed = capsys.readouterr().out
+    assert any('"OAuthAuthorizationFailed"' in line for line in printed.splitlines()), "the metric was not emitted"
+
+
+def test_an_authorization_error_from_whoops_own_consent_page_reaches_the_platform_as_error(bridge):
+    member = _member()
+    url = _link(bridge, member)
+    parts = urlsplit(url)
+    query = {key: values[0] for key, values in parse_qs(parts.query).items()} | {"scope": "read:everything"}
+    import urllib.parse
+
+    hops = follow_consent(parts._replace(query=urllib.parse.urlencode(query)).geturl())
+
+    assert _landing(hops) == {"status": ["error"]}
+    assert bridge.platform.connection(member).status_code == 404
 
 
 def test_declined_consent_sends_the_member_back_with_denied(bridge):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,17 @@ class Bridge:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             taken += batch
 
+    def delayed_messages(self, logical_id: str = "PartnerEventsQueue") -> list[tuple[dict[str, Any], float]]:
+        """Each message still delayed on one of the stack's queues (SendMessage's DelaySeconds),
+        with the seconds until it shows; read from moto, which SQS itself cannot do."""
+        from moto.sqs.models import sqs_backends
+
+        from local.stack import ACCOUNT, REGION
+
+        queue = sqs_backends[ACCOUNT][REGION].get_queue(self.stack.output(logical_id).rsplit("/", 1)[-1])
+        now_ms = time.time() * 1000
+        return [(json.loads(message.body), (message.delayed_until - now_ms) / 1000) for message in list(queue._messages) if message.delayed]
+
     def published(self, detail_type: str, **detail: Any) -> list[dict[str, Any]]:
         """Domain events of `detail_type` published so far whose detail holds `detail`."""
         return self.domain_events.published(detail_type, **detail)
@@ -168,7 +180,9 @@ class Bridge:
         return requisition
 
 
-def start_bridge(secrets: dict[str, str] | None = None, member_secrets: dict[str, str] | None = None) -> tuple[LocalStack, WhoopEmulator]:
+def start_bridge(
+    secrets: dict[str, str] | None = None, member_secrets: dict[str, str] | None = None, parameters: dict[str, str] | None = None
+) -> tuple[LocalStack, WhoopEmulator]:
     emulator = WhoopEmulator().start()
     values = secrets or {
         "client_id": emulator.client_id,
@@ -181,7 +195,7 @@ def start_bridge(secrets: dict[str, str] | None = None, member_secrets: dict[str
         whoop_base_url=emulator.base_url,
         consume_queues=False,
         secrets={"PartnerSecret": values, "MemberAppSecret": member_values},
-        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES, "AllowedReturnUrls": SAMPLE_RETURN_URL},
+        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES, "AllowedReturnUrls": SAMPLE_RETURN_URL, **(parameters or {})},
     )
     try:
         stack.start()

@@ -124,3 +124,71 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     assert counts["events_published"] >= 1
     assert bridge.published("member.connected", client_user_id="outbox-member")
     assert "Item" not in table.get_item(Key=member_store.outbox_key(event["id"]))
+
+
+def test_two_members_consenting_with_one_whoop_account_at_once_leave_exactly_one_owner(bridge, monkeypatch):
+    """B reads "no owner", then A connects the same WHOOP account and commits, then B
+    writes: B's mapping write must not overwrite A's silently; B takes the moved path."""
+    from whoop_bridge.members import connections
+    from whoop_bridge.store import member_store
+    from whoop_bridge.whoop.member import TokenGrant
+
+    user_id, scopes = 77001, ("offline", "read:profile")
+    profile = {"user_id": user_id, "email": None, "first_name": None, "last_name": None}
+    real_get_user = member_store.get_user
+    reads: list[str] = []
+
+    def interleaved(wanted: int):
+        found = real_get_user(wanted)
+        if not reads:
+            reads.append("b read")
+            # Between B's read and B's write, A connects the same account and commits.
+            monkeypatch.setattr(member_store, "get_user", real_get_user)
+            connections._store_connection("race-a", user_id, TokenGrant("access-a", 3600, "refresh-a", scopes), profile)
+            monkeypatch.setattr(member_store, "get_user", interleaved)
+        return found
+
+    monkeypatch.setattr(member_store, "get_user", interleaved)
+    connections._store_connection("race-b", user_id, TokenGrant("access-b", 3600, "refresh-b", scopes), profile)
+    monkeypatch.setattr(member_store, "get_user", real_get_user)
+
+    assert reads == ["b read"]
+    assert member_store.get_user(user_id)["client_user_id"] == "race-b"
+    a, b = member_store.get_connection("race-a"), member_store.get_connection("race-b")
+    assert (a["status"], a["status_reason"], "sealed_tokens" in a) == ("disconnected", "moved_to_another_member", False)
+    assert b["status"] == "connected"
+    assert bridge.published("member.connection_moved", user_id=user_id, from_client_user_id="race-a", to_client_user_id="race-b")
+
+
+def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owner(bridge):
+    import threading
+
+    from whoop_bridge.members import connections
+    from whoop_bridge.store import member_store
+    from whoop_bridge.whoop.member import TokenGrant
+
+    user_id, scopes = 77002, ("offline", "read:profile")
+    profile = {"user_id": user_id, "email": None, "first_name": None, "last_name": None}
+    members = [f"thread-race-{index}" for index in range(4)]
+    start = threading.Barrier(len(members))
+    failures: list[BaseException] = []
+
+    def consent(client_user_id: str) -> None:
+        start.wait()
+        try:
+            connections._store_connection(client_user_id, user_id, TokenGrant(f"access-{client_user_id}", 3600, "refresh", scopes), profile)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=consent, args=(member,)) for member in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert failures == []
+    owner = member_store.get_user(user_id)["client_user_id"]
+    statuses = {member: member_store.get_connection(member)["status"] for member in members}
+    assert statuses[owner] == "connected"
+    assert all(status == "disconnected" for member, status in statuses.items() if member != owner), statuses
+    assert all(member_store.get_connection(member)["status_reason"] == "moved_to_another_member" for member in members if member != owner)

@@ -225,7 +225,7 @@ def test_the_updated_event_is_published_with_the_record_and_leaves_the_outbox(br
     (stored,) = _store(member, "recovery", recovery, cause="backfill")
 
     (detail,) = bridge.published(UPDATED, client_user_id=member)
-    assert detail["version"] == "1" and detail["record_version"] == 1 and detail["cause"] == "backfill"
+    assert detail["version"] == "1" and detail["record_version"] == 2 and detail["cause"] == "backfill"
     assert detail["record_type"] == "recovery" and detail["record_id"] == recovery["sleep_id"]  # keyed by its sleep
     assert detail["user_id"] == 10129
     assert detail["record"]["created_at"] == "2026-11-14T05:30:00.000Z"
@@ -488,3 +488,45 @@ def test_a_write_cancelled_by_a_concurrent_transaction_is_raised_not_taken_for_o
         record_store.upsert("records-conflict", 10129, "sleep", sleep, "webhook")
     with pytest.raises(ClientError, match="TransactionCanceledException"):
         record_store.delete("records-conflict", 10129, "sleep", sleep["id"], "webhook")
+
+
+def test_an_offset_whose_plus_api_gateway_decoded_to_a_space_means_plus(bridge):
+    member = "records-plus-offset"
+    _connect(member)
+    cycles = [_record("cycle", f"2026-11-01T{hour:02d}:00:00.000Z", hour) for hour in (22, 23)]
+    for cycle in cycles:
+        _store(member, "cycle", cycle)
+
+    # `start=2026-11-01T23:30:00+01:00` sent unescaped: 22:30 UTC, so only the 23:00 cycle.
+    status, body = _read(bridge, member, "cycle", start="2026-11-01T23:30:00 01:00")
+    assert status == 200, body
+    assert [cycle["start"] for cycle in body["records"]] == ["2026-11-01T23:00:00.000Z"]
+    status, body = _read(bridge, member, "cycle", start="2026-11-01T21:00:00 01:00", end="2026-11-01T23:30:00.000 0100")
+    assert status == 200 and [cycle["start"] for cycle in body["records"]] == ["2026-11-01T22:00:00.000Z"]
+    # A space anywhere else is still not a date-time.
+    assert _read(bridge, member, "cycle", start="2026-11-01 23:30:00")[0] == 400
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "eyJnc2kxcGsiOiIiLCJnc2kxc2siOiIiLCJwayI6IiIsInNrIjoiIn0",  # every key value empty
+        "%%%",
+        "AAAA",
+        "W10",  # []
+        "bnVsbA",  # null
+    ],
+)
+def test_a_made_up_page_token_is_a_400_never_a_5xx(bridge, token):
+    import base64
+
+    member = "records-made-up-token"
+    _connect(member)
+    _store(member, "sleep", _sleep("2026-11-01T23:00:00.000Z"))
+    crafted = {"pk": f"MEMBER#{member}", "sk": "SLEEP#", "gsi1pk": f"RECORDS#{member}#sleep", "gsi1sk": ""}
+    empty_values = base64.urlsafe_b64encode(json.dumps(crafted).encode()).decode().rstrip("=")
+
+    for candidate in (token, empty_values):
+        status, body = _read(bridge, member, "sleep", next_token=candidate)
+        assert status == 400, body
+        assert [problem["field"] for problem in body["problems"]] == ["query.next_token"]

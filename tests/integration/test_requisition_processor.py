@@ -9,6 +9,9 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from integration_harness import SAMPLE_REQUISITION_ID, SAMPLE_REVIEW_ID, load_event
 from local.stack import wait_until
@@ -49,7 +52,8 @@ def listed_requisition_ids(bridge) -> list[str]:
         if not body["next_token"]:
             return ids
         event = load_event("lab_api_list_requisitions.json")
-        event["queryStringParameters"]["next_token"] = body["next_token"]
+        event["queryStringParameters"] = {"next_token": body["next_token"]}
+        event["multiValueQueryStringParameters"] = {"next_token": [body["next_token"]]}
         status, body, _ = bridge.lab_api(event)
         assert status == 200
 
@@ -98,19 +102,157 @@ def test_the_same_event_again_changes_nothing(bridge):
     assert len(bridge.published("requisition.received", requisition_id=requisition["id"])) == 1
 
 
-def test_requisition_whoop_does_not_know_is_recorded_not_found_and_not_retried(bridge):
+def retry_event(body: dict) -> dict:
+    """The SQS event of a message the processor put back on its queue."""
+    event = requisition_event(body["resource_id"])
+    event["Records"][0]["body"] = json.dumps(body)
+    event["Records"][0]["messageId"] = str(uuid.uuid4())
+    return event
+
+
+def delayed_for(bridge, requisition_id: str) -> list[tuple[dict, float]]:
+    return [(body, seconds) for body, seconds in bridge.delayed_messages() if body["resource_id"] == requisition_id]
+
+
+def get_requisition_status(bridge, requisition_id: str) -> int:
+    status, _, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition_id}))
+    return status
+
+
+def test_a_404_is_fetched_again_later_and_the_order_is_not_declared_missing_yet(bridge):
     requisition_id = str(uuid.uuid4())
 
-    answer = process(bridge, requisition_event(requisition_id))
+    assert process(bridge, requisition_event(requisition_id)) == {"batchItemFailures": []}
 
-    assert answer == {"batchItemFailures": []}
-    assert bridge.requisition_item(requisition_id)["outcome"] == "not_found"
-    status, body, _ = bridge.lab_api(
-        load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition_id})
+    stored = bridge.requisition_item(requisition_id)
+    assert stored["outcome"] == "awaiting_whoop"
+    ((body, seconds),) = delayed_for(bridge, requisition_id)
+    assert body == {
+        "event_type": "lab_requisition.created", "resource_id": requisition_id, "not_found_since": stored["not_found_since"], "not_found_attempt": 1,
+    }
+    assert 25 < seconds <= 30  # the first of the doubling delays for the default 15 minutes
+    assert get_requisition_status(bridge, requisition_id) == 404
+    assert bridge.published("requisition.unavailable", requisition_id=requisition_id) == []
+
+    # WHOOP's webhook again meanwhile: it joins the running wait, no second chain of retries.
+    assert process(bridge, requisition_event(requisition_id)) == {"batchItemFailures": []}
+    assert len(delayed_for(bridge, requisition_id)) == 1
+
+
+def test_the_delayed_retry_is_not_taken_for_a_duplicate_and_its_success_shows_the_order(bridge):
+    requisition = bridge.emulator.create_requisition(CODES)
+    bridge.emulator.inject_fault("GET", f"/requisition/{requisition['id']}$", status=404, count=1)
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+    ((body, _),) = delayed_for(bridge, requisition["id"])
+
+    assert process(bridge, retry_event(body)) == {"batchItemFailures": []}
+
+    assert bridge.requisition_item(requisition["id"])["outcome"] == "received"
+    assert settled(bridge, requisition) == {"LIPID_PANEL": ["ORDER_CONFIRMED"], "CBC": ["ORDER_CONFIRMED"], "HBA1C": ["ORDER_ISSUE"]}
+    assert get_requisition_status(bridge, requisition["id"]) == 200
+    assert requisition["id"] in listed_requisition_ids(bridge)
+    assert len(bridge.published("requisition.received", requisition_id=requisition["id"])) == 1
+    # Now a real duplicate (the retry again, or WHOOP's webhook again) changes nothing.
+    assert process(bridge, retry_event(body)) == {"batchItemFailures": []}
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+    assert len(bridge.emulator.calls_to("GET", f"/requisition/{requisition['id']}$")) == 2
+    assert len(delayed_for(bridge, requisition["id"])) == 1  # only the one delivered above by hand
+
+
+def test_after_the_bound_the_order_is_declared_not_found_once_and_a_later_success_still_shows_it(bridge, capsys):
+    requisition_id = str(uuid.uuid4())
+    assert process(bridge, requisition_event(requisition_id)) == {"batchItemFailures": []}
+    ((body, _),) = delayed_for(bridge, requisition_id)
+    # Sixteen minutes later (past the default 15): the wait began that long ago.
+    began = (datetime.now(UTC) - timedelta(minutes=16)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    bridge.lab_table.update_item(
+        Key={"pk": f"REQ#{requisition_id}", "sk": "REQ"},
+        UpdateExpression="SET not_found_since = :began",
+        ExpressionAttributeValues={":began": began},
     )
-    assert status == 404
-    assert body["error"] == "not_found"
-    assert bridge.published("requisition.unavailable", requisition_id=requisition_id)[0]["outcome"] == "not_found"
+    capsys.readouterr()
+
+    assert process(bridge, retry_event({**body, "not_found_since": began, "not_found_attempt": 5})) == {"batchItemFailures": []}
+
+    assert bridge.requisition_item(requisition_id)["outcome"] == "not_found"
+    assert delayed_for(bridge, requisition_id) == [(body, pytest.approx(30, abs=30))]  # only the first, still pending
+    assert [event["outcome"] for event in bridge.published("requisition.unavailable", requisition_id=requisition_id)] == ["not_found"]
+    assert '"RequisitionNotFound"' in capsys.readouterr().out  # the metric the alarm watches
+    assert get_requisition_status(bridge, requisition_id) == 404
+    # The older retry that is still pending comes: it belongs to the finished wait.
+    assert process(bridge, retry_event(body)) == {"batchItemFailures": []}
+    assert len(bridge.published("requisition.unavailable", requisition_id=requisition_id)) == 1
+
+    # WHOOP has it after all and sends its webhook again: the order is taken in full.
+    late = bridge.emulator.create_requisition(["CBC"])
+    bridge.emulator.add_requisition({**late, "id": requisition_id})
+    assert process(bridge, requisition_event(requisition_id)) == {"batchItemFailures": []}
+    assert bridge.requisition_item(requisition_id)["outcome"] == "received"
+    assert get_requisition_status(bridge, requisition_id) == 200
+    assert len(bridge.published("requisition.received", requisition_id=requisition_id)) == 1
+
+
+def test_an_unrecognised_task_business_status_is_kept_and_every_test_confirmed(bridge):
+    requisition = bridge.emulator.create_requisition(CODES)
+    requisition["service_requests"][0]["task_business_status"] = "Specimen collected"
+    requisition["service_requests"][1]["status"] = None  # a null where WHOOP documents a value
+    requisition["service_requests"][1]["code"] = "LIPID_PANEL"
+    requisition["service_requests"][0]["sample_tube"] = "lavender"  # a field WHOOP may add
+    bridge.emulator.add_requisition(requisition)
+
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+
+    first, second, third = (sr["id"] for sr in requisition["service_requests"])
+    bridge.wait_for_workflow(first, "awaiting_lab_event")
+    assert bridge.emulator.status_history(first)[0]["status"] == "ORDER_CONFIRMED"
+    assert bridge.emulator.status_history(second) == []  # FHIR status null: no work, nothing sent
+    assert bridge.emulator.calls_to("PATCH", f"/requisition/{requisition['id']}/status$") == []
+    status, view, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]}))
+    assert status == 200
+    by_id = {sr["id"]: sr for sr in view["service_requests"]}
+    assert (by_id[first]["whoop_task_business_status"], by_id[first]["task_business_status"]) == ("Specimen collected", "ORDER_CONFIRMED")
+    assert (by_id[second]["status"], by_id[second]["workflow"]) == (None, "skipped")
+    assert view["problems"] == []
+    wait_until(lambda: bridge.emulator.status_history(third), 20, what="HBA1C's status")
+    assert [entry["status"] for entry in bridge.emulator.status_history(third)] == ["ORDER_ISSUE"]
+
+
+def test_an_order_the_bridge_cannot_read_is_recorded_alarmed_and_nothing_is_sent_to_whoop(bridge, capsys):
+    requisition = bridge.emulator.create_requisition(["CBC"])
+    bridge.emulator.add_requisition({**requisition, "service_requests": "CBC"})
+    capsys.readouterr()
+
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+
+    stored = bridge.requisition_item(requisition["id"])
+    assert (stored["outcome"], [p["field"] for p in stored["problems"]]) == ("invalid", ["service_requests"])
+    assert '"RequisitionInvalid"' in capsys.readouterr().out
+    assert [event["outcome"] for event in bridge.published("requisition.unavailable", requisition_id=requisition["id"])] == ["invalid"]
+    assert [call for call in bridge.emulator.calls if call["method"] == "PATCH" and requisition["id"] in call["path"]] == []
+    # Once WHOOP serves a readable order, WHOOP's next webhook takes it in.
+    bridge.emulator.add_requisition(requisition)
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+    assert bridge.requisition_item(requisition["id"])["outcome"] == "received"
+
+
+def test_a_test_without_a_code_is_held_and_shown_while_the_others_go_ahead(bridge):
+    requisition = bridge.emulator.create_requisition(["CBC", "LIPID_PANEL"])
+    requisition["service_requests"][1]["code"] = None
+    bridge.emulator.add_requisition(requisition)
+
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+
+    good, held = (sr["id"] for sr in requisition["service_requests"])
+    bridge.wait_for_workflow(good, "awaiting_lab_event")
+    status, view, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]}))
+    assert status == 200
+    by_id = {sr["id"]: sr for sr in view["service_requests"]}
+    assert by_id[held]["workflow"] == "held"
+    assert by_id[held]["next_statuses"] == [] and by_id[held]["accepts_results"] == []
+    assert [p["field"] for p in by_id[held]["problems"]] == ["service_requests.1.code"]
+    assert [p["field"] for p in view["problems"]] == ["service_requests.1.code"]
+    assert bridge.emulator.status_history(held) == []
+    assert held not in [execution["name"] for execution in bridge.executions()]
 
 
 def test_message_that_is_not_json_is_dropped_not_retried(bridge):
@@ -131,7 +273,7 @@ def test_json_message_without_the_event_fields_is_dropped_as_malformed(bridge):
 
 def test_whoop_server_error_returns_only_that_record_for_retry_and_loses_nothing(bridge):
     failing = bridge.emulator.create_requisition(CODES)
-    fine_id = str(uuid.uuid4())  # unknown to WHOOP: processed (not_found) in the same batch
+    fine_id = str(uuid.uuid4())  # unknown to WHOOP: processed (fetched again later) in the same batch
     bridge.emulator.inject_fault("GET", f"/requisition/{failing['id']}$", status=500, count=10)
     event = requisition_event(failing["id"])
     event["Records"].append({**requisition_event(fine_id)["Records"][0], "messageId": str(uuid.uuid4())})
@@ -141,7 +283,7 @@ def test_whoop_server_error_returns_only_that_record_for_retry_and_loses_nothing
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": failing_message_id}]}
     assert bridge.requisition_item(failing["id"]) is None
-    assert bridge.requisition_item(fine_id)["outcome"] == "not_found"
+    assert bridge.requisition_item(fine_id)["outcome"] == "awaiting_whoop"
     # The client retried the transient 500 before giving the message back to the queue.
     assert len(bridge.emulator.calls_to("GET", f"/requisition/{failing['id']}$")) > 1
 

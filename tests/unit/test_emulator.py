@@ -134,20 +134,23 @@ def test_token_wrong_secret_is_401(emulator, http):
     assert emulator.token_requests == 0
 
 
-def test_token_form_encoded_is_400(emulator, http):
+def test_token_form_encoded_is_401_and_a_recorded_violation(emulator, http):
+    # WHOOP documents 200 and 401 on the token route: no invented 400.
     response = http.post(emulator.base_url + PARTNER + "/token", data=token_body(emulator), timeout=5)
 
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
     assert emulator.token_requests == 0
+    assert [v["problem"] for v in emulator.contract_violations()] == ["Content-Type must be application/json"]
 
 
-@pytest.mark.parametrize("override", [{"grant_type": "authorization_code"}, {"scope": "read:recovery"}])
-def test_token_wrong_grant_or_scope_is_400(emulator, http, override):
+@pytest.mark.parametrize(("override", "problem"), [({"grant_type": "authorization_code"}, "grant_type must be client_credentials"),
+                                                   ({"scope": "read:recovery"}, "scope must be whoop-partner/token")])
+def test_token_wrong_grant_or_scope_is_401_and_a_recorded_violation(emulator, http, override, problem):
     response = http.post(emulator.base_url + PARTNER + "/token", json=token_body(emulator, **override), timeout=5)
 
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    assert response.status_code == 401
+    assert [v["problem"] for v in emulator.contract_violations()] == [problem]
 
 
 def test_token_ttl_comes_from_constructor(http):
@@ -193,22 +196,38 @@ def test_get_requisition_200_with_exact_shape_and_404(emulator, http, auth):
     body = response.json()
     assert body == created
     assert set(body) == {"id", "created_at", "updated_at", "patient", "service_requests", "appointments"}
-    assert set(body["patient"]) == {"id", "first_name", "last_name", "birth_date", "gender", "email", "phone"}
+    assert set(body["patient"]) == {"id", "first_name", "last_name", "birth_date", "gender", "email", "phone",
+                                    "nationality", "emirates_id", "passport_no"}
     assert body["created_at"].endswith("Z")
     srs = body["service_requests"]
     assert [sr["code"] for sr in srs] == ["LIPID_PANEL", "CBC"]
+    # A new order has no task_business_status at all (absent, not null) and no references.
     assert srs[0] == {
         "id": srs[0]["id"], "status": "active", "intent": "order", "code": "LIPID_PANEL",
-        "task_business_status": None, "task_description": "Fasting lipid panel",
+        "task_description": "Fasting lipid panel", "based_on": [],
     }
     assert srs[1]["task_description"] == "Complete blood count"
     [appointment] = body["appointments"]
     assert appointment["service_request_ids"] == [sr["id"] for sr in srs]
-    assert set(appointment) == {"service_request_ids", "start_time", "slot_id", "collection_address"}
+    assert set(appointment) == {"type", "service_request_ids", "start_time", "slot_id"}
+    assert appointment["type"] == "IN_PERSON"
 
     missing = http.get(f"{emulator.base_url}{PARTNER}/requisition/00000000-0000-4000-8000-000000000000",
                        headers=auth, timeout=5)
     assert missing.status_code == 404
+
+
+def test_a_mobile_appointment_has_the_collection_address_and_based_on_is_kept(emulator):
+    document = {"type": "DocumentReference", "id": "5d0f8a52-4c8e-4f1c-9a51-0c1f4a8d2b11"}
+
+    requisition = emulator.create_requisition(["CBC", "HBA1C"], appointment_type="MOBILE", based_on={"CBC": [document]})
+
+    [appointment] = requisition["appointments"]
+    assert appointment["type"] == "MOBILE"
+    assert {"building", "area", "emirate"} <= set(appointment["collection_address"])
+    assert [sr["based_on"] for sr in requisition["service_requests"]] == [[document], []]
+    with pytest.raises(ValueError):
+        emulator.create_requisition(["CBC"], appointment_type="HOME")
 
 
 def test_get_service_request_200_and_404(emulator, http, auth):
@@ -252,17 +271,21 @@ def test_status_happy_path(emulator, http, auth):
         (["FULL_RESULTS_READY"], "PARTIAL_RESULTS_READY"),
     ],
 )
-def test_forbidden_transition_is_409_and_changes_nothing(emulator, http, auth, before, after):
+def test_forbidden_transition_changes_nothing_and_is_a_recorded_violation(emulator, http, auth, before, after):
+    # WHOOP documents only 200 and 404 here: the documented answer, nothing changed, the violation recorded.
     sr_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
     for step in before:
         assert patch_sr(emulator, http, auth, sr_id, step).status_code == 200
 
     response = patch_sr(emulator, http, auth, sr_id, after, reason="x" if "ISSUE" in after else None)
 
-    assert response.status_code == 409
-    assert response.json()["error"] == "conflict"
+    assert response.status_code == 200
+    assert response.json()["task_business_status"] == before[-1]
     assert emulator.service_request(sr_id)["task_business_status"] == before[-1]
     assert len(emulator.status_history(sr_id)) == len(before)
+    [violation] = emulator.contract_violations()
+    assert violation["method"] == "PATCH" and violation["path"].endswith(f"/service-request/{sr_id}/status")
+    assert "terminal" in violation["problem"] or "only moves forward" in violation["problem"]
 
 
 def test_issue_status_requires_reason_and_is_terminal(emulator, http, auth):
@@ -272,33 +295,38 @@ def test_issue_status_requires_reason_and_is_terminal(emulator, http, auth):
     missing = patch_sr(emulator, http, auth, sr_id, "APPOINTMENT_ISSUE")
     blank = patch_sr(emulator, http, auth, sr_id, "APPOINTMENT_ISSUE", reason="  ")
 
-    assert missing.status_code == 400
-    assert missing.json()["error"] == "invalid_request"
-    assert any("reason" in p for p in missing.json()["problems"])
-    assert blank.status_code == 400
+    assert (missing.status_code, blank.status_code) == (200, 200)
+    assert [v["problem"] for v in emulator.contract_violations()] == ["reason is required with APPOINTMENT_ISSUE"] * 2
     assert emulator.service_request(sr_id)["task_business_status"] == "ORDER_CONFIRMED"
 
     ok = patch_sr(emulator, http, auth, sr_id, "APPOINTMENT_ISSUE", reason="Member cancelled the appointment")
     assert ok.status_code == 200
     assert emulator.status_history(sr_id)[-1]["reason"] == "Member cancelled the appointment"
-    assert patch_sr(emulator, http, auth, sr_id, "APPOINTMENT_ATTENDED").status_code == 409
+    assert patch_sr(emulator, http, auth, sr_id, "APPOINTMENT_ATTENDED").status_code == 200
     results = http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results",
                         json=GOOD_REPORT, headers=auth, timeout=5)
-    assert results.status_code == 409
+    assert results.status_code == 201
+    assert emulator.service_request(sr_id)["task_business_status"] == "APPOINTMENT_ISSUE"
+    assert emulator.reports(sr_id) == []
+    assert [v["problem"] for v in emulator.contract_violations()][2:] == [
+        f"service request {sr_id}: APPOINTMENT_ISSUE is terminal; no status may follow it",
+        f"service request {sr_id} is in APPOINTMENT_ISSUE; results are closed",
+    ]
 
 
 @pytest.mark.parametrize(
     "body",
     [{"task_business_status": "DONE"}, {"task_business_status": "ORDER_CONFIRMED", "note": "x"}, {}],
 )
-def test_invalid_status_body_is_400(emulator, http, auth, body):
+def test_invalid_status_body_changes_nothing_and_is_a_recorded_violation(emulator, http, auth, body):
     sr_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
 
     response = http.patch(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/status",
                           json=body, headers=auth, timeout=5)
 
-    assert response.status_code == 400
-    assert response.json()["problems"]
+    assert response.status_code == 200
+    assert "task_business_status" not in emulator.service_request(sr_id)
+    assert emulator.contract_violations()
 
 
 def test_requisition_status_applies_to_every_service_request(emulator, http, auth):
@@ -322,26 +350,42 @@ def test_requisition_status_conflict_on_one_changes_none(emulator, http, auth):
     response = http.patch(f"{emulator.base_url}{PARTNER}/requisition/{req['id']}/status",
                           json={"task_business_status": "ORDER_CONFIRMED"}, headers=auth, timeout=5)
 
-    assert response.status_code == 409
-    assert emulator.service_request(first)["task_business_status"] is None
+    assert response.status_code == 204
+    assert "task_business_status" not in emulator.service_request(first)
     assert emulator.service_request(second)["task_business_status"] == "APPOINTMENT_ATTENDED"
+    [violation] = emulator.contract_violations()
+    assert violation["problem"] == f"service request {second}: cannot move from APPOINTMENT_ATTENDED to ORDER_CONFIRMED; the happy path only moves forward"
 
 
 # ---------------------------------------------------------------- results
 
 
-def test_results_observation_without_value_is_400_with_problem(emulator, http, auth):
+def test_results_observation_without_value_is_a_recorded_violation_and_not_stored(emulator, http, auth):
     sr_id = emulator.create_requisition(["LIPID_PANEL"])["service_requests"][0]["id"]
     bad = {"status": "final", "observations": [{"code": "LDL", "unit": "mg/dL", "status": "final"}]}
 
     response = http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results",
                          json=bad, headers=auth, timeout=5)
 
-    assert response.status_code == 400
-    body = response.json()
-    assert body["error"] == "invalid_request"
-    assert "observations[0]: at least one of value_numeric or value_text is required" in body["problems"]
+    assert response.status_code == 201  # WHOOP documents 201 and 404 only
+    assert [v["problem"] for v in emulator.contract_violations()] == [
+        "observations[0]: at least one of value_numeric or value_text is required"]
     assert emulator.reports(sr_id) == []
+
+
+def test_results_accepts_what_whoops_schema_allows(emulator, http, auth):
+    # Every field of WHOOP's report and observation is optional; bundle_id groups observations.
+    sr_id = emulator.create_requisition(["LIPID_PANEL"])["service_requests"][0]["id"]
+    url = f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results"
+    no_status = {"status": "final", "observations": [
+        {"code": "LDL", "value_numeric": 100, "unit": "mg/dL", "bundle_id": "1b7c2f0e-8f0b-4c6e-9d43-2a5e6f7a8b9c"}]}
+    cancelled = {"status": "cancelled"}
+
+    assert http.post(url, json=no_status, headers=auth, timeout=5).status_code == 201
+    assert http.post(url, json=cancelled, headers=auth, timeout=5).status_code == 201
+
+    assert emulator.reports(sr_id) == [no_status, cancelled]
+    assert emulator.contract_violations() == []
 
 
 @pytest.mark.parametrize(
@@ -366,8 +410,10 @@ def test_results_strict_validation(emulator, http, auth, report, fragment):
     response = http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results",
                          json=report, headers=auth, timeout=5)
 
-    assert response.status_code == 400
-    assert any(fragment in p for p in response.json()["problems"]), response.json()
+    assert response.status_code == 201
+    problems = [v["problem"] for v in emulator.contract_violations()]
+    assert any(fragment in p for p in problems), problems
+    assert emulator.reports(sr_id) == []
 
 
 def test_good_report_is_201_empty_and_stored_in_order(emulator, http, auth):
@@ -394,13 +440,31 @@ def test_results_for_unknown_service_request_is_404(emulator, http, auth):
 # ---------------------------------------------------------------- test data and webhooks
 
 
-def test_add_test_data_creates_requisition_and_sends_signed_webhook(http, receiver):
-    with WhoopEmulator(partner_webhook_url=receiver.url, webhook_secret="s3cret") as emu:
+@pytest.mark.parametrize(("query", "appointment_type"), [("", "IN_PERSON"), ("?appointmentType=MOBILE", "MOBILE"),
+                                                        ("?appointmentType=VIRTUAL", "VIRTUAL")])
+def test_add_test_data_answers_the_requisition_id_and_sends_no_webhook(http, receiver, query, appointment_type):
+    with WhoopEmulator(partner_webhook_url=receiver.url) as emu:
         token = get_token(emu, http)
-        response = http.post(f"{emu.base_url}{PARTNER}/development/add-test-data",
+        response = http.post(f"{emu.base_url}{PARTNER}/development/add-test-data{query}",
                              headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
-        assert response.status_code == 204
+        assert response.status_code == 200
+        requisition_id = response.json()["requisition_id"]
+        assert set(response.json()) == {"requisition_id"}
+        fetched = http.get(f"{emu.base_url}{PARTNER}/requisition/{requisition_id}",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+        [appointment] = fetched["appointments"]
+        assert appointment["type"] == appointment_type
+        assert ("collection_address" in appointment) == (appointment_type == "MOBILE")
+        assert receiver.deliveries == [] and emu.webhook_deliveries == []
+
+
+def test_partner_webhook_is_signed_compact_json(http, receiver):
+    with WhoopEmulator(partner_webhook_url=receiver.url, webhook_secret="s3cret") as emu:
+        token = get_token(emu, http)
+        requisition_id = emu.create_requisition()["id"]
+        assert emu.send_partner_webhook("lab_requisition.created", requisition_id) == 204
+
         [(headers, raw)] = receiver.deliveries
         expected = hmac.new(b"s3cret", raw, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["WHOOP-Signed"], expected)
@@ -434,11 +498,12 @@ def test_webhook_receiver_fetch_during_add_test_data_sorts_after_it(http):
             holder["emu"], holder["token"] = emu, get_token(emu, http)
             response = http.post(f"{emu.base_url}{PARTNER}/development/add-test-data",
                                  headers={"Authorization": f"Bearer {holder['token']}"}, timeout=15)
+            assert response.status_code == 200
+            assert emu.send_partner_webhook("lab_requisition.created", response.json()["requisition_id"]) == 204
 
-            assert response.status_code == 204
             assert holder["fetch"] == 200
             lines = emu.timeline()
-            assert lines[0] == "POST development/add-test-data → 204"
+            assert lines[0] == "POST development/add-test-data → 200"
             assert lines[1].startswith("GET requisition ") and lines[1].endswith("→ 200")
             assert [c["seq"] for c in emu.calls] == sorted(c["seq"] for c in emu.calls)
     finally:
@@ -521,7 +586,8 @@ def test_unknown_path_404_wrong_method_405_bad_json_400(emulator, http, auth):
     assert unknown.status_code == 404
     assert wrong_method.status_code == 405
     assert wrong_method.headers["Allow"] == "GET"
-    assert bad_json.status_code == 400
+    assert bad_json.status_code == 200  # the documented answer; the broken body is a recorded violation
+    assert emulator.contract_violations()[0]["problem"].startswith("body is not valid JSON")
 
 
 def test_timeline_is_readable_and_has_no_patient_data(emulator, http, auth):

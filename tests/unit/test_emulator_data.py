@@ -11,6 +11,7 @@ import sys
 import threading
 import urllib.parse
 import uuid
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,12 +31,13 @@ END = "2026-11-20T15:00:00Z"
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 COLLECTIONS = {"cycle": "/cycle", "sleep": "/activity/sleep", "recovery": "/recovery", "workout": "/activity/workout"}
 FIELDS = {
-    "cycle": {"id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "score"},
-    "sleep": {"id", "cycle_id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
+    "cycle": {"id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "step_count",
+              "score"},
+    "sleep": {"id", "cycle_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
               "nap", "score_state", "score"},
     "recovery": {"cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score"},
-    "workout": {"id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
-                "sport_name", "sport_id", "score_state", "score"},
+    "workout": {"id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
+                "sport_name", "score_state", "score"},
 }
 SCORE_FIELDS = {
     "cycle": {"strain", "kilojoule", "average_heart_rate", "max_heart_rate"},
@@ -43,8 +45,7 @@ SCORE_FIELDS = {
               "sleep_consistency_percentage", "sleep_efficiency_percentage"},
     "recovery": {"user_calibrating", "recovery_score", "resting_heart_rate", "hrv_rmssd_milli", "spo2_percentage",
                  "skin_temp_celsius"},
-    "workout": {"strain", "average_heart_rate", "max_heart_rate", "kilojoule", "percent_recorded", "distance_meter",
-                "altitude_gain_meter", "altitude_change_meter", "zone_durations"},
+    "workout": {"strain", "average_heart_rate", "max_heart_rate", "kilojoule", "percent_recorded", "zone_durations"},
 }
 
 
@@ -105,14 +106,15 @@ def member(emulator, http):
 
 
 def walk(emu, http, token, path, **params) -> list[dict]:
-    """Every page with limit 25, following next_token until it is null."""
+    """Every page with limit 25, following next_token until the last page, which has none."""
     records, next_token = [], None
     while True:
         page = get(emu, http, token, path, limit="25", **params, **({"nextToken": next_token} if next_token else {}))
         assert page.status_code == 200, page.text
-        assert set(page.json()) == {"records", "next_token"}
+        assert set(page.json()) <= {"records", "next_token"}
         records += page.json()["records"]
-        next_token = page.json()["next_token"]
+        next_token = page.json().get("next_token")
+        assert next_token != ""
         if next_token is None:
             return records
         assert len(page.json()["records"]) == 25
@@ -126,17 +128,22 @@ def test_history_has_whoops_shapes_and_field_names(emulator, http, member):
         records = walk(emulator, http, token, path)
         assert records == emulator.records(user_id, record_type)
         for record in records:
-            assert set(record) == FIELDS[record_type] - ({"score"} if record["score_state"] != "SCORED" else set())
+            # Absent, not null: a current cycle's end, a score that is not there yet.
+            absent = ({"score"} if record["score_state"] != "SCORED" else set()) | ({"end"} if record is records[0] and record_type == "cycle" else set())
+            assert set(record) == FIELDS[record_type] - absent
+            assert None not in (value for key, value in record.items() if key != "step_count")
             assert record["user_id"] == user_id and record["score_state"] in ("SCORED", "PENDING_SCORE")
             assert STAMP.fullmatch(record["created_at"]) and STAMP.fullmatch(record["updated_at"])
             assert record["updated_at"] >= record["created_at"]
             if "score" in record:
-                assert set(record["score"]) == SCORE_FIELDS[record_type]
+                assert SCORE_FIELDS[record_type] <= set(record["score"]) and None not in record["score"].values()
     cycles, sleeps, recoveries = (emulator.records(user_id, t) for t in ("cycle", "sleep", "recovery"))
-    assert cycles[0]["end"] is None and all(c["end"] == newer["start"] for c, newer in zip(cycles[1:], cycles))
+    assert "end" not in cycles[0] and all(c["end"] == newer["start"] for c, newer in zip(cycles[1:], cycles))
+    assert all(c["step_count"] is None or (isinstance(c["step_count"], int) and c["step_count"] >= 0) for c in cycles)
+    assert any(isinstance(c["step_count"], int) for c in cycles)
     assert all(isinstance(c["id"], int) and c["id"] >= 93845 for c in cycles)
     assert [s["cycle_id"] for s in sleeps] == [c["id"] for c in cycles]
-    assert all(c["start"] < s["start"] < s["end"] and s["nap"] is False and s["v1_id"] is None
+    assert all(c["start"] < s["start"] < s["end"] and s["nap"] is False and "v1_id" not in s
                for c, s in zip(cycles, sleeps))
     assert all(uuid.UUID(s["id"]).version == 4 for s in sleeps)
     assert [(r["sleep_id"], r["cycle_id"]) for r in recoveries] == [(s["id"], s["cycle_id"]) for s in sleeps]
@@ -147,8 +154,10 @@ def test_history_has_whoops_shapes_and_field_names(emulator, http, member):
     assert set(sleeps[1]["score"]["sleep_needed"]) == {"baseline_milli", "need_from_sleep_debt_milli",
                                                       "need_from_recent_strain_milli", "need_from_recent_nap_milli"}
     for workout in emulator.records(user_id, "workout"):
-        assert isinstance(workout["sport_name"], str) and isinstance(workout["sport_id"], int)
+        assert isinstance(workout["sport_name"], str) and "sport_id" not in workout and "v1_id" not in workout
         assert sum(workout["score"]["zone_durations"].values()) > 0
+        # Distance only for sports that have one: absent otherwise, never null.
+        assert ("distance_meter" in workout["score"]) == (workout["sport_name"] in ("running", "cycling", "rowing", "swimming", "walking"))
 
 
 def test_pagination_walks_every_record_once_newest_first(emulator, http, member):
@@ -160,7 +169,7 @@ def test_pagination_walks_every_record_once_newest_first(emulator, http, member)
         ids = [r.get("id", r.get("sleep_id")) for r in records]
         assert len(ids) == len(set(ids)) == len(emulator.records(user_id, record_type))
         starts = [r["start"] for r in records] if record_type != "recovery" else \
-            [emulator.record(user_id, "cycle", r["cycle_id"])["start"] for r in records]
+            [emulator.record(user_id, "sleep", r["sleep_id"])["start"] for r in records]
         assert starts == sorted(starts, reverse=True)
 
 
@@ -175,6 +184,20 @@ def test_start_is_inclusive_and_end_exclusive(emulator, http, member):
     shifted = cycles[5]["start"].replace("Z", "")
     moment = get(emulator, http, token, "/cycle", start=shifted + "+00:00", end=window["end"]).json()["records"]
     assert [c["id"] for c in moment] == [c["id"] for c in cycles[3:6]]
+
+
+def test_start_includes_records_in_progress_and_recoveries_follow_their_sleep(emulator, http, member):
+    # WHOOP: a collection's start returns records that "occurred after or during" it; a
+    # recovery has no start and is windowed and sorted by its sleep's.
+    user_id, token = member
+    cycles, sleeps = emulator.records(user_id, "cycle"), emulator.records(user_id, "sleep")
+    asleep = datetime.fromisoformat(sleeps[4]["start"]) + timedelta(minutes=1)
+    window = {"start": asleep.isoformat().replace("+00:00", "Z"), "end": cycles[2]["start"]}
+
+    got_sleeps = [s["id"] for s in walk(emulator, http, token, "/activity/sleep", **window)]
+    assert got_sleeps == [s["id"] for s in sleeps[3:5]]  # the one in progress at `start` included
+    assert [c["id"] for c in walk(emulator, http, token, "/cycle", **window)] == [c["id"] for c in cycles[3:5]]
+    assert [r["sleep_id"] for r in walk(emulator, http, token, "/recovery", **window)] == got_sleeps
 
 
 @pytest.mark.parametrize("params", [
@@ -215,7 +238,7 @@ def test_a_member_only_sees_their_own_records(emulator, http, member):
                  f"/activity/sleep/{uuid.uuid4()}", "/cycle/not-a-number"):
         response = get(emulator, http, other_token, path)
         assert (response.status_code, response.json()) == (404, {"error": "not_found"}), path
-    assert get(emulator, http, other_token, "/activity/sleep").json() == {"records": [], "next_token": None}
+    assert get(emulator, http, other_token, "/activity/sleep").json() == {"records": []}
 
 
 def test_recovery_is_only_reachable_through_its_cycle(emulator, http, member):
@@ -260,7 +283,7 @@ def test_added_records_attach_to_the_newest_cycle_and_its_sleep(emulator, member
     user_id, _ = member
     newest = emulator.records(user_id, "cycle")[0]
     cycle = emulator.add_record(user_id, "cycle", start="2026-11-20T23:00:00Z")
-    assert cycle["id"] > newest["id"] and cycle["end"] is None and cycle["score_state"] == "PENDING_SCORE"
+    assert cycle["id"] > newest["id"] and "end" not in cycle and cycle["score_state"] == "PENDING_SCORE"
     assert emulator.record(user_id, "cycle", newest["id"])["end"] == "2026-11-20T23:00:00.000Z"
     sleep = emulator.add_record(user_id, "sleep", start="2026-11-20T23:10:00Z", pending=False)
     assert sleep["cycle_id"] == cycle["id"] and sleep["score_state"] == "SCORED" and "score" in sleep

@@ -21,6 +21,7 @@ CYCLE = {
     "timezone_offset": "-05:00",
     "score_state": "SCORED",
     "score": {"strain": 5.2951527, "kilojoule": 8288.297, "average_heart_rate": 68, "max_heart_rate": 141},
+    "step_count": 8234,
 }
 SLEEP = {
     "id": "ecfc6a15-4661-442f-a9a4-f160dd7afae8",
@@ -110,7 +111,7 @@ ID_FIELD = {"cycle": "id", "sleep": "id", "recovery": "sleep_id", "workout": "id
 
 def test_the_four_record_types_are_whoops():
     assert records.RECORD_TYPES == ("cycle", "sleep", "recovery", "workout")
-    assert records.RECORD_VERSION == 1
+    assert records.RECORD_VERSION == 2
 
 
 @pytest.mark.parametrize("record_type", records.RECORD_TYPES)
@@ -152,22 +153,56 @@ def test_a_record_missing_its_id_or_updated_at_is_refused_by_field_name(record_t
         normalize(record_type, raw)
 
 
-def test_a_refusal_names_the_fields_but_never_their_values():
-    raw = {**SLEEP, "updated_at": "last tuesday 21:07", "cycle_id": "cycle-93845-secret", "score_state": "GREAT"}
+def test_a_refusal_names_the_fields_and_the_record_but_never_their_values():
+    raw = {**SLEEP, "updated_at": "last tuesday 21:07", "cycle_id": "cycle-93845-secret", "start": "GREAT"}
 
     with pytest.raises(RecordInvalid) as refused:
         normalize("sleep", raw)
 
     message = str(refused.value)
-    assert "updated_at" in message and "cycle_id" in message and "score_state" in message
+    assert "updated_at" in message and "cycle_id" in message and "start" in message
     assert "tuesday" not in message and "secret" not in message and "GREAT" not in message
+    assert set(refused.value.fields) == {"updated_at", "cycle_id", "start"}
+    assert refused.value.record_id == SLEEP["id"]
 
 
-def test_score_state_is_one_of_whoops_three():
+def test_a_workout_whose_start_is_not_a_time_is_refused_naming_start_and_its_id():
+    with pytest.raises(RecordInvalid) as refused:
+        normalize("workout", {**WORKOUT, "start": "not-a-time"})
+    assert refused.value.fields == ("start",) and refused.value.record_id == WORKOUT["id"]
+
+
+def test_a_score_state_whoop_adds_later_is_stored_as_received():
     for state in records.SCORE_STATES:
         assert normalize("cycle", {**CYCLE, "score_state": state})["score_state"] == state
-    with pytest.raises(RecordInvalid, match="score_state"):
-        normalize("cycle", {**CYCLE, "score_state": "scored"})
+    assert normalize("cycle", {**CYCLE, "score_state": "SCORE_REVISED"})["score_state"] == "SCORE_REVISED"
+    assert normalize("sleep", {**SLEEP, "score_state": None})["score_state"] is None
+
+
+def test_a_cycle_keeps_its_step_count_and_null_or_absent_is_none():
+    assert normalize("cycle", CYCLE)["step_count"] == 8234
+    assert normalize("cycle", {**CYCLE, "step_count": None})["step_count"] is None
+    assert normalize("cycle", {key: value for key, value in CYCLE.items() if key != "step_count"})["step_count"] is None
+
+
+@pytest.mark.parametrize(
+    ("record_type", "field"),
+    [
+        ("sleep", "cycle_id"), ("sleep", "nap"), ("sleep", "end"), ("sleep", "timezone_offset"),
+        ("workout", "sport_name"), ("workout", "end"), ("recovery", "cycle_id"), ("cycle", "timezone_offset"),
+    ],
+)
+def test_a_null_where_whoop_promised_a_value_is_stored_as_received(record_type, field):
+    record = normalize(record_type, {**SAMPLES[record_type], field: None})
+    assert record[field] is None
+    assert records.record_id(record_type, record) == records.record_id(record_type, normalize(record_type, SAMPLES[record_type]))
+
+
+def test_raw_record_id_reads_the_key_of_a_record_the_bridge_cannot_otherwise_read():
+    assert records.raw_record_id("cycle", {"id": 93845, "start": "soon"}) == "93845"
+    assert records.raw_record_id("recovery", {"sleep_id": RECOVERY["sleep_id"]}) == RECOVERY["sleep_id"]
+    assert records.raw_record_id("workout", {"id": "12"}) is None
+    assert records.raw_record_id("cycle", {"id": "93845"}) is None and records.raw_record_id("sleep", None) is None
 
 
 def test_a_partial_score_still_validates_with_the_missing_parts_none():
@@ -245,14 +280,17 @@ def test_record_ids_are_the_cycle_id_as_text_the_uuid_and_a_recoverys_sleep_id()
     assert records.record_id("recovery", normalize("recovery", RECOVERY)) == "123e4567-e89b-12d3-a456-426614174000"
 
 
-def test_record_time_is_the_start_or_a_recoverys_created_at():
+def test_record_time_is_the_start_or_a_recoverys_sleep_start_as_whoop_windows_them():
     for record_type in ("cycle", "sleep", "workout"):
         assert records.record_time(record_type, normalize(record_type, SAMPLES[record_type])) == "2022-04-24T02:25:44.774Z"
-    assert records.record_time("recovery", normalize("recovery", RECOVERY)) == "2022-04-24T11:25:44.774Z"
+    recovery = normalize("recovery", RECOVERY)
+    assert records.record_time("recovery", recovery, "2022-04-23T23:25:44.774-03:00") == "2022-04-24T02:25:44.774Z"
+    # Until its sleep is known, a recovery goes by its own created_at.
+    assert records.record_time("recovery", recovery) == "2022-04-24T11:25:44.774Z"
 
 
 @pytest.mark.parametrize("record_type", records.RECORD_TYPES)
-def test_the_updated_event_carries_record_version_1_and_the_record(record_type):
+def test_the_updated_event_carries_record_version_2_and_the_record(record_type):
     record = normalize(record_type, SAMPLES[record_type])
 
     detail_type, detail = records.updated_event("platform-user-8841", 10129, record_type, record, "webhook")
@@ -263,7 +301,7 @@ def test_the_updated_event_carries_record_version_1_and_the_record(record_type):
         "user_id": 10129,
         "record_type": record_type,
         "record_id": records.record_id(record_type, record),
-        "record_version": 1,
+        "record_version": 2,
         "cause": "webhook",
         "record": record,
     }

@@ -15,7 +15,7 @@ import pytest
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from whoop_bridge.lab.models import DiagnosticReport, LabRequisition, LabStatusEvent
+from whoop_bridge.lab.models import NEEDS_A_VALUE, DiagnosticReport, LabRequisition, LabStatusEvent, ServiceRequest
 from whoop_bridge.lab.statuses import TaskBusinessStatus
 from whoop_bridge.validation import problems
 
@@ -72,21 +72,10 @@ def with_observation(**observation):
 
 def test_requisition_without_appointments_is_valid():
     parsed = LabRequisition.model_validate(requisition())
-    assert parsed.appointments == []
-    assert [sr.code for sr in parsed.service_requests] == ["LIPID_PANEL"]
-    assert parsed.service_requests[0].task_business_status is None
-
-
-def test_requisition_with_appointments_and_a_status():
-    body = requisition(
-        appointments=[
-            {"service_request_ids": ["sr-1"], "start_time": "2025-01-03T08:00:00Z", "collection_address": {"city": "Boston"}}
-        ]
-    )
-    body["service_requests"][0]["task_business_status"] = "ORDER_CONFIRMED"
-    parsed = LabRequisition.model_validate(body)
-    assert parsed.appointments[0].service_request_ids == ["sr-1"]
-    assert parsed.service_requests[0].task_business_status is TaskBusinessStatus.ORDER_CONFIRMED
+    assert parsed.model_dump().get("appointments") is None
+    (service_request,) = [ServiceRequest.model_validate(sr) for sr in parsed.service_requests]
+    assert service_request.code == "LIPID_PANEL"
+    assert service_request.task_business_status is None
 
 
 def test_unknown_fields_on_whoop_shapes_are_kept():
@@ -98,32 +87,64 @@ def test_unknown_fields_on_whoop_shapes_are_kept():
     assert dumped["lab_account"] == "acme"
     assert dumped["patient"]["preferred_language"] == "en"
     assert dumped["patient"]["first_name"] == "Jordan"
-    assert dumped["service_requests"][0]["priority"] == "routine"
-    assert dumped["service_requests"][0]["status"] == "on-hold"
     assert dumped["appointments"][0]["room"] == "2B"
+    service_request = ServiceRequest.model_validate(dumped["service_requests"][0]).model_dump()
+    assert service_request["priority"] == "routine"
+    assert service_request["status"] == "on-hold"
 
 
-@pytest.mark.parametrize("service_requests", [[], None], ids=["empty", "null"])
-def test_requisition_without_service_requests_is_invalid(service_requests):
+@pytest.mark.parametrize("service_requests", [[], None, "sr-1"], ids=["empty", "null", "not-a-list"])
+def test_requisition_without_a_list_of_service_requests_is_unreadable(service_requests):
     with pytest.raises(ValidationError) as caught:
         LabRequisition.model_validate(requisition(service_requests=service_requests))
     assert "service_requests" in fields(problems(caught.value))
 
 
-def test_requisition_missing_service_requests_is_invalid():
+def test_requisition_missing_service_requests_or_id_is_unreadable():
     body = requisition()
     del body["service_requests"]
+    body["id"] = None
     with pytest.raises(ValidationError) as caught:
         LabRequisition.model_validate(body)
-    assert "service_requests" in fields(problems(caught.value))
+    assert fields(problems(caught.value)) == {"service_requests", "id"}
 
 
-def test_service_request_with_an_unknown_task_business_status_is_invalid():
-    body = requisition()
-    body["service_requests"][0]["task_business_status"] = "SAMPLE_LOST"
+@pytest.mark.parametrize(
+    "patient", [None, {}, {"id": None}, "Jordan"], ids=["null", "empty", "null-id", "text"]
+)
+def test_patient_and_times_are_kept_as_received_whatever_their_shape(patient):
+    parsed = LabRequisition.model_validate(requisition(patient=patient, created_at=None, updated_at=1735787045))
+    assert parsed.model_dump()["patient"] == patient
+    assert parsed.model_dump()["updated_at"] == 1735787045
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("Specimen collected", "Specimen collected"),  # WHOOP's own example value
+        ("SAMPLE_LOST", "SAMPLE_LOST"),
+        (None, None),
+        ({"text": "Results pending"}, '{"text": "Results pending"}'),
+    ],
+)
+def test_any_task_business_status_is_read_and_kept(value, kept):
+    body = requisition()["service_requests"][0] | {"task_business_status": value}
+    assert ServiceRequest.model_validate(body).task_business_status == kept
+
+
+@pytest.mark.parametrize(("field", "value"), [("id", None), ("code", None), ("code", ""), ("code", 42)])
+def test_a_service_request_without_a_readable_id_or_code_is_unreadable(field, value):
+    body = requisition()["service_requests"][0] | {field: value}
     with pytest.raises(ValidationError) as caught:
-        LabRequisition.model_validate(body)
-    assert fields(problems(caught.value)) == {"service_requests.0.task_business_status"}
+        ServiceRequest.model_validate(body)
+    assert fields(problems(caught.value)) == {field}
+
+
+def test_a_null_fhir_status_is_kept_as_null():
+    body = requisition()["service_requests"][0] | {"status": None}
+    assert ServiceRequest.model_validate(body).status is None
+    del body["status"]
+    assert ServiceRequest.model_validate(body).status == "active"  # absent: WHOOP's examples omit it
 
 
 # DiagnosticReport -----------------------------------------------------------------------
@@ -155,6 +176,49 @@ def test_observation_with_neither_value_names_its_index():
 
 def test_no_observations_is_a_problem():
     assert fields(report_problems({"status": "final", "observations": []})) == {"observations"}
+
+
+def test_what_whoop_accepts_is_accepted_observation_without_status_and_with_a_bundle():
+    bundle = "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"
+    parsed = DiagnosticReport.model_validate(
+        {"status": "final", "observations": [{"code": "LDL", "value_numeric": 100, "bundle_id": bundle}, {"code": "HDL", "value_text": "52"}]}
+    )
+    assert parsed.observations[0].bundle_id == bundle
+    assert parsed.observations[0].status is None
+
+
+@pytest.mark.parametrize("body", [{"status": "cancelled"}, {"status": "cancelled", "observations": []}], ids=["absent", "empty"])
+def test_a_cancelled_report_needs_no_observations(body):
+    assert DiagnosticReport.model_validate(body).observations in (None, [])
+
+
+@pytest.mark.parametrize("status", ["final", "partial", "preliminary", "amended", "corrected"])
+def test_every_other_report_needs_an_observation(status):
+    listed = report_problems({"status": status})
+    assert fields(listed) == {"observations"}
+    assert "only a cancelled report" in listed[0]["problem"]
+
+
+@pytest.mark.parametrize("bundle_id", ["bundle-1", "", 7])
+def test_bundle_id_must_be_a_uuid(bundle_id):
+    assert fields(report_problems(with_observation(code="LDL", value_numeric=1, bundle_id=bundle_id))) == {"observations.0.bundle_id"}
+
+
+@pytest.mark.parametrize("field", ["value_text", "unit", "status", "bundle_id"])
+def test_an_optional_field_is_absent_never_null(field):
+    # WHOOP's schema has no nulls, and the report goes to WHOOP as written.
+    body = with_observation(code="LDL", value_numeric=1, **{field: None})
+    assert fields(report_problems(body)) == {f"observations.0.{field}"}
+
+
+def test_cross_field_problems_are_listed_with_the_field_problems():
+    # The first has no value and no status, the second no code: one answer names both.
+    listed = report_problems({"status": "final", "observations": [{"unit": "mg/dL", "code": "LDL"}, {"value_numeric": 52.5}]})
+    assert {(problem["field"], problem["problem"]) for problem in listed} >= {("observations.0", NEEDS_A_VALUE)}
+    assert fields(listed) == {"observations.0", "observations.1.code"}
+    # Also when the same observation has a field problem, and with the report's own rule.
+    listed = report_problems({"status": "complete", "observations": [{"code": "LDL", "unit": 5}]})
+    assert fields(listed) == {"status", "observations.0", "observations.0.unit"}
 
 
 @pytest.mark.parametrize("status", ["FINAL", "registered", "draft", ""])
@@ -254,6 +318,15 @@ def test_attended_without_a_reason_is_valid():
     event = LabStatusEvent.model_validate({"status": "APPOINTMENT_ATTENDED"})
     assert event.status is TaskBusinessStatus.APPOINTMENT_ATTENDED
     assert event.reason is None
+
+
+def test_issue_status_without_a_reason_is_named_beside_other_problems():
+    with pytest.raises(ValidationError) as caught:
+        LabStatusEvent.model_validate({"status": "RESULTS_ISSUE", "note": "x"})
+    assert {(p["field"], p["problem"]) for p in problems(caught.value)} == {
+        ("reason", "RESULTS_ISSUE needs a reason"),
+        ("note", "Extra inputs are not permitted"),
+    }
 
 
 def test_unknown_status_and_extra_fields_are_problems():

@@ -465,7 +465,10 @@ def test_every_alarm_notifies_the_alarm_topic(template):
     ("alarm_name", "function", "metric"),
     [
         ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
+        ("RequisitionInvalidAlarm", "RequisitionProcessorFunction", "RequisitionInvalid"),
         ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
+        ("DocumentUnavailableAlarm", "RequisitionProcessorFunction", "DocumentUnavailable"),
+        ("OAuthAuthorizationFailedAlarm", "OAuthCallbackFunction", "OAuthAuthorizationFailed"),
     ],
 )
 def test_custom_metric_alarms_match_the_functions_metrics(template, alarm_name, function, metric):
@@ -520,3 +523,123 @@ def test_samconfig_deploys_sandbox_and_production_as_separate_stacks():
     assert "Environment=production" in production["parameter_overrides"]
     for env in ("default", "sandbox", "production"):
         assert "CAPABILITY_IAM" in config[env]["deploy"]["parameters"]["capabilities"], env
+
+
+# Partner documents ------------------------------------------------------------------------
+
+DOCUMENT_BUCKET = "DocumentBucket"
+DOCUMENT_WRITER = "RequisitionProcessorFunction"
+DOCUMENT_READER = "LabApiFunction"
+
+
+def _statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """The inline IAM statements of a function's policies."""
+    return [
+        statement
+        for policy in template["Resources"][function]["Properties"].get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def test_the_document_bucket_is_private_kms_encrypted_with_the_bridge_key_versioned_and_retained(template):
+    bucket = template["Resources"][DOCUMENT_BUCKET]
+    # Documents belong to the lab's orders, like LabTable: never dropped with the stack.
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    props = bucket["Properties"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert _refers_to(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], KEY)
+    assert rule["BucketKeyEnabled"] is True
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "WebsiteConfiguration" not in props and "CorsConfiguration" not in props
+
+
+def test_the_document_bucket_expires_old_versions_and_unfinished_uploads_and_keeps_documents_unless_told(template):
+    rules = {rule["Id"]: rule for rule in template["Resources"][DOCUMENT_BUCKET]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireOldVersions"]["Status"] == "Enabled"
+    assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
+    assert rules["ExpireOldVersions"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+    # Current documents expire only when the operator sets DocumentRetentionDays (default 0: kept).
+    expire = rules["ExpireDocuments"]
+    assert expire["Status"] == {"Fn::If": ["HasDocumentRetention", "Enabled", "Disabled"]}
+    assert expire["ExpirationInDays"]["Fn::If"][1] == {"Ref": "DocumentRetentionDays"}
+    assert template["Parameters"]["DocumentRetentionDays"]["Default"] == 0
+    assert template["Conditions"]["HasDocumentRetention"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DocumentRetentionDays"}, "0"]}]}
+
+
+def test_the_document_bucket_refuses_every_request_without_tls(template):
+    policies = [
+        resource["Properties"]
+        for resource in _of_type(template, "AWS::S3::BucketPolicy").values()
+        if resource["Properties"]["Bucket"] == {"Ref": DOCUMENT_BUCKET}
+    ]
+    (policy,) = policies
+    denials = [
+        statement
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    (deny,) = denials
+    assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert {"Fn::GetAtt": [DOCUMENT_BUCKET, "Arn"]} in deny["Resource"]
+    assert {"Fn::Sub": "${DocumentBucket.Arn}/*"} in deny["Resource"]
+
+
+def test_only_the_requisition_processor_writes_documents_and_only_lab_api_reads_them(template):
+    for name in _functions(template):
+        s3_statements = [statement for statement in _statements(template, name) if any(action.startswith("s3:") for action in _actions(statement))]
+        actions = sorted(action for statement in s3_statements for action in _actions(statement))
+        if name == DOCUMENT_WRITER:
+            assert actions == ["s3:PutObject"], name
+        elif name == DOCUMENT_READER:
+            assert actions == ["s3:GetObject", "s3:GetObjectVersion"], name
+        else:
+            assert actions == [], f"{name} may reach the document bucket"
+            assert not _policy_names(template, name, DOCUMENT_BUCKET), name
+        for statement in s3_statements:
+            assert statement["Effect"] == "Allow"
+            assert statement["Resource"] == {"Fn::Sub": "${DocumentBucket.Arn}/documents/*"}, name
+    # The writer encrypts with the stack's key; the reader's links decrypt with it.
+    writer_kms = [action for statement in _statements(template, DOCUMENT_WRITER) for action in _actions(statement) if action.startswith("kms:")]
+    assert {"kms:Encrypt", "kms:GenerateDataKey"} <= set(writer_kms)
+    assert _policy_names(template, DOCUMENT_READER, KEY)
+    reader_policies = template["Resources"][DOCUMENT_READER]["Properties"]["Policies"]
+    assert {"KMSDecryptPolicy": {"KeyId": {"Ref": KEY}}} in reader_policies
+
+
+def test_the_document_functions_are_told_the_bucket_and_the_writer_its_key_queue_and_retries(template):
+    for name in (DOCUMENT_WRITER, DOCUMENT_READER):
+        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["DOCUMENT_BUCKET_NAME"] == {"Ref": DOCUMENT_BUCKET}, name
+    writer = template["Resources"][DOCUMENT_WRITER]["Properties"]
+    variables = writer["Environment"]["Variables"]
+    assert variables["BRIDGE_KEY_ARN"] == {"Fn::GetAtt": [KEY, "Arn"]}
+    assert variables["PARTNER_EVENTS_QUEUE_URL"] == {"Ref": "PartnerEventsQueue"}
+    assert variables["DOCUMENT_RETRY_DELAYS"] == {"Ref": "DocumentRetryDelays"}
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["PartnerEventsQueue", "QueueName"]}}} in writer["Policies"]
+    # Every delay fits SQS's longest message delay (900 s), default included.
+    parameter = template["Parameters"]["DocumentRetryDelays"]
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    assert all(0 <= int(delay) <= 900 for delay in parameter["Default"].split(","))
+    assert not re.fullmatch(parameter["AllowedPattern"], "30,1000")
+
+
+def test_the_lab_reads_documents_through_an_iam_route(template):
+    events = template["Resources"][DOCUMENT_READER]["Properties"]["Events"]
+    routes = {(event["Properties"]["Method"], event["Properties"]["Path"]): event["Properties"] for event in events.values() if event["Type"] == "Api"}
+    route = routes[("get", "/lab/documents/{document_id}")]
+    assert "Auth" not in route  # the API's default authorizer: AWS_IAM
+
+
+def test_the_document_bucket_name_is_an_output(template):
+    assert template["Outputs"]["DocumentBucketName"]["Value"] == {"Ref": DOCUMENT_BUCKET}

@@ -19,6 +19,12 @@ def client(service: str) -> Any:
 
 
 @cache
+def s3() -> Any:
+    """The shared S3 client, signing with SigV4: presigned links to KMS-encrypted objects need it."""
+    return boto3.client("s3", config=_CONFIG.merge(Config(signature_version="s3v4")))
+
+
+@cache
 def dynamodb() -> Any:
     """The shared DynamoDB service resource (deserialises items for us)."""
     return boto3.resource("dynamodb", config=_CONFIG)
@@ -33,5 +39,6 @@ def table(name: str) -> Any:
 def reset() -> None:
     """Forget every client (tests that start a new AWS mock)."""
     client.cache_clear()
+    s3.cache_clear()
     dynamodb.cache_clear()
     table.cache_clear()

@@ -79,6 +79,24 @@ def _urls(name: str) -> tuple[str, ...]:
     return urls
 
 
+def _delays(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated whole seconds, each 0 to 900 (SQS's longest message delay)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        delays = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be comma-separated whole seconds, got {raw!r}") from None
+    if not 1 <= len(delays) <= 20 or not all(0 <= delay <= 900 for delay in delays):
+        raise ConfigurationError(f"{name} must hold 1 to 20 delays of 0 to 900 seconds, got {raw!r}")
+    return delays
+
+
+# Seconds between the attempts to fetch a document WHOOP could not give: about 37 minutes in all.
+DEFAULT_DOCUMENT_RETRY_DELAYS = (30, 120, 300, 900, 900)
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if not raw:
@@ -120,6 +138,9 @@ class Settings:
     reconciliation_days: int = 3
     rate_limit_per_minute: int = 100
     rate_limit_per_day: int = 10_000
+    document_bucket_name: str = ""
+    document_retry_delays: tuple[int, ...] = DEFAULT_DOCUMENT_RETRY_DELAYS
+    requisition_fetch_retry_seconds: int = 900
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -171,4 +192,8 @@ def settings() -> Settings:
         reconciliation_days=_int("RECONCILIATION_DAYS", 3, 1, 30),
         rate_limit_per_minute=_int("WHOOP_RATE_LIMIT_PER_MINUTE", 100, 5, 10_000),
         rate_limit_per_day=_int("WHOOP_RATE_LIMIT_PER_DAY", 10_000, 50, 10_000_000),
+        document_bucket_name=os.environ.get("DOCUMENT_BUCKET_NAME", ""),
+        document_retry_delays=_delays("DOCUMENT_RETRY_DELAYS", DEFAULT_DOCUMENT_RETRY_DELAYS),
+        # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
+        requisition_fetch_retry_seconds=_int("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
     )

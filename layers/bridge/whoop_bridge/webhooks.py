@@ -31,9 +31,13 @@ MAX_RESOURCE_ID_LENGTH = 128
 MEMBER_EVENT_TYPES = frozenset(
     {"recovery.updated", "recovery.deleted", "sleep.updated", "sleep.deleted", "workout.updated", "workout.deleted"}
 )
-# WHOOP signs a millisecond timestamp; one further from now than this is a replay or a
-# badly wrong clock.
-SIGNATURE_WINDOW_SECONDS = 300
+# WHOOP signs a millisecond timestamp and retries a failed delivery for up to two hours
+# with the signature it first made. A genuine webhook is accepted that late (member_sync
+# dedupes on trace_id, so a replay changes nothing); one older than that, or further than
+# the clock skew ahead of now, is refused.
+WHOOP_RETRY_SCHEDULE_SECONDS = 2 * 3600
+SIGNATURE_WINDOW_SECONDS = 300  # clock skew either way; older than this is logged as late
+MAX_SIGNATURE_AGE_SECONDS = WHOOP_RETRY_SCHEDULE_SECONDS + SIGNATURE_WINDOW_SECONDS
 # v2 webhooks name records by UUID (v1 used integers, which the v2 endpoints cannot fetch).
 RECORD_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_TRACE_ID_LENGTH = 128
@@ -100,17 +104,18 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
 
 
 def accept_member_webhook(event: dict[str, Any]) -> Answer:
-    """`POST /webhooks/whoop`: 204 enqueued, 401 bad or stale signature, 400 bad body,
-    503 when the member app's secret is not configured (WHOOP retries; nothing is lost)."""
+    """`POST /webhooks/whoop`: 204 enqueued, 401 bad signature or one signed outside
+    WHOOP's retry schedule, 400 bad body, 503 when the member app's secret is not
+    configured (WHOOP retries; nothing is lost)."""
     body = raw_body(event)
     headers = event.get("headers")
     signature = header(headers, "X-WHOOP-Signature")
     timestamp = header(headers, "X-WHOOP-Signature-Timestamp")
     if not signature or not timestamp:
         return Answer(401, "missing signature")
-    if not _fresh(timestamp):
-        logger.warning("data webhook refused: the signature timestamp is missing, malformed or stale")
-        return Answer(401, "stale signature")
+    if not timestamp.isdigit() or len(timestamp) > 16:
+        logger.warning("data webhook refused: the signature timestamp is malformed")
+        return Answer(401, "bad signature")
     config = settings()
     try:
         client_secret = read_secret(config.member_secret_arn, ("client_secret",))["client_secret"]
@@ -120,6 +125,13 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     if not verify_member(timestamp, body, signature, client_secret):
         logger.warning("data webhook refused: bad signature")
         return Answer(401, "bad signature")
+    # Genuine: now its age. A late one is WHOOP retrying; too old or from the future is not.
+    age = time.time() - int(timestamp) / 1000
+    if age > MAX_SIGNATURE_AGE_SECONDS or age < -SIGNATURE_WINDOW_SECONDS:
+        logger.warning("data webhook refused: genuine, but signed outside WHOOP's retry schedule", extra={"age_seconds": round(age)})
+        return Answer(401, "stale signature")
+    if age > SIGNATURE_WINDOW_SECONDS:
+        logger.info("data webhook is late (WHOOP retrying): accepted", extra={"age_seconds": round(age)})
 
     try:
         message = json.loads(body)
@@ -146,9 +158,3 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     logger.info("data webhook enqueued", extra={"event_type": event_type, "trace_id": trace_id})
     return Answer(204)
 
-
-def _fresh(timestamp: str) -> bool:
-    """Whether WHOOP's millisecond timestamp is within the window of now."""
-    if not timestamp.isdigit() or len(timestamp) > 16:
-        return False
-    return abs(time.time() - int(timestamp) / 1000) <= SIGNATURE_WINDOW_SECONDS

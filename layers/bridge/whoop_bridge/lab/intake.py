@@ -1,16 +1,32 @@
 """What requisition_processor does with each partner event from the queue.
 
-`lab_requisition.created`: fetch the requisition, validate it, store it and its service
-requests, start one execution per service request (it confirms the order, or reports
-ORDER_ISSUE for a test code the lab does not offer), publish `requisition.received`.
+`lab_requisition.created`: fetch the requisition, read it tolerantly, store it and its
+service requests, start one execution per service request (it confirms the order, or
+reports ORDER_ISSUE for a test code the lab does not offer), publish `requisition.received`.
 `clinical_report_review.requested`: store a pending review and publish it.
 Every step may run again on redelivery and then changes nothing.
+
+What WHOOP sends is read tolerantly: a `task_business_status` outside the seven, a new FHIR
+status, a new field or a null is kept as received and never leads to an irreversible step.
+ORDER_ISSUE is sent only for a test code the lab does not offer, the one case in which the
+bridge has understood that the order cannot be fulfilled. An order it cannot read at all
+(no id, no list of service requests) is recorded with its problems, counted
+(`RequisitionInvalid`, alarmed) and published as `requisition.unavailable`, and nothing is
+sent to WHOOP: a person decides. A test it cannot read (no id or code) is kept as `held`
+with its problems, and the order's other tests go ahead.
+
+Read lag: WHOOP may answer 404 for a requisition right after its own webhook. The event is
+then put back on the queue with a growing delay until `REQUISITION_FETCH_RETRY_SECONDS`
+(15 minutes by default) have passed since the first 404; only then is the requisition
+declared not found (`RequisitionNotFound`, alarmed). A later success stores it in full.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -20,8 +36,10 @@ from pydantic import ValidationError
 
 from whoop_bridge import aws, events
 from whoop_bridge.config import settings
-from whoop_bridge.lab.models import LabRequisition
+from whoop_bridge.lab import documents
+from whoop_bridge.lab.models import LabRequisition, ServiceRequest
 from whoop_bridge.lab.reviews import review_source
+from whoop_bridge.lab.statuses import TERMINAL_STATUSES, known
 from whoop_bridge.store import lab_store
 from whoop_bridge.validation import problems
 from whoop_bridge.webhooks import REQUISITION_CREATED, REVIEW_REQUESTED
@@ -31,73 +49,176 @@ from whoop_bridge.whoop.partner import PartnerClient
 logger = logging.getLogger(__name__)
 metrics = Metrics()
 
+# SQS delays a message by at most 15 minutes.
+MAX_QUEUE_DELAY_SECONDS = 900
+
+
+class Unsettled(Exception):  # noqa: N818 - an outcome, not an error
+    """An outcome that the idempotency layer must not remember (`not_found`, `invalid`,
+    `retrying`): raised through it, so a later event for the same requisition (a delayed
+    retry, WHOOP's redelivery, the sandbox path) is processed again."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
 
 
 def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
-    """Process one `{event_type, resource_id}`; returns the outcome for the log."""
+    """Process one `{event_type, resource_id}` (a delayed retry after a 404 also carries
+    `not_found_since` and `not_found_attempt`); returns the outcome for the log, or raises Unsettled."""
     event_type = event.get("event_type")
     resource_id = event.get("resource_id")
     if not isinstance(resource_id, str) or not resource_id:
         metrics.add_metric(name="PartnerEventMalformed", unit=MetricUnit.Count, value=1)
         return "malformed"
     if event_type == REQUISITION_CREATED:
-        return receive_requisition(resource_id, client)
+        since = event.get("not_found_since")
+        # Not `attempt`: that field is part of the idempotency key (document fetches), and
+        # once received, a retry must be the duplicate of WHOOP's event that it is.
+        attempt = event.get("not_found_attempt")
+        return receive_requisition(
+            resource_id,
+            client,
+            not_found_since=since if isinstance(since, str) else None,
+            attempt=attempt if type(attempt) is int and attempt >= 0 else 0,
+        )
     if event_type == REVIEW_REQUESTED:
         return receive_review(resource_id, client)
+    if event_type == documents.FETCH_EVENT:
+        outcome = documents.handle_fetch_message(event, client)
+        if outcome not in documents.SETTLED_OUTCOMES:
+            # The next attempt is a message with the same key: nothing to remember.
+            raise Unsettled(outcome)
+        return outcome
     metrics.add_metric(name="PartnerEventIgnored", unit=MetricUnit.Count, value=1)
     logger.warning("partner event type not handled", extra={"event_type": str(event_type)[:64]})
     return "ignored"
 
 
-def receive_requisition(requisition_id: str, client: PartnerClient) -> str:
-    """Fetch, validate, store and start a requisition's service requests."""
+def enqueue_partner_event(event_type: str, resource_id: str, *, delay_seconds: int = 0, **extra: Any) -> None:
+    """Put `{event_type, resource_id, ...}` on the partner events queue, as the webhook does."""
+    config = settings()
+    config.require("partner_events_queue_url")
+    aws.client("sqs").send_message(
+        QueueUrl=config.partner_events_queue_url,
+        MessageBody=json.dumps({"event_type": event_type, "resource_id": resource_id, **extra}),
+        DelaySeconds=delay_seconds,
+    )
+
+
+def receive_requisition(requisition_id: str, client: PartnerClient, *, not_found_since: str | None = None, attempt: int = 0) -> str:
+    """Fetch, read, store and start a requisition's service requests."""
     try:
         raw = client.get_requisition(requisition_id)
     except WhoopNotFound:
-        # Gone, or not this partner's: retrying will not change WHOOP's answer.
-        lab_store.put_unavailable_requisition(requisition_id, "not_found", [])
-        metrics.add_metric(name="RequisitionNotFound", unit=MetricUnit.Count, value=1)
-        _publish_once(requisition_id, "requisition.unavailable", {"requisition_id": requisition_id, "outcome": "not_found"})
-        return "not_found"
+        raise Unsettled(_not_found(requisition_id, not_found_since, attempt)) from None
     try:
         requisition = LabRequisition.model_validate(raw)
     except ValidationError as error:
-        return _reject_invalid(requisition_id, raw, problems(error), client)
+        raise Unsettled(_record_unreadable(requisition_id, problems(error))) from None
+    if requisition.id != requisition_id:
+        raise Unsettled(_record_unreadable(requisition_id, [{"field": "id", "problem": "is not the id WHOOP announced"}]))
 
     config = settings()
-    lab_store.put_requisition_if_new(raw, lab_store.now_iso())
+    items, unreadable = read_service_requests(requisition.service_requests, requisition.id, config.accepts)
+    lab_store.put_requisition_if_new(raw, lab_store.now_iso(), [item["service_request_id"] for item in items], unreadable)
     decisions = []
-    for service_request in requisition.service_requests:
-        decision, reason = _decide(service_request.status, service_request.code)
-        lab_store.put_service_request_if_new(
-            {
-                "service_request_id": service_request.id,
-                "requisition_id": requisition.id,
-                "code": service_request.code,
-                "task_description": service_request.task_description,
-                "fhir_status": service_request.status,
-                "decision": decision,
-                "workflow": "starting" if decision != "skip" else "skipped",
-                "history": [],
-                "created_at": lab_store.now_iso(),
-            }
-        )
-        if decision != "skip":
-            _start_execution(service_request.id, requisition.id, decision, reason, config.lab_event_timeout_days)
+    for item in items:
+        lab_store.put_service_request_if_new(item)
+        decision = item["decision"]
+        if decision in ("confirm", "reject", "resume"):
+            _start_execution(item["service_request_id"], requisition.id, decision, item.get("decision_reason"), config.lab_event_timeout_days)
         else:
-            metrics.add_metric(name="ServiceRequestSkipped", unit=MetricUnit.Count, value=1)
-        decisions.append({"service_request_id": service_request.id, "code": service_request.code, "decision": decision})
+            metrics.add_metric(name="ServiceRequestHeld" if decision == "hold" else "ServiceRequestSkipped", unit=MetricUnit.Count, value=1)
+        decisions.append({"service_request_id": item["service_request_id"], "code": item.get("code"), "decision": decision})
+    if unreadable:
+        metrics.add_metric(name="RequisitionInvalid", unit=MetricUnit.Count, value=1)
+        logger.warning("requisition has tests the bridge cannot read", extra={"requisition_id": requisition.id, "problem_fields": [p["field"] for p in unreadable]})
     _publish_once(requisition.id, "requisition.received", {"requisition_id": requisition.id, "service_requests": decisions})
     metrics.add_metric(name="RequisitionReceived", unit=MetricUnit.Count, value=1)
+    # Last, once the order is stored and started: a document never holds it up.
+    documents.receive_references(raw, client)
     return "received"
 
 
-def _decide(fhir_status: str, code: str) -> tuple[str, str | None]:
-    if fhir_status != "active":
-        # A revoked or completed request needs no work and no status from the lab.
+def read_service_requests(
+    raw_service_requests: list[Any], requisition_id: str, accepts: Callable[[str], bool]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The service request items to store, each with its decision, and the problems of the
+    ones that could not be read. A test with an id but no readable code is kept as `hold`;
+    one without an id cannot be addressed and is only listed as a problem."""
+    items: list[dict[str, Any]] = []
+    unreadable: list[dict[str, str]] = []
+    now = lab_store.now_iso()
+    for index, raw in enumerate(raw_service_requests):
+        try:
+            service_request = ServiceRequest.model_validate(raw)
+        except ValidationError as error:
+            found = [
+                {**problem, "field": f"service_requests.{index}" + ("" if problem["field"] == "body" else f".{problem['field']}")}
+                for problem in problems(error)
+            ]
+            unreadable += found
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            if isinstance(raw_id, str) and raw_id.strip() and len(raw_id) <= 128:
+                code = raw.get("code")
+                items.append(
+                    {
+                        "service_request_id": raw_id,
+                        "requisition_id": requisition_id,
+                        "code": code if isinstance(code, str) else None,
+                        "decision": "hold",
+                        "workflow": "held",
+                        "problems": found,
+                        "history": [],
+                        "created_at": now,
+                    }
+                )
+            continue
+        decision, reason = decide(service_request, accepts)
+        item: dict[str, Any] = {
+            "service_request_id": service_request.id,
+            "requisition_id": requisition_id,
+            "code": service_request.code,
+            "task_description": service_request.task_description,
+            "fhir_status": service_request.status,
+            # As WHOOP sent it: one of the seven, prose such as "Specimen collected", or null.
+            "whoop_task_business_status": service_request.task_business_status,
+            "decision": decision,
+            "workflow": "skipped" if decision == "skip" else "starting",
+            "history": [],
+            "created_at": now,
+        }
+        if reason:
+            item["decision_reason"] = reason
+        current = known(service_request.task_business_status)
+        if current is not None:
+            # The workflow goes on from what WHOOP holds (forward only).
+            item["task_business_status"] = current.value
+        items.append(item)
+    return items, unreadable
+
+
+def decide(service_request: ServiceRequest, accepts: Callable[[str], bool]) -> tuple[str, str | None]:
+    """What the bridge does with one readable test of a new order, and why:
+
+    - `skip`: its FHIR status is not `active` (revoked, completed, on-hold, null, a new
+      value): no work for the lab and nothing sent; or WHOOP already holds a final status
+      for it (FULL_RESULTS_READY or an issue), after which nothing may follow.
+    - `reject`: the lab does not offer the code: ORDER_ISSUE with the reason.
+    - `resume`: WHOOP already holds ORDER_CONFIRMED, APPOINTMENT_ATTENDED or
+      PARTIAL_RESULTS_READY: wait for the lab from there (confirming again would go back).
+    - `confirm`: every other case, a `task_business_status` outside the seven included.
+    """
+    if service_request.status != "active":
         return "skip", None
-    if not settings().accepts(code):
-        return "reject", f"Test code {code} is not offered by this lab."
+    current = known(service_request.task_business_status)
+    if current in TERMINAL_STATUSES:
+        return "skip", None
+    if not accepts(service_request.code):
+        return "reject", f"Test code {service_request.code} is not offered by this lab."
+    if current is not None:
+        return "resume", None
     return "confirm", None
 
 
@@ -125,20 +246,61 @@ def _start_execution(service_request_id: str, requisition_id: str, decision: str
         logger.info("execution already exists", extra={"service_request_id": service_request_id})
 
 
-def _reject_invalid(requisition_id: str, raw: Any, found: list[dict[str, str]], client: PartnerClient) -> str:
-    """An order the lab cannot read is an order it cannot fulfil: ORDER_ISSUE for the whole
-    requisition, so WHOOP places a new one."""
+def _record_unreadable(requisition_id: str, found: list[dict[str, str]]) -> str:
+    """An order the bridge cannot read at all: recorded with its problems, counted (alarmed)
+    and published, and nothing sent to WHOOP. ORDER_ISSUE would make WHOOP place a new order
+    on the strength of what the bridge did not understand; a person decides instead."""
     lab_store.put_unavailable_requisition(requisition_id, "invalid", found)
     metrics.add_metric(name="RequisitionInvalid", unit=MetricUnit.Count, value=1)
-    stored = lab_store.get_requisition(requisition_id) or {}
-    has_service_requests = isinstance(raw, dict) and bool(raw.get("service_requests"))
-    if has_service_requests and not stored.get("issue_reported"):
-        fields = ", ".join(sorted({problem["field"] for problem in found}))[:500]
-        client.update_requisition_status(requisition_id, "ORDER_ISSUE", f"The order failed validation ({fields}).")
-        lab_store.mark_requisition(requisition_id, issue_reported=True)
     _publish_once(requisition_id, "requisition.unavailable", {"requisition_id": requisition_id, "outcome": "invalid", "problems": found})
-    logger.warning("requisition failed validation", extra={"requisition_id": requisition_id, "problem_fields": [p["field"] for p in found]})
+    logger.warning("requisition could not be read", extra={"requisition_id": requisition_id, "problem_fields": [p["field"] for p in found]})
     return "invalid"
+
+
+def retry_delay(attempt: int, not_found_since: datetime, now: datetime, bound_seconds: int) -> int | None:
+    """Seconds to wait before fetching again after the `attempt`-th 404 (1 for the first),
+    or None once `bound_seconds` have passed since the first 404. The delay doubles from a
+    thirtieth of the bound (30 s for 15 minutes), within SQS's 15-minute maximum."""
+    remaining = (not_found_since + timedelta(seconds=bound_seconds) - now).total_seconds()
+    if remaining <= 0:
+        return None
+    first = max(1, bound_seconds // 30)
+    return max(1, int(min(first * 2 ** max(0, attempt - 1), MAX_QUEUE_DELAY_SECONDS, remaining + 0.999)))
+
+
+def _not_found(requisition_id: str, not_found_since: str | None, attempt: int) -> str:
+    """WHOOP answered 404: fetch again later (read lag), or declare it not found once the
+    bound has passed. One chain of retries per requisition: the first 404 of a fresh event
+    starts it (recorded with its start), and a duplicate event meanwhile joins it."""
+    now = datetime.now(UTC)
+    bound = settings().requisition_fetch_retry_seconds
+    if not_found_since is None:
+        since = now
+        if not lab_store.start_not_found_wait(requisition_id, lab_store.iso(since), lab_store.iso(since + timedelta(seconds=bound))):
+            logger.info("requisition fetch already being retried", extra={"requisition_id": requisition_id})
+            return "retrying"
+    else:
+        stored = lab_store.get_requisition(requisition_id) or {}
+        if stored.get("outcome") != lab_store.AWAITING_WHOOP or stored.get("not_found_since") != not_found_since:
+            return "superseded"  # received meanwhile, or a retry of an older chain
+        since = datetime.fromisoformat(not_found_since.replace("Z", "+00:00"))
+    delay = retry_delay(attempt + 1, since, now, bound)
+    if delay is None:
+        return _declare_not_found(requisition_id, lab_store.iso(since))
+    enqueue_partner_event(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), not_found_attempt=attempt + 1)
+    metrics.add_metric(name="RequisitionFetchRetried", unit=MetricUnit.Count, value=1)
+    logger.info("requisition not found yet; fetching again later", extra={"requisition_id": requisition_id, "delay_seconds": delay, "attempt": attempt + 1})
+    return "retrying"
+
+
+def _declare_not_found(requisition_id: str, since: str) -> str:
+    """The bound has passed: record `not_found`, count it (alarmed) and publish it, once."""
+    if not lab_store.give_up_not_found(requisition_id, since):
+        return "superseded"  # received meanwhile
+    metrics.add_metric(name="RequisitionNotFound", unit=MetricUnit.Count, value=1)
+    _publish_once(requisition_id, "requisition.unavailable", {"requisition_id": requisition_id, "outcome": "not_found"})
+    logger.warning("requisition not found at WHOOP", extra={"requisition_id": requisition_id})
+    return "not_found"
 
 
 def _publish_once(requisition_id: str, detail_type: str, detail: dict[str, Any]) -> None:

@@ -4,9 +4,11 @@ lab's requests. Field names are WHOOP's and FHIR's own.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from whoop_bridge.lab.statuses import ISSUE_STATUSES, TaskBusinessStatus
 
@@ -20,47 +22,90 @@ class _WhoopShape(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class Patient(_WhoopShape):
-    id: NonEmpty
+def _as_text(value: Any) -> Any:
+    """A value the bridge only keeps and shows, as text whatever its JSON type."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
-class Appointment(_WhoopShape):
-    service_request_ids: list[str] = Field(default_factory=list)
-    start_time: str | None = None
-    slot_id: str | None = None
-    collection_address: Any = None
+# A string WHOOP may send as anything (a new value, a null, another type): kept, never an error.
+FreeText = Annotated[str | None, BeforeValidator(_as_text)]
 
 
 class ServiceRequest(_WhoopShape):
+    """One test of an order. Only `id` and `code` must be readable for the bridge to act on
+    it; every other field is kept as received."""
+
     id: NonEmpty
-    # FHIR request status: active, completed, revoked; others are tolerated.
-    status: str = "active"
-    intent: str | None = "order"
     code: NonEmpty
-    task_business_status: TaskBusinessStatus | None = None
-    task_description: str | None = None
+    # FHIR request status (active, completed, revoked, on-hold, ...). Absent reads as active
+    # (WHOOP's examples omit it); null or any other value means no work for the lab.
+    status: FreeText = "active"
+    intent: FreeText = None
+    # A free string at WHOOP: one of our seven, prose such as "Specimen collected", or null.
+    task_business_status: FreeText = None
+    task_description: FreeText = None
 
 
 class LabRequisition(_WhoopShape):
+    """What the bridge needs to take an order: its id and its list of service requests.
+
+    Each service request is read on its own (`ServiceRequest`), so one it cannot read does
+    not hold up the others; `patient`, `appointments`, the times and any new field are kept
+    as WHOOP sent them (the spec marks `appointments` required, WHOOP's examples omit it).
+    """
+
     id: NonEmpty
-    created_at: str | None = None
-    updated_at: str | None = None
-    patient: Patient
-    service_requests: list[ServiceRequest] = Field(min_length=1)
-    # The spec marks it required; WHOOP's examples omit it.
-    appointments: list[Appointment] = Field(default_factory=list)
+    service_requests: list[Any] = Field(min_length=1)
 
 
 ObservationStatus = Literal[
     "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
 ]
 DiagnosticReportStatus = Literal["final", "partial", "preliminary", "amended", "corrected", "cancelled"]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+BundleId = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+NEEDS_A_VALUE = "an observation needs value_numeric or value_text (or both)"
+
+
+def _optional(**schema: Any) -> Any:
+    """An optional field that is absent or a value, never null: WHOOP's schema has no nulls,
+    and the report goes to WHOOP as written."""
+
+    def absent_not_null(field_schema: dict[str, Any]) -> None:
+        field_schema.pop("default", None)
+        field_schema.update(schema)
+
+    return Field(default=None, json_schema_extra=absent_not_null)
+
+
+def _with_cross_field_problems(data: Any, handler: Any, title: str, found: list[tuple[tuple[str | int, ...], str]]) -> Any:
+    """Validate the fields and report the cross-field `found` problems in the same error.
+
+    pydantic skips after-validators once a field fails, so a lab would learn of a missing
+    value only after fixing every other problem; the rules run on the raw input instead.
+    """
+    extra = [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=data) for loc, message in found]
+    try:
+        validated = handler(data)
+    except ValidationError as error:
+        if not extra:
+            raise
+        field_errors = [
+            InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {}))
+            for e in error.errors()
+        ]
+        raise ValidationError.from_exception_data(error.title, field_errors + extra) from None
+    if extra:
+        raise ValidationError.from_exception_data(title, extra)
+    return validated
 
 
 class Observation(BaseModel):
-    """One result. Extra fields are refused (WHOOP has none for ranges, flags or PDFs), and
-    types are strict: the report goes to WHOOP exactly as the lab wrote it, so "185" must
-    not pass as a number."""
+    """One result: WHOOP's `CreateObservationRequest`. WHOOP's schema makes every field
+    optional; WHOOP's docs add that an observation needs a value, and the bridge needs a
+    `code` (a value that names no analyte says nothing). Extra fields are refused (WHOOP has
+    none for ranges, flags or PDFs), and types are strict: the report goes to WHOOP exactly
+    as the lab wrote it, so "185" must not pass as a number."""
 
     # The value rule below, as JSON Schema for the OpenAPI document.
     model_config = ConfigDict(
@@ -72,25 +117,41 @@ class Observation(BaseModel):
 
     code: NonEmpty
     # NaN and infinities parse from JSON but cannot be sent to WHOOP; an empty text is no result.
-    value_numeric: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    value_text: Annotated[str, StringConstraints(min_length=1)] | None = None
-    unit: str | None = None
-    status: ObservationStatus
+    value_numeric: Annotated[float, Field(allow_inf_nan=False)] = _optional()
+    value_text: Annotated[str, StringConstraints(min_length=1)] = _optional()
+    unit: str = _optional()
+    status: ObservationStatus = _optional()
+    # Groups related observations for fulfilment (WHOOP: uuid, optional).
+    bundle_id: BundleId = _optional(format="uuid")
 
-    @model_validator(mode="after")
-    def _has_a_value(self) -> Observation:
-        if self.value_numeric is None and self.value_text is None:
-            raise ValueError("an observation needs value_numeric or value_text (or both)")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _has_a_value(cls, data: Any, handler: Any) -> Observation:
+        missing = isinstance(data, dict) and data.get("value_numeric") is None and data.get("value_text") is None
+        return _with_cross_field_problems(data, handler, cls.__name__, [((), NEEDS_A_VALUE)] if missing else [])
 
 
 class DiagnosticReport(BaseModel):
-    """WHOOP's `DiagnosticReportCreateRequest`, exactly as the lab writes it."""
+    """WHOOP's `DiagnosticReportCreateRequest`, exactly as the lab writes it.
+
+    WHOOP's schema makes both fields optional. The bridge needs `status` (it decides what
+    the report does to the test: partial, final or a correction), and results in every
+    report but a `cancelled` one (a final report with nothing in it would tell WHOOP results
+    are ready when none are)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     status: DiagnosticReportStatus
-    observations: list[Observation] = Field(min_length=1)
+    observations: list[Observation] = _optional()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _results_unless_cancelled(cls, data: Any, handler: Any) -> DiagnosticReport:
+        found = []
+        no_results = isinstance(data, dict) and ("observations" not in data or data["observations"] == [])
+        if no_results and data.get("status") != "cancelled":
+            found.append((("observations",), "a report needs at least one observation (only a cancelled report may have none)"))
+        return _with_cross_field_problems(data, handler, cls.__name__, found)
 
 
 class LabStatusEvent(BaseModel):
@@ -108,8 +169,11 @@ class LabStatusEvent(BaseModel):
     status: TaskBusinessStatus
     reason: Reason | None = None
 
-    @model_validator(mode="after")
-    def _issue_has_reason(self) -> LabStatusEvent:
-        if self.status in ISSUE_STATUSES and not self.reason:
-            raise ValueError(f"{self.status.value} needs a reason")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _issue_has_reason(cls, data: Any, handler: Any) -> LabStatusEvent:
+        found = []
+        status = data.get("status") if isinstance(data, dict) else None
+        if isinstance(status, str) and status in ISSUE_STATUSES and data.get("reason") is None:
+            found.append((("reason",), f"{status} needs a reason"))
+        return _with_cross_field_problems(data, handler, cls.__name__, found)

@@ -70,5 +70,18 @@ def status_after_report(report_status: str) -> TaskBusinessStatus | None:
 
 
 def parse(value: str | None) -> TaskBusinessStatus | None:
-    """The status named by `value`, None for WHOOP's null (a new order)."""
+    """The status named by `value`, None for WHOOP's null (a new order). For the bridge's
+    own stored values; read what WHOOP sends with `known`."""
     return None if value is None else TaskBusinessStatus(value)
+
+
+def known(value: object) -> TaskBusinessStatus | None:
+    """One of the seven statuses when `value` names it, else None.
+
+    WHOOP types `task_business_status` as a free string (its own examples are prose such
+    as "Specimen collected"): a value outside the seven is kept as received, never an error.
+    """
+    try:
+        return TaskBusinessStatus(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -101,11 +101,13 @@ def _iso(epoch_seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Where the member goes after the callback. `return_url` None: show a page instead."""
+    """Where the member goes after the callback. `return_url` None: show a page instead.
+    `repeated`: the answer to a repeat of a callback that already completed."""
 
     status: str
     return_url: str | None = None
     client_user_id: str | None = None
+    repeated: bool = False
 
     @property
     def location(self) -> str | None:
@@ -120,29 +122,71 @@ class Outcome:
 INVALID_STATE = Outcome("invalid_state")
 
 
+# How long a completed callback's outcome is kept for a repeat (a reload, a double submit),
+# and how long a repeat waits for the first callback still running.
+OUTCOME_SECONDS = 600
+REPEAT_WAIT_SECONDS = 10.0
+# OAuth's error codes are short ASCII words; anything else is logged as "unrecognised".
+OAUTH_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 def complete(query: dict[str, str]) -> Outcome:
     """`GET /oauth/whoop/callback`: consume the state, then record what the member chose.
 
-    The state is consumed before anything else, so a replayed callback finds it gone."""
+    The state is consumed before anything else, so a code is never exchanged twice; a
+    repeat of a callback that completed in the last OUTCOME_SECONDS gets the same outcome."""
     state = query.get("state") or ""
     if not state or len(state) > MAX_STATE_LENGTH:
         logger.warning("OAuth callback refused: no usable state")
         return INVALID_STATE
-    link = member_store.take_oauth_state(_state_hash(state), int(time.time()))
+    state_hash = _state_hash(state)
+    link = member_store.take_oauth_state(state_hash, int(time.time()))
     if link is None:
-        logger.warning("OAuth callback refused: the state is unknown, expired or already used")
-        return INVALID_STATE
+        return _repeated(state_hash)
+    result = _complete(link, query)
+    member_store.finish_oauth_state(state_hash, result.status, int(time.time()) + OUTCOME_SECONDS)
+    logger.info("OAuth callback completed", extra={"client_user_id": result.client_user_id, "outcome": result.status})
+    return result
+
+
+def _repeated(state_hash: str) -> Outcome:
+    """A state already taken: the outcome it had, waiting briefly while the first callback
+    still runs; INVALID_STATE when it is unknown, expired or its outcome has lapsed."""
+    deadline = time.monotonic() + REPEAT_WAIT_SECONDS
+    while True:
+        stored = member_store.get_oauth_state(state_hash)
+        if stored is None or "taken_at" not in stored:
+            logger.warning("OAuth callback refused: the state is unknown or expired")
+            return INVALID_STATE
+        if stored.get("outcome") and stored["outcome_until"] > time.time():
+            logger.info("OAuth callback repeated: answering its outcome again", extra={"client_user_id": stored["client_user_id"], "outcome": stored["outcome"]})
+            return Outcome(stored["outcome"], stored.get("return_url"), stored["client_user_id"], repeated=True)
+        if stored.get("outcome") or time.monotonic() >= deadline:
+            logger.warning("OAuth callback refused: the state was already used")
+            return INVALID_STATE
+        time.sleep(0.25)
+
+
+def _complete(link: dict[str, Any], query: dict[str, str]) -> Outcome:
     client_user_id, return_url = link["client_user_id"], link.get("return_url")
 
     def outcome(status: str) -> Outcome:
-        logger.info("OAuth callback completed", extra={"client_user_id": client_user_id, "outcome": status})
         return Outcome(status, return_url, client_user_id)
 
-    if query.get("error"):
-        # WHOOP's description is shown to nobody; it only tells the user limit apart.
-        return outcome("user_limit" if is_user_limit(query.get("error_description")) else "denied")
+    error = query.get("error")
+    if error:
+        # WHOOP's description is shown to nobody and never logged (it is free text); it
+        # only tells the user limit apart.
+        if is_user_limit(query.get("error_description")):
+            return outcome("user_limit")
+        if error == "access_denied":
+            return outcome("denied")  # the member declined on WHOOP's page
+        error_code = error if OAUTH_ERROR_CODE.match(error) else "unrecognised"
+        logger.error("WHOOP refused the authorization", extra={"client_user_id": client_user_id, "error_code": error_code})
+        return outcome("error")
     code = query.get("code")
     if not code:
+        logger.error("OAuth callback without a code or an error", extra={"client_user_id": client_user_id})
         return outcome("error")
     try:
         api = member_api()
@@ -170,12 +214,28 @@ def _revoke_quietly(api: MemberApi, access_token: str) -> None:
         logger.warning("could not revoke the tokens of an unfinished connection")
 
 
+# Attempts to save a connection while other members take the same WHOOP account.
+SAVE_ATTEMPTS = 5
+
+
 def _store_connection(client_user_id: str, user_id: int, grant: Any, profile: dict[str, Any]) -> None:
+    """Save the connection; when another member connected the same WHOOP account between
+    our read and our write, read its owner again and take the documented "moved" path."""
+    for _ in range(SAVE_ATTEMPTS):
+        if _save_connection(client_user_id, user_id, grant, profile):
+            return
+        logger.info("WHOOP account taken meanwhile by another connection; saving again", extra={"user_id": user_id})
+    raise RuntimeError("the WHOOP account's owner kept changing while this connection was saved")
+
+
+def _save_connection(client_user_id: str, user_id: int, grant: Any, profile: dict[str, Any]) -> bool:
     now = member_store.now_iso()
     previous = member_store.get_connection(client_user_id)
     owner = member_store.get_user(user_id)
     moved_from = owner["client_user_id"] if owner and owner["client_user_id"] != client_user_id else None
     released = previous.get("user_id") if previous and previous.get("user_id") not in (None, user_id) else None
+    if released is not None and (member_store.get_user(int(released)) or {}).get("client_user_id") != client_user_id:
+        released = None  # another member holds that account now: its mapping is not ours to drop
     expires_at = int(time.time()) + grant.expires_in
     offline = bool(grant.refresh_token)
     connection: dict[str, Any] = {
@@ -200,13 +260,16 @@ def _store_connection(client_user_id: str, user_id: int, grant: Any, profile: di
         )
     ]
     if moved_from:
-        # One WHOOP account, one member: the newer connection wins, and both sides hear of it.
-        logger.warning("WHOOP account moved to another member", extra={"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
         stored_events.append(
             member_store.new_event("member.connection_moved", {"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
         )
-    member_store.save_connection(connection, profile, moved_from=moved_from, released_user_id=released, events=stored_events)
+    if not member_store.save_connection(connection, profile, moved_from=moved_from, released_user_id=released, events=stored_events):
+        return False
+    if moved_from:
+        # One WHOOP account, one member: the newer connection wins, and both sides hear of it.
+        logger.warning("WHOOP account moved to another member", extra={"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
     outbox.publish_stored(stored_events)
+    return True
 
 
 # Status and disconnect ---------------------------------------------------------------------

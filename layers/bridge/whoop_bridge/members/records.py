@@ -2,22 +2,35 @@
 bridge stores them and announces them.
 
 A record keeps WHOOP v2's own field names. Fields WHOOP adds later are dropped, so the
-shape only changes with `RECORD_VERSION`; every score sub-field may be missing (None), so
-a partial score still validates. Timestamps become UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`, which
-sorts as text: the store orders, windows and compares `updated_at` on it.
+shape only changes with `RECORD_VERSION`. WHOOP's data is stored as received wherever the
+bridge does not need it: a `score_state` outside the three known ones, a null (or absent)
+field, a partial score. Only what the bridge keys, orders and windows a record by must be
+readable (its id, `updated_at`, and `start` or a recovery's `created_at`); a record without
+those raises RecordInvalid. Timestamps become UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`, which sorts
+as text: the store orders, windows and compares `updated_at` on it.
+
+Record versions (`record_version` in every record event, one number for all four types):
+1. the first shape;
+2. cycles carry `step_count` (int or null); `score_state` is any text WHOOP sends (a new
+   state is kept, not refused); every field but the record's id, `user_id`, `created_at`,
+   `updated_at` and `start` may be null.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
 RECORD_TYPES = ("cycle", "sleep", "recovery", "workout")
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 SCORE_STATES = ("SCORED", "PENDING_SCORE", "UNSCORABLE")
 PENDING_SCORE = "PENDING_SCORE"
+# A record in one of these states replaces a pending one of the same `updated_at`; a state
+# the bridge does not know never replaces anything it would not replace by time.
+FINAL_SCORE_STATES = ("SCORED", "UNSCORABLE")
 # Why a record event was sent: a WHOOP data webhook, the first fetch of a member's history,
 # or the scheduled poll that catches webhooks WHOOP never delivered.
 CAUSES = ("webhook", "backfill", "reconciliation")
@@ -27,8 +40,14 @@ DELETED = "member.record.deleted"
 
 
 class RecordInvalid(ValueError):
-    """A WHOOP record that does not have its type's shape. The message names the fields,
-    never their values (a record is health data)."""
+    """A WHOOP record the bridge cannot read. The message and `fields` name the fields,
+    never their values (a record is health data); `record_id` is WHOOP's id of the record
+    when it could be read, else None."""
+
+    def __init__(self, message: str, fields: tuple[str, ...] = (), record_id: str | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields
+        self.record_id = record_id
 
 
 def normalize_timestamp(value: str | datetime) -> str:
@@ -55,8 +74,11 @@ def _timestamp(value: Any) -> str:
 
 
 Timestamp = Annotated[str, BeforeValidator(_timestamp)]
-Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
-ScoreState = Literal["SCORED", "PENDING_SCORE", "UNSCORABLE"]
+_UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(_UUID_PATTERN)
+Uuid = Annotated[str, StringConstraints(pattern=_UUID_PATTERN)]
+# SCORE_STATES are the states WHOOP documents; any other text is stored as received.
+ScoreState = Optional[str]
 
 
 class _Shape(BaseModel):
@@ -82,9 +104,10 @@ class Cycle(_Shape):
     updated_at: Timestamp
     start: Timestamp
     end: Optional[Timestamp] = None  # None while the cycle is the current one
-    timezone_offset: str
-    score_state: ScoreState
+    timezone_offset: Optional[str] = None
+    score_state: ScoreState = None
     score: Optional[CycleScore] = None
+    step_count: Optional[int] = None  # None when WHOOP has no step data for the cycle
 
 
 # Sleep -------------------------------------------------------------------------------------
@@ -119,16 +142,16 @@ class SleepScore(_Shape):
 
 class Sleep(_Shape):
     id: Uuid
-    cycle_id: int
+    cycle_id: Optional[int] = None
     v1_id: Optional[int] = None
     user_id: int
     created_at: Timestamp
     updated_at: Timestamp
     start: Timestamp
-    end: Timestamp
-    timezone_offset: str
-    nap: bool
-    score_state: ScoreState
+    end: Optional[Timestamp] = None
+    timezone_offset: Optional[str] = None
+    nap: Optional[bool] = None
+    score_state: ScoreState = None
     score: Optional[SleepScore] = None
 
 
@@ -145,12 +168,12 @@ class RecoveryScore(_Shape):
 
 
 class Recovery(_Shape):
-    cycle_id: int
+    cycle_id: Optional[int] = None
     sleep_id: Uuid
     user_id: int
     created_at: Timestamp
     updated_at: Timestamp
-    score_state: ScoreState
+    score_state: ScoreState = None
     score: Optional[RecoveryScore] = None
 
 
@@ -185,11 +208,11 @@ class Workout(_Shape):
     created_at: Timestamp
     updated_at: Timestamp
     start: Timestamp
-    end: Timestamp
-    timezone_offset: str
-    sport_name: Annotated[str, StringConstraints(min_length=1)]
+    end: Optional[Timestamp] = None
+    timezone_offset: Optional[str] = None
+    sport_name: Optional[str] = None
     sport_id: Optional[int] = None
-    score_state: ScoreState
+    score_state: ScoreState = None
     score: Optional[WorkoutScore] = None
 
 
@@ -219,16 +242,28 @@ def normalize(record_type: str, raw: dict[str, Any]) -> dict[str, Any]:
     field (never its value)."""
     model = _model(record_type)
     if not isinstance(raw, dict):
-        raise RecordInvalid(f"{record_type}: a record must be a JSON object")
+        raise RecordInvalid(f"{record_type}: a record must be a JSON object", ("record",))
     try:
         parsed = model.model_validate(raw)
     except ValidationError as error:
-        problems = []
+        problems, fields = [], []
         for item in error.errors(include_input=False, include_url=False):
             field = ".".join(str(part) for part in item.get("loc", ())) or "record"
+            fields.append(field)
             problems.append(f"{field}: {str(item.get('msg', 'invalid')).removeprefix('Value error, ')}")
-        raise RecordInvalid(f"{record_type} record invalid: " + "; ".join(problems)) from None
+        raise RecordInvalid(f"{record_type} record invalid: " + "; ".join(problems), tuple(fields), raw_record_id(record_type, raw)) from None
     return parsed.model_dump(mode="json")
+
+
+def raw_record_id(record_type: str, raw: Any) -> str | None:
+    """The id a WHOOP record as received is keyed by (see `record_id`), when it has a usable
+    one: a uuid for a sleep, workout or recovery, an integer for a cycle. None otherwise."""
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("sleep_id" if record_type == "recovery" else "id")
+    if record_type == "cycle":
+        return str(value) if type(value) is int else None
+    return value if isinstance(value, str) and _UUID.match(value) else None
 
 
 def record_id(record_type: str, record: dict[str, Any]) -> str:
@@ -240,11 +275,14 @@ def record_id(record_type: str, record: dict[str, Any]) -> str:
     return str(record["id"])
 
 
-def record_time(record_type: str, record: dict[str, Any]) -> str:
-    """The time records are ordered and windowed by: `start`, or a recovery's `created_at`
-    (it has no start)."""
+def record_time(record_type: str, record: dict[str, Any], sleep_start: str | None = None) -> str:
+    """The time records are ordered and windowed by, as WHOOP windows its collections:
+    `start`; a recovery has none and goes by its sleep's `start` (`sleep_start`), or by its
+    own `created_at` while the sleep is unknown."""
     _model(record_type)
-    return record["created_at"] if record_type == "recovery" else record["start"]
+    if record_type == "recovery":
+        return normalize_timestamp(sleep_start) if sleep_start else record["created_at"]
+    return record["start"]
 
 
 def updated_event(client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str) -> tuple[str, dict[str, Any]]:

@@ -8,6 +8,12 @@ reconciliation, all through the app's one rate budget (whoop-api.md §3.2-3.4).
   stored, and the next page queued, so a job that stops resumes at its page.
 - When the budget has no call to give, `BudgetExhausted` reaches the handler, which puts
   the message back on its queue with a delay: deferred, never dropped.
+- WHOOP may answer 404 for a record right after its own `*.updated` webhook (read lag):
+  the webhook is retried every `READ_LAG_RETRY_SECONDS` for `READ_LAG_SECONDS` before the
+  record is declared missing, and a 404 never deletes by itself: only a `*.deleted`
+  webhook, or reconciliation after WHOOP's own GET answers 404, deletes a stored record.
+- A record the bridge cannot read (`records.RecordInvalid`) is skipped, counted and logged
+  by its id and field names; the rest of its page, job or webhook goes on.
 """
 
 from __future__ import annotations
@@ -48,10 +54,33 @@ MAX_DELAY_SECONDS = 900
 # Reconciliation remembers the ids of its window to find deletes webhooks missed; past
 # this many it repairs updates only.
 MAX_SEEN_IDS = 2000
+# Read lag: how long a record WHOOP answers 404 for after its `*.updated` webhook is asked
+# for again (on the budget's clock), and how often.
+READ_LAG_SECONDS = 600
+READ_LAG_RETRY_SECONDS = 60
 
 
 class _Skip(Exception):
     """This member's data cannot be fetched now and retrying will not help (an outcome)."""
+
+
+class _NotYetReadable(Exception):
+    """WHOOP answered 404 for the record a `*.updated` webhook named."""
+
+
+class ReadLagRetry(Exception):
+    """Ask WHOOP again after `retry_after` seconds (the budget's clock): `rest` is the
+    webhook message to queue again, carrying when WHOOP first answered 404."""
+
+    def __init__(self, rest: dict[str, Any], retry_after: float) -> None:
+        super().__init__("WHOOP does not show the record yet")
+        self.rest = rest
+        self.retry_after = retry_after
+
+
+def _unreadable(error: records.RecordInvalid, record_type: str) -> None:
+    # The record's id and the fields it lacks; never a value (a record is health data).
+    logger.warning("WHOOP record skipped: the bridge cannot read it", extra={"record_type": record_type, "record_id": error.record_id, "fields": list(error.fields)})
 
 
 # Webhooks ----------------------------------------------------------------------------------
@@ -82,9 +111,28 @@ def handle_webhook(message: dict[str, Any], tokens: TokenService | None = None) 
             changed = session.fetch(record_kind, message["id"], WEBHOOK_CAUSE)
     except _Skip as skip:
         return {"outcome": str(skip), "changed": 0}
+    except records.RecordInvalid as error:
+        # Asking again returns the same record: counted and logged, not retried.
+        _unreadable(error, record_kind)
+        return {"outcome": "unreadable", "changed": 0, "unreadable": 1}
+    except _NotYetReadable:
+        return _read_lag(message)
     finally:
         session.publish()
     return {"outcome": "deleted" if action == "deleted" else "fetched", "changed": changed}
+
+
+def _read_lag(message: dict[str, Any]) -> dict[str, Any]:
+    """WHOOP answered 404 for the record of a `*.updated` webhook: ask again later, until
+    READ_LAG_SECONDS after the first 404; then it is declared missing, and nothing stored is
+    deleted (a `*.deleted` webhook or reconciliation does that)."""
+    now = budget.clock().time()
+    first = message.get("not_found_since")
+    first = float(first) if isinstance(first, (int, float)) else now
+    if now - first >= READ_LAG_SECONDS:
+        logger.warning("WHOOP record still not found after read-lag retries; nothing deleted", extra={"event_type": message["type"], "record_id": message["id"]})
+        return {"outcome": "not_found", "changed": 0}
+    raise ReadLagRetry({**message, "not_found_since": first}, READ_LAG_RETRY_SECONDS)
 
 
 class _MemberSession:
@@ -132,10 +180,14 @@ class _MemberSession:
                 raise _Skip("skipped_not_connected") from None
         return self._token
 
-    def store(self, record_type: str, raw: dict[str, Any], cause: str) -> int:
-        """Upsert a record; 1 when it changed. Its event goes out with `publish`."""
+    def store(self, record_type: str, raw: dict[str, Any], cause: str, *, sleep_start: str | None = None) -> int:
+        """Upsert a record; 1 when it changed. Its event goes out with `publish`. A recovery
+        is windowed by its sleep's start: `sleep_start`, or the stored sleep's."""
         record = records.normalize(record_type, raw)
-        stored = record_store.upsert(self.client_user_id, self.user_id, record_type, record, cause)
+        if record_type == "recovery" and sleep_start is None:
+            sleep = record_store.get(self.client_user_id, "sleep", record["sleep_id"])
+            sleep_start = sleep["start"] if sleep else None
+        stored = record_store.upsert(self.client_user_id, self.user_id, record_type, record, cause, sleep_start=sleep_start)
         self.events += stored
         return 1 if stored else 0
 
@@ -150,26 +202,52 @@ class _MemberSession:
         self.events = []
 
     def fetch(self, record_type: str, record_id: str, cause: str) -> int:
+        """The record a `*.updated` webhook names; `_NotYetReadable` on a 404 (read lag)."""
         try:
             raw = self._call(self._api.record, record_type, record_id, scope=SCOPES[record_type])
         except WhoopNotFound:
-            return self.delete(record_type, record_id, cause)  # gone at WHOOP since the webhook
+            raise _NotYetReadable() from None
         return self.store(record_type, raw, cause)
 
     def fetch_recovery(self, sleep_id: str, cause: str) -> int:
-        """A recovery by its sleep: the sleep names the cycle, the cycle has the recovery."""
+        """A recovery by its sleep: the sleep names the cycle, the cycle has the recovery.
+        `_NotYetReadable` when WHOOP answers 404 for either."""
         if SCOPES["recovery"] not in self._granted():
             raise _Skip("skipped_scope_not_granted")
-        try:
-            sleep = self._call(self._api.record, "sleep", sleep_id, scope=SCOPES["sleep"])
-        except WhoopNotFound:
-            return self.delete("sleep", sleep_id, cause) + self.delete("recovery", sleep_id, cause)
+        sleep = self._sleep(sleep_id)
         changed = self.store("sleep", sleep, cause)  # fetched anyway: keep it
         try:
             recovery = self._call(self._api.cycle_recovery, sleep["cycle_id"], scope=SCOPES["recovery"])
         except WhoopNotFound:
-            return changed + self.delete("recovery", sleep_id, cause)
-        return changed + self.store("recovery", recovery, cause)
+            raise _NotYetReadable() from None
+        return changed + self.store("recovery", recovery, cause, sleep_start=sleep["start"])
+
+    def _sleep(self, sleep_id: str) -> dict[str, Any]:
+        """A sleep, normalised and with the `cycle_id` its recovery is read by."""
+        try:
+            raw = self._call(self._api.record, "sleep", sleep_id, scope=SCOPES["sleep"])
+        except WhoopNotFound:
+            raise _NotYetReadable() from None
+        sleep = records.normalize("sleep", raw)
+        if sleep["cycle_id"] is None:
+            raise records.RecordInvalid("sleep record invalid: cycle_id: needed to read its recovery", ("cycle_id",), sleep_id)
+        return sleep
+
+    def reconcile_missing(self, record_type: str, record_id: str, cause: str) -> int:
+        """A stored record WHOOP's listing of the window no longer shows: deleted only when
+        WHOOP's own GET answers 404 (a recovery's through its sleep and cycle); when WHOOP
+        still has it, its current version is stored instead. 1 when something changed."""
+        try:
+            if record_type == "recovery":
+                sleep = self._sleep(record_id)
+                raw = self._call(self._api.cycle_recovery, sleep["cycle_id"], scope=SCOPES["recovery"])
+                return self.store("recovery", raw, cause, sleep_start=sleep["start"])
+            return self.store(record_type, self._call(self._api.record, record_type, record_id, scope=SCOPES[record_type]), cause)
+        except (WhoopNotFound, _NotYetReadable):
+            return self.delete(record_type, record_id, cause)
+        except records.RecordInvalid as error:
+            _unreadable(error, record_type)  # WHOOP still has it: nothing is deleted
+            return 0
 
     def page(self, job: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
         return self._call(
@@ -250,7 +328,7 @@ def run_job(job: dict[str, Any], tokens: TokenService | None = None) -> dict[str
         return {"outcome": "skipped_not_connected", "records": 0, "repairs": 0}
     session = _MemberSession(connection, tokens or TokenService(), BACKGROUND)
     cursor = {key: job[key] for key in ("steps", "next_token") if key in job} | ({"seen": job["seen"]} if "seen" in job else {})
-    totals = {"records": 0, "repairs": 0}
+    totals = {"records": 0, "repairs": 0, "unreadable": 0}
     try:
         for _ in range(MAX_PAGES_PER_RUN):
             if not cursor["steps"]:
@@ -277,22 +355,31 @@ def _step(session: _MemberSession, job: dict[str, Any], cursor: dict[str, Any], 
         cursor["steps"] = cursor["steps"][1:]
         return
     page, next_token = session.page({"record_type": step, "start": job["start"], "end": job["end"], "next_token": cursor["next_token"]})
-    changed = sum(session.store(step, raw, cause) for raw in page)
+    changed = 0
+    for raw in page:
+        try:
+            changed += session.store(step, raw, cause)
+        except records.RecordInvalid as error:
+            _unreadable(error, step)  # the rest of the page and of the job go on
+            totals["unreadable"] += 1
     seen = cursor.get("seen")
     if seen is not None:
-        seen = seen + [records.record_id(step, records.normalize(step, raw)) for raw in page]
-        if len(seen) > MAX_SEEN_IDS:
-            seen = None  # too many to carry: repair updates only
+        ids = [records.raw_record_id(step, raw) for raw in page]
+        # Past MAX_SEEN_IDS, or with a record whose id cannot be read (it could be any stored
+        # one), this step repairs updates only and deletes nothing.
+        seen = None if None in ids or len(seen) + len(ids) > MAX_SEEN_IDS else seen + ids
         cursor["seen"] = seen
     if next_token:
         cursor["next_token"] = next_token
         state = "running"
     else:
         if seen is not None:
-            # Stored in the window but no longer at WHOOP: a delete the webhooks missed.
-            for record_id in record_store.ids_between(session.client_user_id, step, job["start"], job["end"]) - set(seen):
-                changed += session.delete(step, record_id, cause)
-            cursor["seen"] = []
+            # Stored in the window but no longer listed: a delete the webhooks missed, once
+            # WHOOP's own GET confirms it.
+            for record_id in sorted(record_store.ids_between(session.client_user_id, step, job["start"], job["end"]) - set(seen)):
+                changed += session.reconcile_missing(step, record_id, cause)
+        if "seen" in cursor:
+            cursor["seen"] = []  # the next step starts its own list
         cursor.update(steps=cursor["steps"][1:], next_token=None)
         state = "done"
     member_store.note_sync_progress(session.client_user_id, cause, step, pages=1, records=len(page), state=state)

@@ -29,6 +29,8 @@ from whoop_bridge.config import settings
 REQUISITION_INDEX = "gsi1"
 REQUISITION_LISTING = "REQUISITION"
 PENDING_REVIEWS = "REVIEW#pending"
+# A requisition WHOOP answered 404 for, fetched again until its `retry_until`.
+AWAITING_WHOOP = "awaiting_whoop"
 
 
 class ServiceRequestBusy(RuntimeError):
@@ -37,7 +39,7 @@ class ServiceRequestBusy(RuntimeError):
 
 def now_iso() -> str:
     """UTC now as ISO 8601 with milliseconds and `Z`."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def _table() -> Any:
@@ -74,46 +76,128 @@ def _put_if_new(item: dict[str, Any]) -> bool:
 # Requisitions ---------------------------------------------------------------------------
 
 
-def put_requisition_if_new(requisition: dict[str, Any], received_at: str) -> bool:
-    """Store a fetched, valid requisition once; False when it was already stored."""
+def iso(moment: datetime) -> str:
+    """A time as the table keeps times: UTC, milliseconds, `Z` (they compare as text)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str | None:
+    # WHOOP's times are strings; anything else is kept as its JSON text (DynamoDB refuses floats).
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def put_requisition_if_new(
+    requisition: dict[str, Any],
+    received_at: str,
+    service_request_ids: list[str] | None = None,
+    problems: list[dict[str, str]] | None = None,
+) -> bool:
+    """Store a fetched requisition unless it is already stored as received; False then.
+
+    A requisition recorded earlier as `awaiting_whoop`, `not_found` or `invalid` is
+    replaced: a later successful fetch makes it fully visible. `problems` names the parts
+    the bridge could not read (they are kept as WHOOP sent them).
+    """
     requisition_id = requisition["id"]
-    return _put_if_new(
-        {
-            "pk": f"REQ#{requisition_id}",
-            "sk": "REQ",
-            "kind": "requisition",
-            "requisition_id": requisition_id,
-            "outcome": "received",
-            "received_at": received_at,
-            "created_at": requisition.get("created_at"),
-            "updated_at": requisition.get("updated_at"),
-            # Patient and appointments stay as WHOOP sent them (encrypted at rest by the
-            # table's KMS key); JSON text avoids DynamoDB's float restrictions.
-            "patient_json": json.dumps(requisition.get("patient")),
-            "appointments_json": json.dumps(requisition.get("appointments") or []),
-            "service_request_ids": [sr["id"] for sr in requisition["service_requests"]],
-            "published": False,
-            "gsi1pk": REQUISITION_LISTING,
-            "gsi1sk": f"{received_at}#{requisition_id}",
-        }
-    )
+    if service_request_ids is None:
+        service_request_ids = [sr["id"] for sr in requisition["service_requests"]]
+    try:
+        _table().put_item(
+            Item={
+                "pk": f"REQ#{requisition_id}",
+                "sk": "REQ",
+                "kind": "requisition",
+                "requisition_id": requisition_id,
+                "outcome": "received",
+                "received_at": received_at,
+                "created_at": _text(requisition.get("created_at")),
+                "updated_at": _text(requisition.get("updated_at")),
+                # Patient and appointments stay as WHOOP sent them (encrypted at rest by the
+                # table's KMS key); JSON text avoids DynamoDB's float restrictions.
+                "patient_json": json.dumps(requisition.get("patient")),
+                "appointments_json": json.dumps(requisition.get("appointments") or []),
+                "service_request_ids": service_request_ids,
+                "problems": problems or [],
+                "published": False,
+                "gsi1pk": REQUISITION_LISTING,
+                "gsi1sk": f"{received_at}#{requisition_id}",
+            },
+            ConditionExpression="attribute_not_exists(pk) OR outcome <> :received",
+            ExpressionAttributeValues={":received": "received"},
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
 
 
 def put_unavailable_requisition(requisition_id: str, outcome: str, problems: list[dict[str, str]]) -> bool:
-    """Record a requisition the bridge could not take (`not_found`, `invalid`) once."""
-    return _put_if_new(
-        {
-            "pk": f"REQ#{requisition_id}",
-            "sk": "REQ",
-            "kind": "requisition",
-            "requisition_id": requisition_id,
-            "outcome": outcome,
-            "problems": problems,
-            "received_at": now_iso(),
-            "published": False,
-            "issue_reported": False,
-        }
-    )
+    """Record a requisition the bridge could not take (`invalid`), unless it is stored as
+    received; False then."""
+    try:
+        _table().put_item(
+            Item={
+                "pk": f"REQ#{requisition_id}",
+                "sk": "REQ",
+                "kind": "requisition",
+                "requisition_id": requisition_id,
+                "outcome": outcome,
+                "problems": problems,
+                "received_at": now_iso(),
+                "published": False,
+            },
+            ConditionExpression="attribute_not_exists(pk) OR (outcome <> :received AND outcome <> :outcome)",
+            ExpressionAttributeValues={":received": "received", ":outcome": outcome},
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def start_not_found_wait(requisition_id: str, since: str, until: str) -> bool:
+    """Record that WHOOP answered 404 at `since` and is asked again until `until`. False when
+    the requisition is received, or another wait is still running (one chain of retries)."""
+    try:
+        _table().put_item(
+            Item={
+                "pk": f"REQ#{requisition_id}",
+                "sk": "REQ",
+                "kind": "requisition",
+                "requisition_id": requisition_id,
+                "outcome": AWAITING_WHOOP,
+                "not_found_since": since,
+                "retry_until": until,
+                "received_at": since,
+                "published": False,
+            },
+            ConditionExpression="attribute_not_exists(pk) OR (outcome <> :received AND (outcome <> :awaiting OR retry_until < :now))",
+            ExpressionAttributeValues={":received": "received", ":awaiting": AWAITING_WHOOP, ":now": since},
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def give_up_not_found(requisition_id: str, since: str) -> bool:
+    """The wait that began at `since` is over: the requisition is `not_found`. False when it
+    was received meanwhile or another wait replaced this one."""
+    try:
+        _table().update_item(
+            Key={"pk": f"REQ#{requisition_id}", "sk": "REQ"},
+            UpdateExpression="SET outcome = :not_found",
+            ConditionExpression="outcome = :awaiting AND not_found_since = :since",
+            ExpressionAttributeValues={":not_found": "not_found", ":awaiting": AWAITING_WHOOP, ":since": since},
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
 
 
 def get_requisition(requisition_id: str) -> dict[str, Any] | None:
@@ -123,7 +207,7 @@ def get_requisition(requisition_id: str) -> dict[str, Any] | None:
 
 
 def mark_requisition(requisition_id: str, **flags: bool) -> None:
-    """Set bookkeeping flags (`published`, `issue_reported`) on a requisition."""
+    """Set bookkeeping flags (`published`) on a requisition."""
     names = {f"#{key}": key for key in flags}
     values = {f":{key}": value for key, value in flags.items()}
     _table().update_item(
@@ -149,6 +233,26 @@ def list_requisitions(since: str | None, limit: int, start_key: dict[str, Any] |
         query["ExclusiveStartKey"] = start_key
     page = _table().query(**query)
     return [plain(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
+
+
+_LISTING_ITEMS = {REQUISITION_LISTING: ("REQ#", "REQ"), PENDING_REVIEWS: ("REVIEW#", "REVIEW")}
+
+
+def is_listing_key(listing: str, key: Any) -> bool:
+    """Whether `key` is a LastEvaluatedKey that listing's query could have returned (the
+    table's and the index's key attributes, naming one of its items): anything else would
+    be a DynamoDB ValidationException as ExclusiveStartKey."""
+    prefix, sort_key = _LISTING_ITEMS[listing]
+    if not isinstance(key, dict) or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"} or not all(isinstance(v, str) for v in key.values()):
+        return False
+    item_id = key["pk"].removeprefix(prefix)
+    return (
+        key["gsi1pk"] == listing
+        and key["sk"] == sort_key
+        and key["pk"].startswith(prefix)
+        and bool(item_id)
+        and key["gsi1sk"].endswith(f"#{item_id}")
+    )
 
 
 # Service requests -----------------------------------------------------------------------

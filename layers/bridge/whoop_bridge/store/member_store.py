@@ -3,7 +3,7 @@ member records and the outbox of member events. Lab functions never see this tab
 
 | item | pk | sk | gsi1pk / gsi1sk |
 |---|---|---|---|
-| OAuth state (10 min, TTL) | `STATE#<sha256 of state>` | `STATE` | |
+| OAuth state (10 min, TTL; once taken, its outcome for 10 more) | `STATE#<sha256 of state>` | `STATE` | |
 | connection | `MEMBER#<client_user_id>` | `CONNECTION` | `TOKEN_EXPIRY` / `<expiry>#<client_user_id>` (refreshable), `REVOKE_PENDING` / `<time>#<id>` |
 | member item (profile, body measurement, sync progress) | `MEMBER#<client_user_id>` | `PROFILE`, `BODY_MEASUREMENT`, `SYNC#<cause>#<record_type>` | |
 | member record (see record_store) | `MEMBER#<client_user_id>` | `<TYPE>#<record_id>` | `RECORDS#<client_user_id>#<type>` / `<record_time>#<record_id>` |
@@ -99,19 +99,39 @@ def put_oauth_state(state_hash: str, link: dict[str, Any], expires_at: int) -> N
 
 
 def take_oauth_state(state_hash: str, now: int) -> dict[str, Any] | None:
-    """Consume a state once: its link, or None when unknown, expired or already used."""
+    """Consume a state once: its link, or None when unknown, expired or already used. The
+    item stays (marked `taken_at`) to keep the callback's outcome for a repeat."""
     try:
-        answer = _table().delete_item(
+        answer = _table().update_item(
             Key={"pk": f"STATE#{state_hash}", "sk": "STATE"},
-            ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+            UpdateExpression="SET taken_at = :now",
+            ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
             ExpressionAttributeValues={":now": now},
-            ReturnValues="ALL_OLD",
+            ReturnValues="ALL_NEW",
         )
     except ClientError as error:
         if _condition_failed(error):
             return None
         raise
     return plain(answer.get("Attributes"))
+
+
+def finish_oauth_state(state_hash: str, outcome: str, keep_until: int) -> None:
+    """Keep a consumed state's outcome (a status word, never a token or code) until
+    `keep_until`, so a repeated callback (a reload, a double submit) gets the same answer."""
+    _table().update_item(
+        Key={"pk": f"STATE#{state_hash}", "sk": "STATE"},
+        UpdateExpression="SET outcome = :outcome, outcome_until = :until, #ttl = :ttl",
+        ConditionExpression="attribute_exists(taken_at)",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues={":outcome": outcome, ":until": keep_until, ":ttl": keep_until + 3600},
+    )
+
+
+def get_oauth_state(state_hash: str) -> dict[str, Any] | None:
+    """A state as stored (link, `taken_at`, `outcome`, `outcome_until`), or None."""
+    item = _table().get_item(Key={"pk": f"STATE#{state_hash}", "sk": "STATE"}, ConsistentRead=True).get("Item")
+    return plain(item) if item else None
 
 
 # Connections -------------------------------------------------------------------------------
@@ -162,15 +182,32 @@ def save_connection(
     moved_from: str | None,
     released_user_id: int | None,
     events: list[dict[str, Any]],
-) -> None:
+) -> bool:
     """Store a completed connection in one transaction: the connection, its WHOOP user
     mapping and profile, the end of the connection the account moved from, the mapping a
-    reconnect to another WHOOP account let go, and the events that announce it."""
+    reconnect to another WHOOP account let go, and the events that announce it.
+
+    The mapping is written only if it is still what the caller read (no owner, this member,
+    or `moved_from`), so of two members consenting with one WHOOP account at once exactly
+    one owns it. False, and nothing written, when another connection took it meanwhile:
+    read the owner again and save with it as `moved_from`."""
     table = _table().name
     client_user_id = connection["client_user_id"]
+    mapping_condition = "attribute_not_exists(pk) OR client_user_id = :me"
+    mapping_values: dict[str, Any] = {":me": client_user_id}
+    if moved_from:
+        mapping_condition += " OR client_user_id = :from"
+        mapping_values[":from"] = moved_from
     items: list[dict[str, Any]] = [
         {"Put": {"TableName": table, "Item": {**member_key(client_user_id), **connection}}},
-        {"Put": {"TableName": table, "Item": {**user_key(connection["user_id"]), "client_user_id": client_user_id, "updated_at": connection["connected_at"]}}},
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {**user_key(connection["user_id"]), "client_user_id": client_user_id, "updated_at": connection["connected_at"]},
+                "ConditionExpression": mapping_condition,
+                "ExpressionAttributeValues": mapping_values,
+            }
+        },
     ]
     if profile is not None:
         items.append({"Put": {"TableName": table, "Item": {"pk": f"MEMBER#{client_user_id}", "sk": "PROFILE", **profile, "updated_at": connection["connected_at"]}}})
@@ -183,8 +220,15 @@ def save_connection(
                     "UpdateExpression": "SET #status = :disconnected, status_reason = :moved, disconnected_at = :at, token_version = token_version + :one "
                     "REMOVE sealed_tokens, gsi1pk, gsi1sk, refresh_lease_owner, refresh_lease_until",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":disconnected": "disconnected", ":moved": "moved_to_another_member", ":at": connection["connected_at"], ":one": 1},
-                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {
+                        ":disconnected": "disconnected",
+                        ":moved": "moved_to_another_member",
+                        ":at": connection["connected_at"],
+                        ":one": 1,
+                        ":user": connection["user_id"],
+                    },
+                    # Only the connection that still holds this WHOOP account ends here.
+                    "ConditionExpression": "attribute_exists(pk) AND user_id = :user",
                 }
             }
         )
@@ -199,7 +243,7 @@ def save_connection(
                 }
             }
         )
-    _client().transact_write_items(TransactItems=items + _outbox_puts(events))
+    return _applied(_client().transact_write_items, TransactItems=items + _outbox_puts(events))
 
 
 def take_refresh_lease(client_user_id: str, token_version: int, owner: str, now: float, lease_seconds: float) -> bool:

@@ -6,10 +6,11 @@ transaction with the outbox event that announces it (`members/outbox.py` publish
 |---|---|---|---|
 | member record | `MEMBER#<client_user_id>` | `<TYPE>#<record_id>` | `RECORDS#<client_user_id>#<record_type>` / `<record_time>#<record_id>` |
 
-TYPE is CYCLE, SLEEP, RECOVERY or WORKOUT; a recovery's record_id is its sleep's id.
+TYPE is CYCLE, SLEEP, RECOVERY or WORKOUT; a recovery's record_id is its sleep's id, and
+its record time is its sleep's `start` (`sleep_start`), as WHOOP windows recoveries.
 Attributes: `record_type`, `record_id`, `user_id`, `updated_at`, `score_state`,
-`record_json` (the normalised record as JSON text, so its floats never pass through
-DynamoDB's Decimals) and `stored_at`. The records sit under the member's partition, so
+`record_version`, `sleep_start` (a recovery's), `record_json` (the normalised record as
+JSON text, so its floats never pass through DynamoDB's Decimals) and `stored_at`. The records sit under the member's partition, so
 `member_store.delete_member_records` (DeleteDataOnDisconnect) deletes them with the rest
 of the member's data.
 """
@@ -74,17 +75,20 @@ def _committed(items: list[dict[str, Any]]) -> bool:
 # Writes --------------------------------------------------------------------------------------
 
 
-def upsert(client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str) -> list[dict[str, Any]]:
+def upsert(
+    client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str, *, sleep_start: str | None = None
+) -> list[dict[str, Any]]:
     """Store a record unless the stored one is as new or newer (by `updated_at`; at the same
-    `updated_at` a scored or unscorable record still replaces a pending one). Returns the
-    stored `member.record.updated` event for `outbox.publish_stored`, or [] when nothing
-    changed. Raises records.RecordInvalid for a record that is not of its type's shape."""
+    `updated_at` a scored or unscorable record still replaces a pending one). A recovery is
+    windowed by `sleep_start` (its sleep's start) when given, else by its `created_at`.
+    Returns the stored `member.record.updated` event for `outbox.publish_stored`, or []
+    when nothing changed. Raises records.RecordInvalid for a record the bridge cannot read."""
     record = records.normalize(record_type, record)
     record_id = records.record_id(record_type, record)
     event = new_event(*records.updated_event(client_user_id, user_id, record_type, record, cause))
     condition = "attribute_not_exists(pk) OR updated_at < :new"
     values: dict[str, Any] = {":new": record["updated_at"]}
-    if record["score_state"] != records.PENDING_SCORE:
+    if record["score_state"] in records.FINAL_SCORE_STATES:
         condition += " OR (updated_at = :new AND score_state = :pending)"
         values[":pending"] = records.PENDING_SCORE
     item = {
@@ -94,11 +98,14 @@ def upsert(client_user_id: str, user_id: int, record_type: str, record: dict[str
         "user_id": user_id,
         "updated_at": record["updated_at"],
         "score_state": record["score_state"],
+        "record_version": records.RECORD_VERSION,
         "record_json": json.dumps(record, separators=(",", ":")),
         "stored_at": event["stored_at"],
         "gsi1pk": listing_key(client_user_id, record_type),
-        "gsi1sk": f"{records.record_time(record_type, record)}#{record_id}",
+        "gsi1sk": f"{records.record_time(record_type, record, sleep_start)}#{record_id}",
     }
+    if record_type == "recovery" and sleep_start:
+        item["sleep_start"] = records.normalize_timestamp(sleep_start)
     put = {"Put": {"TableName": _table().name, "Item": item, "ConditionExpression": condition, "ExpressionAttributeValues": values}}
     return [event] if _committed([put, *_outbox_puts([event])]) else []
 
@@ -200,10 +207,12 @@ def _decode(token: str, client_user_id: str, record_type: str, start: str | None
         key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPageToken("next_token is not a page token") from None
-    if not isinstance(key, dict) or set(key) != _TOKEN_KEYS or not all(isinstance(value, str) for value in key.values()):
+    # DynamoDB refuses an empty or over-long key value (a 5xx): refuse it here as a 400.
+    if not isinstance(key, dict) or set(key) != _TOKEN_KEYS or not all(isinstance(value, str) and 0 < len(value.encode()) <= 1024 for value in key.values()):
         raise InvalidPageToken("next_token is not a page token")
     expected = record_key(client_user_id, record_type, "")
-    if key["pk"] != expected["pk"] or not key["sk"].startswith(expected["sk"]) or key["gsi1pk"] != listing_key(client_user_id, record_type):
+    ours = key["pk"] == expected["pk"] and key["sk"].startswith(expected["sk"]) and key["sk"] != expected["sk"]
+    if not ours or key["gsi1pk"] != listing_key(client_user_id, record_type):
         raise InvalidPageToken("next_token belongs to another member or record type")
     # DynamoDB refuses a start key outside the key condition; so does this listing.
     if (start is not None and key["gsi1sk"] < start) or (end is not None and key["gsi1sk"] >= end):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -136,9 +137,29 @@ class PartnerClient:
         """`POST /v2/partner/service-request/{id}/results`: 201, and WHOOP returns no report id."""
         self._call("POST", f"/v2/partner/service-request/{service_request_id}/results", "POST results", json=report)
 
-    def add_test_data(self) -> None:
-        """`POST /v2/partner/development/add-test-data`: a test member and requisition (not in production)."""
-        self._call("POST", "/v2/partner/development/add-test-data", "POST add-test-data")
+    def add_test_data(self, appointment_type: str | None = None) -> str:
+        """`POST /v2/partner/development/add-test-data`: a test member and a requisition with a
+        booked appointment (not in production: `WhoopNotFound`); returns the requisition id.
+
+        `appointment_type` is WHOOP's `appointmentType` (`IN_PERSON`, WHOOP's default,
+        `MOBILE` or `VIRTUAL`). WHOOP answers 200 `{"requisition_id": uuid}` and sends no
+        webhook for it: fetch the requisition by that id.
+        """
+        params = {"appointmentType": appointment_type} if appointment_type else None
+        response = self._call("POST", "/v2/partner/development/add-test-data", "POST add-test-data", params=params)
+        return str(response.json()["requisition_id"])
+
+    def get_document(self, document_id: str) -> dict[str, Any]:
+        """`GET /v2/partner/document/{id}`: the PartnerDocument `{id, document_type, url?,
+        created_at, updated_at, bundle_id?}`. `WhoopNotFound` when it does not exist or this
+        partner does not own it (WHOOP does not say which)."""
+        # The id comes from a `based_on` reference: quoted, so it can only name a document.
+        return self._call("GET", f"/v2/partner/document/{quote(document_id, safe='')}", "GET document").json()
+
+    def get_document_content(self, document_id: str) -> bytes:
+        """`GET /v2/partner/document/{id}/content`: the document's raw bytes. A document that
+        is only a link (its `url`) has no content: WHOOP answers 404 (`WhoopNotFound`)."""
+        return self._call("GET", f"/v2/partner/document/{quote(document_id, safe='')}/content", "GET document content").content
 
     def get(self, path: str, what: str) -> dict[str, Any]:
         """A GET under the partner API for endpoints WHOOP has not published yet (reviews)."""
