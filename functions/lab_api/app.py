@@ -17,14 +17,13 @@ from whoop_bridge import api
 from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
 from whoop_bridge.lab import lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
-from whoop_bridge.lab.statuses import TaskBusinessStatus
 from whoop_bridge.observability import get_logger
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
 TAGS = ["lab"]
 # An unknown status filter is a 400, not an empty page.
-StatusFilter = StrEnum("StatusFilter", {value: value for value in [*(status.value for status in TaskBusinessStatus), "open", "closed"]})
+StatusFilter = StrEnum("StatusFilter", {value: value for value in lab_events.STATUS_FILTERS})
 
 # Success bodies, as far as a caller relies on them (the views may grow fields).
 _SERVICE_REQUEST = {
@@ -150,7 +149,7 @@ def get_requisition(requisition_id: str):
 @app.post(
     "/lab/requisitions/<requisition_id>/events",
     operation_id="recordRequisitionEvent",
-    summary="A progress event for every open test of the order",
+    summary="A progress event for each test of the order it moves forward (each outcome in the answer; 409 if none)",
     tags=TAGS,
     responses=answers(_ok(202, "Accepted: sent to WHOOP by each test's workflow", {"type": "object", "required": ["requisition_id", "service_requests"],
                                                                                     "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}}}),

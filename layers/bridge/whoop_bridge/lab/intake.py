@@ -64,8 +64,8 @@ class Unsettled(Exception):  # noqa: N818 - an outcome, not an error
 
 
 def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
-    """Process one `{event_type, resource_id}` (a delayed retry also carries
-    `not_found_since` and `attempt`); returns the outcome for the log, or raises Unsettled."""
+    """Process one `{event_type, resource_id}` (a delayed retry after a 404 also carries
+    `not_found_since` and `not_found_attempt`); returns the outcome for the log, or raises Unsettled."""
     event_type = event.get("event_type")
     resource_id = event.get("resource_id")
     if not isinstance(resource_id, str) or not resource_id:
@@ -73,12 +73,14 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
         return "malformed"
     if event_type == REQUISITION_CREATED:
         since = event.get("not_found_since")
-        attempt = event.get("attempt")
+        # Not `attempt`: that field is part of the idempotency key (document fetches), and
+        # once received, a retry must be the duplicate of WHOOP's event that it is.
+        attempt = event.get("not_found_attempt")
         return receive_requisition(
             resource_id,
             client,
             not_found_since=since if isinstance(since, str) else None,
-            attempt=attempt if isinstance(attempt, int) else 0,
+            attempt=attempt if type(attempt) is int and attempt >= 0 else 0,
         )
     if event_type == REVIEW_REQUESTED:
         return receive_review(resource_id, client)
@@ -285,7 +287,7 @@ def _not_found(requisition_id: str, not_found_since: str | None, attempt: int) -
     delay = retry_delay(attempt + 1, since, now, bound)
     if delay is None:
         return _declare_not_found(requisition_id, lab_store.iso(since))
-    enqueue_partner_event(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), attempt=attempt + 1)
+    enqueue_partner_event(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), not_found_attempt=attempt + 1)
     metrics.add_metric(name="RequisitionFetchRetried", unit=MetricUnit.Count, value=1)
     logger.info("requisition not found yet; fetching again later", extra={"requisition_id": requisition_id, "delay_seconds": delay, "attempt": attempt + 1})
     return "retrying"
