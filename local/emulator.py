@@ -1382,7 +1382,7 @@ class WhoopEmulator:
 
     @property
     def calls(self) -> list[dict[str, Any]]:
-        """Completed API calls in arrival order: `{"seq", "time" (arrival, epoch s), "method", "path", "status", "body"}`."""
+        """Completed API calls in arrival order: `{"seq", "time" (arrival, epoch s), "method", "path", "status", "body", "user_agent"}`."""
         with self._lock:
             return [self._public_call(c) for c in self._calls]
 
@@ -1439,6 +1439,7 @@ class WhoopEmulator:
             self._calls.append({
                 "seq": seq, "time": arrived, "method": request.method,
                 "path": request.path, "status": status, "body": body,
+                "user_agent": request.headers.get("User-Agent"),
                 "_injected": injected, "_delay": delay,
             })
             self._calls.sort(key=lambda call: call["seq"])  # nearly sorted: cheap

@@ -40,6 +40,44 @@ _SERVICE_REQUEST = {
         "next_statuses": {"type": "array", "items": {"type": "string"}},
         "accepts_results": {"type": "array", "items": {"type": "string"}},
         "history": {"type": "array", "items": {"type": "object"}},
+        "based_on": {
+            "type": "array",
+            "description": "WHOOP's based_on references (GET /lab/requisitions/{id} only); a document's fetch state, never its content",
+            "items": {
+                "type": "object",
+                "required": ["type", "id", "document"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "id": {"type": "string"},
+                    "document": {"type": "boolean"},
+                    "state": {"type": "string", "enum": ["pending", "stored", "linked", "unavailable"]},
+                },
+            },
+        },
+    },
+}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_DOCUMENT = {
+    "type": "object",
+    "required": ["id", "state", "requisition_ids", "service_request_ids", "attempts"],
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": ["pending", "stored", "linked", "unavailable"]},
+        "document_type": _NULLABLE_TEXT,
+        "created_at": _NULLABLE_TEXT,
+        "updated_at": _NULLABLE_TEXT,
+        "bundle_id": _NULLABLE_TEXT,
+        "requisition_ids": {"type": "array", "items": {"type": "string"}},
+        "service_request_ids": {"type": "array", "items": {"type": "string"}},
+        "attempts": {"type": "integer", "description": "fetch attempts so far"},
+        "last_failure": {**_NULLABLE_TEXT, "description": "why the last attempt failed, e.g. not_found, http_503, timeout"},
+        "fetched_at": _NULLABLE_TEXT,
+        "content_type": {"type": "string", "description": "stored only"},
+        "size": {"type": "integer", "description": "bytes; stored only"},
+        "sha256": {"type": "string", "description": "stored only"},
+        "download_url": {"type": "string", "description": "stored only: a presigned GET of the bytes, valid 300 seconds"},
+        "download_url_expires_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string", "description": "linked only: WHOOP's link to the document"},
     },
 }
 _REQUISITION = {
@@ -153,7 +191,7 @@ def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Bo
     operation_id="getDocument",
     summary="A document an order is based on: its metadata and a short-lived download link",
     tags=TAGS,
-    responses=answers(_ok(200, "The document", {"type": "object", "required": ["id", "state"], "properties": {"id": {"type": "string"}, "state": {"type": "string"}}}), 404),
+    responses=answers(_ok(200, "The document", _DOCUMENT), 404),
 )
 def get_document(document_id: str):
     # A presigned link is a credential for a few minutes: never cached on the way.

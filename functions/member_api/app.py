@@ -117,7 +117,7 @@ def get_connection(client_user_id: ClientUserId):
     operation_id="deleteConnection",
     summary="Disconnect: revoke at WHOOP and drop the tokens; repeating it changes nothing",
     tags=TAGS,
-    responses=answers({204: {"description": "Disconnected (or never connected)"}}, 503),
+    responses=answers({204: {"description": "Disconnected (or never connected)", "content": {}}}, 503),
 )
 def delete_connection(client_user_id: ClientUserId):
     connections.disconnect(client_user_id)
@@ -178,8 +178,8 @@ _MEMBER_LINKS = {"GetMemberProfile": _link("getMemberProfile", "the member's pro
     f"List{kind.capitalize()}Records": _link(f"list{kind.capitalize()}Records", f"the member's {kind} records", client_user_id=_MEMBER) for kind in records.RECORD_TYPES
 }
 LINKS = {
+    # The connection exists once the member consents at WHOOP, so no link to GET it here.
     ("/connections", "post", 201): {
-        "GetConnection": _link("getConnection", "the connection being made", client_user_id="$request.body#/client_user_id"),
         "DeleteConnection": _link("deleteConnection", "give up the connection", client_user_id="$request.body#/client_user_id"),
     },
     ("/connections/{client_user_id}", "get", 200): {

@@ -67,11 +67,6 @@ def case(operation: str, status: int, name: str | None = None) -> Callable[[Call
     return register
 
 
-def documents_arrived() -> None:
-    if not hasattr(WhoopEmulator, "add_document"):
-        pytest.skip("document routes arrive with the documents branch")
-
-
 # Partner API --------------------------------------------------------------------------------
 
 
@@ -182,31 +177,26 @@ def add_test_data_in_production(w: World) -> requests.Response:
 
 @case("getDocumentById", 200)
 def document_metadata(w: World) -> requests.Response:
-    documents_arrived()
     return w.http.get(w.url(f"{PARTNER}/document/{w.ids['document']}"), headers=w.partner, timeout=5)
 
 
 @case("getDocumentById", 200)
 def document_that_is_a_link(w: World) -> requests.Response:
-    documents_arrived()
     return w.http.get(w.url(f"{PARTNER}/document/{w.ids['link_document']}"), headers=w.partner, timeout=5)
 
 
 @case("getDocumentById", 404)
 def document_missing(w: World) -> requests.Response:
-    documents_arrived()
     return w.http.get(w.url(f"{PARTNER}/document/{MISSING}"), headers=w.partner, timeout=5)
 
 
 @case("downloadDocument", 200)
 def document_content(w: World) -> requests.Response:
-    documents_arrived()
     return w.http.get(w.url(f"{PARTNER}/document/{w.ids['document']}/content"), headers=w.partner, timeout=5)
 
 
 @case("downloadDocument", 404)
 def document_content_missing(w: World) -> requests.Response:
-    documents_arrived()
     return w.http.get(w.url(f"{PARTNER}/document/{MISSING}/content"), headers=w.partner, timeout=5)
 
 
@@ -359,9 +349,8 @@ def world(emulator, http) -> World:
     requisition = emulator.create_requisition(["LIPID_PANEL", "CBC"])
     mobile = emulator.create_requisition(["HBA1C"], appointment_type="MOBILE", based_on={"HBA1C": [DOCUMENT_REFERENCE]})
     w.ids.update(requisition=requisition["id"], mobile=mobile["id"], service_request=requisition["service_requests"][1]["id"])
-    if hasattr(emulator, "add_document"):
-        w.ids["document"] = emulator.add_document(content=b"%PDF-1.4 lab order form")["id"]
-        w.ids["link_document"] = emulator.add_document(content=None, url="https://example.com/forms/order.pdf")["id"]
+    w.ids["document"] = emulator.add_document(content=b"%PDF-1.4 lab order form")["id"]
+    w.ids["link_document"] = emulator.add_document(content=None, url="https://example.com/forms/order.pdf")["id"]
     tokens = member_tokens(emulator, http)
     w.member = {"Authorization": f"Bearer {tokens['access_token']}"}
     user_id = http.get(w.url(V2 + "/user/profile/basic"), headers=w.member, timeout=5).json()["user_id"]

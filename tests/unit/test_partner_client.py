@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 
 from local.emulator import WhoopEmulator
-from whoop_bridge import secrets
+from whoop_bridge import __version__, secrets
 from whoop_bridge.whoop import http as whoop_http
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
 from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
@@ -339,3 +339,10 @@ def test_good_secret_returns_the_required_fields(secrets_manager):
     )["ARN"]
     fields = secrets.read_secret(arn, ("client_id", "client_secret"))
     assert fields == {"client_id": "cid-real-123", "client_secret": "cs-real-789"}
+
+
+def test_every_call_names_the_bridge_and_its_version(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    client.get_requisition(requisition["id"])
+    client.update_requisition_status(requisition["id"], "ORDER_CONFIRMED")
+    assert [call["user_agent"] for call in emulator.calls] == [f"whoop-bridge/{__version__}"] * 3  # token, GET, PATCH

@@ -73,8 +73,7 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
         return "malformed"
     if event_type == REQUISITION_CREATED:
         since = event.get("not_found_since")
-        # Not `attempt`: that field is part of the idempotency key (document fetches), and
-        # once received, a retry must be the duplicate of WHOOP's event that it is.
+        # Its own name: `attempt` counts a document fetch's tries.
         attempt = event.get("not_found_attempt")
         return receive_requisition(
             resource_id,
@@ -85,7 +84,11 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
     if event_type == REVIEW_REQUESTED:
         return receive_review(resource_id, client)
     if event_type == documents.FETCH_EVENT:
-        return documents.handle_fetch_message(event, client)
+        outcome = documents.handle_fetch_message(event, client)
+        if outcome not in documents.SETTLED_OUTCOMES:
+            # The next attempt is a message with the same key: nothing to remember.
+            raise Unsettled(outcome)
+        return outcome
     metrics.add_metric(name="PartnerEventIgnored", unit=MetricUnit.Count, value=1)
     logger.warning("partner event type not handled", extra={"event_type": str(event_type)[:64]})
     return "ignored"

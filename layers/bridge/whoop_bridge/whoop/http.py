@@ -15,6 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from whoop_bridge import __version__
+
 logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -22,6 +24,8 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 # the call fails as transient and the queue or the state machine retries it later.
 MAX_RESET_WAIT_SECONDS = 20.0
 CONNECT_TIMEOUT_SECONDS = 3.05
+# Every WHOOP request names the product and its version, so WHOOP can tell its callers apart.
+USER_AGENT = f"whoop-bridge/{__version__}"
 
 
 class WhoopError(Exception):
@@ -81,7 +85,7 @@ def _reset_seconds(headers: Any) -> float | None:
 
 
 def new_session(max_retries: int, backoff_seconds: float, *, retry_reads: bool = True, retry_statuses: bool = True) -> requests.Session:
-    """A pooled session retrying transient faults on every method.
+    """A pooled session retrying transient faults on every method, sending `User-Agent: whoop-bridge/<version>`.
 
     POST is retried too: WHOOP's results endpoint has no idempotency key, and a report
     sent twice is far better than a report lost; the state machine records each report
@@ -106,6 +110,7 @@ def new_session(max_retries: int, backoff_seconds: float, *, retry_reads: bool =
         raise_on_redirect=False,
     )
     session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
     adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
