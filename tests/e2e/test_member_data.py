@@ -75,15 +75,16 @@ def backfill_done(bridge: Harness, client_user_id: str) -> bool:
 
 
 def in_window(bridge: Harness, user_id: int, record_type: str, days: int = BACKFILL_DAYS) -> set[str]:
-    """The emulator's records a backfill of `days` must bring (by their window time)."""
+    """The emulator's records a backfill of `days` must bring: WHOOP's window takes what
+    started after its start or was in progress then (a recovery goes by its sleep)."""
     from datetime import UTC, datetime, timedelta
 
     since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    cycles = {cycle["id"]: cycle for cycle in bridge.emulator.records(user_id, "cycle")}
+    sleeps = {sleep["id"]: sleep for sleep in bridge.emulator.records(user_id, "sleep")}
     keys = set()
     for record in bridge.emulator.records(user_id, record_type):
-        moment = cycles[record["cycle_id"]]["start"] if record_type == "recovery" else record["start"]
-        if moment > since:
+        timed = sleeps[record["sleep_id"]] if record_type == "recovery" else record
+        if timed["start"] > since or timed.get("end", "9999") > since:
             keys.add(record_key(record_type, record))
     return keys
 
