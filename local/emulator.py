@@ -2338,7 +2338,9 @@ class WhoopEmulator:
         if not isinstance(body, dict):
             raise _bad_request("body must be a JSON object")
         try:
-            requisition = self.create_requisition(body.get("codes"), appointments=bool(body.get("appointments", True)))
+            requisition = self.create_requisition(body.get("codes"), appointments=bool(body.get("appointments", True)),
+                                                  appointment_type=body.get("appointment_type", "IN_PERSON"),
+                                                  based_on=body.get("based_on"))
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return _Response(201, requisition)
