@@ -446,6 +446,8 @@ class LocalStack:
             sys.modules["whoop_bridge.members.vault"].forget()
         if "whoop_bridge.whoop.budget" in sys.modules:
             sys.modules["whoop_bridge.whoop.budget"].reset()
+        if "whoop_bridge.api" in sys.modules:
+            sys.modules["whoop_bridge.api"].reset()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in-process as Lambda would."""

@@ -98,8 +98,13 @@ def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:
 
 
 # A lab event's 409: the workflow's rules forbid it, or the test is busy with the previous one.
-_EVENT_CONFLICT = {409: {**ANSWERS[409], "description": "Forbidden by the workflow's rules now, or busy (Retry-After)",
-                         "content": {JSON: {"schema": schema_of(api.TransitionForbiddenBody, api.BusyBody)}}}}
+_EVENT_CONFLICT = {
+    409: {
+        **ANSWERS[409],
+        "description": "Forbidden by the workflow's rules now, or busy (Retry-After)",
+        "content": {JSON: {"schema": schema_of(api.TransitionForbiddenBody, api.BusyBody)}},
+    }
+}
 
 
 @app.exception_handler(lab_events.NotFound)
@@ -127,8 +132,17 @@ def _bad_query(error: lab_events.BadQuery) -> Response:
     operation_id="listRequisitions",
     summary="The lab's orders, newest first",
     tags=TAGS,
-    responses=answers(_ok(200, "A page of requisitions", {"type": "object", "required": ["requisitions", "next_token"],
-                                                            "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN}})),
+    responses=answers(
+        _ok(
+            200,
+            "A page of requisitions",
+            {
+                "type": "object",
+                "required": ["requisitions", "next_token"],
+                "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN},
+            },
+        )
+    ),
 )
 def list_requisitions(
     status: Annotated[Optional[StatusFilter], Query(description="a task_business_status, or open / closed")] = None,
@@ -155,9 +169,20 @@ def get_requisition(requisition_id: str):
     operation_id="recordRequisitionEvent",
     summary="A progress event for each test of the order it moves forward (each outcome in the answer; 409 if none)",
     tags=TAGS,
-    responses=answers(_ok(202, "Accepted: sent to WHOOP by each test's workflow", {"type": "object", "required": ["requisition_id", "service_requests"],
-                                                                                    "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}}}),
-                      404, *api.POST, overrides=_EVENT_CONFLICT),
+    responses=answers(
+        _ok(
+            202,
+            "Accepted: sent to WHOOP by each test's workflow",
+            {
+                "type": "object",
+                "required": ["requisition_id", "service_requests"],
+                "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}},
+            },
+        ),
+        404,
+        *api.POST,
+        overrides=_EVENT_CONFLICT,
+    ),
 )
 def post_requisition_event(requisition_id: str, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
     return api.json_response(202, lab_events.apply_requisition_event(requisition_id, event))
@@ -259,8 +284,17 @@ def post_test_data(request: Annotated[TestDataRequest, Body()], idempotency_key:
     operation_id="listClinicalReportReviews",
     summary="Clinical report reviews awaiting the lab, oldest first",
     tags=TAGS,
-    responses=answers(_ok(200, "A page of reviews", {"type": "object", "required": ["clinical_report_reviews", "next_token"],
-                                                     "properties": {"clinical_report_reviews": {"type": "array", "items": {"type": "object"}}, "next_token": _NEXT_TOKEN}})),
+    responses=answers(
+        _ok(
+            200,
+            "A page of reviews",
+            {
+                "type": "object",
+                "required": ["clinical_report_reviews", "next_token"],
+                "properties": {"clinical_report_reviews": {"type": "array", "items": {"type": "object"}}, "next_token": _NEXT_TOKEN},
+            },
+        )
+    ),
 )
 def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,

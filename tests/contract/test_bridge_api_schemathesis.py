@@ -46,10 +46,14 @@ def served():
     port, emulator_port = _free_port(), _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "local", "serve", "--port", str(port), "--emulator-port", str(emulator_port), "--require-authorization"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     bridge, whoop = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
     try:
+
         def healthy() -> bool:
             try:
                 return requests.get(f"{bridge}/_local/health", timeout=2).status_code == 200
@@ -78,11 +82,24 @@ def _schemathesis(bridge: str, schema_path: str, tmp_path: Path) -> subprocess.C
     schema = tmp_path / "openapi.json"
     schema.write_text(json.dumps(answer.json()))
     command = [
-        str(ST), "--config-file", str(CONFIG), "--no-color", "run", str(schema),
-        "--url", f"{bridge}/v1",
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1",
-        "--request-timeout", "20",
+        str(ST),
+        "--config-file",
+        str(CONFIG),
+        "--no-color",
+        "run",
+        str(schema),
+        "--url",
+        f"{bridge}/v1",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--seed",
+        SEED,
+        "--workers",
+        "1",
+        "--request-timeout",
+        "20",
     ]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
 

@@ -44,10 +44,8 @@ def bridge() -> Iterator[Bridge]:
 
 def order_based_on(bridge: Bridge, based_on: list[list[dict]], codes: list[str] | None = None) -> dict:
     """A requisition at the emulator whose i-th service request is based on `based_on[i]`."""
-    requisition = bridge.emulator.create_requisition(codes or ["LIPID_PANEL", "CBC"][: len(based_on)])
-    for service_request, references in zip(requisition["service_requests"], based_on, strict=True):
-        service_request["based_on"] = references
-    return bridge.emulator.add_requisition(requisition)
+    codes = codes or ["LIPID_PANEL", "CBC"][: len(based_on)]
+    return bridge.emulator.create_requisition(codes, based_on=dict(zip(codes, based_on, strict=True)))
 
 
 def receive(bridge: Bridge, requisition: dict) -> dict:
