@@ -273,7 +273,9 @@ def _not_configured(error: Exception) -> Response:
     ),
 )
 def post_test_data(request: Annotated[TestDataRequest, Body()], idempotency_key: IdempotencyKey = None):
-    requisition_id = intake.request_test_data(partner_client(), request.appointment_type)
+    # Two tries of at most 5 s each (and the token call's): well inside API Gateway's 29 s.
+    client = partner_client(timeout_seconds=5.0, max_retries=1)
+    requisition_id = intake.request_test_data(client, request.appointment_type)
     return api.json_response(202, {"requisition_id": requisition_id})
 
 
