@@ -15,9 +15,13 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from whoop_bridge import api
 from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
-from whoop_bridge.lab import lab_events
-from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
+from whoop_bridge.config import ConfigurationError
+from whoop_bridge.lab import intake, lab_events
+from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.observability import get_logger
+from whoop_bridge.secrets import SecretNotConfigured
+from whoop_bridge.whoop.http import WhoopTransientError, WhoopUnauthorized
+from whoop_bridge.whoop.partner import partner_client
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
@@ -219,6 +223,62 @@ def get_document(document_id: str):
     return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
 
 
+_TEST_DATA_UNAVAILABLE = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string", "enum": ["test_data_unavailable"]}, "message": {"type": "string"}},
+}
+_WHOOP_UNAVAILABLE = {
+    "type": "object",
+    "required": ["error", "message", "retryable"],
+    "properties": {"error": {"type": "string", "enum": ["whoop_unavailable"]}, "message": {"type": "string"}, "retryable": {"type": "boolean"}},
+}
+
+
+@app.exception_handler(intake.TestDataUnavailable)
+def _test_data_unavailable(error: intake.TestDataUnavailable) -> Response:
+    return api.message(409, "test_data_unavailable", str(error))
+
+
+@app.exception_handler(WhoopTransientError)
+def _whoop_unavailable(error: WhoopTransientError) -> Response:
+    return api.message(503, "whoop_unavailable", "WHOOP could not be reached; retry", {"Retry-After": "30"}, retryable=True)
+
+
+@app.exception_handler(SecretNotConfigured)
+@app.exception_handler(ConfigurationError)
+@app.exception_handler(WhoopUnauthorized)
+def _not_configured(error: Exception) -> Response:
+    # Fail closed, and say so to the operator without naming a value.
+    logger.error("lab API refused: the partner credentials are not configured or refused", extra={"error_type": type(error).__name__})
+    return api.message(503, "not_configured", "the WHOOP partner credentials are not configured or WHOOP refused them")
+
+
+@app.post(
+    "/lab/test-data",
+    operation_id="requestTestData",
+    summary="Sandbox only: WHOOP makes a test member and order, which the bridge takes in like any other",
+    tags=TAGS,
+    responses=answers(
+        _ok(202, "WHOOP made the order; the bridge is taking it in", {"type": "object", "required": ["requisition_id"],
+                                                                        "properties": {"requisition_id": {"type": "string", "format": "uuid"}}}),
+        503,
+        *api.POST,
+        overrides={
+            409: {"description": "WHOOP makes no test data in production; or busy (Retry-After)", "headers": api.RETRY_AFTER_HEADER,
+                  "content": {JSON: {"schema": {"oneOf": [_TEST_DATA_UNAVAILABLE, schema_of(api.BusyBody)]}}}},
+            503: {"description": "WHOOP could not be reached (Retry-After), or the partner credentials are not configured",
+                  "content": {JSON: {"schema": {"oneOf": [_WHOOP_UNAVAILABLE, schema_of(api.NotConfiguredBody)]}}}},
+        },
+    ),
+)
+def post_test_data(request: Annotated[TestDataRequest, Body()], idempotency_key: IdempotencyKey = None):
+    # Two tries of at most 5 s each (and the token call's): well inside API Gateway's 29 s.
+    client = partner_client(timeout_seconds=5.0, max_retries=1)
+    requisition_id = intake.request_test_data(client, request.appointment_type)
+    return api.json_response(202, {"requisition_id": requisition_id})
+
+
 @app.get(
     "/lab/clinical-report-reviews",
     operation_id="listClinicalReportReviews",
@@ -256,6 +316,7 @@ LINKS = {
         "RecordRequisitionEvent": _link("recordRequisitionEvent", "an event for the whole order", requisition_id="$response.body#/id"),
         "RecordServiceRequestEvent": _link("recordServiceRequestEvent", "an event for its first test", service_request_id=_FIRST_TEST),
         "SubmitResults": _link("submitResults", "results for its first test", service_request_id=_FIRST_TEST),
+        "GetDocument": _link("getDocument", "the first reference its first test is based on", document_id="$response.body#/service_requests/0/based_on/0/id"),
     },
     ("/lab/requisitions/{requisition_id}/events", "post", 202): {
         "GetRequisition": _link("getRequisition", "the order, with the event in each test's history", requisition_id="$request.path.requisition_id"),

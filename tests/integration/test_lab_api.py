@@ -428,6 +428,61 @@ def test_a_page_token_is_refused_with_another_window_or_filter_or_when_made_up(b
     assert status == 400  # a requisitions token on the reviews listing
 
 
+def test_test_data_starts_the_normal_intake_from_whoops_answer_once(bridge):
+    status, body, _ = bridge.lab_api(load_event("lab_api_test_data.json"))
+
+    assert status == 202, body
+    requisition_id = body["requisition_id"]
+    made = bridge.emulator.requisition(requisition_id)
+    assert [appointment["type"] for appointment in made["appointments"]] == ["MOBILE"]
+    (message,) = [m for m in bridge.queue_messages() if json.loads(m["Body"])["resource_id"] == requisition_id]
+    assert json.loads(message["Body"]) == {"event_type": "lab_requisition.created", "resource_id": requisition_id}
+    queued = load_event("sqs_requisition_created.json", **{SAMPLE_REQUISITION_ID: requisition_id})
+    assert bridge.invoke("RequisitionProcessorFunction", queued) == {"batchItemFailures": []}
+    for service_request in made["service_requests"]:
+        bridge.wait_for_workflow(service_request["id"], "awaiting_lab_event", "closed")
+    status, view, _ = bridge.lab_api(requisition_route("lab_api_get_requisition.json", requisition_id))
+    assert status == 200 and view["id"] == requisition_id
+    # Should WHOOP send its webhook for it too, the order is not taken in twice.
+    queued["Records"][0]["messageId"] = str(uuid.uuid4())
+    assert bridge.invoke("RequisitionProcessorFunction", queued) == {"batchItemFailures": []}
+    assert len(bridge.emulator.calls_to("GET", f"/requisition/{requisition_id}$")) == 1
+    assert [v for v in bridge.emulator.contract_violations() if "add-test-data" in v["path"]] == []
+
+
+def test_test_data_in_production_is_a_409_not_a_server_error(bridge):
+    bridge.emulator.production = True
+    try:
+        status, body, _ = bridge.lab_api(with_body(load_event("lab_api_test_data.json"), "{}"))
+    finally:
+        bridge.emulator.production = False
+
+    assert status == 409
+    assert body["error"] == "test_data_unavailable"
+    assert "sandbox" in body["message"]
+    assert bridge.queue_messages() == []
+
+
+def test_test_data_with_an_unknown_appointment_type_is_a_400(bridge):
+    calls = len(bridge.emulator.calls_to("POST", "add-test-data"))
+
+    status, body, _ = bridge.lab_api(with_body(load_event("lab_api_test_data.json"), '{"appointment_type": "HOME"}'))
+
+    assert status == 400
+    assert [problem["field"] for problem in body["problems"]] == ["appointment_type"]
+    assert len(bridge.emulator.calls_to("POST", "add-test-data")) == calls
+
+
+def test_test_data_when_whoop_cannot_be_reached_is_a_retryable_503(bridge):
+    bridge.emulator.inject_fault("POST", "add-test-data", status=503, count=5)
+
+    status, body, _ = bridge.lab_api(load_event("lab_api_test_data.json"))
+
+    assert status == 503
+    assert (body["error"], body["retryable"]) == ("whoop_unavailable", True)
+    assert bridge.queue_messages() == []
+
+
 def test_openapi_schema_describes_the_lab_routes(bridge):
     status, body, _ = bridge.lab_api(load_event("lab_api_openapi.json"))
 
@@ -440,4 +495,5 @@ def test_openapi_schema_describes_the_lab_routes(bridge):
         "/lab/service-requests/{service_request_id}/events",
         "/lab/service-requests/{service_request_id}/results",
         "/lab/clinical-report-reviews",
+        "/lab/test-data",
     } <= set(body["paths"])

@@ -309,3 +309,23 @@ def test_clinical_report_review_is_listed_as_pending_for_the_lab(bridge):
     assert process(bridge, event) == {"batchItemFailures": []}
     status, body, _ = bridge.lab_api(load_event("lab_api_clinical_report_reviews.json"))
     assert [review["id"] for review in body["clinical_report_reviews"]].count(review_id) == 1
+
+
+def test_a_test_whoop_already_holds_goes_on_from_there_and_nothing_goes_back(bridge):
+    requisition = bridge.emulator.create_requisition(["CBC", "LIPID_PANEL"])
+    requisition["service_requests"][0]["task_business_status"] = "APPOINTMENT_ATTENDED"
+    requisition["service_requests"][1]["task_business_status"] = "FULL_RESULTS_READY"
+    bridge.emulator.add_requisition(requisition)
+
+    assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
+
+    attended, final = (sr["id"] for sr in requisition["service_requests"])
+    waiting = bridge.wait_for_workflow(attended, "awaiting_lab_event")
+    assert waiting["task_business_status"] == "APPOINTMENT_ATTENDED"
+    status, view, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]}))
+    by_id = {sr["id"]: sr for sr in view["service_requests"]}
+    assert by_id[attended]["next_statuses"] == ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
+    assert by_id[attended]["accepts_results"] == ["partial", "preliminary", "final"]
+    assert (by_id[final]["workflow"], by_id[final]["task_business_status"]) == ("skipped", "FULL_RESULTS_READY")
+    assert bridge.emulator.status_history(attended) == [] and bridge.emulator.status_history(final) == []
+    assert final not in [execution["name"] for execution in bridge.executions()]

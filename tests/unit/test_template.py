@@ -223,6 +223,28 @@ def test_the_webhook_intake_reads_both_signing_secrets_enqueues_both_kinds_and_r
     assert variables["MEMBER_SECRET_ARN"] == {"Ref": "MemberAppSecret"}
 
 
+def test_the_requisition_processor_puts_read_lag_retries_back_on_its_own_queue_for_the_parameters_time(template):
+    processor = "RequisitionProcessorFunction"
+    variables = template["Resources"][processor]["Properties"]["Environment"]["Variables"]
+    assert variables["PARTNER_EVENTS_QUEUE_URL"] == {"Ref": "PartnerEventsQueue"}
+    assert variables["REQUISITION_FETCH_RETRY_SECONDS"] == {"Ref": "RequisitionFetchRetrySeconds"}
+    assert _policy_names(template, processor, "PartnerEventsQueue")
+    parameter = template["Parameters"]["RequisitionFetchRetrySeconds"]
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (900, 0, 86400)
+
+
+def test_the_lab_api_asks_for_test_data_with_iam_the_partner_secret_and_the_partner_queue_only(template):
+    routes = {(props["Path"], props["Method"]): props for function, _, props in _api_events(template) if function == "LabApiFunction"}
+    assert "Auth" not in routes[("/lab/test-data", "post")]  # the API's default authorizer: AWS_IAM
+    variables = template["Resources"]["LabApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["PARTNER_EVENTS_QUEUE_URL"] == {"Ref": "PartnerEventsQueue"}
+    assert variables["PARTNER_SECRET_ARN"] == {"Ref": "PartnerSecret"}
+    for reachable in ("PartnerSecret", "PartnerEventsQueue"):
+        assert _policy_names(template, "LabApiFunction", reachable)
+    for unreachable in ("MemberEventsQueue", "MemberJobsQueue", "MemberAppSecret"):
+        assert not _policy_names(template, "LabApiFunction", unreachable), unreachable
+
+
 @pytest.mark.parametrize("queue", ["MemberEventsQueue", "MemberJobsQueue"])
 def test_member_queues_dead_letter_after_five_receives_into_an_alarmed_queue(template, queue):
     properties = template["Resources"][queue]["Properties"]

@@ -73,8 +73,7 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
         return "malformed"
     if event_type == REQUISITION_CREATED:
         since = event.get("not_found_since")
-        # Not `attempt`: that field is part of the idempotency key (document fetches), and
-        # once received, a retry must be the duplicate of WHOOP's event that it is.
+        # Its own name: `attempt` counts a document fetch's tries.
         attempt = event.get("not_found_attempt")
         return receive_requisition(
             resource_id,
@@ -104,6 +103,32 @@ def enqueue_partner_event(event_type: str, resource_id: str, *, delay_seconds: i
         MessageBody=json.dumps({"event_type": event_type, "resource_id": resource_id, **extra}),
         DelaySeconds=delay_seconds,
     )
+
+
+class TestDataUnavailable(Exception):  # noqa: N818 - WHOOP's answer, not a fault
+    """WHOOP makes test data only outside production."""
+
+    __test__ = False  # not a pytest class
+
+
+def request_test_data(client: PartnerClient, appointment_type: str | None = None) -> str:
+    """Ask WHOOP's sandbox for a test member and order (`add-test-data`) and start its intake
+    as WHOOP's `lab_requisition.created` would; returns the requisition id.
+
+    WHOOP sends no webhook for it; if it does, the queued event and the webhook share their
+    idempotency key and the order is taken in once. Raises TestDataUnavailable when this
+    stack serves production or WHOOP answers 404 (production); WhoopTransientError when
+    WHOOP cannot be reached.
+    """
+    if settings().environment == "production":
+        raise TestDataUnavailable("this stack serves WHOOP's production environment, where WHOOP makes no test data")
+    try:
+        requisition_id = client.add_test_data(appointment_type)
+    except WhoopNotFound:
+        raise TestDataUnavailable("WHOOP answered 404: it makes test data only in its sandbox (non-production) environment") from None
+    enqueue_partner_event(REQUISITION_CREATED, requisition_id)
+    logger.info("test data requested", extra={"requisition_id": requisition_id})
+    return requisition_id
 
 
 def receive_requisition(requisition_id: str, client: PartnerClient, *, not_found_since: str | None = None, attempt: int = 0) -> str:

@@ -179,9 +179,10 @@ def forget_tokens() -> None:
         _tokens.clear()
 
 
-def partner_client() -> PartnerClient:
+def partner_client(*, timeout_seconds: float | None = None, max_retries: int | None = None) -> PartnerClient:
     """The client for this deployment: base URL and retry settings from the environment,
-    credentials from the partner secret (read on the first call, then cached)."""
+    credentials from the partner secret (read on the first call, then cached). A caller
+    that must answer within a bound (an API route) may lower the timeout and retries."""
     from whoop_bridge.config import settings
     from whoop_bridge.secrets import read_secret
 
@@ -190,7 +191,7 @@ def partner_client() -> PartnerClient:
     return PartnerClient(
         config.whoop_api_base_url,
         lambda: read_secret(config.partner_secret_arn, ("client_id", "client_secret")),
-        timeout_seconds=config.whoop_timeout_seconds,
-        max_retries=config.whoop_max_retries,
+        timeout_seconds=config.whoop_timeout_seconds if timeout_seconds is None else min(timeout_seconds, config.whoop_timeout_seconds),
+        max_retries=config.whoop_max_retries if max_retries is None else min(max_retries, config.whoop_max_retries),
         backoff_seconds=config.whoop_backoff_seconds,
     )
