@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.cfn import ROOT, Resolver, load_template, resources_of
 
@@ -446,6 +446,8 @@ class LocalStack:
             sys.modules["whoop_bridge.members.vault"].forget()
         if "whoop_bridge.whoop.budget" in sys.modules:
             sys.modules["whoop_bridge.whoop.budget"].reset()
+        if "whoop_bridge.api" in sys.modules:
+            sys.modules["whoop_bridge.api"].reset()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in-process as Lambda would."""
@@ -645,7 +647,9 @@ class LocalStack:
                     if match and method == self.command:
                         if iam and stack.require_authorization and not self.headers.get("Authorization"):
                             return self._reply(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
-                        event = _api_event(self, template_path, path, match.groupdict(), parts.query, body)
+                        # API Gateway hands path parameters over percent-decoded.
+                        parameters = {name: unquote(value) for name, value in match.groupdict().items()}
+                        event = _api_event(self, template_path, path, parameters, parts.query, body)
                         try:
                             answer = stack.invoke(function.logical_id, event)
                         except HandlerError as error:
@@ -674,7 +678,10 @@ class LocalStack:
                     self.wfile.write(data)
 
             # Every method reaches the route table: API Gateway answers 403 to what it lacks.
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _serve
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
@@ -774,7 +781,8 @@ def _api_event(
         text, encoded = base64.b64encode(body).decode(), True
     return {
         "resource": resource,
-        "path": path,
+        # Percent-decoded, as API Gateway hands it over.
+        "path": unquote(path),
         "httpMethod": request.command,
         "headers": headers or None,
         "multiValueHeaders": multi_headers or None,

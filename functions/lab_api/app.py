@@ -15,16 +15,19 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from whoop_bridge import api
 from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
-from whoop_bridge.lab import lab_events
-from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent
-from whoop_bridge.lab.statuses import TaskBusinessStatus
+from whoop_bridge.config import ConfigurationError
+from whoop_bridge.lab import intake, lab_events
+from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.observability import get_logger
+from whoop_bridge.secrets import SecretNotConfigured
+from whoop_bridge.whoop.http import WhoopTransientError, WhoopUnauthorized
+from whoop_bridge.whoop.partner import partner_client
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
 TAGS = ["lab"]
 # An unknown status filter is a 400, not an empty page.
-StatusFilter = StrEnum("StatusFilter", {value: value for value in [*(status.value for status in TaskBusinessStatus), "open", "closed"]})
+StatusFilter = StrEnum("StatusFilter", {value: value for value in lab_events.STATUS_FILTERS})
 
 # Success bodies, as far as a caller relies on them (the views may grow fields).
 _SERVICE_REQUEST = {
@@ -37,6 +40,44 @@ _SERVICE_REQUEST = {
         "next_statuses": {"type": "array", "items": {"type": "string"}},
         "accepts_results": {"type": "array", "items": {"type": "string"}},
         "history": {"type": "array", "items": {"type": "object"}},
+        "based_on": {
+            "type": "array",
+            "description": "WHOOP's based_on references (GET /lab/requisitions/{id} only); a document's fetch state, never its content",
+            "items": {
+                "type": "object",
+                "required": ["type", "id", "document"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "id": {"type": "string"},
+                    "document": {"type": "boolean"},
+                    "state": {"type": "string", "enum": ["pending", "stored", "linked", "unavailable"]},
+                },
+            },
+        },
+    },
+}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_DOCUMENT = {
+    "type": "object",
+    "required": ["id", "state", "requisition_ids", "service_request_ids", "attempts"],
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": ["pending", "stored", "linked", "unavailable"]},
+        "document_type": _NULLABLE_TEXT,
+        "created_at": _NULLABLE_TEXT,
+        "updated_at": _NULLABLE_TEXT,
+        "bundle_id": _NULLABLE_TEXT,
+        "requisition_ids": {"type": "array", "items": {"type": "string"}},
+        "service_request_ids": {"type": "array", "items": {"type": "string"}},
+        "attempts": {"type": "integer", "description": "fetch attempts so far"},
+        "last_failure": {**_NULLABLE_TEXT, "description": "why the last attempt failed, e.g. not_found, http_503, timeout"},
+        "fetched_at": _NULLABLE_TEXT,
+        "content_type": {"type": "string", "description": "stored only"},
+        "size": {"type": "integer", "description": "bytes; stored only"},
+        "sha256": {"type": "string", "description": "stored only"},
+        "download_url": {"type": "string", "description": "stored only: a presigned GET of the bytes, valid 300 seconds"},
+        "download_url_expires_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string", "description": "linked only: WHOOP's link to the document"},
     },
 }
 _REQUISITION = {
@@ -57,8 +98,13 @@ def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:
 
 
 # A lab event's 409: the workflow's rules forbid it, or the test is busy with the previous one.
-_EVENT_CONFLICT = {409: {**ANSWERS[409], "description": "Forbidden by the workflow's rules now, or busy (Retry-After)",
-                         "content": {JSON: {"schema": schema_of(api.TransitionForbiddenBody, api.BusyBody)}}}}
+_EVENT_CONFLICT = {
+    409: {
+        **ANSWERS[409],
+        "description": "Forbidden by the workflow's rules now, or busy (Retry-After)",
+        "content": {JSON: {"schema": schema_of(api.TransitionForbiddenBody, api.BusyBody)}},
+    }
+}
 
 
 @app.exception_handler(lab_events.NotFound)
@@ -86,8 +132,17 @@ def _bad_query(error: lab_events.BadQuery) -> Response:
     operation_id="listRequisitions",
     summary="The lab's orders, newest first",
     tags=TAGS,
-    responses=answers(_ok(200, "A page of requisitions", {"type": "object", "required": ["requisitions", "next_token"],
-                                                            "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN}})),
+    responses=answers(
+        _ok(
+            200,
+            "A page of requisitions",
+            {
+                "type": "object",
+                "required": ["requisitions", "next_token"],
+                "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN},
+            },
+        )
+    ),
 )
 def list_requisitions(
     status: Annotated[Optional[StatusFilter], Query(description="a task_business_status, or open / closed")] = None,
@@ -112,11 +167,22 @@ def get_requisition(requisition_id: str):
 @app.post(
     "/lab/requisitions/<requisition_id>/events",
     operation_id="recordRequisitionEvent",
-    summary="A progress event for every open test of the order",
+    summary="A progress event for each test of the order it moves forward (each outcome in the answer; 409 if none)",
     tags=TAGS,
-    responses=answers(_ok(202, "Accepted: sent to WHOOP by each test's workflow", {"type": "object", "required": ["requisition_id", "service_requests"],
-                                                                                    "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}}}),
-                      404, *api.POST, overrides=_EVENT_CONFLICT),
+    responses=answers(
+        _ok(
+            202,
+            "Accepted: sent to WHOOP by each test's workflow",
+            {
+                "type": "object",
+                "required": ["requisition_id", "service_requests"],
+                "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}},
+            },
+        ),
+        404,
+        *api.POST,
+        overrides=_EVENT_CONFLICT,
+    ),
 )
 def post_requisition_event(requisition_id: str, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
     return api.json_response(202, lab_events.apply_requisition_event(requisition_id, event))
@@ -150,11 +216,65 @@ def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Bo
     operation_id="getDocument",
     summary="A document an order is based on: its metadata and a short-lived download link",
     tags=TAGS,
-    responses=answers(_ok(200, "The document", {"type": "object", "required": ["id", "state"], "properties": {"id": {"type": "string"}, "state": {"type": "string"}}}), 404),
+    responses=answers(_ok(200, "The document", _DOCUMENT), 404),
 )
 def get_document(document_id: str):
     # A presigned link is a credential for a few minutes: never cached on the way.
     return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
+
+
+_TEST_DATA_UNAVAILABLE = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string", "enum": ["test_data_unavailable"]}, "message": {"type": "string"}},
+}
+_WHOOP_UNAVAILABLE = {
+    "type": "object",
+    "required": ["error", "message", "retryable"],
+    "properties": {"error": {"type": "string", "enum": ["whoop_unavailable"]}, "message": {"type": "string"}, "retryable": {"type": "boolean"}},
+}
+
+
+@app.exception_handler(intake.TestDataUnavailable)
+def _test_data_unavailable(error: intake.TestDataUnavailable) -> Response:
+    return api.message(409, "test_data_unavailable", str(error))
+
+
+@app.exception_handler(WhoopTransientError)
+def _whoop_unavailable(error: WhoopTransientError) -> Response:
+    return api.message(503, "whoop_unavailable", "WHOOP could not be reached; retry", {"Retry-After": "30"}, retryable=True)
+
+
+@app.exception_handler(SecretNotConfigured)
+@app.exception_handler(ConfigurationError)
+@app.exception_handler(WhoopUnauthorized)
+def _not_configured(error: Exception) -> Response:
+    # Fail closed, and say so to the operator without naming a value.
+    logger.error("lab API refused: the partner credentials are not configured or refused", extra={"error_type": type(error).__name__})
+    return api.message(503, "not_configured", "the WHOOP partner credentials are not configured or WHOOP refused them")
+
+
+@app.post(
+    "/lab/test-data",
+    operation_id="requestTestData",
+    summary="Sandbox only: WHOOP makes a test member and order, which the bridge takes in like any other",
+    tags=TAGS,
+    responses=answers(
+        _ok(202, "WHOOP made the order; the bridge is taking it in", {"type": "object", "required": ["requisition_id"],
+                                                                        "properties": {"requisition_id": {"type": "string", "format": "uuid"}}}),
+        503,
+        *api.POST,
+        overrides={
+            409: {"description": "WHOOP makes no test data in production; or busy (Retry-After)", "headers": api.RETRY_AFTER_HEADER,
+                  "content": {JSON: {"schema": {"oneOf": [_TEST_DATA_UNAVAILABLE, schema_of(api.BusyBody)]}}}},
+            503: {"description": "WHOOP could not be reached (Retry-After), or the partner credentials are not configured",
+                  "content": {JSON: {"schema": {"oneOf": [_WHOOP_UNAVAILABLE, schema_of(api.NotConfiguredBody)]}}}},
+        },
+    ),
+)
+def post_test_data(request: Annotated[TestDataRequest, Body()], idempotency_key: IdempotencyKey = None):
+    requisition_id = intake.request_test_data(partner_client(), request.appointment_type)
+    return api.json_response(202, {"requisition_id": requisition_id})
 
 
 @app.get(
@@ -162,8 +282,17 @@ def get_document(document_id: str):
     operation_id="listClinicalReportReviews",
     summary="Clinical report reviews awaiting the lab, oldest first",
     tags=TAGS,
-    responses=answers(_ok(200, "A page of reviews", {"type": "object", "required": ["clinical_report_reviews", "next_token"],
-                                                     "properties": {"clinical_report_reviews": {"type": "array", "items": {"type": "object"}}, "next_token": _NEXT_TOKEN}})),
+    responses=answers(
+        _ok(
+            200,
+            "A page of reviews",
+            {
+                "type": "object",
+                "required": ["clinical_report_reviews", "next_token"],
+                "properties": {"clinical_report_reviews": {"type": "array", "items": {"type": "object"}}, "next_token": _NEXT_TOKEN},
+            },
+        )
+    ),
 )
 def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,

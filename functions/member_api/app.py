@@ -40,18 +40,29 @@ _TIME = {"type": ["string", "null"], "format": "date-time"}
 _LINK = {
     "type": "object",
     "required": ["authorization_url", "expires_at"],
-    "properties": {"authorization_url": {"type": "string", "format": "uri", "description": "send the member here (WHOOP's consent page)"}, "expires_at": {"type": "string"}},
+    "properties": {
+        "authorization_url": {"type": "string", "format": "uri", "description": "send the member here (WHOOP's consent page)"},
+        "expires_at": {"type": "string"},
+    },
 }
 _CONNECTION = {
     "type": "object",
     "required": ["client_user_id", "status"],
-    "properties": {"client_user_id": {"type": "string"}, "status": {"type": "string"}, "user_id": {"type": ["integer", "string", "null"]}, "access_token_expires_at": _TIME},
+    "properties": {
+        "client_user_id": {"type": "string"},
+        "status": {"type": "string"},
+        "user_id": {"type": ["integer", "string", "null"]},
+        "access_token_expires_at": _TIME,
+    },
 }
 _PROFILE = {"type": "object", "required": ["user_id"], "properties": {key: {} for key in connections.PROFILE_FIELDS} | {"updated_at": {}}}
 _RECORDS = {
     "type": "object",
     "required": ["records", "next_token"],
-    "properties": {"records": {"type": "array", "items": {"type": "object"}}, "next_token": {"type": ["string", "null"], "description": "pass as next_token for the next page"}},
+    "properties": {
+        "records": {"type": "array", "items": {"type": "object"}},
+        "next_token": {"type": ["string", "null"], "description": "pass as next_token for the next page"},
+    },
 }
 TAGS = ["members"]
 
@@ -117,7 +128,7 @@ def get_connection(client_user_id: ClientUserId):
     operation_id="deleteConnection",
     summary="Disconnect: revoke at WHOOP and drop the tokens; repeating it changes nothing",
     tags=TAGS,
-    responses=answers({204: {"description": "Disconnected (or never connected)"}}, 503),
+    responses=answers({204: {"description": "Disconnected (or never connected)", "content": {}}}, 404, 503),
 )
 def delete_connection(client_user_id: ClientUserId):
     connections.disconnect(client_user_id)
@@ -178,8 +189,8 @@ _MEMBER_LINKS = {"GetMemberProfile": _link("getMemberProfile", "the member's pro
     f"List{kind.capitalize()}Records": _link(f"list{kind.capitalize()}Records", f"the member's {kind} records", client_user_id=_MEMBER) for kind in records.RECORD_TYPES
 }
 LINKS = {
+    # The connection exists once the member consents at WHOOP, so no link to GET it here.
     ("/connections", "post", 201): {
-        "GetConnection": _link("getConnection", "the connection being made", client_user_id="$request.body#/client_user_id"),
         "DeleteConnection": _link("deleteConnection", "give up the connection", client_user_id="$request.body#/client_user_id"),
     },
     ("/connections/{client_user_id}", "get", 200): {
@@ -194,8 +205,7 @@ LINKS = {
 api.configure(
     app,
     title="WHOOP Bridge member API",
-    description="The platform's members: WHOOP connect links, connection status, disconnect, and each member's stored WHOOP data. "
-    "Every route is IAM-authorized (SigV4).",
+    description="The platform's members: WHOOP connect links, connection status, disconnect, and each member's stored WHOOP data. Every route is IAM-authorized (SigV4).",
     schema_path="/members/openapi.json",
     links=LINKS,
 )

@@ -23,8 +23,9 @@ logger = get_logger("requisition_processor")
 metrics = get_metrics("requisition_processor")
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(
-    # `attempt` is null for WHOOP's events; each retry of a document fetch is its own event.
-    event_key_jmespath="[event_type, resource_id, attempt]",
+    # A delayed retry (a requisition's 404, a document's failed fetch) has the same key: the
+    # attempt before it raised Unsettled, so nothing was remembered.
+    event_key_jmespath="[event_type, resource_id]",
     raise_on_no_idempotency_key=True,
     # WHOOP retries a webhook with backoff for about a day; keep the key well beyond that.
     expires_after_seconds=7 * 24 * 3600,

@@ -1,15 +1,31 @@
-"""The lab pipeline end to end, over HTTP, as WHOOP and a lab's LIS see it."""
+"""The lab pipeline end to end, over HTTP, as WHOOP and a lab's LIS see it.
+
+WHOOP's read lag is retried for 6 s here (RequisitionFetchRetrySeconds; 15 minutes by
+default): fetches after 1, 3 and 6 s.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import boto3
+import pytest
 import requests
 
 from local.stack import wait_until
+from tests.e2e.conftest import running_harness
 from whoop_bridge.whoop.signatures import sign_partner
+
+READ_LAG_SECONDS = 6
+
+
+@pytest.fixture(scope="module")
+def _module_bridge() -> Any:
+    yield from running_harness(
+        {"AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C", "CorrectionWindowDays": "1", "RequisitionFetchRetrySeconds": str(READ_LAG_SECONDS)}
+    )
 
 REPORT = {
     "status": "final",
@@ -118,17 +134,71 @@ def test_an_issue_status_ends_the_test_and_nothing_follows(bridge):
     assert bridge.emulator.reports(sr_id) == []
 
 
-def test_an_order_whoop_does_not_know_is_recorded_not_retried(bridge):
+def test_an_order_whoop_never_returns_is_fetched_again_for_the_bound_then_recorded_not_found(bridge):
     missing = "00000000-0000-4000-8000-000000000404"
     assert bridge.emulator.send_partner_webhook("lab_requisition.created", missing, url=bridge.webhook_url) == 204
+    table = boto3.resource("dynamodb").Table(bridge.stack.output("LabTable"))
 
-    wait_until(lambda: bridge.emulator.calls_to("GET", f"/requisition/{missing}$"), timeout=10, what="the fetch")
-    time.sleep(2.0)  # longer than the local retry delay: a retried message would fetch again
+    def outcome() -> str | None:
+        return table.get_item(Key={"pk": f"REQ#{missing}", "sk": "REQ"}).get("Item", {}).get("outcome")
 
-    assert len(bridge.emulator.calls_to("GET", f"/requisition/{missing}$")) == 1
+    wait_until(lambda: outcome() == "not_found", timeout=READ_LAG_SECONDS + 15, what="not_found after the read-lag bound")
+
+    fetches = bridge.emulator.calls_to("GET", f"/requisition/{missing}$")
+    assert len(fetches) >= 3, len(fetches)
+    assert fetches[-1]["time"] - fetches[0]["time"] >= READ_LAG_SECONDS - 1
     assert bridge.lab.requisition(missing) is None
-    stored = boto3.resource("dynamodb").Table(bridge.stack.output("LabTable")).get_item(Key={"pk": f"REQ#{missing}", "sk": "REQ"})
-    assert stored["Item"]["outcome"] == "not_found"
+    time.sleep(2.0)  # nothing more after giving up
+    assert len(bridge.emulator.calls_to("GET", f"/requisition/{missing}$")) == len(fetches)
+    assert [event["outcome"] for event in bridge.domain_events.published("requisition.unavailable", requisition_id=missing)] == ["not_found"]
+
+
+def test_a_404_right_after_whoops_webhook_is_read_lag_and_the_order_is_confirmed(bridge):
+    requisition = bridge.emulator.create_requisition(["LIPID_PANEL", "CBC"])
+    bridge.emulator.inject_fault("GET", f"requisition/{requisition['id']}", status=404, count=1)
+    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url) == 204
+
+    found = bridge.wait_confirmed(requisition["id"], 2)
+
+    assert {sr["task_business_status"] for sr in found["service_requests"]} == {"ORDER_CONFIRMED"}
+    assert [call["status"] for call in bridge.emulator.calls_to("GET", f"/requisition/{requisition['id']}$")] == [404, 200]
+    listed = requests.get(f"{bridge.stack.url}/lab/requisitions", timeout=10).json()["requisitions"]
+    assert requisition["id"] in [item["id"] for item in listed]
+
+
+def test_an_unrecognised_task_business_status_is_kept_and_every_test_confirmed(bridge):
+    requisition = bridge.emulator.create_requisition(["LIPID_PANEL", "CBC", "HBA1C"])
+    requisition["service_requests"][0]["task_business_status"] = "Specimen collected"
+    bridge.emulator.add_requisition(requisition)
+    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url) == 204
+
+    found = bridge.wait_confirmed(requisition["id"], 3)
+
+    by_id = {sr["id"]: sr for sr in found["service_requests"]}
+    first = requisition["service_requests"][0]["id"]
+    assert by_id[first]["whoop_task_business_status"] == "Specimen collected"
+    for sr in requisition["service_requests"]:
+        assert by_id[sr["id"]]["task_business_status"] == "ORDER_CONFIRMED"
+        assert [entry["status"] for entry in bridge.emulator.status_history(sr["id"])] == ["ORDER_CONFIRMED"]
+    assert bridge.emulator.calls_to("PATCH", f"/requisition/{requisition['id']}/status$") == []
+    ids = [requisition["id"], *(sr["id"] for sr in requisition["service_requests"])]
+    assert [v for v in bridge.emulator.contract_violations() if any(i in v["path"] for i in ids)] == []
+
+
+def test_a_lab_asks_for_sandbox_test_data_and_gets_the_order_once(bridge):
+    answer = bridge.post("/lab/test-data", {"appointment_type": "VIRTUAL"})
+
+    assert answer.status_code == 202, answer.text
+    requisition_id = answer.json()["requisition_id"]
+    made = bridge.emulator.requisition(requisition_id)
+    found = bridge.wait_confirmed(requisition_id, len(made["service_requests"]))
+    assert found["appointments"][0]["type"] == "VIRTUAL"
+    # WHOOP sends no webhook for it; if it did, nothing would be done twice.
+    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition_id, url=bridge.webhook_url) == 204
+    time.sleep(1.5)
+    assert len(bridge.emulator.calls_to("GET", f"/requisition/{requisition_id}$")) == 1
+    for sr in made["service_requests"]:
+        assert [entry["status"] for entry in bridge.emulator.status_history(sr["id"])] == ["ORDER_CONFIRMED"]
 
 
 def test_no_patient_field_token_or_secret_in_any_log_line(bridge):

@@ -75,8 +75,9 @@ def backfill_done(bridge: Harness, client_user_id: str) -> bool:
 
 
 def in_window(bridge: Harness, user_id: int, record_type: str, days: int = BACKFILL_DAYS) -> set[str]:
-    """The emulator's records a backfill of `days` must bring: WHOOP's window takes what
-    started after its start or was in progress then (a recovery goes by its sleep)."""
+    """The emulator's records a backfill of `days` must bring: as WHOOP windows a collection,
+    those that began in the window or were still in progress at its start (a recovery by
+    its sleep)."""
     from datetime import UTC, datetime, timedelta
 
     since = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -84,7 +85,7 @@ def in_window(bridge: Harness, user_id: int, record_type: str, days: int = BACKF
     keys = set()
     for record in bridge.emulator.records(user_id, record_type):
         timed = sleeps[record["sleep_id"]] if record_type == "recovery" else record
-        if timed["start"] > since or timed.get("end", "9999") > since:
+        if timed["start"] >= since or timed.get("end") is None or timed["end"] > since:
             keys.add(record_key(record_type, record))
     return keys
 
@@ -127,7 +128,9 @@ def test_connecting_backfills_the_window_of_every_type_plus_profile_and_body(bri
     assert {(event["record_type"], event["record_id"]) for event in updates} >= {
         (record_type, key) for record_type in RECORD_TYPES for key in in_window(bridge, user_id, record_type)
     }
-    assert all(event["record_version"] == 1 and event["version"] == "1" for event in updates)
+    assert all(event["record_version"] == 2 and event["version"] == "1" for event in updates)
+    # record_version 2: a cycle carries step_count (null when WHOOP has no step data).
+    assert all("step_count" in event["record"] for event in updates if event["record_type"] == "cycle")
 
 
 def test_the_data_api_answers_newest_first_within_a_window_and_404_for_an_unknown_member(bridge, member):
@@ -161,6 +164,27 @@ def test_sleep_updated_fetches_and_upserts_the_scored_sleep(bridge, member):
     assert now["score"]["sleep_performance_percentage"] == scored["score"]["sleep_performance_percentage"]
     events = bridge.domain_events.published("member.record.updated", record_id=pending["id"], cause="webhook")
     assert events and events[-1]["record"]["score_state"] == "SCORED"
+
+
+def test_a_404_right_after_sleep_updated_deletes_nothing_and_the_retry_stores_the_scored_sleep(bridge, member):
+    client_user_id, user_id = member
+    sleep = bridge.emulator.add_record(user_id, "sleep")  # PENDING_SCORE
+    assert webhook(bridge, user_id, "sleep.updated", sleep["id"]) == 204
+    wait_until(lambda: any(s["id"] == sleep["id"] for s in stored(bridge, client_user_id, "sleep")), timeout=20, what="the pending sleep")
+    scored = bridge.emulator.score(user_id, "sleep", sleep["id"])
+    # WHOOP's read lag: its own webhook, then a 404 for the record it names.
+    bridge.emulator.inject_fault("GET", f"activity/sleep/{sleep['id']}", status=404, count=1)
+
+    assert webhook(bridge, user_id, "sleep.updated", sleep["id"]) == 204
+
+    def scored_now() -> bool:
+        return any(s["id"] == sleep["id"] and s["updated_at"] == scored["updated_at"] for s in stored(bridge, client_user_id, "sleep"))
+
+    wait_until(scored_now, timeout=30, what="the scored sleep after the 404")
+    statuses = [call["status"] for call in bridge.emulator.member_api_calls() if call["path"].endswith(f"/activity/sleep/{sleep['id']}")]
+    assert statuses[-2:] == [404, 200]
+    assert not bridge.domain_events.published("member.record.deleted", record_id=sleep["id"])
+    assert "record not readable at WHOOP yet" in bridge.log.getvalue()
 
 
 def test_recovery_updated_goes_through_the_sleeps_cycle(bridge, member):

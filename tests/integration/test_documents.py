@@ -32,21 +32,20 @@ def bridge() -> Iterator[Bridge]:
     os.environ["WHOOP_MAX_RETRIES"] = "0"
     try:
         stack, emulator = start_bridge(parameters={"DocumentRetryDelays": "0,0"})
+        try:
+            yield Bridge(stack, emulator)
+        finally:
+            stack.stop()
+            emulator.stop()
     finally:
+        # After stop(), which puts back the environment start() found (this variable included).
         os.environ.pop("WHOOP_MAX_RETRIES", None)
-    try:
-        yield Bridge(stack, emulator)
-    finally:
-        stack.stop()
-        emulator.stop()
 
 
 def order_based_on(bridge: Bridge, based_on: list[list[dict]], codes: list[str] | None = None) -> dict:
     """A requisition at the emulator whose i-th service request is based on `based_on[i]`."""
-    requisition = bridge.emulator.create_requisition(codes or ["LIPID_PANEL", "CBC"][: len(based_on)])
-    for service_request, references in zip(requisition["service_requests"], based_on, strict=True):
-        service_request["based_on"] = references
-    return bridge.emulator.add_requisition(requisition)
+    codes = codes or ["LIPID_PANEL", "CBC"][: len(based_on)]
+    return bridge.emulator.create_requisition(codes, based_on=dict(zip(codes, based_on, strict=True)))
 
 
 def receive(bridge: Bridge, requisition: dict) -> dict:
@@ -265,3 +264,21 @@ def test_the_local_stack_makes_the_document_bucket_as_the_template_says(bridge):
     rules = {rule["ID"]: rule for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules["ExpireOldVersions"]["Status"] == "Enabled"
     assert rules["ExpireDocuments"]["Status"] == "Disabled"  # DocumentRetentionDays 0: kept
+
+
+def test_a_duplicated_retry_message_makes_one_attempt_and_one_next_retry(bridge):
+    document = bridge.emulator.add_document()
+    requisition = order_based_on(bridge, [[{"type": "DocumentReference", "id": document["id"]}]])
+    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503, count=2)
+    receive(bridge, requisition)
+    (retry,) = bridge.queue_messages()
+    for _ in range(2):  # SQS delivers at least once: the same message twice
+        bridge.sqs.send_message(QueueUrl=bridge.stack.output("PartnerEventsQueue"), MessageBody=retry["Body"])
+
+    bodies, answer = deliver_retries(bridge)
+    assert [body["attempt"] for body in bodies] == [2, 2] and answer == {"batchItemFailures": []}
+    next_bodies, _ = deliver_retries(bridge)
+
+    assert [body["attempt"] for body in next_bodies] == [3]
+    assert [call["status"] for call in bridge.emulator.calls_to("GET", DOCUMENT_PATH.format(document["id"]))] == [503, 503, 200]
+    assert document_answer(bridge, document["id"])[1]["state"] == "stored"

@@ -7,8 +7,11 @@ offered: ORDER_ISSUE, closed).
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -139,11 +142,55 @@ def test_requisition_event_applies_to_every_open_test_of_the_order(bridge, order
 
     assert status == 202
     assert body["requisition_id"] == order["id"]
-    applied = {entry["service_request_id"] for entry in body["service_requests"]}
-    assert applied == {order["by_code"]["LIPID_PANEL"], order["by_code"]["CBC"]}
+    outcomes = {entry["code"]: entry["outcome"] for entry in body["service_requests"]}
+    assert outcomes == {"LIPID_PANEL": "applied", "CBC": "applied", "HBA1C": "unchanged"}
     for code in ("LIPID_PANEL", "CBC"):
         wait_for_whoop(bridge, order["by_code"][code], "APPOINTMENT_ATTENDED")
     assert whoop_statuses(bridge, order["by_code"]["HBA1C"]) == ["ORDER_ISSUE"]
+
+
+def test_requisition_event_applies_where_it_is_a_step_forward_and_reports_the_rest_unchanged(bridge, order):
+    lipid, cbc = order["by_code"]["LIPID_PANEL"], order["by_code"]["CBC"]
+    assert bridge.lab_api(service_request_route("lab_api_service_request_event_attended.json", lipid))[0] == 202
+    wait_for_whoop(bridge, lipid, "APPOINTMENT_ATTENDED")
+    bridge.wait_for_workflow(lipid, "awaiting_lab_event")
+    event = requisition_route("lab_api_requisition_event_attended.json", order["id"])
+
+    status, body, _ = bridge.lab_api(event)
+
+    assert status == 202
+    by_code = {entry["code"]: entry for entry in body["service_requests"]}
+    assert by_code["CBC"]["outcome"] == "applied" and by_code["CBC"]["event_id"]
+    assert (by_code["LIPID_PANEL"]["outcome"], by_code["LIPID_PANEL"]["task_business_status"]) == ("unchanged", "APPOINTMENT_ATTENDED")
+    assert by_code["LIPID_PANEL"]["allowed_next_statuses"] == ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
+    assert (by_code["HBA1C"]["outcome"], by_code["HBA1C"]["task_business_status"]) == ("unchanged", "ORDER_ISSUE")
+    assert wait_for_whoop(bridge, cbc, "APPOINTMENT_ATTENDED") == ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED"]
+    assert whoop_statuses(bridge, lipid) == ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED"]  # not sent twice
+
+    # Now it is a step forward for none: 409.
+    bridge.wait_for_workflow(cbc, "awaiting_lab_event")
+    status, body, _ = bridge.lab_api(event)
+    assert status == 409
+    assert body["error"] == "transition_forbidden"
+
+
+def test_requisition_event_waits_for_busy_tests_once_in_all(bridge, monkeypatch):
+    """Three tests whose executions never wait for the lab: they share one wait (the old
+    code waited BUSY_WAIT_SECONDS for each in turn, 30 s for three, past API Gateway's 29)."""
+    from whoop_bridge.lab import lab_events
+
+    monkeypatch.setattr(lab_events, "BUSY_WAIT_SECONDS", 1.0)
+    requisition = bridge.store_order(CODES)  # stored "starting", with no execution behind it
+    started = time.monotonic()
+
+    answer = bridge.invoke("LabApiFunction", requisition_route("lab_api_requisition_event_attended.json", requisition["id"]))
+
+    elapsed = time.monotonic() - started
+    assert answer["statusCode"] == 409
+    assert json.loads(answer["body"])["error"] == "busy"
+    headers = answer.get("headers") or {key: values[-1] for key, values in (answer.get("multiValueHeaders") or {}).items()}
+    assert headers["Retry-After"] == "2"
+    assert elapsed < 2.0, elapsed
 
 
 def test_bare_results_status_is_409_naming_what_may_come_next(bridge, order):
@@ -241,9 +288,10 @@ def test_invalid_results_are_400_listing_every_problem_and_nothing_is_kept(bridg
 @pytest.mark.parametrize(
     ("value", "field"),
     [
-        ('"value_numeric": NaN', "observations.0.value_numeric"),
-        ('"value_numeric": Infinity', "observations.0.value_numeric"),
-        ('"value_numeric": 1e999', "observations.0.value_numeric"),  # parses as infinity
+        # Not JSON numbers: refused with the body, before the model sees them (whoop_bridge.api).
+        ('"value_numeric": NaN', "body"),
+        ('"value_numeric": Infinity', "body"),
+        ('"value_numeric": 1e999', "body"),  # parses as infinity
         ('"value_numeric": "185"', "observations.0.value_numeric"),  # sent as written: a string is no number
         ('"value_text": ""', "observations.0.value_text"),
     ],
@@ -261,6 +309,180 @@ def test_results_whoop_could_not_take_are_400_before_anything_is_kept(bridge, or
     assert bridge.emulator.reports(lipid) == []
 
 
+def test_what_whoop_accepts_is_accepted_an_observation_without_status_with_a_bundle(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    report = {
+        "status": "final",
+        "observations": [
+            {"code": "LDL_CHOLESTEROL", "value_numeric": 100, "unit": "mg/dL", "bundle_id": "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"},
+            {"code": "HDL_CHOLESTEROL", "value_numeric": 52.5, "unit": "mg/dL"},
+        ],
+    }
+
+    status, body, _ = bridge.lab_api(with_body(service_request_route("lab_api_results_final.json", lipid), json.dumps(report)))
+
+    assert status == 202, body
+    assert wait_until(lambda: bridge.emulator.reports(lipid), 20, what="the report at WHOOP") == [report]
+    wait_for_whoop(bridge, lipid, "FULL_RESULTS_READY")
+    assert [v for v in bridge.emulator.contract_violations() if lipid in v["path"]] == []
+
+
+def test_a_cancelled_report_without_observations_is_accepted_in_the_correction_window(bridge, order):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    route = service_request_route("lab_api_results_final.json", lipid)
+    assert bridge.lab_api(route)[0] == 202
+    bridge.wait_for_workflow(lipid, "awaiting_correction")
+
+    status, body, _ = bridge.lab_api(with_body(route, json.dumps({"status": "cancelled"})))
+
+    assert status == 202, body
+    received = wait_until(lambda: len(bridge.emulator.reports(lipid)) == 2 and bridge.emulator.reports(lipid), 20, what="the cancellation")
+    assert received[1] == {"status": "cancelled"}
+    status, view, _ = bridge.lab_api(requisition_route("lab_api_get_requisition.json", order["id"]))
+    (service_request,) = [sr for sr in view["service_requests"] if sr["id"] == lipid]
+    assert [(r["status"], r["observation_count"]) for r in service_request["diagnostic_reports"]] == [("final", 2), ("cancelled", 0)]
+
+
+@pytest.mark.parametrize("status", ["final", "partial"])
+def test_a_report_other_than_cancelled_still_needs_results(bridge, order, status):
+    lipid = order["by_code"]["LIPID_PANEL"]
+    route = service_request_route("lab_api_results_final.json", lipid)
+
+    code, body, _ = bridge.lab_api(with_body(route, json.dumps({"status": status, "observations": []})))
+
+    assert code == 400
+    assert [problem["field"] for problem in body["problems"]] == ["observations"]
+    assert bridge.service_request_item(lipid)["task_token"]
+
+
+def test_a_400_lists_the_missing_value_beside_the_missing_code(bridge, order):
+    """The first observation has no value and no status, the second no code: one answer
+    names both (pydantic alone skips the value rule once a field fails)."""
+    lipid = order["by_code"]["LIPID_PANEL"]
+    report = {"status": "final", "observations": [{"code": "LDL_CHOLESTEROL", "unit": "mg/dL"}, {"value_numeric": 52.5, "status": "final"}]}
+
+    status, body, _ = bridge.lab_api(with_body(service_request_route("lab_api_results_final.json", lipid), json.dumps(report)))
+
+    assert status == 400
+    assert {(problem["field"], problem["problem"]) for problem in body["problems"]} == {
+        ("observations.0", "an observation needs value_numeric or value_text (or both)"),
+        ("observations.1.code", "Field required"),
+    }
+    assert bridge.emulator.reports(lipid) == []
+
+
+def list_route(name: str = "lab_api_list_requisitions.json", **query: str) -> dict:
+    event = load_event(name)
+    event["queryStringParameters"] = query or None
+    event["multiValueQueryStringParameters"] = {key: [value] for key, value in query.items()} or None
+    return event
+
+
+def test_since_with_an_offset_whose_plus_api_gateway_decoded_to_a_space(bridge, order):
+    received = datetime.fromisoformat(bridge.requisition_item(order["id"])["received_at"].replace("Z", "+00:00"))
+
+    def listed(moment: datetime) -> list[str]:
+        # 2026-01-01T00:00:00+01:00 arrives as "2026-01-01T00:00:00 01:00".
+        since = moment.astimezone(timezone(timedelta(hours=1))).replace(tzinfo=None).isoformat(timespec="seconds") + " 01:00"
+        status, body, _ = bridge.lab_api(list_route(since=since, limit="100"))
+        assert status == 200, body
+        return [requisition["id"] for requisition in body["requisitions"]]
+
+    assert order["id"] in listed(received - timedelta(minutes=5))
+    assert order["id"] not in listed(received + timedelta(minutes=5))
+
+
+def test_an_unknown_status_filter_is_a_400_naming_the_allowed_values(bridge):
+    status, body, _ = bridge.lab_api(list_route(status="complete"))
+
+    assert status == 400
+    (problem,) = body["problems"]
+    assert "ORDER_CONFIRMED" in problem["problem"] and "open" in problem["problem"] and "closed" in problem["problem"]
+
+
+def test_a_page_token_is_refused_with_another_window_or_filter_or_when_made_up(bridge, order):
+    bridge.process_requisition(["CBC"])
+    status, first, _ = bridge.lab_api(list_route(limit="1", since="2000-01-01T00:00:00Z", status="open"))
+    assert status == 200 and first["next_token"]
+    token = first["next_token"]
+
+    status, page, _ = bridge.lab_api(list_route(limit="1", since="2000-01-01T00:00:00Z", status="open", next_token=token))
+    assert status == 200, page
+    assert page["requisitions"] != first["requisitions"]
+
+    stale_key = {"pk": f"REQ#{order['id']}", "sk": "REQ", "gsi1pk": "REQUISITION", "gsi1sk": f"2001-01-01T00:00:00.000Z#{order['id']}"}
+    for query in (
+        {"since": "2001-01-01T00:00:00Z", "status": "open", "next_token": token},  # another window
+        {"since": "2000-01-01T00:00:00Z", "status": "closed", "next_token": token},  # another filter
+        {"next_token": token},
+        {"next_token": "bm90LWEtdG9rZW4"},  # made up
+        {"next_token": "%%%"},
+        {"next_token": base64.urlsafe_b64encode(json.dumps(stale_key).encode()).decode()},  # a bare key, as tokens used to be
+    ):
+        status, body, _ = bridge.lab_api(list_route(**query))
+        assert status == 400, (query, body)
+        assert body["problems"][0]["field"] == "query"
+        assert "next_token" in body["problems"][0]["problem"]
+
+    status, body, _ = bridge.lab_api(list_route("lab_api_clinical_report_reviews.json", next_token=token))
+    assert status == 400  # a requisitions token on the reviews listing
+
+
+def test_test_data_starts_the_normal_intake_from_whoops_answer_once(bridge):
+    status, body, _ = bridge.lab_api(load_event("lab_api_test_data.json"))
+
+    assert status == 202, body
+    requisition_id = body["requisition_id"]
+    made = bridge.emulator.requisition(requisition_id)
+    assert [appointment["type"] for appointment in made["appointments"]] == ["MOBILE"]
+    (message,) = [m for m in bridge.queue_messages() if json.loads(m["Body"])["resource_id"] == requisition_id]
+    assert json.loads(message["Body"]) == {"event_type": "lab_requisition.created", "resource_id": requisition_id}
+    queued = load_event("sqs_requisition_created.json", **{SAMPLE_REQUISITION_ID: requisition_id})
+    assert bridge.invoke("RequisitionProcessorFunction", queued) == {"batchItemFailures": []}
+    for service_request in made["service_requests"]:
+        bridge.wait_for_workflow(service_request["id"], "awaiting_lab_event", "closed")
+    status, view, _ = bridge.lab_api(requisition_route("lab_api_get_requisition.json", requisition_id))
+    assert status == 200 and view["id"] == requisition_id
+    # Should WHOOP send its webhook for it too, the order is not taken in twice.
+    queued["Records"][0]["messageId"] = str(uuid.uuid4())
+    assert bridge.invoke("RequisitionProcessorFunction", queued) == {"batchItemFailures": []}
+    assert len(bridge.emulator.calls_to("GET", f"/requisition/{requisition_id}$")) == 1
+    assert [v for v in bridge.emulator.contract_violations() if "add-test-data" in v["path"]] == []
+
+
+def test_test_data_in_production_is_a_409_not_a_server_error(bridge):
+    bridge.emulator.production = True
+    try:
+        status, body, _ = bridge.lab_api(with_body(load_event("lab_api_test_data.json"), "{}"))
+    finally:
+        bridge.emulator.production = False
+
+    assert status == 409
+    assert body["error"] == "test_data_unavailable"
+    assert "sandbox" in body["message"]
+    assert bridge.queue_messages() == []
+
+
+def test_test_data_with_an_unknown_appointment_type_is_a_400(bridge):
+    calls = len(bridge.emulator.calls_to("POST", "add-test-data"))
+
+    status, body, _ = bridge.lab_api(with_body(load_event("lab_api_test_data.json"), '{"appointment_type": "HOME"}'))
+
+    assert status == 400
+    assert [problem["field"] for problem in body["problems"]] == ["appointment_type"]
+    assert len(bridge.emulator.calls_to("POST", "add-test-data")) == calls
+
+
+def test_test_data_when_whoop_cannot_be_reached_is_a_retryable_503(bridge):
+    bridge.emulator.inject_fault("POST", "add-test-data", status=503, count=5)
+
+    status, body, _ = bridge.lab_api(load_event("lab_api_test_data.json"))
+
+    assert status == 503
+    assert (body["error"], body["retryable"]) == ("whoop_unavailable", True)
+    assert bridge.queue_messages() == []
+
+
 def test_openapi_schema_describes_the_lab_routes(bridge):
     status, body, _ = bridge.lab_api(load_event("lab_api_openapi.json"))
 
@@ -273,4 +495,5 @@ def test_openapi_schema_describes_the_lab_routes(bridge):
         "/lab/service-requests/{service_request_id}/events",
         "/lab/service-requests/{service_request_id}/results",
         "/lab/clinical-report-reviews",
+        "/lab/test-data",
     } <= set(body["paths"])

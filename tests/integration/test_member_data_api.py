@@ -225,7 +225,7 @@ def test_the_updated_event_is_published_with_the_record_and_leaves_the_outbox(br
     (stored,) = _store(member, "recovery", recovery, cause="backfill")
 
     (detail,) = bridge.published(UPDATED, client_user_id=member)
-    assert detail["version"] == "1" and detail["record_version"] == 1 and detail["cause"] == "backfill"
+    assert detail["version"] == "1" and detail["record_version"] == 2 and detail["cause"] == "backfill"
     assert detail["record_type"] == "recovery" and detail["record_id"] == recovery["sleep_id"]  # keyed by its sleep
     assert detail["user_id"] == 10129
     assert detail["record"]["created_at"] == "2026-11-14T05:30:00.000Z"

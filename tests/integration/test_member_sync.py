@@ -325,3 +325,33 @@ def test_a_recovery_whose_sleep_started_before_the_window_is_not_deleted_by_reco
 
     assert sleep["id"] in stored(bridge, "recovery")
     assert not bridge.published("member.record.deleted", record_id=sleep["id"])
+
+
+def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_finishes(bridge, member, fresh_budget, logs):
+    from datetime import UTC, datetime, timedelta
+
+    from whoop_bridge.store import member_store
+
+    emulator = bridge.emulator
+    fresh = [emulator.add_record(member, "workout", pending=False) for _ in range(3)]
+    page = [fresh[0], {**fresh[1], "sport_id": "running", "start": None}, fresh[2]]
+    emulator.inject_fault("GET", r"/v2/activity/workout$", status=200, body={"records": page, "next_token": None}, count=1)
+    now = datetime.now(UTC)
+    job = {
+        "job": "sync",
+        "client_user_id": SAMPLE_CLIENT_USER_ID,
+        "cause": "backfill",
+        "start": (now - timedelta(days=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "end": (now + timedelta(minutes=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "steps": ["workout", "profile"],
+        "next_token": None,
+    }
+
+    assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
+
+    after = stored(bridge, "workout")
+    assert {fresh[0]["id"], fresh[2]["id"]} <= set(after) and fresh[1]["id"] not in after
+    progress = member_store.sync_progress(SAMPLE_CLIENT_USER_ID, "backfill")
+    assert progress["workout"]["state"] == "done" and progress["profile"]["state"] == "done"
+    (skipped,) = [record for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")]
+    assert skipped["record_id"] == fresh[1]["id"] and sorted(skipped["fields"]) == ["sport_id", "start"]

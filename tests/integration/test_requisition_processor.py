@@ -52,7 +52,8 @@ def listed_requisition_ids(bridge) -> list[str]:
         if not body["next_token"]:
             return ids
         event = load_event("lab_api_list_requisitions.json")
-        event["queryStringParameters"]["next_token"] = body["next_token"]
+        event["queryStringParameters"] = {"next_token": body["next_token"]}
+        event["multiValueQueryStringParameters"] = {"next_token": [body["next_token"]]}
         status, body, _ = bridge.lab_api(event)
         assert status == 200
 
@@ -127,7 +128,7 @@ def test_a_404_is_fetched_again_later_and_the_order_is_not_declared_missing_yet(
     assert stored["outcome"] == "awaiting_whoop"
     ((body, seconds),) = delayed_for(bridge, requisition_id)
     assert body == {
-        "event_type": "lab_requisition.created", "resource_id": requisition_id, "not_found_since": stored["not_found_since"], "attempt": 1,
+        "event_type": "lab_requisition.created", "resource_id": requisition_id, "not_found_since": stored["not_found_since"], "not_found_attempt": 1,
     }
     assert 25 < seconds <= 30  # the first of the doubling delays for the default 15 minutes
     assert get_requisition_status(bridge, requisition_id) == 404
@@ -171,7 +172,7 @@ def test_after_the_bound_the_order_is_declared_not_found_once_and_a_later_succes
     )
     capsys.readouterr()
 
-    assert process(bridge, retry_event({**body, "not_found_since": began, "attempt": 5})) == {"batchItemFailures": []}
+    assert process(bridge, retry_event({**body, "not_found_since": began, "not_found_attempt": 5})) == {"batchItemFailures": []}
 
     assert bridge.requisition_item(requisition_id)["outcome"] == "not_found"
     assert delayed_for(bridge, requisition_id) == [(body, pytest.approx(30, abs=30))]  # only the first, still pending

@@ -134,3 +134,44 @@ def test_references_of_reads_every_service_request_and_skips_malformed_entries()
 )
 def test_stored_content_gets_the_media_type_its_bytes_show(content, media_type):
     assert _content_type(content) == media_type
+
+
+@pytest.fixture
+def document_settings(monkeypatch):
+    from whoop_bridge.config import settings
+
+    def read(raw: str | None):
+        if raw is None:
+            monkeypatch.delenv("DOCUMENT_RETRY_DELAYS", raising=False)
+        else:
+            monkeypatch.setenv("DOCUMENT_RETRY_DELAYS", raw)
+        settings.cache_clear()
+        return settings()
+
+    yield read
+    settings.cache_clear()
+
+
+def test_document_retries_default_to_five_delays_of_about_37_minutes_in_all(document_settings):
+    delays = document_settings(None).document_retry_delays
+    assert delays == (30, 120, 300, 900, 900) and sum(delays) == 2250
+
+
+def test_document_retry_delays_are_read_from_the_environment(document_settings):
+    assert document_settings("0,5,900").document_retry_delays == (0, 5, 900)
+
+
+@pytest.mark.parametrize("raw", ["30,abc", "901", "-1", ",", "1," * 21 + "1"])
+def test_document_retry_delays_that_sqs_cannot_honour_are_refused(document_settings, raw):
+    from whoop_bridge.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="DOCUMENT_RETRY_DELAYS"):
+        document_settings(raw)
+
+
+def test_a_reference_id_can_only_ever_name_a_document(emulator, client):
+    requisition = emulator.create_requisition(["CBC"])
+    with pytest.raises(WhoopNotFound):
+        client.get_document(f"../requisition/{requisition['id']}")
+    (call,) = emulator.calls_to("GET", "/partner/")
+    assert call["path"] == f"/developer/v2/partner/document/..%2Frequisition%2F{requisition['id']}"

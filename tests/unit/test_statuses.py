@@ -13,6 +13,7 @@ from whoop_bridge.lab.statuses import (
     TaskBusinessStatus,
     allowed_next,
     is_allowed,
+    known,
     lab_event_statuses,
     parse,
     status_after_report,
@@ -103,3 +104,11 @@ def test_parse_reads_whoop_values_and_null():
     assert parse("APPOINTMENT_ATTENDED") is S.APPOINTMENT_ATTENDED
     with pytest.raises(ValueError):
         parse("appointment_attended")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("ORDER_CONFIRMED", TaskBusinessStatus.ORDER_CONFIRMED), ("Specimen collected", None), ("order_confirmed", None), (None, None), (7, None)],
+)
+def test_known_reads_whoops_free_text_without_failing(value, expected):
+    assert known(value) is expected

@@ -29,6 +29,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -197,10 +198,6 @@ class _Refused(Exception):
         self.status, self.field, self.text, self.error = status, field, text, error
 
 
-def _no_constants(name: str) -> Any:
-    raise _Refused(400, "body", f"{name} is not a JSON number")
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in pairs:
@@ -210,32 +207,34 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _check_values(value: Any, depth: int = 0) -> None:
-    """I-JSON (RFC 7493): exact integers, finite numbers, valid Unicode, bounded depth."""
-    if depth > MAX_DEPTH:
+def _check_values(value: Any, path: tuple[str, ...] = ()) -> None:
+    """I-JSON (RFC 7493): exact integers, finite numbers, valid Unicode, bounded depth.
+    A problem names its place as the event handler's validation does (`observations.0.code`)."""
+    field = ".".join(path) or "body"
+    if len(path) > MAX_DEPTH:
         raise _Refused(400, "body", f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key)
-            _check_values(item, depth + 1)
+            _check_text(key, field)
+            _check_values(item, (*path, key))
     elif isinstance(value, list):
-        for item in value:
-            _check_values(item, depth + 1)
+        for index, item in enumerate(value):
+            _check_values(item, (*path, str(index)))
     elif isinstance(value, str):
-        _check_text(value)
+        _check_text(value, field)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
-        raise _Refused(400, "body", f"an integer beyond ±{MAX_SAFE_INTEGER} (I-JSON, RFC 7493)")
-    elif isinstance(value, float) and value in (float("inf"), float("-inf")):
-        raise _Refused(400, "body", "a number beyond the range of a double")
+        raise _Refused(400, field, f"an integer beyond ±{MAX_SAFE_INTEGER} (I-JSON, RFC 7493)")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _Refused(400, field, "must be a finite number (NaN and Infinity are not JSON; 1e999 is beyond a double)")
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, field: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise _Refused(400, "body", "a string holds an unpaired surrogate (\\ud800-\\udfff)") from None
+        raise _Refused(400, field, "a string holds an unpaired surrogate (\\ud800-\\udfff)") from None
 
 
 def _media_type(event: dict[str, Any]) -> Optional[str]:
@@ -271,7 +270,8 @@ def _guard(event: dict[str, Any]) -> None:
             raise _Refused(400, "body", "not UTF-8 text") from None
         event["body"], event["isBase64Encoded"] = raw, False
     try:
-        parsed = json.loads(raw, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+        # NaN and Infinity parse as floats here and are refused, with their place, below.
+        parsed = json.loads(raw, object_pairs_hook=_no_duplicates)
     except _Refused:
         raise
     except RecursionError:
@@ -328,6 +328,11 @@ _config = IdempotencyConfig(
 def _persistence() -> DynamoDBPersistenceLayer:
     settings().require("idempotency_table_name")
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table_name)
+
+
+def reset() -> None:
+    """Forget the persistence layer (its client belongs to the previous AWS session)."""
+    _persistence.cache_clear()
 
 
 def _caller(event: Any) -> str:

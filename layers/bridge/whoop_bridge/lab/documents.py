@@ -45,6 +45,13 @@ metrics = Metrics()
 
 # The partner events queue message that asks for the next attempt: {event_type, resource_id, attempt}.
 FETCH_EVENT = "partner_document.fetch"
+# Outcomes besides the states: the next attempt is queued, or there was nothing to do (the
+# document is fetched already, or the message is a duplicate of an attempt that ran).
+RETRY_SCHEDULED = "retry_scheduled"
+NOTHING_TO_DO = "nothing_to_do"
+# Only these end a document's story; the queue's idempotency may remember them. Any other
+# outcome must not stop the next attempt's message, which has the same key.
+SETTLED_OUTCOMES = frozenset({"stored", "linked", "unavailable"})
 # How long a link the lab API hands out stays valid.
 DOWNLOAD_LINK_SECONDS = 300
 
@@ -149,8 +156,8 @@ def fetch(document_id: str, attempt: int, client: PartnerClient) -> str:
     Raises `DocumentFetchFailed` only when the last attempt failed for a transient reason,
     so that the queue message ends in the dead-letter queue.
     """
-    if document_store.start_attempt(document_id) is None:
-        return "already_fetched"
+    if document_store.start_attempt(document_id, attempt) is None:
+        return NOTHING_TO_DO
     try:
         document = PartnerDocument.model_validate(client.get_document(document_id))
         metadata = _metadata(document)
@@ -190,7 +197,7 @@ def _failed(document_id: str, attempt: int, reason: str, *, transient: bool) -> 
         _schedule(document_id, attempt + 1, delay)
         document_store.mark_failed(document_id, reason, next_at)
         logger.warning("document fetch failed; retry scheduled", extra={"document_id": document_id, "attempt": attempt, "failure": reason, "delay_seconds": delay})
-        return "retry_scheduled"
+        return RETRY_SCHEDULED
     if document_store.mark_unavailable(document_id, reason):
         metrics.add_metric(name="DocumentUnavailable", unit=MetricUnit.Count, value=1)
     logger.error("document unavailable after every attempt", extra={"document_id": document_id, "attempt": attempt, "failure": reason})

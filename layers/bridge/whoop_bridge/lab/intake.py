@@ -64,8 +64,8 @@ class Unsettled(Exception):  # noqa: N818 - an outcome, not an error
 
 
 def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
-    """Process one `{event_type, resource_id}` (a delayed retry also carries
-    `not_found_since` and `attempt`); returns the outcome for the log, or raises Unsettled."""
+    """Process one `{event_type, resource_id}` (a delayed retry after a 404 also carries
+    `not_found_since` and `not_found_attempt`); returns the outcome for the log, or raises Unsettled."""
     event_type = event.get("event_type")
     resource_id = event.get("resource_id")
     if not isinstance(resource_id, str) or not resource_id:
@@ -73,17 +73,22 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
         return "malformed"
     if event_type == REQUISITION_CREATED:
         since = event.get("not_found_since")
-        attempt = event.get("attempt")
+        # Its own name: `attempt` counts a document fetch's tries.
+        attempt = event.get("not_found_attempt")
         return receive_requisition(
             resource_id,
             client,
             not_found_since=since if isinstance(since, str) else None,
-            attempt=attempt if isinstance(attempt, int) else 0,
+            attempt=attempt if type(attempt) is int and attempt >= 0 else 0,
         )
     if event_type == REVIEW_REQUESTED:
         return receive_review(resource_id, client)
     if event_type == documents.FETCH_EVENT:
-        return documents.handle_fetch_message(event, client)
+        outcome = documents.handle_fetch_message(event, client)
+        if outcome not in documents.SETTLED_OUTCOMES:
+            # The next attempt is a message with the same key: nothing to remember.
+            raise Unsettled(outcome)
+        return outcome
     metrics.add_metric(name="PartnerEventIgnored", unit=MetricUnit.Count, value=1)
     logger.warning("partner event type not handled", extra={"event_type": str(event_type)[:64]})
     return "ignored"
@@ -98,6 +103,32 @@ def enqueue_partner_event(event_type: str, resource_id: str, *, delay_seconds: i
         MessageBody=json.dumps({"event_type": event_type, "resource_id": resource_id, **extra}),
         DelaySeconds=delay_seconds,
     )
+
+
+class TestDataUnavailable(Exception):  # noqa: N818 - WHOOP's answer, not a fault
+    """WHOOP makes test data only outside production."""
+
+    __test__ = False  # not a pytest class
+
+
+def request_test_data(client: PartnerClient, appointment_type: str | None = None) -> str:
+    """Ask WHOOP's sandbox for a test member and order (`add-test-data`) and start its intake
+    as WHOOP's `lab_requisition.created` would; returns the requisition id.
+
+    WHOOP sends no webhook for it; if it does, the queued event and the webhook share their
+    idempotency key and the order is taken in once. Raises TestDataUnavailable when this
+    stack serves production or WHOOP answers 404 (production); WhoopTransientError when
+    WHOOP cannot be reached.
+    """
+    if settings().environment == "production":
+        raise TestDataUnavailable("this stack serves WHOOP's production environment, where WHOOP makes no test data")
+    try:
+        requisition_id = client.add_test_data(appointment_type)
+    except WhoopNotFound:
+        raise TestDataUnavailable("WHOOP answered 404: it makes test data only in its sandbox (non-production) environment") from None
+    enqueue_partner_event(REQUISITION_CREATED, requisition_id)
+    logger.info("test data requested", extra={"requisition_id": requisition_id})
+    return requisition_id
 
 
 def receive_requisition(requisition_id: str, client: PartnerClient, *, not_found_since: str | None = None, attempt: int = 0) -> str:
@@ -281,7 +312,7 @@ def _not_found(requisition_id: str, not_found_since: str | None, attempt: int) -
     delay = retry_delay(attempt + 1, since, now, bound)
     if delay is None:
         return _declare_not_found(requisition_id, lab_store.iso(since))
-    enqueue_partner_event(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), attempt=attempt + 1)
+    enqueue_partner_event(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), not_found_attempt=attempt + 1)
     metrics.add_metric(name="RequisitionFetchRetried", unit=MetricUnit.Count, value=1)
     logger.info("requisition not found yet; fetching again later", extra={"requisition_id": requisition_id, "delay_seconds": delay, "attempt": attempt + 1})
     return "retrying"

@@ -9,6 +9,7 @@ other waits for the next one.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from whoop_bridge.lab.statuses import (
     status_after_report,
 )
 from whoop_bridge.store import lab_store
+from whoop_bridge.validation import query_date_time
 
 logger = logging.getLogger(__name__)
 
@@ -140,32 +142,45 @@ def get_document(document_id: str) -> dict[str, Any]:
     return view
 
 
+# The `status` filter's values: a task_business_status, or whether the order is open.
+STATUS_FILTERS = (*(status.value for status in TaskBusinessStatus), "open", "closed")
+
+
 def list_requisitions(status: str | None, since: str | None, limit: int, next_token: str | None) -> dict[str, Any]:
     """Orders newest first; `status` is a `task_business_status`, `open` or `closed`.
 
     The status filter applies to each page, so a page may hold fewer than `limit` orders;
-    follow `next_token` until it is null.
+    follow `next_token` until it is null. A token belongs to its listing, `since` and
+    `status`: with others it is a BadQuery.
     """
-    start_key = _decode_token(next_token)
-    items, last_key = lab_store.list_requisitions(_utc(since) if since else None, limit, start_key)
+    if status and status not in STATUS_FILTERS:
+        raise BadQuery(f"status must be one of {', '.join(STATUS_FILTERS)}")
+    since_utc = _utc(since) if since else None
+    window = {"since": since_utc, "status": status}
+    start_key = _decode_token(next_token, lab_store.REQUISITION_LISTING, window)
+    if start_key and since_utc and start_key["gsi1sk"] < since_utc:
+        raise BadQuery(INVALID_TOKEN)
+    items, last_key = lab_store.list_requisitions(since_utc, limit, start_key)
     listed = []
     for item in items:
         service_requests = lab_store.get_service_requests(item["service_request_ids"])
         view = requisition_view(item, service_requests, with_reports=False)
         if _matches(view, status):
             listed.append(view)
-    return {"requisitions": listed, "next_token": _encode_token(last_key)}
+    return {"requisitions": listed, "next_token": _encode_token(last_key, lab_store.REQUISITION_LISTING, window)}
 
 
 def _utc(since: str) -> str:
     """`since` as stored times are written (UTC, milliseconds, Z), so they compare as text."""
+    # API Gateway form-decodes the query: the `+` of an offset arrives as a space.
+    text = query_date_time(since.strip())
     try:
-        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadQuery("since must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return lab_store.iso(moment)
 
 
 def _matches(view: dict[str, Any], status: str | None) -> bool:
@@ -178,7 +193,8 @@ def _matches(view: dict[str, Any], status: str | None) -> bool:
 
 def list_pending_reviews(limit: int, next_token: str | None) -> dict[str, Any]:
     """Clinical report reviews awaiting the lab, oldest first."""
-    items, last_key = lab_store.list_pending_reviews(limit, _decode_token(next_token))
+    start_key = _decode_token(next_token, lab_store.PENDING_REVIEWS, {})
+    items, last_key = lab_store.list_pending_reviews(limit, start_key)
     reviews = [
         {
             "id": item["review_id"],
@@ -188,22 +204,37 @@ def list_pending_reviews(limit: int, next_token: str | None) -> dict[str, Any]:
         }
         for item in items
     ]
-    return {"clinical_report_reviews": reviews, "next_token": _encode_token(last_key)}
+    return {"clinical_report_reviews": reviews, "next_token": _encode_token(last_key, lab_store.PENDING_REVIEWS, {})}
 
 
-def _encode_token(key: dict[str, Any] | None) -> str | None:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+INVALID_TOKEN = "next_token is not one this listing issued for these query parameters; start again without it"
 
 
-def _decode_token(token: str | None) -> dict[str, Any] | None:
+def _listing_digest(listing: str, window: dict[str, Any]) -> str:
+    """Binds a page token to its listing and its window and filters."""
+    return hashlib.sha256(json.dumps([listing, window], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _encode_token(key: dict[str, Any] | None, listing: str, window: dict[str, Any]) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps({"key": key, "of": _listing_digest(listing, window)}).encode()).decode()
+
+
+def _decode_token(token: str | None, listing: str, window: dict[str, Any]) -> dict[str, Any] | None:
+    """The start key in `token`, checked against the listing, window and key shape, so a
+    made-up or reused token is a BadQuery and never reaches DynamoDB."""
     if not token:
         return None
     try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        raise BadQuery("next_token is not one this API issued") from None
-    if not isinstance(key, dict) or not all(isinstance(value, str) for value in key.values()):
-        raise BadQuery("next_token is not one this API issued")
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, UnicodeError):
+        raise BadQuery(INVALID_TOKEN) from None
+    if not isinstance(decoded, dict) or decoded.get("of") != _listing_digest(listing, window):
+        raise BadQuery(INVALID_TOKEN)
+    key = decoded.get("key")
+    if not lab_store.is_listing_key(listing, key):
+        raise BadQuery(INVALID_TOKEN)
     return key
 
 
@@ -250,33 +281,55 @@ def _forbidden(item: dict[str, Any], message: str) -> TransitionForbidden:
 # Events and results ---------------------------------------------------------------------
 
 
-def apply_status_event(service_request_id: str, event: LabStatusEvent) -> dict[str, Any]:
-    """Resume one test's execution with `{status, reason?}`; 409s come as TransitionForbidden."""
+def apply_status_event(service_request_id: str, event: LabStatusEvent, *, deadline: float | None = None) -> dict[str, Any]:
+    """Resume one test's execution with `{status, reason?}`; 409s come as TransitionForbidden.
+    `deadline` (time.monotonic) ends the wait for a busy test; BUSY_WAIT_SECONDS from now by default."""
 
     def check(item: dict[str, Any]) -> dict[str, Any]:
         if event.status not in _allowed_events(item):
             raise _forbidden(item, f"{event.status.value} is not allowed after {item.get('task_business_status') or 'a new order'}")
         return {"kind": "status", "task_business_status": event.status.value, "reason": event.reason}
 
-    return _resume(service_request_id, check)
+    return _resume(service_request_id, check, deadline=deadline)
 
 
 def apply_requisition_event(requisition_id: str, event: LabStatusEvent) -> dict[str, Any]:
-    """Apply `{status, reason?}` to every open test of the order.
+    """Apply `{status, reason?}` to each test of the order for which it is a step forward.
 
-    Every open test is checked first; when any forbids the event nothing is applied.
+    Every test is reported: `applied`, `unchanged` (the rules forbid it for that test now:
+    its status and what may follow are given) or `busy` (its previous event was still being
+    sent when the shared wait ran out: send the event again). 409 only when it applies to
+    none: `busy` when some test may take it shortly, else `transition_forbidden`. All tests
+    share one wait of BUSY_WAIT_SECONDS, well within API Gateway's 29 s.
     """
     item = lab_store.get_requisition(requisition_id)
     if not item or item.get("outcome") != "received":
         raise NotFound(f"requisition {requisition_id}")
-    service_requests = [sr for sr in lab_store.get_service_requests(item["service_request_ids"]) if _is_open(sr)]
-    if not service_requests:
-        raise TransitionForbidden("the order has no open tests", [], None)
-    for sr in service_requests:
-        if event.status not in _allowed_events(sr) and sr.get("workflow") not in MOVING:
-            raise _forbidden(sr, f"{event.status.value} is not allowed for test {sr['service_request_id']}")
-    applied = [apply_status_event(sr["service_request_id"], event) for sr in service_requests]
-    return {"requisition_id": requisition_id, "service_requests": applied}
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    outcomes = []
+    for sr in lab_store.get_service_requests(item["service_request_ids"]):
+        sr_id = sr["service_request_id"]
+        try:
+            applied = apply_status_event(sr_id, event, deadline=deadline)
+            outcomes.append({**applied, "code": sr.get("code"), "outcome": "applied"})
+        except TransitionForbidden as forbidden:
+            outcomes.append(
+                {
+                    "service_request_id": sr_id,
+                    "code": sr.get("code"),
+                    "outcome": "unchanged",
+                    "message": str(forbidden),
+                    "task_business_status": forbidden.current,
+                    "allowed_next_statuses": forbidden.allowed,
+                }
+            )
+        except Busy:
+            outcomes.append({"service_request_id": sr_id, "code": sr.get("code"), "outcome": "busy"})
+    if not any(outcome["outcome"] == "applied" for outcome in outcomes):
+        if any(outcome["outcome"] == "busy" for outcome in outcomes):
+            raise Busy(requisition_id)
+        raise TransitionForbidden(f"{event.status.value} is not a step forward for any test of the order", [], None)
+    return {"requisition_id": requisition_id, "service_requests": outcomes}
 
 
 def submit_results(service_request_id: str, report: DiagnosticReport, as_written: dict[str, Any]) -> dict[str, Any]:
@@ -306,10 +359,13 @@ def _resume(
     service_request_id: str,
     check: Callable[[dict[str, Any]], dict[str, Any]],
     keep: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Wait (briefly) for the execution's task token, check the event, claim the token,
-    `keep` what must be stored first, and send the event to the execution."""
-    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    """Wait (until `deadline`, briefly) for the execution's task token, check the event,
+    claim the token, `keep` what must be stored first, and send the event to the execution."""
+    if deadline is None:
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
     while True:
         item = lab_store.get_service_request(service_request_id)
         if item is None:

@@ -177,3 +177,13 @@ class LabStatusEvent(BaseModel):
         if isinstance(status, str) and status in ISSUE_STATUSES and data.get("reason") is None:
             found.append((("reason",), f"{status} needs a reason"))
         return _with_cross_field_problems(data, handler, cls.__name__, found)
+
+
+class TestDataRequest(BaseModel):
+    """`POST /lab/test-data`: `{appointment_type?}`, WHOOP's `appointmentType` for its
+    sandbox's add-test-data (IN_PERSON when absent)."""
+
+    __test__ = False  # not a pytest class
+    model_config = ConfigDict(extra="forbid")
+
+    appointment_type: Literal["IN_PERSON", "MOBILE", "VIRTUAL"] = _optional()

@@ -234,6 +234,8 @@ def _save_connection(client_user_id: str, user_id: int, grant: Any, profile: dic
     owner = member_store.get_user(user_id)
     moved_from = owner["client_user_id"] if owner and owner["client_user_id"] != client_user_id else None
     released = previous.get("user_id") if previous and previous.get("user_id") not in (None, user_id) else None
+    if released is not None and (member_store.get_user(int(released)) or {}).get("client_user_id") != client_user_id:
+        released = None  # another member holds that account now: its mapping is not ours to drop
     expires_at = int(time.time()) + grant.expires_in
     offline = bool(grant.refresh_token)
     connection: dict[str, Any] = {

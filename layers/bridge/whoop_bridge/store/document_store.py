@@ -72,16 +72,21 @@ def register(document_id: str, reference_type: str, requisition_id: str, service
     return plain(answer["Attributes"])
 
 
-def start_attempt(document_id: str) -> int | None:
-    """Count one more fetch attempt; the attempt's number, or None when the document is
-    already stored or linked (nothing to fetch)."""
+def start_attempt(document_id: str, attempt: int) -> int | None:
+    """Count the fetch attempt `attempt` (from 1); the attempts so far, or None when there is
+    nothing to do: the document is stored or linked, or this attempt already ran and the next
+    is scheduled (a duplicate message). An attempt that stopped before it scheduled the next
+    (no `next_attempt_at`) may run again."""
     try:
         answer = _table().update_item(
             Key=_key(document_id),
-            UpdateExpression="SET attempts = if_not_exists(attempts, :zero) + :one, last_attempt_at = :now",
-            ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored, :linked)",
+            UpdateExpression="SET attempts = if_not_exists(attempts, :zero) + :one, last_attempt_at = :now REMOVE next_attempt_at",
+            ConditionExpression=(
+                "attribute_exists(pk) AND NOT #state IN (:stored, :linked) "
+                "AND (attribute_not_exists(next_attempt_at) OR attempts < :attempt)"
+            ),
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":zero": 0, ":one": 1, ":now": now_iso(), ":stored": "stored", ":linked": "linked"},
+            ExpressionAttributeValues={":zero": 0, ":one": 1, ":now": now_iso(), ":stored": "stored", ":linked": "linked", ":attempt": attempt},
             ReturnValues="UPDATED_NEW",
         )
     except ClientError as error:

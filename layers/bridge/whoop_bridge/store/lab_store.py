@@ -235,6 +235,26 @@ def list_requisitions(since: str | None, limit: int, start_key: dict[str, Any] |
     return [plain(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
 
 
+_LISTING_ITEMS = {REQUISITION_LISTING: ("REQ#", "REQ"), PENDING_REVIEWS: ("REVIEW#", "REVIEW")}
+
+
+def is_listing_key(listing: str, key: Any) -> bool:
+    """Whether `key` is a LastEvaluatedKey that listing's query could have returned (the
+    table's and the index's key attributes, naming one of its items): anything else would
+    be a DynamoDB ValidationException as ExclusiveStartKey."""
+    prefix, sort_key = _LISTING_ITEMS[listing]
+    if not isinstance(key, dict) or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"} or not all(isinstance(v, str) for v in key.values()):
+        return False
+    item_id = key["pk"].removeprefix(prefix)
+    return (
+        key["gsi1pk"] == listing
+        and key["sk"] == sort_key
+        and key["pk"].startswith(prefix)
+        and bool(item_id)
+        and key["gsi1sk"].endswith(f"#{item_id}")
+    )
+
+
 # Service requests -----------------------------------------------------------------------
 
 

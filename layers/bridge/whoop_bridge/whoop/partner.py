@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -152,12 +153,13 @@ class PartnerClient:
         """`GET /v2/partner/document/{id}`: the PartnerDocument `{id, document_type, url?,
         created_at, updated_at, bundle_id?}`. `WhoopNotFound` when it does not exist or this
         partner does not own it (WHOOP does not say which)."""
-        return self._call("GET", f"/v2/partner/document/{document_id}", "GET document").json()
+        # The id comes from a `based_on` reference: quoted, so it can only name a document.
+        return self._call("GET", f"/v2/partner/document/{quote(document_id, safe='')}", "GET document").json()
 
     def get_document_content(self, document_id: str) -> bytes:
         """`GET /v2/partner/document/{id}/content`: the document's raw bytes. A document that
         is only a link (its `url`) has no content: WHOOP answers 404 (`WhoopNotFound`)."""
-        return self._call("GET", f"/v2/partner/document/{document_id}/content", "GET document content").content
+        return self._call("GET", f"/v2/partner/document/{quote(document_id, safe='')}/content", "GET document content").content
 
     def get(self, path: str, what: str) -> dict[str, Any]:
         """A GET under the partner API for endpoints WHOOP has not published yet (reviews)."""

@@ -27,10 +27,7 @@ def harness() -> Any:
 
 def order_based_on(harness: Harness, document_id: str) -> dict[str, Any]:
     """WHOOP's order of two tests, the first based on the document; its webhook is sent."""
-    requisition = harness.emulator.create_requisition(["LIPID_PANEL", "CBC"])
-    requisition["service_requests"][0]["based_on"] = [{"type": "DocumentReference", "id": document_id}]
-    requisition["service_requests"][1]["based_on"] = []
-    harness.emulator.add_requisition(requisition)
+    requisition = harness.emulator.create_requisition(["LIPID_PANEL", "CBC"], based_on={"LIPID_PANEL": [{"type": "DocumentReference", "id": document_id}]})
     assert harness.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=harness.webhook_url) == 204
     return requisition
 
