@@ -174,19 +174,23 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_la
     assert bridge.queue_messages("MemberEventsQueue") == []
 
 
-def test_recovery_updated_whose_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(bridge, member, fresh_budget, monkeypatch):
+@pytest.mark.parametrize("lagging", ["sleep", "cycle recovery"])
+def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(bridge, member, fresh_budget, monkeypatch, lagging):
     from whoop_bridge.members import sync
 
     monkeypatch.setattr(sync, "READ_LAG_RETRY_SECONDS", 1)
     bridge.queue_messages("MemberEventsQueue")
     emulator = bridge.emulator
-    sleep = emulator.add_record(member, "sleep", pending=False)
+    cycle = emulator.add_record(member, "cycle", pending=False)  # one recovery per cycle
+    sleep = emulator.add_record(member, "sleep", pending=False, cycle_id=cycle["id"])
     emulator.add_record(member, "recovery", sleep_id=sleep["id"], pending=False)
-    emulator.inject_fault("GET", f"cycle/{sleep['cycle_id']}/recovery$", status=404, count=1)
+    route = f"activity/sleep/{sleep['id']}$" if lagging == "sleep" else f"cycle/{sleep['cycle_id']}/recovery$"
+    emulator.inject_fault("GET", route, status=404, count=1)
 
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], "trace-lag-recovery")) == {"batchItemFailures": []}
+    assert bridge.invoke("MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], f"trace-lag-{lagging}")) == {"batchItemFailures": []}
 
-    assert sleep["id"] in stored(bridge, "sleep") and sleep["id"] not in stored(bridge, "recovery")
+    assert sleep["id"] not in stored(bridge, "recovery")
+    assert (sleep["id"] in stored(bridge, "sleep")) == (lagging != "sleep")
     (retry,) = _wait_for_messages(bridge, "MemberEventsQueue")
     assert bridge.invoke("MemberSyncFunction", _sqs(retry)) == {"batchItemFailures": []}
     assert stored(bridge, "recovery")[sleep["id"]]["score_state"] == "SCORED"
