@@ -139,7 +139,15 @@ class DiagnosticReport(BaseModel):
     report but a `cancelled` one (a final report with nothing in it would tell WHOOP results
     are ready when none are)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # The rule below, as JSON Schema for the OpenAPI document.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "if": {"not": {"required": ["status"], "properties": {"status": {"const": "cancelled"}}}},
+            "then": {"required": ["observations"], "properties": {"observations": {"minItems": 1}}},
+        },
+    )
 
     status: DiagnosticReportStatus
     observations: list[Observation] = _optional()
