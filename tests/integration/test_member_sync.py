@@ -359,3 +359,41 @@ def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_fi
     assert progress["workout"]["state"] == "done" and progress["profile"]["state"] == "done"
     (skipped,) = [record for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")]
     assert skipped["record_id"] == fresh[1]["id"] and sorted(skipped["fields"]) == ["sport_id", "start"]
+
+
+def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other_types_still_run(bridge, member, fresh_budget):
+    """OAuthScopes may leave out a type (e.g. no read:cycles): that step is skipped, and the
+    sleeps after it in the same backfill are still fetched and stored."""
+    from datetime import UTC, datetime, timedelta
+
+    from whoop_bridge.store import member_store
+
+    sleep = bridge.emulator.add_record(member, "sleep", pending=False)
+    connection = member_store.get_connection(SAMPLE_CLIENT_USER_ID)
+    granted = list(connection["scopes"])
+    table = member_store._table()
+    table.update_item(
+        Key=member_store.member_key(SAMPLE_CLIENT_USER_ID), UpdateExpression="SET scopes = :scopes",
+        ExpressionAttributeValues={":scopes": [scope for scope in granted if scope != "read:cycles"]},
+    )
+    now = datetime.now(UTC)
+    job = {
+        "job": "sync",
+        "client_user_id": SAMPLE_CLIENT_USER_ID,
+        "cause": "backfill",
+        "start": (now - timedelta(days=2)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "end": (now + timedelta(minutes=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "steps": ["cycle", "sleep"],
+        "next_token": None,
+    }
+    try:
+        assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
+    finally:
+        table.update_item(
+            Key=member_store.member_key(SAMPLE_CLIENT_USER_ID), UpdateExpression="SET scopes = :scopes", ExpressionAttributeValues={":scopes": granted}
+        )
+
+    assert sleep["id"] in stored(bridge, "sleep")
+    progress = member_store.sync_progress(SAMPLE_CLIENT_USER_ID, "backfill")
+    assert progress["cycle"]["state"] == "skipped_scope_not_granted"
+    assert progress["sleep"]["state"] == "done"
