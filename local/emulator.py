@@ -5,6 +5,11 @@ WHOOP documents it (paths, field names, status codes, the `WHOOP-Signed` webhook
 sends signed partner webhooks, and exposes a control API under `/_emulator/` plus a Python
 API so tests and demos can create orders, inject faults and inspect what a client did.
 
+It follows WHOOP's OpenAPI document (`contracts/whoop/openapi.json`; `tests/contract/`
+validates every answer against it): fields WHOOP marks "only present if" are absent, never
+null, and where the document lists a route's answers no other status is invented: a request
+WHOOP's rules refuse gets the documented answer and is listed in `contract_violations()`.
+
 It also speaks WHOOP's standard developer API (v2) for members:
 - OAuth (authorization code flow at `/oauth/oauth2/auth`, form-encoded `/oauth/oauth2/token`
   with WHOOP's refresh-token rotation, the app's user limit) and the member endpoints a
@@ -2333,7 +2338,9 @@ class WhoopEmulator:
         if not isinstance(body, dict):
             raise _bad_request("body must be a JSON object")
         try:
-            requisition = self.create_requisition(body.get("codes"), appointments=bool(body.get("appointments", True)))
+            requisition = self.create_requisition(body.get("codes"), appointments=bool(body.get("appointments", True)),
+                                                  appointment_type=body.get("appointment_type", "IN_PERSON"),
+                                                  based_on=body.get("based_on"))
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return _Response(201, requisition)

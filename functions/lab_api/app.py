@@ -316,6 +316,7 @@ LINKS = {
         "RecordRequisitionEvent": _link("recordRequisitionEvent", "an event for the whole order", requisition_id="$response.body#/id"),
         "RecordServiceRequestEvent": _link("recordServiceRequestEvent", "an event for its first test", service_request_id=_FIRST_TEST),
         "SubmitResults": _link("submitResults", "results for its first test", service_request_id=_FIRST_TEST),
+        "GetDocument": _link("getDocument", "the first reference its first test is based on", document_id="$response.body#/service_requests/0/based_on/0/id"),
     },
     ("/lab/requisitions/{requisition_id}/events", "post", 202): {
         "GetRequisition": _link("getRequisition", "the order, with the event in each test's history", requisition_id="$request.path.requisition_id"),

@@ -16,6 +16,7 @@ import requests
 
 from local.stack import wait_until
 from tests.e2e.conftest import Harness, running_harness
+from whoop_bridge.config import settings
 
 ORDER_FORM = b"%PDF-1.4\n% lab order form: fasting lipid panel\n%%EOF\n"
 
@@ -56,8 +57,9 @@ def test_the_lab_sees_the_order_confirmed_and_downloads_the_document_it_is_based
 
 def test_a_document_whoop_first_fails_is_stored_by_a_later_retry_while_the_order_was_confirmed_at_once(harness):
     document = harness.emulator.add_document(content=ORDER_FORM)
-    # Four 503s: the client's three in-call retries and the first attempt all fail.
-    harness.emulator.inject_fault("GET", f"/partner/document/{document['id']}$", status=503, count=4)
+    # As many 503s as the first attempt makes calls (the client's in-call retries included).
+    per_attempt = settings().whoop_max_retries + 1
+    harness.emulator.inject_fault("GET", f"/partner/document/{document['id']}$", status=503, count=per_attempt)
     requisition = order_based_on(harness, document["id"])
 
     harness.wait_confirmed(requisition["id"], 2)
@@ -66,7 +68,7 @@ def test_a_document_whoop_first_fails_is_stored_by_a_later_retry_while_the_order
     assert stored["attempts"] == 2
     assert requests.get(stored["download_url"], timeout=30).content == ORDER_FORM
     fetches = harness.emulator.calls_to("GET", f"/partner/document/{document['id']}$")
-    assert [call["status"] for call in fetches] == [503, 503, 503, 503, 200]
+    assert [call["status"] for call in fetches] == [503] * per_attempt + [200]
     # WHOOP had every ORDER_CONFIRMED before the retry that stored the document began.
     confirmations = [
         call

@@ -4,14 +4,13 @@ into the KMS-encrypted bucket; a document WHOOP cannot give is recorded, retried
 partner events queue and never holds up the order; the lab reads it through lab_api.
 
 This module's stack retries documents without delay (DocumentRetryDelays "0,0": three
-attempts in all) and its WHOOP client retries nothing inside a call, so each injected fault
-fails exactly one attempt. Queue pollers are off: the test delivers each retry itself.
+attempts in all); faults are injected for every call one attempt makes (`calls_per_attempt`).
+Queue pollers are off: the test delivers each retry itself.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import boto3
@@ -21,6 +20,7 @@ import requests
 from integration_harness import SAMPLE_REQUISITION_ID, Bridge, load_event, log_records, start_bridge
 from local.emulator import SAMPLE_DOCUMENT
 from local.stack import HandlerError
+from whoop_bridge.config import settings
 
 SAMPLE_DOCUMENT_ID = "7c1e4b2a-5d3f-4e6a-9b8c-0d1e2f3a4b5c"
 DOCUMENT_PATH = r"/partner/document/{}$"
@@ -29,17 +29,18 @@ CONTENT_PATH = r"/partner/document/{}/content$"
 
 @pytest.fixture(scope="module")
 def bridge() -> Iterator[Bridge]:
-    os.environ["WHOOP_MAX_RETRIES"] = "0"
+    stack, emulator = start_bridge(parameters={"DocumentRetryDelays": "0,0"})
     try:
-        stack, emulator = start_bridge(parameters={"DocumentRetryDelays": "0,0"})
-        try:
-            yield Bridge(stack, emulator)
-        finally:
-            stack.stop()
-            emulator.stop()
+        yield Bridge(stack, emulator)
     finally:
-        # After stop(), which puts back the environment start() found (this variable included).
-        os.environ.pop("WHOOP_MAX_RETRIES", None)
+        stack.stop()
+        emulator.stop()
+
+
+def calls_per_attempt() -> int:
+    """WHOOP calls one failing attempt makes: the client's in-call retries of a 5xx, plus one
+    (the local stack's functions share one process environment, so read what it holds)."""
+    return settings().whoop_max_retries + 1
 
 
 def order_based_on(bridge: Bridge, based_on: list[list[dict]], codes: list[str] | None = None) -> dict:
@@ -158,7 +159,7 @@ def test_a_link_only_document_keeps_whoops_url_and_fetches_no_content(bridge):
 def test_a_document_whoop_fails_never_holds_up_the_order_and_a_retry_stores_it(bridge, logs):
     document = bridge.emulator.add_document()
     requisition = order_based_on(bridge, [[{"type": "DocumentReference", "id": document["id"]}]])
-    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503)
+    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503, count=calls_per_attempt())
 
     assert receive(bridge, requisition) == {"batchItemFailures": []}
 
@@ -205,7 +206,7 @@ def test_a_document_that_stays_not_found_ends_unavailable_after_every_attempt(br
 def test_a_last_attempt_that_fails_for_a_transient_reason_goes_the_dead_letter_way(bridge):
     document = bridge.emulator.add_document()
     requisition = order_based_on(bridge, [[{"type": "DocumentReference", "id": document["id"]}]])
-    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503, count=3)
+    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503, count=3 * calls_per_attempt())
     receive(bridge, requisition)
     deliver_retries(bridge)
 
@@ -269,7 +270,7 @@ def test_the_local_stack_makes_the_document_bucket_as_the_template_says(bridge):
 def test_a_duplicated_retry_message_makes_one_attempt_and_one_next_retry(bridge):
     document = bridge.emulator.add_document()
     requisition = order_based_on(bridge, [[{"type": "DocumentReference", "id": document["id"]}]])
-    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503, count=2)
+    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=503, count=2 * calls_per_attempt())
     receive(bridge, requisition)
     (retry,) = bridge.queue_messages()
     for _ in range(2):  # SQS delivers at least once: the same message twice
@@ -280,5 +281,6 @@ def test_a_duplicated_retry_message_makes_one_attempt_and_one_next_retry(bridge)
     next_bodies, _ = deliver_retries(bridge)
 
     assert [body["attempt"] for body in next_bodies] == [3]
-    assert [call["status"] for call in bridge.emulator.calls_to("GET", DOCUMENT_PATH.format(document["id"]))] == [503, 503, 200]
+    statuses = [call["status"] for call in bridge.emulator.calls_to("GET", DOCUMENT_PATH.format(document["id"]))]
+    assert statuses == [503] * 2 * calls_per_attempt() + [200]  # attempts 1 and 2 (once), then 3
     assert document_answer(bridge, document["id"])[1]["state"] == "stored"

@@ -288,10 +288,10 @@ def test_invalid_results_are_400_listing_every_problem_and_nothing_is_kept(bridg
 @pytest.mark.parametrize(
     ("value", "field"),
     [
-        # Not JSON numbers: refused with the body, before the model sees them (whoop_bridge.api).
-        ('"value_numeric": NaN', "body"),
-        ('"value_numeric": Infinity', "body"),
-        ('"value_numeric": 1e999', "body"),  # parses as infinity
+        # Not JSON numbers: refused before the model sees them (whoop_bridge.api), named by place.
+        ('"value_numeric": NaN', "observations.0.value_numeric"),
+        ('"value_numeric": Infinity', "observations.0.value_numeric"),
+        ('"value_numeric": 1e999', "observations.0.value_numeric"),  # parses as infinity
         ('"value_numeric": "185"', "observations.0.value_numeric"),  # sent as written: a string is no number
         ('"value_text": ""', "observations.0.value_text"),
     ],

@@ -619,6 +619,11 @@ def test_control_api_over_http(emulator, http, receiver):
     created = http.post(base + "/requisitions", json={"codes": ["CBC"]}, timeout=5)
     assert created.status_code == 201
     sr_id = created.json()["service_requests"][0]["id"]
+    reference = {"type": "DocumentReference", "id": "5d0f8a52-4c8e-4f1c-9a51-0c1f4a8d2b11"}
+    mobile = http.post(base + "/requisitions", json={"codes": ["CBC"], "appointment_type": "MOBILE", "based_on": {"CBC": [reference]}},
+                       timeout=5).json()
+    assert mobile["appointments"][0]["type"] == "MOBILE" and mobile["service_requests"][0]["based_on"] == [reference]
+    assert http.post(base + "/requisitions", json={"appointment_type": "HOME"}, timeout=5).status_code == 400
 
     fault = {"method": "GET", "path_regex": "/service-request/", "status": 503, "count": 1, "delay": 0}
     assert http.post(base + "/faults", json=fault, timeout=5).status_code == 204

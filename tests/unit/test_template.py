@@ -665,3 +665,11 @@ def test_the_lab_reads_documents_through_an_iam_route(template):
 
 def test_the_document_bucket_name_is_an_output(template):
     assert template["Outputs"]["DocumentBucketName"]["Value"] == {"Ref": DOCUMENT_BUCKET}
+
+
+def test_both_api_functions_keep_idempotency_keys_in_the_idempotency_table(template):
+    """`Idempotency-Key` on every POST: each API function is told the table and may use it."""
+    for function in ("LabApiFunction", "MemberApiFunction"):
+        properties = template["Resources"][function]["Properties"]
+        assert properties["Environment"]["Variables"]["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+        assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "IdempotencyTable"}}} in properties["Policies"], function
