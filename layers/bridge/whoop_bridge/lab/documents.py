@@ -33,6 +33,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
+from requests import JSONDecodeError
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
@@ -178,7 +179,8 @@ def fetch(document_id: str, attempt: int, client: PartnerClient) -> str:
         return _failed(document_id, attempt, f"http_{error.status}" if error.status else "timeout", transient=True)
     except WhoopError as error:
         return _failed(document_id, attempt, f"http_{error.status}" if error.status else "refused", transient=False)
-    except ValidationError:
+    except (ValidationError, JSONDecodeError):
+        # Not a PartnerDocument, or not JSON at all (a proxy's page with a 200): retried.
         return _failed(document_id, attempt, "invalid_document", transient=False)
     except (BotoCoreError, ClientError) as error:
         # The bucket or the table failed us, not WHOOP: the same attempt later.

@@ -180,7 +180,10 @@ def _utc(since: str) -> str:
         raise BadQuery("since must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return lab_store.iso(moment)
+    try:
+        return lab_store.iso(moment)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the year 1 in UTC
+        raise BadQuery("since must be an ISO 8601 time whose UTC time is in the years 1 to 9999") from None
 
 
 def _matches(view: dict[str, Any], status: str | None) -> bool:
