@@ -224,3 +224,21 @@ def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with
     # A reload gets the same answer, not "link expired".
     again = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
     assert again["statusCode"] == 302 and again["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
+
+
+def test_a_token_answer_that_is_not_json_sends_the_member_back_with_error_and_is_counted(bridge, logs, capsys):
+    """WHOOP (or a proxy before it) answers the code exchange 200 with a page, not a token:
+    `status=error` on the return URL, logged at ERROR and counted, not a Lambda error."""
+    member = "token-not-json-member"
+    _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
+    redirect = _consent(bridge, link["authorization_url"])
+    bridge.emulator.inject_fault("POST", r"/oauth/oauth2/token$", status=200, body="<html>maintenance</html>", count=1)
+
+    answer = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
+
+    assert answer["statusCode"] == 302
+    assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
+    assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
+    assert any(record.get("level") == "ERROR" and record.get("client_user_id") == member for record in log_records(logs))
+    assert '"OAuthAuthorizationFailed":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert "maintenance" not in logs.getvalue()
