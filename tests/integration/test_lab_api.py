@@ -506,3 +506,13 @@ def test_openapi_schema_describes_the_lab_routes(bridge):
         "/lab/clinical-report-reviews",
         "/lab/test-data",
     } <= set(body["paths"])
+
+
+def test_a_page_token_nested_past_the_recursion_limit_is_a_400_not_a_500(bridge):
+    nested = base64.urlsafe_b64encode(b"[" * 1100 + b"]" * 1100).decode()  # ~3 KB: within API Gateway's URL limit
+
+    for route in ("lab_api_list_requisitions.json", "lab_api_clinical_report_reviews.json"):
+        status, body, _ = bridge.lab_api(list_route(route, next_token=nested))
+
+        assert status == 400, (route, body)
+        assert "next_token" in body["problems"][0]["problem"]

@@ -231,7 +231,7 @@ def _decode_token(token: str | None, listing: str, window: dict[str, Any]) -> di
         return None
     try:
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: a made-up token nested deeper than json can read
         raise BadQuery(INVALID_TOKEN) from None
     if not isinstance(decoded, dict) or decoded.get("of") != _listing_digest(listing, window):
         raise BadQuery(INVALID_TOKEN)
