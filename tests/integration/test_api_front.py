@@ -21,6 +21,7 @@ POST_EVENTS = (
     ("LabApiFunction", "lab_api_results_final.json"),
     ("LabApiFunction", "lab_api_service_request_event_attended.json"),
     ("LabApiFunction", "lab_api_requisition_event_attended.json"),
+    ("LabApiFunction", "lab_api_test_data.json"),
     ("MemberApiFunction", "member_api_create_connection.json"),
 )
 
