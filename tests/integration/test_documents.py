@@ -301,3 +301,12 @@ def test_a_document_whoop_answers_with_a_body_that_is_not_json_is_recorded_and_r
     assert bodies == [{"event_type": "partner_document.fetch", "resource_id": document["id"], "attempt": 2}]
     assert answer == {"batchItemFailures": []}
     assert document_answer(bridge, document["id"])[1]["state"] == "stored"
+
+
+def test_a_document_id_no_order_could_carry_is_a_400_naming_it(bridge):
+    # On AWS a key over DynamoDB's 2 KB is a ValidationException (a 500); moto does not check it.
+    status, body = document_answer(bridge, "x" * 3000)
+
+    assert status == 400, body
+    assert [problem["field"] for problem in body["problems"]] == ["path.document_id"]
+    assert "x" * 200 not in json.dumps(body)

@@ -397,3 +397,47 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
     progress = member_store.sync_progress(SAMPLE_CLIENT_USER_ID, "backfill")
     assert progress["cycle"]["state"] == "skipped_scope_not_granted"
     assert progress["sleep"]["state"] == "done"
+
+
+def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_in_flight(bridge, fresh_budget, monkeypatch):
+    """DELETE /connections deletes the member's records (DeleteDataOnDisconnect); a backfill
+    page fetched just before must not be stored after that deletion and outlive it."""
+    from datetime import UTC, datetime, timedelta
+
+    from whoop_bridge.members import connections, sync
+    from whoop_bridge.store import record_store
+
+    emulator = bridge.emulator
+    signed_in = emulator.signed_in_user_id
+    user_id = emulator.add_member(10077)["user_id"]
+    emulator.generate_history(user_id, days=3)
+    member = "disconnects-mid-backfill"
+    emulator.signed_in_user_id = user_id
+    try:
+        _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
+        redirect = _consent(bridge, link["authorization_url"])
+        assert _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])["statusCode"] == 302
+    finally:
+        emulator.signed_in_user_id = signed_in
+    real_page = sync._MemberSession.page
+
+    def page_then_disconnect(session, job):
+        found = real_page(session, job)
+        connections.disconnect(member)  # the platform's DELETE arrives while the page is in flight
+        return found
+
+    monkeypatch.setattr(sync._MemberSession, "page", page_then_disconnect)
+    now = datetime.now(UTC)
+    job = {
+        "job": "sync",
+        "client_user_id": member,
+        "cause": "backfill",
+        "start": (now - timedelta(days=3)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "end": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "steps": ["sleep"],
+        "next_token": None,
+    }
+
+    assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
+
+    assert record_store.page(member, "sleep", limit=100) == ([], None)

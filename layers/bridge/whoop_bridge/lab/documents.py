@@ -27,17 +27,18 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from requests import JSONDecodeError
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
 from whoop_bridge.store import document_store
+from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.whoop.http import WhoopError, WhoopNotFound, WhoopTransientError
 from whoop_bridge.whoop.partner import PartnerClient
 
@@ -74,7 +75,8 @@ class Reference(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str
-    id: str
+    # WHOOP's ids are uuids; an empty or longer one could not be kept (a DynamoDB or S3 key).
+    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RESOURCE_ID_LENGTH)]
 
     @property
     def is_document(self) -> bool:

@@ -362,6 +362,10 @@ def _step(session: _MemberSession, job: dict[str, Any], cursor: dict[str, Any], 
         cursor["steps"] = cursor["steps"][1:]
         return
     page, next_token = session.page({"record_type": step, "start": job["start"], "end": job["end"], "next_token": cursor["next_token"]})
+    # A job runs for minutes on one token: a member who disconnected meanwhile (their records
+    # deleted) gets none of this page stored after that deletion.
+    if (member_store.get_connection(session.client_user_id) or {}).get("status", "disconnected") == "disconnected":
+        raise _Skip("skipped_not_connected")
     changed = 0
     for raw in page:
         try:
