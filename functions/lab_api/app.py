@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from whoop_bridge import api
@@ -20,6 +20,7 @@ from whoop_bridge.lab import intake, lab_events
 from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.observability import get_logger
 from whoop_bridge.secrets import SecretNotConfigured
+from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.whoop.http import WhoopTransientError, WhoopUnauthorized
 from whoop_bridge.whoop.partner import partner_client
 
@@ -218,7 +219,7 @@ def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Bo
     tags=TAGS,
     responses=answers(_ok(200, "The document", _DOCUMENT), 404),
 )
-def get_document(document_id: str):
+def get_document(document_id: Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="the id a test's based_on names")]):
     # A presigned link is a credential for a few minutes: never cached on the way.
     return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from whoop_bridge import api
 from whoop_bridge.api import JSON, IdempotencyKey, answers
@@ -27,9 +27,20 @@ logger = get_logger("member_api")
 app = APIGatewayRestResolver(enable_validation=True)
 
 ClientUserId = Annotated[str, Path(pattern=connections.CLIENT_USER_ID.pattern, description="the platform's own id of its user")]
+
+
+def _in_utc(moment: Any) -> Any:
+    """A bound the store can put in UTC (years 1-9999); else a ValueError naming the parameter."""
+    if moment is not None:
+        records.normalize_timestamp(moment)
+    return moment
+
+
 # Window bounds: ISO-8601 date-times with an offset; naive times are ambiguous, so refused.
 # An offset's `+` that API Gateway decoded to a space is put back.
-WindowBound = Annotated[Optional[AwareDatetime], BeforeValidator(query_date_time), Query(description="ISO-8601 date-time with a UTC offset or Z")]
+WindowBound = Annotated[
+    Optional[AwareDatetime], BeforeValidator(query_date_time), AfterValidator(_in_utc), Query(description="ISO-8601 date-time with a UTC offset or Z")
+]
 
 
 def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:

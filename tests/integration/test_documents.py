@@ -284,3 +284,29 @@ def test_a_duplicated_retry_message_makes_one_attempt_and_one_next_retry(bridge)
     statuses = [call["status"] for call in bridge.emulator.calls_to("GET", DOCUMENT_PATH.format(document["id"]))]
     assert statuses == [503] * 2 * calls_per_attempt() + [200]  # attempts 1 and 2 (once), then 3
     assert document_answer(bridge, document["id"])[1]["state"] == "stored"
+
+
+def test_a_document_whoop_answers_with_a_body_that_is_not_json_is_recorded_and_retried_and_the_order_message_succeeds(bridge):
+    """A proxy's HTML page with a 200 in place of the PartnerDocument: the document's failure,
+    not the order's (the requisition message must not go the dead-letter way for it)."""
+    document = bridge.emulator.add_document()
+    requisition = order_based_on(bridge, [[{"type": "DocumentReference", "id": document["id"]}]])
+    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=200, body="<html>gateway</html>", count=1)
+
+    assert receive(bridge, requisition) == {"batchItemFailures": []}
+
+    status, view = document_answer(bridge, document["id"])
+    assert (status, view["state"], view["attempts"], view["last_failure"]) == (200, "pending", 1, "invalid_document")
+    bodies, answer = deliver_retries(bridge)
+    assert bodies == [{"event_type": "partner_document.fetch", "resource_id": document["id"], "attempt": 2}]
+    assert answer == {"batchItemFailures": []}
+    assert document_answer(bridge, document["id"])[1]["state"] == "stored"
+
+
+def test_a_document_id_no_order_could_carry_is_a_400_naming_it(bridge):
+    # On AWS a key over DynamoDB's 2 KB is a ValidationException (a 500); moto does not check it.
+    status, body = document_answer(bridge, "x" * 3000)
+
+    assert status == 400, body
+    assert [problem["field"] for problem in body["problems"]] == ["path.document_id"]
+    assert "x" * 200 not in json.dumps(body)

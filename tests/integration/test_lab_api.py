@@ -392,6 +392,15 @@ def test_since_with_an_offset_whose_plus_api_gateway_decoded_to_a_space(bridge, 
     assert order["id"] not in listed(received + timedelta(minutes=5))
 
 
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00 01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_since_whose_utc_time_is_outside_the_calendar_is_a_400(bridge, since):
+    status, body, _ = bridge.lab_api(list_route(since=since))
+
+    assert status == 400, body
+    (problem,) = body["problems"]
+    assert body["error"] == "invalid_request" and "since" in problem["problem"]
+
+
 def test_an_unknown_status_filter_is_a_400_naming_the_allowed_values(bridge):
     status, body, _ = bridge.lab_api(list_route(status="complete"))
 
@@ -497,3 +506,13 @@ def test_openapi_schema_describes_the_lab_routes(bridge):
         "/lab/clinical-report-reviews",
         "/lab/test-data",
     } <= set(body["paths"])
+
+
+def test_a_page_token_nested_past_the_recursion_limit_is_a_400_not_a_500(bridge):
+    nested = base64.urlsafe_b64encode(b"[" * 1100 + b"]" * 1100).decode()  # ~3 KB: within API Gateway's URL limit
+
+    for route in ("lab_api_list_requisitions.json", "lab_api_clinical_report_reviews.json"):
+        status, body, _ = bridge.lab_api(list_route(route, next_token=nested))
+
+        assert status == 400, (route, body)
+        assert "next_token" in body["problems"][0]["problem"]

@@ -192,3 +192,53 @@ def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owne
     assert statuses[owner] == "connected"
     assert all(status == "disconnected" for member, status in statuses.items() if member != owner), statuses
     assert all(member_store.get_connection(member)["status_reason"] == "moved_to_another_member" for member in members if member != owner)
+
+
+def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with_error_and_revokes_the_grant(bridge, monkeypatch, logs):
+    """WHOOP gave a grant but the bridge cannot keep it (DynamoDB or KMS failing): the member
+    still lands on the platform's page with `status=error` (not API Gateway's bare 502), a
+    reload answers the same, and the grant is not left live at WHOOP unknown to the bridge."""
+    from botocore.exceptions import ClientError
+
+    from whoop_bridge.store import member_store
+
+    member = "store-fails-member"
+    _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
+    redirect = _consent(bridge, link["authorization_url"])
+    revocations = bridge.emulator.revocations
+
+    def refuse(*_args, **_kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "TransactWriteItems")
+
+    monkeypatch.setattr(member_store, "save_connection", refuse)
+    answer = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
+    monkeypatch.undo()
+
+    assert answer["statusCode"] == 302
+    assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
+    assert bridge.emulator.revocations == revocations + 1
+    assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
+    failed = [record for record in log_records(logs) if record.get("level") == "ERROR" and record.get("client_user_id") == member]
+    assert failed and failed[0].get("error_code") == "ClientError"
+    assert redirect["code"] not in logs.getvalue()
+    # A reload gets the same answer, not "link expired".
+    again = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
+    assert again["statusCode"] == 302 and again["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
+
+
+def test_a_token_answer_that_is_not_json_sends_the_member_back_with_error_and_is_counted(bridge, logs, capsys):
+    """WHOOP (or a proxy before it) answers the code exchange 200 with a page, not a token:
+    `status=error` on the return URL, logged at ERROR and counted, not a Lambda error."""
+    member = "token-not-json-member"
+    _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
+    redirect = _consent(bridge, link["authorization_url"])
+    bridge.emulator.inject_fault("POST", r"/oauth/oauth2/token$", status=200, body="<html>maintenance</html>", count=1)
+
+    answer = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
+
+    assert answer["statusCode"] == 302
+    assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
+    assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
+    assert any(record.get("level") == "ERROR" and record.get("client_user_id") == member for record in log_records(logs))
+    assert '"OAuthAuthorizationFailed":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert "maintenance" not in logs.getvalue()

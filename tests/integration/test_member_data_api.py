@@ -356,6 +356,10 @@ def test_an_unknown_member_is_a_404(bridge):
         ({"start": "last week"}, "query.start"),
         ({"start": "2026-11-01T00:00:00"}, "query.start"),  # no offset: ambiguous
         ({"end": "2026-13-01T00:00:00Z"}, "query.end"),
+        # Valid date-times whose UTC time is outside the years 1-9999.
+        ({"start": "0001-01-01T00:00:00+01:00"}, "query.start"),
+        ({"start": "0001-01-01T00:30:00 01:00"}, "query.start"),
+        ({"end": "9999-12-31T23:59:59-01:00"}, "query.end"),
         ({"start": "2026-11-02T00:00:00Z", "end": "2026-11-02T00:00:00Z"}, "query.end"),
         ({"start": "2026-11-02T01:00:00+01:00", "end": "2026-11-01T23:59:59Z"}, "query.end"),
         ({"next_token": "not-a-token"}, "query.next_token"),

@@ -174,19 +174,23 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_la
     assert bridge.queue_messages("MemberEventsQueue") == []
 
 
-def test_recovery_updated_whose_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(bridge, member, fresh_budget, monkeypatch):
+@pytest.mark.parametrize("lagging", ["sleep", "cycle recovery"])
+def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(bridge, member, fresh_budget, monkeypatch, lagging):
     from whoop_bridge.members import sync
 
     monkeypatch.setattr(sync, "READ_LAG_RETRY_SECONDS", 1)
     bridge.queue_messages("MemberEventsQueue")
     emulator = bridge.emulator
-    sleep = emulator.add_record(member, "sleep", pending=False)
+    cycle = emulator.add_record(member, "cycle", pending=False)  # one recovery per cycle
+    sleep = emulator.add_record(member, "sleep", pending=False, cycle_id=cycle["id"])
     emulator.add_record(member, "recovery", sleep_id=sleep["id"], pending=False)
-    emulator.inject_fault("GET", f"cycle/{sleep['cycle_id']}/recovery$", status=404, count=1)
+    route = f"activity/sleep/{sleep['id']}$" if lagging == "sleep" else f"cycle/{sleep['cycle_id']}/recovery$"
+    emulator.inject_fault("GET", route, status=404, count=1)
 
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], "trace-lag-recovery")) == {"batchItemFailures": []}
+    assert bridge.invoke("MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], f"trace-lag-{lagging}")) == {"batchItemFailures": []}
 
-    assert sleep["id"] in stored(bridge, "sleep") and sleep["id"] not in stored(bridge, "recovery")
+    assert sleep["id"] not in stored(bridge, "recovery")
+    assert (sleep["id"] in stored(bridge, "sleep")) == (lagging != "sleep")
     (retry,) = _wait_for_messages(bridge, "MemberEventsQueue")
     assert bridge.invoke("MemberSyncFunction", _sqs(retry)) == {"batchItemFailures": []}
     assert stored(bridge, "recovery")[sleep["id"]]["score_state"] == "SCORED"
@@ -355,3 +359,85 @@ def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_fi
     assert progress["workout"]["state"] == "done" and progress["profile"]["state"] == "done"
     (skipped,) = [record for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")]
     assert skipped["record_id"] == fresh[1]["id"] and sorted(skipped["fields"]) == ["sport_id", "start"]
+
+
+def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other_types_still_run(bridge, member, fresh_budget):
+    """OAuthScopes may leave out a type (e.g. no read:cycles): that step is skipped, and the
+    sleeps after it in the same backfill are still fetched and stored."""
+    from datetime import UTC, datetime, timedelta
+
+    from whoop_bridge.store import member_store
+
+    sleep = bridge.emulator.add_record(member, "sleep", pending=False)
+    connection = member_store.get_connection(SAMPLE_CLIENT_USER_ID)
+    granted = list(connection["scopes"])
+    table = member_store._table()
+    table.update_item(
+        Key=member_store.member_key(SAMPLE_CLIENT_USER_ID), UpdateExpression="SET scopes = :scopes",
+        ExpressionAttributeValues={":scopes": [scope for scope in granted if scope != "read:cycles"]},
+    )
+    now = datetime.now(UTC)
+    job = {
+        "job": "sync",
+        "client_user_id": SAMPLE_CLIENT_USER_ID,
+        "cause": "backfill",
+        "start": (now - timedelta(days=2)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "end": (now + timedelta(minutes=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "steps": ["cycle", "sleep"],
+        "next_token": None,
+    }
+    try:
+        assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
+    finally:
+        table.update_item(
+            Key=member_store.member_key(SAMPLE_CLIENT_USER_ID), UpdateExpression="SET scopes = :scopes", ExpressionAttributeValues={":scopes": granted}
+        )
+
+    assert sleep["id"] in stored(bridge, "sleep")
+    progress = member_store.sync_progress(SAMPLE_CLIENT_USER_ID, "backfill")
+    assert progress["cycle"]["state"] == "skipped_scope_not_granted"
+    assert progress["sleep"]["state"] == "done"
+
+
+def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_in_flight(bridge, fresh_budget, monkeypatch):
+    """DELETE /connections deletes the member's records (DeleteDataOnDisconnect); a backfill
+    page fetched just before must not be stored after that deletion and outlive it."""
+    from datetime import UTC, datetime, timedelta
+
+    from whoop_bridge.members import connections, sync
+    from whoop_bridge.store import record_store
+
+    emulator = bridge.emulator
+    signed_in = emulator.signed_in_user_id
+    user_id = emulator.add_member(10077)["user_id"]
+    emulator.generate_history(user_id, days=3)
+    member = "disconnects-mid-backfill"
+    emulator.signed_in_user_id = user_id
+    try:
+        _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
+        redirect = _consent(bridge, link["authorization_url"])
+        assert _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])["statusCode"] == 302
+    finally:
+        emulator.signed_in_user_id = signed_in
+    real_page = sync._MemberSession.page
+
+    def page_then_disconnect(session, job):
+        found = real_page(session, job)
+        connections.disconnect(member)  # the platform's DELETE arrives while the page is in flight
+        return found
+
+    monkeypatch.setattr(sync._MemberSession, "page", page_then_disconnect)
+    now = datetime.now(UTC)
+    job = {
+        "job": "sync",
+        "client_user_id": member,
+        "cause": "backfill",
+        "start": (now - timedelta(days=3)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "end": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "steps": ["sleep"],
+        "next_token": None,
+    }
+
+    assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
+
+    assert record_store.page(member, "sleep", limit=100) == ([], None)

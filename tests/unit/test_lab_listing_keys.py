@@ -27,6 +27,9 @@ def test_a_key_the_requisition_listing_returned_is_accepted():
         {**GOOD, "pk": "SR#abc"},
         {**GOOD, "gsi1sk": "2026-11-30T12:00:00.000Z#another"},
         {**GOOD, "gsi1sk": 5},
+        # DynamoDB refuses a sort key over 1,024 bytes or a partition key over 2,048 (a 5xx).
+        {**GOOD, "pk": "REQ#" + "x" * 2048, "gsi1sk": "2026-11-30T12:00:00.000Z#" + "x" * 2048},
+        {**GOOD, "gsi1sk": "9" * 1000 + f"#{REQ}"},
         ["pk", "sk"],
         "REQ#x",
     ],

@@ -260,6 +260,13 @@ def test_a_timestamp_without_an_offset_or_not_a_date_time_is_refused(given):
         normalize("cycle", {**CYCLE, "updated_at": given})
 
 
+@pytest.mark.parametrize("given", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_utc_cannot_hold_is_an_unreadable_record_not_a_crash(given):
+    # Its UTC time falls outside years 1-9999: an OverflowError would stop the whole page.
+    with pytest.raises(RecordInvalid, match="start"):
+        normalize("workout", {**WORKOUT, "start": given})
+
+
 def test_a_sleep_id_must_be_a_uuid():
     with pytest.raises(RecordInvalid, match="id"):
         normalize("sleep", {**SLEEP, "id": "12345"})

@@ -335,3 +335,29 @@ def test_unknown_status_and_extra_fields_are_problems():
     listed = problems(caught.value)
     assert fields(listed) == {"status", "patient"}
     assert "Jordan" not in json.dumps(listed)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "final", "observations": []},
+        {"status": "final"},
+        {"status": "cancelled"},
+        {"status": "cancelled", "observations": []},
+        {"status": "partial", "observations": [{"code": "LDL", "value_numeric": 1}]},
+        {"status": "final", "observations": [{"code": "LDL"}]},
+        {"status": "final", "observations": [{"code": "LDL", "value_text": "A+", "bundle_id": "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"}]},
+    ],
+)
+def test_the_served_json_schema_says_what_the_model_accepts(body):
+    """The OpenAPI document is generated from the model: a tool that trusts it (schemathesis)
+    must not find a schema-valid report the API refuses, or the reverse."""
+    import jsonschema
+
+    schema_valid = jsonschema.Draft202012Validator(DiagnosticReport.model_json_schema()).is_valid(body)
+    try:
+        DiagnosticReport.model_validate(body)
+        model_valid = True
+    except ValidationError:
+        model_valid = False
+    assert schema_valid == model_valid

@@ -128,6 +128,21 @@ def test_references_of_reads_every_service_request_and_skips_malformed_entries()
     ]
 
 
+def test_a_reference_whose_id_is_empty_or_longer_than_an_id_is_skipped_as_malformed():
+    # WHOOP's ids are uuids; a longer one could not be kept (DynamoDB refuses a key over 2 KB,
+    # S3 one over 1 KB) and would fail the order's message on AWS, so it is counted, not kept.
+    requisition = {
+        "id": "r1",
+        "service_requests": [
+            {
+                "id": "sr1",
+                "based_on": [{"type": "DocumentReference", "id": "x" * 3000}, {"type": "DocumentReference", "id": ""}, {"type": "DocumentReference", "id": "d" * 128}],
+            },
+        ],
+    }
+    assert references_of(requisition) == [{"service_request_id": "sr1", "type": "DocumentReference", "id": "d" * 128, "document": True}]
+
+
 @pytest.mark.parametrize(
     ("content", "media_type"),
     [(b"%PDF-1.4 x", "application/pdf"), (b"\x89PNG\r\n\x1a\n...", "image/png"), (b"\xff\xd8\xff\xe0", "image/jpeg"), (b"hello", "application/octet-stream")],

@@ -27,16 +27,18 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from requests import JSONDecodeError
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
 from whoop_bridge.store import document_store
+from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.whoop.http import WhoopError, WhoopNotFound, WhoopTransientError
 from whoop_bridge.whoop.partner import PartnerClient
 
@@ -73,7 +75,8 @@ class Reference(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str
-    id: str
+    # WHOOP's ids are uuids; an empty or longer one could not be kept (a DynamoDB or S3 key).
+    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RESOURCE_ID_LENGTH)]
 
     @property
     def is_document(self) -> bool:
@@ -178,7 +181,8 @@ def fetch(document_id: str, attempt: int, client: PartnerClient) -> str:
         return _failed(document_id, attempt, f"http_{error.status}" if error.status else "timeout", transient=True)
     except WhoopError as error:
         return _failed(document_id, attempt, f"http_{error.status}" if error.status else "refused", transient=False)
-    except ValidationError:
+    except (ValidationError, JSONDecodeError):
+        # Not a PartnerDocument, or not JSON at all (a proxy's page with a 200): retried.
         return _failed(document_id, attempt, "invalid_document", transient=False)
     except (BotoCoreError, ClientError) as error:
         # The bucket or the table failed us, not WHOOP: the same attempt later.

@@ -180,7 +180,10 @@ def _utc(since: str) -> str:
         raise BadQuery("since must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return lab_store.iso(moment)
+    try:
+        return lab_store.iso(moment)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the year 1 in UTC
+        raise BadQuery("since must be an ISO 8601 time whose UTC time is in the years 1 to 9999") from None
 
 
 def _matches(view: dict[str, Any], status: str | None) -> bool:
@@ -228,7 +231,7 @@ def _decode_token(token: str | None, listing: str, window: dict[str, Any]) -> di
         return None
     try:
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: a made-up token nested deeper than json can read
         raise BadQuery(INVALID_TOKEN) from None
     if not isinstance(decoded, dict) or decoded.get("of") != _listing_digest(listing, window):
         raise BadQuery(INVALID_TOKEN)

@@ -139,13 +139,13 @@ class DiagnosticReport(BaseModel):
     report but a `cancelled` one (a final report with nothing in it would tell WHOOP results
     are ready when none are)."""
 
-    # The rule below, as JSON Schema for the OpenAPI document.
+    # The results rule below, as JSON Schema for the OpenAPI document.
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "if": {"not": {"required": ["status"], "properties": {"status": {"const": "cancelled"}}}},
-            "then": {"required": ["observations"], "properties": {"observations": {"minItems": 1}}},
+            "if": {"required": ["status"], "properties": {"status": {"const": "cancelled"}}},
+            "else": {"required": ["observations"], "properties": {"observations": {"type": "array", "minItems": 1}}},
         },
     )
 

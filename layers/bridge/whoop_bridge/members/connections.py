@@ -203,7 +203,14 @@ def _complete(link: dict[str, Any], query: dict[str, str]) -> Outcome:
         logger.error("WHOOP profile could not be read after consent", extra={"client_user_id": client_user_id, "error_code": type(error).__name__})
         _revoke_quietly(api, grant.access_token)  # no user_id, no connection: leave nothing open
         return outcome("error")
-    _store_connection(client_user_id, user_id, grant, {key: profile.get(key) for key in PROFILE_FIELDS})
+    try:
+        _store_connection(client_user_id, user_id, grant, {key: profile.get(key) for key in PROFILE_FIELDS})
+    except Exception as error:  # noqa: BLE001 - the member is sent back either way, and told
+        # The grant cannot be kept (DynamoDB, KMS): end it at WHOOP rather than leave it live
+        # and unknown, and send the member back with `error` instead of a bare 502.
+        logger.error("connection could not be stored after consent", extra={"client_user_id": client_user_id, "error_code": type(error).__name__})
+        _revoke_quietly(api, grant.access_token)
+        return outcome("error")
     return outcome("connected" if grant.refresh_token else "offline_not_granted")
 
 

@@ -64,7 +64,12 @@ def normalize_timestamp(value: str | datetime) -> str:
         raise ValueError("not an ISO-8601 date-time")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("an ISO-8601 date-time needs a UTC offset or Z")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+01:00: a ValueError, so a record is unreadable, a query a 400.
+        raise ValueError("an ISO-8601 date-time whose UTC time is in the years 1 to 9999") from None
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _timestamp(value: Any) -> str:

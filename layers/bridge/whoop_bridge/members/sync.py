@@ -349,12 +349,23 @@ def run_job(job: dict[str, Any], tokens: TokenService | None = None) -> dict[str
 def _step(session: _MemberSession, job: dict[str, Any], cursor: dict[str, Any], totals: dict[str, int]) -> None:
     """One page of the current step (or the profile), advancing the cursor past it."""
     step, cause = cursor["steps"][0], job["cause"]
+    if SCOPES[step] not in session._granted():
+        # This type only (OAuthScopes may leave it out): the job's other steps still run.
+        member_store.note_sync_progress(session.client_user_id, cause, step, pages=0, records=0, state="skipped_scope_not_granted")
+        if "seen" in cursor:
+            cursor["seen"] = []
+        cursor.update(steps=cursor["steps"][1:], next_token=None)
+        return
     if step == "profile":
         stored = session.profile()
         member_store.note_sync_progress(session.client_user_id, cause, "profile", pages=stored, records=stored, state="done")
         cursor["steps"] = cursor["steps"][1:]
         return
     page, next_token = session.page({"record_type": step, "start": job["start"], "end": job["end"], "next_token": cursor["next_token"]})
+    # A job runs for minutes on one token: a member who disconnected meanwhile (their records
+    # deleted) gets none of this page stored after that deletion.
+    if (member_store.get_connection(session.client_user_id) or {}).get("status", "disconnected") == "disconnected":
+        raise _Skip("skipped_not_connected")
     changed = 0
     for raw in page:
         try:

@@ -245,6 +245,9 @@ def is_listing_key(listing: str, key: Any) -> bool:
     prefix, sort_key = _LISTING_ITEMS[listing]
     if not isinstance(key, dict) or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"} or not all(isinstance(v, str) for v in key.values()):
         return False
+    # DynamoDB's key size limits: a partition key of at most 2,048 bytes, a sort key of 1,024.
+    if any(len(key[name].encode()) > 2048 for name in ("pk", "gsi1pk")) or any(len(key[name].encode()) > 1024 for name in ("sk", "gsi1sk")):
+        return False
     item_id = key["pk"].removeprefix(prefix)
     return (
         key["gsi1pk"] == listing

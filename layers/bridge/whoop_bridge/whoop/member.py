@@ -125,10 +125,18 @@ class MemberApi:
             if error == "invalid_client" or response.status_code == 401:
                 raise WhoopUnauthorized(f"{what}: WHOOP refused the app's client credentials", response.status_code)
             http.raise_for_status(response, what)
-        body = response.json()
+        try:
+            body = response.json()
+            access_token = body["access_token"]
+            if not isinstance(access_token, str) or not access_token:
+                raise TypeError("access_token is not text")
+            expires_in = int(body.get("expires_in") or 0)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # A success that holds no token (e.g. a proxy's page): a failed call, never its body.
+            raise WhoopTransientError(f"{what}: HTTP {response.status_code} without a token", response.status_code) from None
         return TokenGrant(
-            access_token=body["access_token"],
-            expires_in=int(body.get("expires_in") or 0),
+            access_token=access_token,
+            expires_in=expires_in,
             refresh_token=body.get("refresh_token") or None,
             scopes=tuple((body.get("scope") or "").split()),
         )
