@@ -604,14 +604,19 @@ class LocalStack:
                 failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
             except HandlerError:
                 failed = {message["MessageId"] for message in messages}
-            with self._sqs_lock:
-                for message in messages:
-                    if message["MessageId"] in failed:
-                        sqs.change_message_visibility(
-                            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=int(self.local_retry_seconds)
-                        )
-                    else:
-                        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            try:
+                with self._sqs_lock:
+                    for message in messages:
+                        if message["MessageId"] in failed:
+                            sqs.change_message_visibility(
+                                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=int(self.local_retry_seconds)
+                            )
+                        else:
+                            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception:
+                if self._stopping.is_set():
+                    return  # the stack stopped while this batch ran: its queues are gone
+                raise
 
     # API Gateway -----------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ only a `url`), `unavailable` (every attempt failed).
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -35,8 +34,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from requests import JSONDecodeError
 
-from whoop_bridge import aws
 from whoop_bridge.config import settings
+from whoop_bridge.lab import partner_queue
 from whoop_bridge.store import document_store
 from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.whoop.http import WhoopError, WhoopNotFound, WhoopTransientError
@@ -198,7 +197,7 @@ def _failed(document_id: str, attempt: int, reason: str, *, transient: bool) -> 
         delay = delays[attempt - 1]
         next_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Scheduled before it is recorded: a recorded retry always has its message.
-        _schedule(document_id, attempt + 1, delay)
+        partner_queue.enqueue(FETCH_EVENT, document_id, delay_seconds=delay, attempt=attempt + 1)
         document_store.mark_failed(document_id, reason, next_at)
         logger.warning("document fetch failed; retry scheduled", extra={"document_id": document_id, "attempt": attempt, "failure": reason, "delay_seconds": delay})
         return RETRY_SCHEDULED
@@ -208,16 +207,6 @@ def _failed(document_id: str, attempt: int, reason: str, *, transient: bool) -> 
     if transient:
         raise DocumentFetchFailed(f"document fetch failed {attempt} times ({reason})")
     return DocumentState.UNAVAILABLE.value
-
-
-def _schedule(document_id: str, attempt: int, delay_seconds: int) -> None:
-    config = settings()
-    config.require("partner_events_queue_url")
-    aws.client("sqs").send_message(
-        QueueUrl=config.partner_events_queue_url,
-        MessageBody=json.dumps({"event_type": FETCH_EVENT, "resource_id": document_id, "attempt": attempt}),
-        DelaySeconds=delay_seconds,
-    )
 
 
 def _metadata(document: PartnerDocument) -> dict[str, Any]:

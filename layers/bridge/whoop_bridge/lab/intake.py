@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from whoop_bridge import aws, events
 from whoop_bridge.config import settings
-from whoop_bridge.lab import documents
+from whoop_bridge.lab import documents, partner_queue
 from whoop_bridge.lab.models import LabRequisition, ServiceRequest
 from whoop_bridge.lab.reviews import review_source
 from whoop_bridge.lab.statuses import TERMINAL_STATUSES, known
@@ -94,17 +94,6 @@ def handle_partner_event(event: dict[str, Any], client: PartnerClient) -> str:
     return "ignored"
 
 
-def enqueue_partner_event(event_type: str, resource_id: str, *, delay_seconds: int = 0, **extra: Any) -> None:
-    """Put `{event_type, resource_id, ...}` on the partner events queue, as the webhook does."""
-    config = settings()
-    config.require("partner_events_queue_url")
-    aws.client("sqs").send_message(
-        QueueUrl=config.partner_events_queue_url,
-        MessageBody=json.dumps({"event_type": event_type, "resource_id": resource_id, **extra}),
-        DelaySeconds=delay_seconds,
-    )
-
-
 class TestDataUnavailable(Exception):  # noqa: N818 - WHOOP's answer, not a fault
     """WHOOP makes test data only outside production."""
 
@@ -126,7 +115,7 @@ def request_test_data(client: PartnerClient, appointment_type: str | None = None
         requisition_id = client.add_test_data(appointment_type)
     except WhoopNotFound:
         raise TestDataUnavailable("WHOOP answered 404: it makes test data only in its sandbox (non-production) environment") from None
-    enqueue_partner_event(REQUISITION_CREATED, requisition_id)
+    partner_queue.enqueue(REQUISITION_CREATED, requisition_id)
     logger.info("test data requested", extra={"requisition_id": requisition_id})
     return requisition_id
 
@@ -312,7 +301,7 @@ def _not_found(requisition_id: str, not_found_since: str | None, attempt: int) -
     delay = retry_delay(attempt + 1, since, now, bound)
     if delay is None:
         return _declare_not_found(requisition_id, lab_store.iso(since))
-    enqueue_partner_event(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), not_found_attempt=attempt + 1)
+    partner_queue.enqueue(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), not_found_attempt=attempt + 1)
     metrics.add_metric(name="RequisitionFetchRetried", unit=MetricUnit.Count, value=1)
     logger.info("requisition not found yet; fetching again later", extra={"requisition_id": requisition_id, "delay_seconds": delay, "attempt": attempt + 1})
     return "retrying"
