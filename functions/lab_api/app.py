@@ -94,6 +94,11 @@ _ACCEPTED = {
 }
 
 
+# WHOOP's ids are uuids; a longer one names nothing, and DynamoDB would refuse it as a key (a 5xx).
+RequisitionId = Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the requisition")]
+ServiceRequestId = Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the service request (one test)")]
+
+
 def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:
     return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
 
@@ -161,7 +166,7 @@ def list_requisitions(
     tags=TAGS,
     responses=answers(_ok(200, "The requisition", _REQUISITION), 404),
 )
-def get_requisition(requisition_id: str):
+def get_requisition(requisition_id: RequisitionId):
     return api.json_response(200, lab_events.get_requisition(requisition_id))
 
 
@@ -185,7 +190,7 @@ def get_requisition(requisition_id: str):
         overrides=_EVENT_CONFLICT,
     ),
 )
-def post_requisition_event(requisition_id: str, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
+def post_requisition_event(requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
     return api.json_response(202, lab_events.apply_requisition_event(requisition_id, event))
 
 
@@ -196,7 +201,7 @@ def post_requisition_event(requisition_id: str, event: Annotated[LabStatusEvent,
     tags=TAGS,
     responses=answers(_ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT),
 )
-def post_service_request_event(service_request_id: str, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
+def post_service_request_event(service_request_id: ServiceRequestId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
     return api.json_response(202, lab_events.apply_status_event(service_request_id, event))
 
 
@@ -207,7 +212,7 @@ def post_service_request_event(service_request_id: str, event: Annotated[LabStat
     tags=TAGS,
     responses=answers(_ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT),
 )
-def post_results(service_request_id: str, report: Annotated[DiagnosticReport, Body()], idempotency_key: IdempotencyKey = None):
+def post_results(service_request_id: ServiceRequestId, report: Annotated[DiagnosticReport, Body()], idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
     return api.json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
 

@@ -113,6 +113,21 @@ def test_unknown_ids_are_404(bridge):
         assert body["error"] == "not_found"
 
 
+def test_an_id_longer_than_any_whoop_id_is_a_400_naming_it(bridge):
+    # On AWS a key over DynamoDB's 2 KB is a ValidationException (a 500); moto does not check it.
+    too_long = "x" * 3000
+    for event, field in (
+        (requisition_route("lab_api_get_requisition.json", too_long), "path.requisition_id"),
+        (requisition_route("lab_api_requisition_event_attended.json", too_long), "path.requisition_id"),
+        (service_request_route("lab_api_service_request_event_attended.json", too_long), "path.service_request_id"),
+        (service_request_route("lab_api_results_final.json", too_long), "path.service_request_id"),
+    ):
+        status, body, _ = bridge.lab_api(event)
+        assert (event["resource"], status) == (event["resource"], 400), body
+        assert [problem["field"] for problem in body["problems"]] == [field]
+        assert too_long not in json.dumps(body)
+
+
 def test_attended_reaches_whoop_and_attended_again_is_409(bridge, order):
     lipid = order["by_code"]["LIPID_PANEL"]
     event = service_request_route("lab_api_service_request_event_attended.json", lipid)
