@@ -43,12 +43,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     port, emulator_port = _free_port(), _free_port()
+    # To a file, not a pipe: nobody reads a pipe during the run, and once its buffer is full
+    # every handler that logs blocks on the write (a hung stack that looks like a slow one).
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "local", "serve", "--port", str(port), "--emulator-port", str(emulator_port), "--require-authorization"],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -74,6 +77,7 @@ def served():
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
+        log.close()
 
 
 def _schemathesis(bridge: str, schema_path: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, int]:
