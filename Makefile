@@ -1,6 +1,6 @@
 # The two commands of the README, and what CI runs on top of them.
 #   make demo   set up, then run the local stack with a real end-to-end lab demo
-#   make test   set up, then run every test (unit, integration, e2e) and the linter
+#   make test   set up, then check the formatting and lint, then run every test (unit, integration, e2e)
 #   make sam    sam validate --lint and sam build (SAM CLI in its own virtual environment)
 
 PYTHON ?= python3
@@ -29,10 +29,12 @@ serve: $(VENV)/.installed
 	$(VENV)/bin/python -m local serve --port $${PORT:-3000}
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 
 lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
 sam: $(SAM_VENV)/.installed

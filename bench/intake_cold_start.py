@@ -82,7 +82,9 @@ print((time.perf_counter() - started) * 1000)
 
 
 def first_request_ms(route: str) -> float:
-    code = FIRST_REQUEST.format(layer=str(ROOT / "layers" / "bridge"), app=str(ROOT / "functions" / "webhook_intake" / "app.py"), route=route)
+    code = FIRST_REQUEST.format(
+        layer=str(ROOT / "layers" / "bridge"), app=str(ROOT / "functions" / "webhook_intake" / "app.py"), route=route
+    )
     answer = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **ENVIRONMENT}
     )
@@ -109,7 +111,9 @@ def main() -> int:
         samples["lab_api (baseline)"].append(import_ms("lab_api"))
     print(f"handler import in a fresh process, {runs} runs each, Python {sys.version.split()[0]}")
     for name, values in samples.items():
-        print(f"  {name:<20} median {statistics.median(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}")
+        print(
+            f"  {name:<20} median {statistics.median(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}"
+        )
     candidate = statistics.median(samples["webhook_intake"])
     baseline = statistics.median(samples["lab_api (baseline)"])
     print(f"  intake / baseline: {candidate / baseline:.2f} ({baseline - candidate:+.1f} ms saved per cold start)")
@@ -120,7 +124,9 @@ def main() -> int:
         routes["/webhooks/partner (baseline)"].append(first_request_ms("/webhooks/partner"))
     print(f"cold process to a 204 on each route (AWS calls stubbed), {runs} runs each")
     for name, values in routes.items():
-        print(f"  {name:<30} median {statistics.median(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}")
+        print(
+            f"  {name:<30} median {statistics.median(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}"
+        )
     whoop = statistics.median(routes["/webhooks/whoop"])
     partner = statistics.median(routes["/webhooks/partner (baseline)"])
     print(f"  whoop / partner: {whoop / partner:.2f} ({whoop - partner:+.1f} ms)")

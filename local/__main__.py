@@ -66,13 +66,19 @@ def serve(arguments: argparse.Namespace) -> int:
     print(f"WHOOP Bridge (local) on {stack.url}")
     print(f"  health:  GET {stack.url}/_local/health")
     if emulator:
-        print(f"  WHOOP emulator on {emulator.base_url} (control API under /_emulator/), webhooks to {emulator.partner_webhook_url}")
-        print(f"  data webhooks to {emulator.member_webhook_url} (POST /_emulator/members/{{user_id}}/history, .../webhooks)")
+        print(
+            f"  WHOOP emulator on {emulator.base_url} (control API under /_emulator/), webhooks to {emulator.partner_webhook_url}"
+        )
+        print(
+            f"  data webhooks to {emulator.member_webhook_url} (POST /_emulator/members/{{user_id}}/history, .../webhooks)"
+        )
         print(f"  OAuth redirect URL registered at the emulator: {emulator.redirect_uris[-1]}")
     else:
         print(f"  WHOOP API at {base_url}")
     if missing:
-        print(f"  WARNING: {', '.join(missing)} not set: those secret values keep REPLACE_ME and the bridge fails closed")
+        print(
+            f"  WARNING: {', '.join(missing)} not set: those secret values keep REPLACE_ME and the bridge fails closed"
+        )
     print("  IAM routes take UNSIGNED calls locally (API Gateway checks SigV4 in AWS):")
     if arguments.require_authorization:
         print("  (with any Authorization header: without one they answer 403, as API Gateway does)")
@@ -102,18 +108,28 @@ def demo(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command")
     demo_parser = commands.add_parser("demo", help="run the three-path lab demo and print WHOOP's timeline (default)")
     demo_parser.add_argument("--log", help="where the handlers' JSON logs go (default .local-run/bridge.log)")
-    demo_parser.add_argument("--parameter", action="append", default=[], metavar="Key=Value", help="a template parameter")
+    demo_parser.add_argument(
+        "--parameter", action="append", default=[], metavar="Key=Value", help="a template parameter"
+    )
     serve_parser = commands.add_parser("serve", help="serve the bridge's API on localhost")
     serve_parser.add_argument("--port", type=int, default=3000)
     serve_parser.add_argument("--whoop-base-url", help="a WHOOP API to use instead of starting the emulator")
-    serve_parser.add_argument("--emulator-port", type=int, default=0, help="port of the emulator it starts (default: any free port)")
-    serve_parser.add_argument("--parameter", action="append", default=[], metavar="Key=Value", help="a template parameter")
     serve_parser.add_argument(
-        "--require-authorization", action="store_true", help="answer 403 to an IAM route called without an Authorization header, as API Gateway does (any value passes)"
+        "--emulator-port", type=int, default=0, help="port of the emulator it starts (default: any free port)"
+    )
+    serve_parser.add_argument(
+        "--parameter", action="append", default=[], metavar="Key=Value", help="a template parameter"
+    )
+    serve_parser.add_argument(
+        "--require-authorization",
+        action="store_true",
+        help="answer 403 to an IAM route called without an Authorization header, as API Gateway does (any value passes)",
     )
     arguments = parser.parse_args(argv)
     if arguments.command == "serve":

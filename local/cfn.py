@@ -16,7 +16,24 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
-_TAGS = ("Ref", "Sub", "GetAtt", "If", "Equals", "Not", "And", "Or", "FindInMap", "Join", "Select", "Split", "Base64", "GetAZs", "ImportValue", "Condition")
+_TAGS = (
+    "Ref",
+    "Sub",
+    "GetAtt",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "Join",
+    "Select",
+    "Split",
+    "Base64",
+    "GetAZs",
+    "ImportValue",
+    "Condition",
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -93,7 +110,7 @@ class Resolver:
             return value
         if len(value) != 1:
             return {key: self.resolve(item) for key, item in value.items()}
-        (key, argument), = value.items()
+        ((key, argument),) = value.items()
         if key == "Ref":
             return self.ref(argument)
         if key == "Fn::GetAtt":

@@ -119,7 +119,9 @@ class Platform:
         found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 100}
         while True:
-            answer = self.session.get(f"{self.base_url}/members/{client_user_id}/{record_type}", params=params, timeout=30)
+            answer = self.session.get(
+                f"{self.base_url}/members/{client_user_id}/{record_type}", params=params, timeout=30
+            )
             answer.raise_for_status()
             found += answer.json()["records"]
             if not answer.json()["next_token"]:
@@ -156,7 +158,9 @@ def timeline(emulator: WhoopEmulator, codes_by_id: dict[str, str], started: floa
         if "/requisition/" in path and subject is None:
             subject = "requisition"
         if path.endswith("/status"):
-            what = f"PATCH {body.get('task_business_status')}" + (f"  (reason: {body['reason']})" if body.get("reason") else "")
+            what = f"PATCH {body.get('task_business_status')}" + (
+                f"  (reason: {body['reason']})" if body.get("reason") else ""
+            )
         elif path.endswith("/results"):
             what = f"POST results: {body.get('status')} report, {len(body.get('observations', []))} observations"
         elif path.endswith("add-test-data"):
@@ -220,32 +224,54 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
     if link.status_code != 201:
         print(f"\nDEMO FAILED: POST /connections answered {link.status_code}: {link.text}", file=out)
         return 1
-    print(f"7. POST /connections {{client_user_id: {DEMO_MEMBER}}} -> 201, a WHOOP link valid until {link.json()['expires_at']}", file=out)
+    print(
+        f"7. POST /connections {{client_user_id: {DEMO_MEMBER}}} -> 201, a WHOOP link valid until {link.json()['expires_at']}",
+        file=out,
+    )
     hops = follow_consent(link.json()["authorization_url"])
     landing = hops[-1].headers.get("Location", "")
     print(f"8. The member approved at WHOOP and the bridge sent them back to {landing}", file=out)
     connection = platform.connection(DEMO_MEMBER).json()
-    print(f"9. GET /connections/{DEMO_MEMBER} -> {connection['status']}, WHOOP user {connection['user_id']}, scopes: {' '.join(connection['scopes'])}", file=out)
+    print(
+        f"9. GET /connections/{DEMO_MEMBER} -> {connection['status']}, WHOOP user {connection['user_id']}, scopes: {' '.join(connection['scopes'])}",
+        file=out,
+    )
     backfill = wait_until(lambda: _backfilled(platform), timeout=60, what="the backfill")
-    counts = {record_type: len(platform.records(DEMO_MEMBER, record_type)) for record_type in ("cycle", "sleep", "recovery", "workout")}
+    counts = {
+        record_type: len(platform.records(DEMO_MEMBER, record_type))
+        for record_type in ("cycle", "sleep", "recovery", "workout")
+    }
     plural = {"cycle": "cycles", "sleep": "sleeps", "recovery": "recoveries", "workout": "workouts"}
-    print(f"10. The backfill of {sum(p['pages'] for p in backfill.values())} pages stored " + ", ".join(f"{n} {plural[t]}" for t, n in counts.items()), file=out)
+    print(
+        f"10. The backfill of {sum(p['pages'] for p in backfill.values())} pages stored "
+        + ", ".join(f"{n} {plural[t]}" for t, n in counts.items()),
+        file=out,
+    )
     pending = next(sleep for sleep in emulator.records(user_id, "sleep") if sleep["score_state"] == "PENDING_SCORE")
     emulator.score(user_id, "sleep", pending["id"])
     status = emulator.send_member_webhook(user_id, "sleep.updated", pending["id"])
     scored = wait_until(lambda: _stored_sleep(platform, pending["id"], "SCORED"), timeout=30, what="the scored sleep")
-    print(f"11. WHOOP scored last night's sleep and sent sleep.updated -> {status}; GET /members/{DEMO_MEMBER}/sleep shows it {scored['score_state']}, "
-          f"performance {scored['score']['sleep_performance_percentage']}%", file=out)
+    print(
+        f"11. WHOOP scored last night's sleep and sent sleep.updated -> {status}; GET /members/{DEMO_MEMBER}/sleep shows it {scored['score_state']}, "
+        f"performance {scored['score']['sleep_performance_percentage']}%",
+        file=out,
+    )
     # WHOOP's token nears its end: the scheduled refresher (every 10 minutes) renews it.
     emulator.expire_member_tokens()
     age_tokens(stack, DEMO_MEMBER, 300)
     refreshes = emulator.member_refreshes
     stack.run_schedule("MemberSyncFunction", "RefreshTokens")
-    print(f"12. The scheduled refresher renewed the member's tokens (WHOOP saw {emulator.member_refreshes - refreshes} refresh)", file=out)
+    print(
+        f"12. The scheduled refresher renewed the member's tokens (WHOOP saw {emulator.member_refreshes - refreshes} refresh)",
+        file=out,
+    )
     disconnect = platform.disconnect(DEMO_MEMBER)
     after = platform.connection(DEMO_MEMBER).json()
     left = len(platform.records(DEMO_MEMBER, "sleep"))
-    print(f"13. DELETE /connections/{DEMO_MEMBER} -> {disconnect.status_code}; WHOOP revoked the grant; status now {after['status']}, {left} sleeps kept", file=out)
+    print(
+        f"13. DELETE /connections/{DEMO_MEMBER} -> {disconnect.status_code}; WHOOP revoked the grant; status now {after['status']}, {left} sleeps kept",
+        file=out,
+    )
 
     print("\nWhat WHOOP's OAuth and member API received, in order:", file=out)
     for line in _condensed(emulator.timeline()):
@@ -254,15 +280,21 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 30 * 86400))
     expected_sleeps = sum(1 for sleep in emulator.records(user_id, "sleep") if sleep["start"] > since)
     if counts["sleep"] < expected_sleeps or not all(counts.values()):
-        problems.append(f"the backfill stored {counts}, expected the {expected_sleeps} sleeps of the last 30 days and every type")
+        problems.append(
+            f"the backfill stored {counts}, expected the {expected_sleeps} sleeps of the last 30 days and every type"
+        )
     if left != 0:
         problems.append(f"{left} sleeps were kept after the disconnect, expected none (DeleteDataOnDisconnect)")
     if not landing.endswith("status=connected"):
         problems.append(f"the member landed on {landing!r}, expected status=connected")
     if connection["status"] != "connected" or after["status"] != "disconnected":
-        problems.append(f"connection went {connection['status']} -> {after['status']}, expected connected -> disconnected")
+        problems.append(
+            f"connection went {connection['status']} -> {after['status']}, expected connected -> disconnected"
+        )
     if emulator.member_refreshes != refreshes + 1 or emulator.revocations != 1:
-        problems.append(f"WHOOP saw {emulator.member_refreshes - refreshes} refreshes and {emulator.revocations} revocations, expected 1 and 1")
+        problems.append(
+            f"WHOOP saw {emulator.member_refreshes - refreshes} refreshes and {emulator.revocations} revocations, expected 1 and 1"
+        )
     if problems:
         print("\nDEMO FAILED:\n  " + "\n  ".join(problems), file=out)
         return 1
@@ -272,17 +304,30 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
 
 def _backfilled(platform: Platform) -> dict[str, Any] | None:
     backfill = platform.connection(DEMO_MEMBER).json().get("backfill") or {}
-    return backfill if len(backfill) == 5 and all(progress["state"] == "done" for progress in backfill.values()) else None
+    return (
+        backfill if len(backfill) == 5 and all(progress["state"] == "done" for progress in backfill.values()) else None
+    )
 
 
 def _stored_sleep(platform: Platform, sleep_id: str, score_state: str) -> dict[str, Any] | None:
-    return next((sleep for sleep in platform.records(DEMO_MEMBER, "sleep") if sleep["id"] == sleep_id and sleep["score_state"] == score_state), None)
+    return next(
+        (
+            sleep
+            for sleep in platform.records(DEMO_MEMBER, "sleep")
+            if sleep["id"] == sleep_id and sleep["score_state"] == score_state
+        ),
+        None,
+    )
 
 
 def _condensed(lines: list[str]) -> list[str]:
     """WHOOP's member-side timeline, repeated calls folded into one line with a count."""
     member_paths = (" user/", "activity/", " cycle", " recovery")
-    wanted = [line for line in lines if line.startswith(("GET oauth", "POST oauth")) or any(part in line for part in member_paths)]
+    wanted = [
+        line
+        for line in lines
+        if line.startswith(("GET oauth", "POST oauth")) or any(part in line for part in member_paths)
+    ]
     folded: list[str] = []
     for line in wanted:
         if folded and folded[-1].split(" ×")[0] == line:
@@ -334,7 +379,9 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
     requisition_id = answer.json()["requisition_id"]
     # add-test-data announces nothing; WHOOP announces a real order with this webhook.
     status = emulator.send_partner_webhook("lab_requisition.created", requisition_id)
-    print(f"\n1. WHOOP created requisition {requisition_id[:8]}… and sent lab_requisition.created -> {status}", file=out)
+    print(
+        f"\n1. WHOOP created requisition {requisition_id[:8]}… and sent lab_requisition.created -> {status}", file=out
+    )
 
     confirmed = {
         code: lab.wait_for(requisition_id, code, lambda sr: sr["workflow"] == "awaiting_lab_event", "confirmed")
@@ -345,11 +392,21 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
 
     lab.requisition_event(requisition_id, {"status": "APPOINTMENT_ATTENDED"})
     for code in CODES:
-        lab.wait_for(requisition_id, code, lambda sr: sr["task_business_status"] == "APPOINTMENT_ATTENDED" and sr["workflow"].startswith("awaiting"), "attended")
+        lab.wait_for(
+            requisition_id,
+            code,
+            lambda sr: sr["task_business_status"] == "APPOINTMENT_ATTENDED" and sr["workflow"].startswith("awaiting"),
+            "attended",
+        )
     print("3. The lab marked the appointment attended (one event for the whole order)", file=out)
 
     lab.results(ids["LIPID_PANEL"], LIPID_PARTIAL)
-    lab.wait_for(requisition_id, "LIPID_PANEL", lambda sr: sr["task_business_status"] == "PARTIAL_RESULTS_READY" and sr["workflow"].startswith("awaiting"), "partial")
+    lab.wait_for(
+        requisition_id,
+        "LIPID_PANEL",
+        lambda sr: sr["task_business_status"] == "PARTIAL_RESULTS_READY" and sr["workflow"].startswith("awaiting"),
+        "partial",
+    )
     lab.results(ids["LIPID_PANEL"], LIPID_FINAL)
     print("4. LIPID_PANEL: a partial report, then the final report", file=out)
 
@@ -363,7 +420,11 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
 
     ends = {
         "LIPID_PANEL": lambda sr: sr["workflow"] == "awaiting_correction" and len(sr["diagnostic_reports"]) == 2,
-        "CBC": lambda sr: sr["workflow"] == "awaiting_correction" and all(r["submitted_at"] for r in sr["diagnostic_reports"]) and len(sr["diagnostic_reports"]) == 2,
+        "CBC": lambda sr: (
+            sr["workflow"] == "awaiting_correction"
+            and all(r["submitted_at"] for r in sr["diagnostic_reports"])
+            and len(sr["diagnostic_reports"]) == 2
+        ),
         "HBA1C": lambda sr: sr["workflow"] == "closed",
     }
     final = {code: lab.wait_for(requisition_id, code, predicate, "done") for code, predicate in ends.items()}
@@ -390,7 +451,10 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
 def _check(emulator: WhoopEmulator, ids: dict[str, str]) -> list[str]:
     """What WHOOP must hold at the end of the demo; each difference is a problem."""
     expected = {
-        "LIPID_PANEL": (["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "PARTIAL_RESULTS_READY", "FULL_RESULTS_READY"], ["partial", "final"]),
+        "LIPID_PANEL": (
+            ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "PARTIAL_RESULTS_READY", "FULL_RESULTS_READY"],
+            ["partial", "final"],
+        ),
         "CBC": (["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "FULL_RESULTS_READY"], ["final", "amended"]),
         "HBA1C": (["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "RESULTS_ISSUE"], []),
     }

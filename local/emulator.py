@@ -72,9 +72,17 @@ OAUTH_TOKEN_PATH = OAUTH_PREFIX + "/token"
 MEMBER_PREFIX = "/developer/v2/user"
 
 # The standard API's scopes (§3.1); `offline` is what earns a refresh token.
-MEMBER_SCOPES = frozenset({
-    "read:recovery", "read:cycles", "read:workout", "read:sleep", "read:profile", "read:body_measurement", "offline",
-})
+MEMBER_SCOPES = frozenset(
+    {
+        "read:recovery",
+        "read:cycles",
+        "read:workout",
+        "read:sleep",
+        "read:profile",
+        "read:body_measurement",
+        "offline",
+    }
+)
 CODE_TTL_SECONDS = 600  # authorization codes: single use, 10 minutes
 MIN_STATE_LENGTH = 8
 # Form fields never recorded in clear (token calls): secrets, codes and refresh tokens.
@@ -123,8 +131,13 @@ _FAKE_PATIENTS = (
 )
 # UnilabsCollectionAddress: building, area and emirate required; landmark and flat_no optional.
 _FAKE_ADDRESSES = (
-    {"building": "Marina Heights Tower", "area": "Dubai Marina", "emirate": "Dubai",
-     "landmark": "Opposite the marina mall", "flat_no": "1203"},
+    {
+        "building": "Marina Heights Tower",
+        "area": "Dubai Marina",
+        "emirate": "Dubai",
+        "landmark": "Opposite the marina mall",
+        "flat_no": "1203",
+    },
     {"building": "Al Reem Residence 4", "area": "Al Reem Island", "emirate": "Abu Dhabi"},
 )
 # add-test-data's `appointmentType` values; a MOBILE appointment comes to the patient's address.
@@ -153,33 +166,77 @@ RECORD_TYPES = ("cycle", "sleep", "recovery", "workout")
 SCORED, PENDING_SCORE, UNSCORABLE = "SCORED", "PENDING_SCORE", "UNSCORABLE"
 SCORE_STATES = frozenset({SCORED, PENDING_SCORE, UNSCORABLE})
 # Data webhooks: only these six (§3.3); a create arrives as `updated`, cycles never appear.
-MEMBER_WEBHOOK_TYPES = frozenset(f"{kind}.{action}" for kind in ("recovery", "sleep", "workout")
-                                 for action in ("updated", "deleted"))
+MEMBER_WEBHOOK_TYPES = frozenset(
+    f"{kind}.{action}" for kind in ("recovery", "sleep", "workout") for action in ("updated", "deleted")
+)
 FIRST_CYCLE_ID = 93845
 ACTIVITY_MAPPING_PREFIX = "/developer/v1/activity-mapping"
 DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT = 10, 25
 MAX_PAGE_TOKENS = 10_000  # issued next tokens kept; the oldest are forgotten first
 # Field order as WHOOP's v2 schemas list them; `score` only when SCORED.
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
-    "cycle": ("id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "step_count",
-              "score"),
-    "sleep": ("id", "cycle_id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
-              "nap", "score_state", "score"),
+    "cycle": (
+        "id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "start",
+        "end",
+        "timezone_offset",
+        "score_state",
+        "step_count",
+        "score",
+    ),
+    "sleep": (
+        "id",
+        "cycle_id",
+        "v1_id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "start",
+        "end",
+        "timezone_offset",
+        "nap",
+        "score_state",
+        "score",
+    ),
     "recovery": ("cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score"),
-    "workout": ("id", "v1_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
-                "sport_name", "sport_id", "score_state", "score"),
+    "workout": (
+        "id",
+        "v1_id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "start",
+        "end",
+        "timezone_offset",
+        "sport_name",
+        "sport_id",
+        "score_state",
+        "score",
+    ),
 }
 # Fields WHOOP documents as "only present if" / "not present" / gone since 2025-09-01: absent, never
 # null (a current cycle has no `end`; `v1_id` and `sport_id` "will not exist past 09/01/2025").
-ABSENT_WHEN_NONE: dict[str, tuple[str, ...]] = {"cycle": ("end",), "sleep": ("v1_id",), "recovery": (),
-                                                "workout": ("v1_id", "sport_id")}
+ABSENT_WHEN_NONE: dict[str, tuple[str, ...]] = {
+    "cycle": ("end",),
+    "sleep": ("v1_id",),
+    "recovery": (),
+    "workout": ("v1_id", "sport_id"),
+}
 # A workout score's distance and altitude are "only present if" WHOOP has such data.
 OPTIONAL_WORKOUT_SCORE = ("distance_meter", "altitude_gain_meter", "altitude_change_meter")
 # WHOOP sport names; the v1 `sport_id` is no longer sent (a test may still set one).
 SPORTS = {"running": 0, "cycling": 1, "rowing": 18, "swimming": 33, "yoga": 44, "weightlifting": 45, "walking": 63}
 # Typical speeds (m/s) of the sports that record a distance.
-_SPORT_SPEEDS = {"running": (2.5, 3.6), "cycling": (5.5, 8.5), "rowing": (3.2, 4.4), "swimming": (0.6, 0.9),
-                 "walking": (1.2, 1.6)}
+_SPORT_SPEEDS = {
+    "running": (2.5, 3.6),
+    "cycling": (5.5, 8.5),
+    "rowing": (3.2, 4.4),
+    "swimming": (0.6, 0.9),
+    "walking": (1.2, 1.6),
+}
 _SPORT_WEIGHTS = {"running": 5, "cycling": 3, "weightlifting": 3, "walking": 3, "yoga": 1, "swimming": 1, "rowing": 1}
 _TZ_OFFSETS = ("-05:00", "-04:00", "-08:00", "-07:00", "+00:00", "+01:00", "+02:00", "+10:00")
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
@@ -301,8 +358,14 @@ def _workout_score(rng: random.Random, sport: str, duration_ms: int) -> dict[str
     duration_ms = max(duration_ms, MINUTE_MS)
     hours = duration_ms / HOUR_MS
     average = rng.randint(108, 158)
-    weights = [rng.uniform(0.0, 0.05), rng.uniform(0.05, 0.2), rng.uniform(0.2, 0.4),
-               rng.uniform(0.15, 0.35), rng.uniform(0.0, 0.2), rng.uniform(0.0, 0.06)]
+    weights = [
+        rng.uniform(0.0, 0.05),
+        rng.uniform(0.05, 0.2),
+        rng.uniform(0.2, 0.4),
+        rng.uniform(0.15, 0.35),
+        rng.uniform(0.0, 0.2),
+        rng.uniform(0.0, 0.06),
+    ]
     zones = [int(duration_ms * w / sum(weights)) for w in weights]
     zones[2] += duration_ms - sum(zones)
     measured: dict[str, float] = {}
@@ -319,9 +382,20 @@ def _workout_score(rng: random.Random, sport: str, duration_ms: int) -> dict[str
         "kilojoule": round(hours * 60 * rng.uniform(30.0, 60.0), 4),
         "percent_recorded": 100.0 if rng.random() < 0.9 else round(rng.uniform(85.0, 99.9), 2),
         **measured,
-        "zone_durations": dict(zip(
-            ("zone_zero_milli", "zone_one_milli", "zone_two_milli", "zone_three_milli", "zone_four_milli",
-             "zone_five_milli"), zones, strict=True)),
+        "zone_durations": dict(
+            zip(
+                (
+                    "zone_zero_milli",
+                    "zone_one_milli",
+                    "zone_two_milli",
+                    "zone_three_milli",
+                    "zone_four_milli",
+                    "zone_five_milli",
+                ),
+                zones,
+                strict=True,
+            )
+        ),
     }
 
 
@@ -443,14 +517,16 @@ def _error(status: int, error: str, message: str | None = None, **extra: Any) ->
 
 
 def _bad_request(*problems: str) -> _HttpError:
-    return _error(400, "invalid_request", problems[0] if len(problems) == 1 else "invalid request",
-                  problems=list(problems))
+    return _error(
+        400, "invalid_request", problems[0] if len(problems) == 1 else "invalid request", problems=list(problems)
+    )
 
 
 def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> _HttpError:
     """An OAuth 2.0 error body (RFC 6749 §5.2): `error` plus `error_description`."""
-    return _HttpError(status, {"error": error, "error_description": description},
-                      {"Cache-Control": "no-store", **(headers or {})})
+    return _HttpError(
+        status, {"error": error, "error_description": description}, {"Cache-Control": "no-store", **(headers or {})}
+    )
 
 
 @dataclass
@@ -696,8 +772,12 @@ class WhoopEmulator:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), handler)
             for method, pattern, handler in (
-                self._partner_routes() + self._oauth_routes() + self._member_routes() + self._data_routes()
-                + self._control_routes() + self._document_routes()
+                self._partner_routes()
+                + self._oauth_routes()
+                + self._member_routes()
+                + self._data_routes()
+                + self._control_routes()
+                + self._document_routes()
             )
         ]
 
@@ -714,8 +794,10 @@ class WhoopEmulator:
             self._server = server
             self.port = server.server_address[1]
             self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"whoop-emulator-{self.port}", daemon=True,
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"whoop-emulator-{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -775,9 +857,14 @@ class WhoopEmulator:
 
     # ------------------------------------------------------------------ data API
 
-    def create_requisition(self, codes: Iterable[str] | None = None, *, appointments: bool = True,
-                           appointment_type: str = "IN_PERSON",
-                           based_on: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    def create_requisition(
+        self,
+        codes: Iterable[str] | None = None,
+        *,
+        appointments: bool = True,
+        appointment_type: str = "IN_PERSON",
+        based_on: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
         """Create and store a requisition with one service request per code; returns a copy.
 
         The shape is WHOOP's LabRequisition: a UnilabsPatient (`id`, names, `birth_date`,
@@ -795,8 +882,9 @@ class WhoopEmulator:
             raise ValueError(f"appointment_type must be one of {', '.join(APPOINTMENT_TYPES)}")
         references = based_on or {}
         if not isinstance(references, dict) or not all(
-                isinstance(refs, list) and all(isinstance(ref, dict) and set(ref) == {"type", "id"} for ref in refs)
-                for refs in references.values()):
+            isinstance(refs, list) and all(isinstance(ref, dict) and set(ref) == {"type", "id"} for ref in refs)
+            for refs in references.values()
+        ):
             raise ValueError("based_on must map a code to a list of {type, id} references")
         with self._lock:
             self._patient_counter += 1
@@ -817,7 +905,8 @@ class WhoopEmulator:
         ]
         # Tomorrow at 08:00 UTC, a typical fasting draw slot.
         start = (datetime.fromtimestamp(now, tz=UTC) + timedelta(days=1)).replace(
-            hour=8, minute=0, second=0, microsecond=0)
+            hour=8, minute=0, second=0, microsecond=0
+        )
         appointment: dict[str, Any] = {
             "type": appointment_type,
             "service_request_ids": [sr["id"] for sr in service_requests],
@@ -995,7 +1084,8 @@ class WhoopEmulator:
         access_token = secrets.token_urlsafe(32)
         refresh_token = secrets.token_urlsafe(32) if "offline" in scopes else None
         self._member_access[access_token] = _MemberAccess(
-            user_id, client_id, scopes, time.monotonic() + ttl, refresh_token)
+            user_id, client_id, scopes, time.monotonic() + ttl, refresh_token
+        )
         self._issued.append(access_token)
         payload: dict[str, Any] = {"access_token": access_token, "expires_in": ttl}
         if refresh_token is not None:
@@ -1047,11 +1137,15 @@ class WhoopEmulator:
         """The record whose `start`/`end` place this one in time: a recovery has no start of
         its own and is windowed and sorted by its sleep's (WHOOP's `/v2/recovery`)."""
         if record_type == "recovery":
-            return store["sleep"].get(record["sleep_id"]) or {"start": record["created_at"], "end": record["created_at"]}
+            return store["sleep"].get(record["sleep_id"]) or {
+                "start": record["created_at"],
+                "end": record["created_at"],
+            }
         return record
 
-    def _sort_key(self, store: dict[str, dict[Any, dict[str, Any]]], record_type: str,
-                  record: dict[str, Any]) -> tuple[int, str]:
+    def _sort_key(
+        self, store: dict[str, dict[Any, dict[str, Any]]], record_type: str, record: dict[str, Any]
+    ) -> tuple[int, str]:
         """(start ms, id) to sort newest first; a recovery sorts by its sleep's start."""
         ident = record["sleep_id"] if record_type == "recovery" else record["id"]
         return _iso_ms(self._timed(store, record_type, record)["start"]), str(ident)
@@ -1065,8 +1159,9 @@ class WhoopEmulator:
         pairs.sort(key=lambda pair: pair[0], reverse=True)
         return pairs
 
-    def _in_window(self, user_id: int, record_type: str, record: dict[str, Any], start: int | None,
-                   end: int | None) -> bool:
+    def _in_window(
+        self, user_id: int, record_type: str, record: dict[str, Any], start: int | None, end: int | None
+    ) -> bool:
         """WHOOP's collection window: records that occurred after or during `start` (so one
         in progress at `start` counts) and began before `end` (exclusive)."""
         timed = self._timed(self._data[user_id], record_type, record)
@@ -1077,8 +1172,9 @@ class WhoopEmulator:
             return True
         return timed.get("end") is None or _iso_ms(timed["end"]) > start
 
-    def generate_history(self, user_id: int, days: int = 30, *, end: Any = None, pending_latest: bool = True,
-                         seed: Any = None) -> dict[str, int]:
+    def generate_history(
+        self, user_id: int, days: int = 30, *, end: Any = None, pending_latest: bool = True, seed: Any = None
+    ) -> dict[str, int]:
         """Replace the member's records with `days` days of realistic data; returns the counts per type.
 
         One physiological cycle per day (from the evening's sleep onset to the next one; the
@@ -1121,11 +1217,19 @@ class WhoopEmulator:
                 cycle_id = self._next_cycle_id
                 self._next_cycle_id += 1
                 created = cycle_start + rng.randint(5_000, 120_000)
-                updated = max(created, end_ms - rng.randint(0, 600_000)) if newest \
+                updated = (
+                    max(created, end_ms - rng.randint(0, 600_000))
+                    if newest
                     else cycle_end + rng.randint(60_000, 1_200_000)
+                )
                 cycle = {
-                    "id": cycle_id, "user_id": user_id, "created_at": _ms_iso(created), "updated_at": _ms_iso(updated),
-                    "start": _ms_iso(cycle_start), "timezone_offset": offset, "score_state": SCORED,
+                    "id": cycle_id,
+                    "user_id": user_id,
+                    "created_at": _ms_iso(created),
+                    "updated_at": _ms_iso(updated),
+                    "start": _ms_iso(cycle_start),
+                    "timezone_offset": offset,
+                    "score_state": SCORED,
                     "step_count": _step_count(rng, ((cycle_end or end_ms) - cycle_start) / HOUR_MS),
                     "score": _cycle_score(rng),
                 }
@@ -1135,18 +1239,26 @@ class WhoopEmulator:
                 sleep_id = str(uuid.uuid4())
                 created = sleep_end + rng.randint(60_000, 600_000)
                 sleep = {
-                    "id": sleep_id, "cycle_id": cycle_id, "user_id": user_id,
+                    "id": sleep_id,
+                    "cycle_id": cycle_id,
+                    "user_id": user_id,
                     "created_at": _ms_iso(created),
                     "updated_at": _ms_iso(created if pending else created + rng.randint(5_000, 600_000)),
-                    "start": _ms_iso(sleep_start), "end": _ms_iso(sleep_end), "timezone_offset": offset,
-                    "nap": False, "score_state": PENDING_SCORE if pending else SCORED,
+                    "start": _ms_iso(sleep_start),
+                    "end": _ms_iso(sleep_end),
+                    "timezone_offset": offset,
+                    "nap": False,
+                    "score_state": PENDING_SCORE if pending else SCORED,
                 }
                 if not pending:
                     sleep["score"] = _sleep_score(rng, sleep_end - sleep_start)
                 store["sleep"][sleep_id] = sleep
                 created += rng.randint(10_000, 120_000)
                 recovery = {
-                    "cycle_id": cycle_id, "sleep_id": sleep_id, "user_id": user_id, "created_at": _ms_iso(created),
+                    "cycle_id": cycle_id,
+                    "sleep_id": sleep_id,
+                    "user_id": user_id,
+                    "created_at": _ms_iso(created),
                     "updated_at": _ms_iso(created if pending else created + rng.randint(5_000, 600_000)),
                     "score_state": PENDING_SCORE if pending else SCORED,
                 }
@@ -1162,7 +1274,9 @@ class WhoopEmulator:
                     duration = rng.randint(20, 95) * MINUTE_MS
                     if slot < duration + 15 * MINUTE_MS:
                         break
-                    workout_start = day_start + number * slot + rng.randint(0, (slot - duration) // MINUTE_MS) * MINUTE_MS
+                    workout_start = (
+                        day_start + number * slot + rng.randint(0, (slot - duration) // MINUTE_MS) * MINUTE_MS
+                    )
                     workout_end = workout_start + duration
                     created = workout_end + rng.randint(60_000, 600_000)
                     if created > end_ms:
@@ -1170,10 +1284,15 @@ class WhoopEmulator:
                     sport = rng.choices(sports, weights)[0]
                     workout_id = str(uuid.uuid4())
                     store["workout"][workout_id] = {
-                        "id": workout_id, "user_id": user_id, "created_at": _ms_iso(created),
+                        "id": workout_id,
+                        "user_id": user_id,
+                        "created_at": _ms_iso(created),
                         "updated_at": _ms_iso(min(end_ms, created + rng.randint(5_000, 300_000))),
-                        "start": _ms_iso(workout_start), "end": _ms_iso(workout_end), "timezone_offset": offset,
-                        "sport_name": sport, "score_state": SCORED,
+                        "start": _ms_iso(workout_start),
+                        "end": _ms_iso(workout_end),
+                        "timezone_offset": offset,
+                        "sport_name": sport,
+                        "score_state": SCORED,
                         "score": _workout_score(rng, sport, duration),
                     }
             self._data[user_id] = store
@@ -1192,8 +1311,9 @@ class WhoopEmulator:
         with self._lock:
             return copy.deepcopy(self._find(user_id, record_type, record_id))
 
-    def add_record(self, user_id: int, record_type: str, *, pending: bool = True, start: Any = None,
-                   **fields: Any) -> dict[str, Any]:
+    def add_record(
+        self, user_id: int, record_type: str, *, pending: bool = True, start: Any = None, **fields: Any
+    ) -> dict[str, Any]:
         """Add a record as WHOOP would create it (PENDING_SCORE unless `pending=False`); returns a copy.
 
         `start` (epoch seconds, aware datetime or ISO string) defaults to now for a cycle
@@ -1211,8 +1331,9 @@ class WhoopEmulator:
             stamp = _ms_iso(now)
             offset = self._member_tz.get(user_id, "+00:00")
             record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS[record_type][:-1])
-            record.update(user_id=user_id, created_at=stamp, updated_at=stamp,
-                          score_state=PENDING_SCORE if pending else SCORED)
+            record.update(
+                user_id=user_id, created_at=stamp, updated_at=stamp, score_state=PENDING_SCORE if pending else SCORED
+            )
             if record_type == "recovery":
                 if start is not None:
                     raise ValueError("a recovery has no start; it belongs to its sleep")
@@ -1242,8 +1363,7 @@ class WhoopEmulator:
                     record["cycle_id"] = cycle_id
                 else:
                     sport = fields.get("sport_name", "running")
-                    record.update(id=str(uuid.uuid4()), end=_ms_iso(start_ms + 45 * MINUTE_MS),
-                                  sport_name=sport)
+                    record.update(id=str(uuid.uuid4()), end=_ms_iso(start_ms + 45 * MINUTE_MS), sport_name=sport)
             for name in ("start", "end", "created_at", "updated_at"):
                 if fields.get(name) is not None:
                     fields[name] = _ms_iso(_to_ms(fields[name]))
@@ -1344,8 +1464,11 @@ class WhoopEmulator:
         with self._lock:
             if consume and self._burst_left > 0:
                 self._burst_left -= 1
-                return True, {"X-RateLimit-Limit": self._limit_header(self.rate_limit_per_minute),
-                              "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(self._burst_reset)}
+                return True, {
+                    "X-RateLimit-Limit": self._limit_header(self.rate_limit_per_minute),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(self._burst_reset),
+                }
             windows = []
             for size, limit in ((60, self.rate_limit_per_minute), (86_400, self.rate_limit_per_day)):
                 index = math.floor(now / size)
@@ -1357,11 +1480,16 @@ class WhoopEmulator:
                 for size, _, index in windows:
                     self._windows[size] = (index, self._windows[size][1] + 1)
             # Report the window closest to being hit; on a tie the one that resets last.
-            states = [(max(0, limit - self._windows[size][1]), -math.ceil((index + 1) * size - now), limit)
-                      for size, limit, index in windows]
+            states = [
+                (max(0, limit - self._windows[size][1]), -math.ceil((index + 1) * size - now), limit)
+                for size, limit, index in windows
+            ]
             remaining, negative_reset, limit = min(states)
-            return refused, {"X-RateLimit-Limit": self._limit_header(limit),
-                             "X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(-negative_reset)}
+            return refused, {
+                "X-RateLimit-Limit": self._limit_header(limit),
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(-negative_reset),
+            }
 
     def member_api_calls(self) -> list[dict[str, Any]]:
         """Member `/developer/v2/...` calls (partner API excluded), in arrival order.
@@ -1394,10 +1522,7 @@ class WhoopEmulator:
     def calls_to(self, method: str, path_regex: str) -> list[dict[str, Any]]:
         """Recorded calls with this method (or "*") whose path matches `path_regex` (re.search)."""
         pattern = re.compile(path_regex)
-        return [
-            c for c in self.calls
-            if (method == "*" or c["method"] == method.upper()) and pattern.search(c["path"])
-        ]
+        return [c for c in self.calls if (method == "*" or c["method"] == method.upper()) and pattern.search(c["path"])]
 
     def reset_calls(self) -> None:
         """Forget recorded calls, `member_api_calls()` included (sequence numbers keep counting)."""
@@ -1436,17 +1561,25 @@ class WhoopEmulator:
                     body[key] = "***"
         return body
 
-    def _record(self, request: _Request, arrival: tuple[int, float], status: int, *,
-                injected: bool = False, delay: float = 0.0) -> None:
+    def _record(
+        self, request: _Request, arrival: tuple[int, float], status: int, *, injected: bool = False, delay: float = 0.0
+    ) -> None:
         body = self._recorded_body(request)
         seq, arrived = arrival
         with self._lock:
-            self._calls.append({
-                "seq": seq, "time": arrived, "method": request.method,
-                "path": request.path, "status": status, "body": body,
-                "user_agent": request.headers.get("User-Agent"),
-                "_injected": injected, "_delay": delay,
-            })
+            self._calls.append(
+                {
+                    "seq": seq,
+                    "time": arrived,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "body": body,
+                    "user_agent": request.headers.get("User-Agent"),
+                    "_injected": injected,
+                    "_delay": delay,
+                }
+            )
             self._calls.sort(key=lambda call: call["seq"])  # nearly sorted: cheap
 
     def timeline(self) -> list[str]:
@@ -1459,7 +1592,8 @@ class WhoopEmulator:
     def _timeline_line(call: dict[str, Any]) -> str:
         method, path, body = call["method"], call["path"], call["body"]
         match = re.fullmatch(
-            re.escape(PARTNER_PREFIX) + r"/(requisition|service-request)/([^/]+)(?:/(status|results))?", path)
+            re.escape(PARTNER_PREFIX) + r"/(requisition|service-request)/([^/]+)(?:/(status|results))?", path
+        )
         if match:
             kind, ident, action = match.groups()
             text = f"{method} {kind} {_short(ident)}"
@@ -1473,7 +1607,7 @@ class WhoopEmulator:
                 noun = "observation" if count == 1 else "observations"
                 text += f" results {report_status if isinstance(report_status, str) else '?'} ({count} {noun})"
         elif path.startswith(PARTNER_PREFIX + "/"):
-            text = f"{method} {path[len(PARTNER_PREFIX) + 1:]}"
+            text = f"{method} {path[len(PARTNER_PREFIX) + 1 :]}"
         elif path == AUTHORIZE_PATH:
             text = f"{method} oauth authorize"
         elif path == OAUTH_TOKEN_PATH:
@@ -1545,8 +1679,7 @@ class WhoopEmulator:
             return _Response(fault.status, None, dict(fault.headers))
         if fault.body is None:
             error = "too_many_requests" if fault.status == 429 else "injected_fault"
-            return _Response(fault.status, {"error": error, "message": f"injected {fault.status}"},
-                             dict(fault.headers))
+            return _Response(fault.status, {"error": error, "message": f"injected {fault.status}"}, dict(fault.headers))
         if isinstance(fault.body, (bytes, str)):
             raw = fault.body.encode("utf-8") if isinstance(fault.body, str) else fault.body
             headers = {"Content-Type": "text/plain; charset=utf-8", **fault.headers}
@@ -1577,8 +1710,7 @@ class WhoopEmulator:
         if not target:
             raise ValueError("no webhook URL: pass url= or set partner_webhook_url")
         # Compact JSON; these exact bytes are what gets signed and sent.
-        body = json.dumps({"event_type": event_type, "resource_id": resource_id},
-                          separators=(",", ":")).encode("utf-8")
+        body = json.dumps({"event_type": event_type, "resource_id": resource_id}, separators=(",", ":")).encode("utf-8")
         computed = hmac.new(self.webhook_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
         header = computed if signature is None else signature
         parts = urllib.parse.urlsplit(target)
@@ -1593,8 +1725,9 @@ class WhoopEmulator:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         error: str | None = None
         try:
-            connection.request("POST", path, body=body,
-                               headers={"Content-Type": "application/json", "WHOOP-Signed": header})
+            connection.request(
+                "POST", path, body=body, headers={"Content-Type": "application/json", "WHOOP-Signed": header}
+            )
             response = connection.getresponse()
             response.read()
             status = response.status
@@ -1603,10 +1736,17 @@ class WhoopEmulator:
         finally:
             connection.close()
         with self._lock:
-            self._deliveries.append({
-                "time": time.time(), "url": target, "event_type": event_type,
-                "resource_id": resource_id, "signature": header, "status": status, "error": error,
-            })
+            self._deliveries.append(
+                {
+                    "time": time.time(),
+                    "url": target,
+                    "event_type": event_type,
+                    "resource_id": resource_id,
+                    "signature": header,
+                    "status": status,
+                    "error": error,
+                }
+            )
         return status
 
     @property
@@ -1648,11 +1788,15 @@ class WhoopEmulator:
             raise ValueError(f"webhook URL must be http(s): {target!r}")
         trace = trace_id if trace_id is not None else str(uuid.uuid4())
         # Compact JSON; these exact bytes are what gets signed and sent.
-        body = json.dumps({"user_id": user_id, "id": str(record_id), "type": event_type, "trace_id": trace},
-                          separators=(",", ":")).encode("utf-8")
+        body = json.dumps(
+            {"user_id": user_id, "id": str(record_id), "type": event_type, "trace_id": trace}, separators=(",", ":")
+        ).encode("utf-8")
         timestamp = str(round(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
-        computed = base64.b64encode(hmac.new(self.member_client_secret.encode("utf-8"),
-                                             timestamp.encode("ascii") + body, hashlib.sha256).digest()).decode("ascii")
+        computed = base64.b64encode(
+            hmac.new(
+                self.member_client_secret.encode("utf-8"), timestamp.encode("ascii") + body, hashlib.sha256
+            ).digest()
+        ).decode("ascii")
         header = computed if signature is None else signature
         # http.client, as for partner webhooks: the documented header casing reaches the receiver.
         connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -1660,9 +1804,16 @@ class WhoopEmulator:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         error: str | None = None
         try:
-            connection.request("POST", path, body=body, headers={
-                "Content-Type": "application/json", "X-WHOOP-Signature": header,
-                "X-WHOOP-Signature-Timestamp": timestamp})
+            connection.request(
+                "POST",
+                path,
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-WHOOP-Signature": header,
+                    "X-WHOOP-Signature-Timestamp": timestamp,
+                },
+            )
             response = connection.getresponse()
             response.read()
             status = response.status
@@ -1671,10 +1822,20 @@ class WhoopEmulator:
         finally:
             connection.close()
         with self._lock:
-            self._member_deliveries.append({
-                "time": time.time(), "url": target, "user_id": user_id, "type": event_type, "id": str(record_id),
-                "trace_id": trace, "timestamp": timestamp, "signature": header, "status": status, "error": error,
-            })
+            self._member_deliveries.append(
+                {
+                    "time": time.time(),
+                    "url": target,
+                    "user_id": user_id,
+                    "type": event_type,
+                    "id": str(record_id),
+                    "trace_id": trace,
+                    "timestamp": timestamp,
+                    "signature": header,
+                    "status": status,
+                    "error": error,
+                }
+            )
         return status
 
     # ------------------------------------------------------------------ dispatch
@@ -1683,7 +1844,8 @@ class WhoopEmulator:
     def _is_member_api(path: str) -> bool:
         """A member call of the standard API: `/developer/v2/...` but not the partner API."""
         return path.startswith(DATA_PREFIX + "/") and not (
-            path == PARTNER_PREFIX or path.startswith(PARTNER_PREFIX + "/"))
+            path == PARTNER_PREFIX or path.startswith(PARTNER_PREFIX + "/")
+        )
 
     def _handle(self, request: _Request) -> _Response:
         """Apply faults and rate limits, route, record. Called from server threads."""
@@ -1693,8 +1855,13 @@ class WhoopEmulator:
         member_api = self._is_member_api(request.path)
         if member_api:
             # Resolved before routing: a revocation kills the token it arrives with.
-            member_call = {"time": self.clock.time(), "method": request.method, "path": request.path,
-                           "status": None, "user_id": self._token_user(request)}
+            member_call = {
+                "time": self.clock.time(),
+                "method": request.method,
+                "path": request.path,
+                "status": None,
+                "user_id": self._token_user(request),
+            }
         fault = self._take_fault(request.method, request.path)
         if fault is not None:
             if fault.delay:
@@ -1778,6 +1945,7 @@ class WhoopEmulator:
             if not self._token_valid(request.headers.get("Authorization")):
                 return _Response(401, {"error": "unauthorized"}, {"WWW-Authenticate": "Bearer"})
             return handler(request, **groups)
+
         return wrapped
 
     def _partner_token(self, request: _Request) -> _Response:
@@ -1866,8 +2034,9 @@ class WhoopEmulator:
             problems.append(f"reason is required with {status}")
         return status, reason, problems
 
-    def _apply_status(self, request: _Request, sr_ids: list[str], status: str | None, reason: str | None,
-                      problems: list[str]) -> None:
+    def _apply_status(
+        self, request: _Request, sr_ids: list[str], status: str | None, reason: str | None, problems: list[str]
+    ) -> None:
         """Check the body and every transition, then apply all or nothing (caller holds the lock).
 
         WHOOP documents no 400 or 409 on the status routes, so a refused change is recorded
@@ -1896,8 +2065,11 @@ class WhoopEmulator:
             requisition = self._requisitions.get(ident)
             if requisition is None:
                 raise _error(404, "not_found")
-            sr_ids = [sr["id"] for sr in requisition.get("service_requests") or []
-                      if isinstance(sr, dict) and sr.get("id") in self._service_requests]
+            sr_ids = [
+                sr["id"]
+                for sr in requisition.get("service_requests") or []
+                if isinstance(sr, dict) and sr.get("id") in self._service_requests
+            ]
             self._apply_status(request, sr_ids, status, reason, problems)
         return _Response(204)
 
@@ -2002,8 +2174,9 @@ class WhoopEmulator:
 
     def _violate(self, request: _Request, *problems: str) -> None:
         with self._lock:
-            self._violations.extend({"method": request.method, "path": request.path, "problem": problem}
-                                    for problem in problems)
+            self._violations.extend(
+                {"method": request.method, "path": request.path, "problem": problem} for problem in problems
+            )
 
     # ------------------------------------------------------------------ OAuth (standard API, members)
 
@@ -2076,8 +2249,9 @@ class WhoopEmulator:
                 return refuse("access_denied", "This application has reached its user limit")
             granted = tuple(scope for scope in requested if scope not in self.withhold_scopes)
             code = secrets.token_urlsafe(32)
-            self._codes[code] = _AuthCode(client_id, redirect_uri, user_id, granted,
-                                          time.monotonic() + CODE_TTL_SECONDS)
+            self._codes[code] = _AuthCode(
+                client_id, redirect_uri, user_id, granted, time.monotonic() + CODE_TTL_SECONDS
+            )
             self._issued.append(code)
             self._authorized.add(user_id)
         return self._redirect(redirect_uri, {"code": code, "state": state})
@@ -2086,8 +2260,9 @@ class WhoopEmulator:
         if _media_type(request) != FORM_CONTENT_TYPE:
             raise _oauth_error(400, "invalid_request", f"Content-Type must be {FORM_CONTENT_TYPE}")
         try:
-            fields = urllib.parse.parse_qs(request.body.decode("utf-8"), keep_blank_values=True,
-                                           strict_parsing=True, errors="strict")
+            fields = urllib.parse.parse_qs(
+                request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, errors="strict"
+            )
         except (ValueError, UnicodeDecodeError):
             raise _oauth_error(400, "invalid_request", "body is not a valid form") from None
         duplicated = sorted(name for name, values in fields.items() if len(values) > 1)
@@ -2159,6 +2334,7 @@ class WhoopEmulator:
 
     def _member_authed(self, handler: Handler, scope: str | None) -> Handler:
         """Require a live member access token (and `scope`, if given); the handler gets the token's record."""
+
         def wrapped(request: _Request, **groups: str) -> _Response:
             scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
             token = token.strip()
@@ -2169,9 +2345,13 @@ class WhoopEmulator:
             if access is None:
                 return _Response(401, {"error": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
             if scope is not None and scope not in access.scopes:
-                return _Response(403, {"error": "insufficient_scope"},
-                                 {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+                return _Response(
+                    403,
+                    {"error": "insufficient_scope"},
+                    {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+                )
             return handler(request, access, **groups)
+
         return wrapped
 
     def _member_profile(self, request: _Request, access: _MemberAccess) -> _Response:
@@ -2240,8 +2420,11 @@ class WhoopEmulator:
             limit, start, end, token = self._page_query(request)
             query_key = (access.user_id, request.path, start, end)
             with self._lock:
-                pairs = [(key, record) for key, record in self._sorted(access.user_id, record_type)
-                         if self._in_window(access.user_id, record_type, record, start, end)]
+                pairs = [
+                    (key, record)
+                    for key, record in self._sorted(access.user_id, record_type)
+                    if self._in_window(access.user_id, record_type, record, start, end)
+                ]
                 if token is not None:
                     issued = self._page_tokens.get(token)
                     if issued is None or issued[0] != query_key:
@@ -2256,6 +2439,7 @@ class WhoopEmulator:
                         del self._page_tokens[next(iter(self._page_tokens))]
                     body["next_token"] = next_token
                 return _Response(200, body)
+
         return handler
 
     def _data_lookup(self, user_id: int, record_type: str, ident: str) -> dict[str, Any]:
@@ -2269,6 +2453,7 @@ class WhoopEmulator:
     def _data_by_id(self, record_type: str) -> Handler:
         def handler(request: _Request, access: _MemberAccess, ident: str) -> _Response:
             return _Response(200, self._data_lookup(access.user_id, record_type, ident))
+
         return handler
 
     def _data_cycle(self, request: _Request, access: _MemberAccess, ident: str) -> _Response:
@@ -2338,23 +2523,33 @@ class WhoopEmulator:
         if not isinstance(body, dict):
             raise _bad_request("body must be a JSON object")
         try:
-            requisition = self.create_requisition(body.get("codes"), appointments=bool(body.get("appointments", True)),
-                                                  appointment_type=body.get("appointment_type", "IN_PERSON"),
-                                                  based_on=body.get("based_on"))
+            requisition = self.create_requisition(
+                body.get("codes"),
+                appointments=bool(body.get("appointments", True)),
+                appointment_type=body.get("appointment_type", "IN_PERSON"),
+                based_on=body.get("based_on"),
+            )
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return _Response(201, requisition)
 
     def _control_add_fault(self, request: _Request) -> _Response:
         body = self._json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("method"), str) \
-                or not isinstance(body.get("path_regex"), str):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("method"), str)
+            or not isinstance(body.get("path_regex"), str)
+        ):
             raise _bad_request("method and path_regex are required strings")
         try:
             self.inject_fault(
-                body["method"], body["path_regex"], status=body.get("status", 500),
-                count=body.get("count", 1), delay=float(body.get("delay", 0.0)),
-                body=body.get("body"), headers=body.get("headers"),
+                body["method"],
+                body["path_regex"],
+                status=body.get("status", 500),
+                count=body.get("count", 1),
+                delay=float(body.get("delay", 0.0)),
+                body=body.get("body"),
+                headers=body.get("headers"),
             )
         except (ValueError, TypeError, re.error) as exc:
             raise _bad_request(str(exc)) from None
@@ -2374,7 +2569,8 @@ class WhoopEmulator:
             raise _bad_request("event_type and resource_id are required strings")
         try:
             status = self.send_partner_webhook(
-                body["event_type"], body["resource_id"], url=body.get("url"), signature=body.get("signature"))
+                body["event_type"], body["resource_id"], url=body.get("url"), signature=body.get("signature")
+            )
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return _Response(200, {"status": status})
@@ -2383,11 +2579,14 @@ class WhoopEmulator:
         with self._lock:
             if ident not in self._service_requests:
                 raise _error(404, "not_found")
-            return _Response(200, {
-                "service_request": self.service_request(ident),
-                "reports": self.reports(ident),
-                "history": self.status_history(ident),
-            })
+            return _Response(
+                200,
+                {
+                    "service_request": self.service_request(ident),
+                    "reports": self.reports(ident),
+                    "history": self.status_history(ident),
+                },
+            )
 
     def _control_add_member(self, request: _Request) -> _Response:
         body = self._json_body(request, required=False) or {}
@@ -2410,20 +2609,23 @@ class WhoopEmulator:
 
     def _control_get_oauth(self, request: _Request) -> _Response:
         with self._lock:
-            return _Response(200, {
-                "member_client_id": self.member_client_id,
-                "redirect_uris": list(self.redirect_uris),
-                "decline_consent": self.decline_consent,
-                "withhold_scopes": sorted(self.withhold_scopes),
-                "user_limit": self.user_limit,
-                "signed_in_user_id": self.signed_in_user_id,
-                "member_token_ttl_seconds": self.member_token_ttl_seconds,
-                "members": len(self._members),
-                "authorized_members": sorted(self._authorized),
-                "member_code_exchanges": self._member_code_exchanges,
-                "member_refreshes": self._member_refreshes,
-                "revocations": self._revocations,
-            })
+            return _Response(
+                200,
+                {
+                    "member_client_id": self.member_client_id,
+                    "redirect_uris": list(self.redirect_uris),
+                    "decline_consent": self.decline_consent,
+                    "withhold_scopes": sorted(self.withhold_scopes),
+                    "user_limit": self.user_limit,
+                    "signed_in_user_id": self.signed_in_user_id,
+                    "member_token_ttl_seconds": self.member_token_ttl_seconds,
+                    "members": len(self._members),
+                    "authorized_members": sorted(self._authorized),
+                    "member_code_exchanges": self._member_code_exchanges,
+                    "member_refreshes": self._member_refreshes,
+                    "revocations": self._revocations,
+                },
+            )
 
     def _control_set_oauth(self, request: _Request) -> _Response:
         body = self._json_body(request)
@@ -2489,16 +2691,25 @@ class WhoopEmulator:
         user_id = self._control_member_id(ident)
         body = self._json_body(request)
         optional = ("trace_id", "url", "signature")
-        if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("type", "id")) \
-                or not all(isinstance(body.get(k), (str, type(None))) for k in optional):
+        if (
+            not isinstance(body, dict)
+            or not all(isinstance(body.get(k), str) for k in ("type", "id"))
+            or not all(isinstance(body.get(k), (str, type(None))) for k in optional)
+        ):
             raise _bad_request("type and id are required strings; trace_id, url and signature optional strings")
         timestamp_ms = body.get("timestamp_ms")
         if timestamp_ms is not None and (isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int)):
             raise _bad_request("timestamp_ms must be an integer")
         try:
-            status = self.send_member_webhook(user_id, body["type"], body["id"], trace_id=body.get("trace_id"),
-                                              url=body.get("url"), signature=body.get("signature"),
-                                              timestamp_ms=timestamp_ms)
+            status = self.send_member_webhook(
+                user_id,
+                body["type"],
+                body["id"],
+                trace_id=body.get("trace_id"),
+                url=body.get("url"),
+                signature=body.get("signature"),
+                timestamp_ms=timestamp_ms,
+            )
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return _Response(200, {"status": status})
@@ -2535,7 +2746,12 @@ class WhoopEmulator:
         if content is None and url is None:
             raise ValueError("a document needs content, a url, or both")
         now = _utc_iso()
-        document: dict[str, Any] = {"id": str(uuid.uuid4()), "document_type": document_type, "created_at": now, "updated_at": now}
+        document: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "document_type": document_type,
+            "created_at": now,
+            "updated_at": now,
+        }
         if url is not None:
             document["url"] = url
         with self._lock:
@@ -2580,8 +2796,9 @@ class WhoopEmulator:
             except (ValueError, TypeError):
                 raise _bad_request("content_base64 must be base64") from None
         try:
-            document = self.add_document(document_type=body.get("document_type", "LAB_ORDER_FORM"), content=content, url=body.get("url"))
+            document = self.add_document(
+                document_type=body.get("document_type", "LAB_ORDER_FORM"), content=content, url=body.get("url")
+            )
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
         return _Response(201, document)
-

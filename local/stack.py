@@ -246,7 +246,11 @@ class LocalStack:
         kind = self.template["Resources"][resource]["Type"]
         physical = self.physical.get(resource, "")
         if kind == "AWS::Serverless::Function" and attribute == "Arn":
-            return self.functions[resource].arn if resource in self.functions else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self._function_name(resource)}"
+            return (
+                self.functions[resource].arn
+                if resource in self.functions
+                else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self._function_name(resource)}"
+            )
         if kind == "AWS::SQS::Queue":
             name = physical.rsplit("/", 1)[-1]
             return {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "QueueName": name, "QueueUrl": physical}[attribute]
@@ -288,7 +292,9 @@ class LocalStack:
                 table["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
             dynamodb.create_table(**table)
             if properties.get("TimeToLiveSpecification"):
-                dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"])
+                dynamodb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"]
+                )
             self.physical[logical_id] = name
 
         sqs = boto3.client("sqs", region_name=REGION)
@@ -313,7 +319,11 @@ class LocalStack:
             name = f"{self.stack_name}-{logical_id}"
             bus = properties.get("EventBusName", "default")
             events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(properties["EventPattern"]))
-            events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]])
+            events.put_targets(
+                Rule=name,
+                EventBusName=bus,
+                Targets=[{"Id": target["Id"], "Arn": target["Arn"]} for target in properties["Targets"]],
+            )
             self.physical[logical_id] = name
 
         self._create_buckets(boto3.client("s3", region_name=REGION))
@@ -353,19 +363,27 @@ class LocalStack:
             self.physical[logical_id] = name
             if "BucketEncryption" in properties:
                 rules = [
-                    {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"], "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled"))}
+                    {
+                        "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
+                    }
                     for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
                 ]
                 s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
             if "VersioningConfiguration" in properties:
                 s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=properties["VersioningConfiguration"])
             if "PublicAccessBlockConfiguration" in properties:
-                s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"])
+                s3.put_public_access_block(
+                    Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+                )
             if "OwnershipControls" in properties:
                 s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=properties["OwnershipControls"])
             if "LifecycleConfiguration" in properties:
                 s3.put_bucket_lifecycle_configuration(
-                    Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in properties["LifecycleConfiguration"]["Rules"]]}
+                    Bucket=name,
+                    LifecycleConfiguration={
+                        "Rules": [_lifecycle_rule(rule) for rule in properties["LifecycleConfiguration"]["Rules"]]
+                    },
                 )
         for spec in resources_of(self.template, "AWS::S3::BucketPolicy").values():
             properties = resolve(spec["Properties"])
@@ -374,7 +392,9 @@ class LocalStack:
             # would refuse all): those are left to AWS.
             statements = [st for st in document["Statement"] if not (st.get("Effect") == "Deny" and "Condition" in st)]
             if statements:
-                s3.put_bucket_policy(Bucket=properties["Bucket"], Policy=json.dumps({**document, "Statement": statements}))
+                s3.put_bucket_policy(
+                    Bucket=properties["Bucket"], Policy=json.dumps({**document, "Statement": statements})
+                )
 
     def _secret_value(self, logical_id: str, spec: dict[str, Any]) -> dict[str, str]:
         placeholder = json.loads(spec["Properties"]["SecretString"])
@@ -404,7 +424,9 @@ class LocalStack:
                 event_properties = event.get("Properties", {})
                 if event["Type"] == "Api":
                     auth = event_properties.get("Auth", {}).get("Authorizer")
-                    function.routes.append((event_properties["Method"].upper(), event_properties["Path"], auth != "NONE"))
+                    function.routes.append(
+                        (event_properties["Method"].upper(), event_properties["Path"], auth != "NONE")
+                    )
                 elif event["Type"] == "SQS":
                     queue = event_properties["Queue"]["Fn::GetAtt"][0]
                     function.queues.append((queue, int(event_properties.get("BatchSize", 10))))
@@ -416,7 +438,9 @@ class LocalStack:
         # One process holds every function: their variables differ only in the service
         # name, which each handler passes to Powertools itself.
         for function in self.functions.values():
-            os.environ.update({key: value for key, value in function.environment.items() if key != "POWERTOOLS_SERVICE_NAME"})
+            os.environ.update(
+                {key: value for key, value in function.environment.items() if key != "POWERTOOLS_SERVICE_NAME"}
+            )
         self._reset_layer_caches()
         for function in self.functions.values():
             # Powertools configures a service's logger once per process; a previous stack
@@ -484,7 +508,11 @@ class LocalStack:
                     result = stack.invoke(function.logical_id, event)
                 except HandlerError as error:
                     body = {"errorType": error.error_type, "errorMessage": str(error)}
-                    return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
+                    return {
+                        "StatusCode": 200,
+                        "FunctionError": "Unhandled",
+                        "Payload": io.BytesIO(json.dumps(body).encode()),
+                    }
                 return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
 
         def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -531,7 +559,9 @@ class LocalStack:
                 arn = self.physical.get(logical_id)
                 if not arn:
                     continue
-                for execution in stepfunctions.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                for execution in stepfunctions.list_executions(stateMachineArn=arn, statusFilter="RUNNING")[
+                    "executions"
+                ]:
                     stepfunctions.stop_execution(executionArn=execution["executionArn"])
         except Exception:  # noqa: BLE001 - best effort at shutdown
             pass
@@ -551,7 +581,12 @@ class LocalStack:
                     print(f"local: schedule {event_name} ({expression}) is not run locally", file=sys.stderr)
                     continue
                 period = int(match.group(1)) * RATE_SECONDS[match.group(2).rstrip("s")]
-                thread = threading.Thread(target=self._every, args=(period, function.logical_id, event_name), name=f"schedule-{event_name}", daemon=True)
+                thread = threading.Thread(
+                    target=self._every,
+                    args=(period, function.logical_id, event_name),
+                    name=f"schedule-{event_name}",
+                    daemon=True,
+                )
                 thread.start()
                 self._threads.append(thread)
 
@@ -569,7 +604,10 @@ class LocalStack:
             for queue, batch_size in function.queues:
                 for worker in range(self.queue_workers):
                     thread = threading.Thread(
-                        target=self._poll, args=(function, queue, batch_size), name=f"sqs-{function.folder.name}-{worker}", daemon=True
+                        target=self._poll,
+                        args=(function, queue, batch_size),
+                        name=f"sqs-{function.folder.name}-{worker}",
+                        daemon=True,
                     )
                     thread.start()
                     self._threads.append(thread)
@@ -609,7 +647,9 @@ class LocalStack:
                     for message in messages:
                         if message["MessageId"] in failed:
                             sqs.change_message_visibility(
-                                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=int(self.local_retry_seconds)
+                                QueueUrl=url,
+                                ReceiptHandle=message["ReceiptHandle"],
+                                VisibilityTimeout=int(self.local_retry_seconds),
                             )
                         else:
                             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -622,12 +662,22 @@ class LocalStack:
 
     def routes(self) -> list[tuple[str, str, bool, Function]]:
         """Every (method, path, iam, function) the template declares."""
-        return [(method, path, iam, function) for function in self.functions.values() for method, path, iam in function.routes]
+        return [
+            (method, path, iam, function)
+            for function in self.functions.values()
+            for method, path, iam in function.routes
+        ]
 
     def _start_api(self) -> None:
         stack = self
         compiled = [
-            (method, path, iam, function, re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"))
+            (
+                method,
+                path,
+                iam,
+                function,
+                re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"),
+            )
             for method, path, iam, function in self.routes()
         ]
 
@@ -646,12 +696,18 @@ class LocalStack:
                 body = self.rfile.read(length) if length else b""
                 if path == "/_local/health" and self.command == "GET":
                     status = 200 if stack.ready.is_set() else 503
-                    return self._reply(status, {"Content-Type": "application/json"}, json.dumps({"ready": stack.ready.is_set()}).encode())
+                    return self._reply(
+                        status,
+                        {"Content-Type": "application/json"},
+                        json.dumps({"ready": stack.ready.is_set()}).encode(),
+                    )
                 for method, template_path, iam, function, pattern in compiled:
                     match = pattern.match(path)
                     if match and method == self.command:
                         if iam and stack.require_authorization and not self.headers.get("Authorization"):
-                            return self._reply(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
+                            return self._reply(
+                                403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}'
+                            )
                         # API Gateway hands path parameters over percent-decoded.
                         parameters = {name: unquote(value) for name, value in match.groupdict().items()}
                         event = _api_event(self, template_path, path, parameters, parts.query, body)
@@ -659,7 +715,9 @@ class LocalStack:
                             answer = stack.invoke(function.logical_id, event)
                         except HandlerError as error:
                             print(f"local: {function.logical_id} raised {error.error_type}: {error}", file=sys.stderr)
-                            return self._reply(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+                            return self._reply(
+                                502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
+                            )
                         return self._answer(answer)
                 # API Gateway's answer for a route it does not have.
                 self._reply(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
@@ -719,7 +777,9 @@ def _cheap_transaction_rollback(locked: Callable[[Callable[..., Any]], Callable[
             if table.hash_key_attr not in key:
                 continue
             hash_value = DynamoType(key[table.hash_key_attr])
-            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr and table.range_key_attr in key else None
+            range_value = (
+                DynamoType(key[table.range_key_attr]) if table.range_key_attr and table.range_key_attr in key else None
+            )
             if table.has_range_key and range_value is None:
                 continue
             backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
@@ -748,9 +808,13 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     if "ExpirationInDays" in rule:
         api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if "NoncurrentVersionExpiration" in rule:
-        api["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])}
+        api["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
     if "AbortIncompleteMultipartUpload" in rule:
-        api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+        api["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
     return api
 
 
@@ -830,7 +894,9 @@ class DomainEvents:
     def published(self, detail_type: str, **detail: Any) -> list[dict[str, Any]]:
         """Details of the events of `detail_type` published so far that hold `detail`."""
         while True:
-            batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
             if not batch:
                 break
             for message in batch:
@@ -839,11 +905,14 @@ class DomainEvents:
         return [
             event["detail"]
             for event in self.seen
-            if event["detail-type"] == detail_type and all(event["detail"].get(key) == value for key, value in detail.items())
+            if event["detail-type"] == detail_type
+            and all(event["detail"].get(key) == value for key, value in detail.items())
         ]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     """Poll until `predicate()` is truthy; its value, or TimeoutError naming `what`."""
     deadline = time.monotonic() + timeout
     while True:

@@ -71,12 +71,18 @@ _DOCUMENT = {
         "requisition_ids": {"type": "array", "items": {"type": "string"}},
         "service_request_ids": {"type": "array", "items": {"type": "string"}},
         "attempts": {"type": "integer", "description": "fetch attempts so far"},
-        "last_failure": {**_NULLABLE_TEXT, "description": "why the last attempt failed, e.g. not_found, http_503, timeout"},
+        "last_failure": {
+            **_NULLABLE_TEXT,
+            "description": "why the last attempt failed, e.g. not_found, http_503, timeout",
+        },
         "fetched_at": _NULLABLE_TEXT,
         "content_type": {"type": "string", "description": "stored only"},
         "size": {"type": "integer", "description": "bytes; stored only"},
         "sha256": {"type": "string", "description": "stored only"},
-        "download_url": {"type": "string", "description": "stored only: a presigned GET of the bytes, valid 300 seconds"},
+        "download_url": {
+            "type": "string",
+            "description": "stored only: a presigned GET of the bytes, valid 300 seconds",
+        },
         "download_url_expires_at": {"type": "string", "format": "date-time"},
         "url": {"type": "string", "description": "linked only: WHOOP's link to the document"},
     },
@@ -84,19 +90,29 @@ _DOCUMENT = {
 _REQUISITION = {
     "type": "object",
     "required": ["id", "open", "service_requests"],
-    "properties": {"id": {"type": "string"}, "open": {"type": "boolean"}, "service_requests": {"type": "array", "items": _SERVICE_REQUEST}},
+    "properties": {
+        "id": {"type": "string"},
+        "open": {"type": "boolean"},
+        "service_requests": {"type": "array", "items": _SERVICE_REQUEST},
+    },
 }
 _NEXT_TOKEN = {"type": ["string", "null"], "description": "pass as next_token for the next page; null on the last"}
 _ACCEPTED = {
     "type": "object",
     "required": ["service_request_id", "event_id", "accepted"],
-    "properties": {"service_request_id": {"type": "string"}, "event_id": {"type": "string"}, "accepted": {"type": "string", "enum": ["status", "report"]}},
+    "properties": {
+        "service_request_id": {"type": "string"},
+        "event_id": {"type": "string"},
+        "accepted": {"type": "string", "enum": ["status", "report"]},
+    },
 }
 
 
 # WHOOP's ids are uuids; a longer one names nothing, and DynamoDB would refuse it as a key (a 5xx).
 RequisitionId = Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the requisition")]
-ServiceRequestId = Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the service request (one test)")]
+ServiceRequestId = Annotated[
+    str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the service request (one test)")
+]
 
 
 def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:
@@ -120,7 +136,9 @@ def _not_found(error: lab_events.NotFound) -> Response:
 
 @app.exception_handler(lab_events.TransitionForbidden)
 def _forbidden(error: lab_events.TransitionForbidden) -> Response:
-    return api.message(409, "transition_forbidden", str(error), task_business_status=error.current, allowed_next_statuses=error.allowed)
+    return api.message(
+        409, "transition_forbidden", str(error), task_business_status=error.current, allowed_next_statuses=error.allowed
+    )
 
 
 @app.exception_handler(lab_events.Busy)
@@ -152,11 +170,20 @@ def _bad_query(error: lab_events.BadQuery) -> Response:
 )
 def list_requisitions(
     status: Annotated[Optional[StatusFilter], Query(description="a task_business_status, or open / closed")] = None,
-    since: Annotated[Optional[str], Query(min_length=1, description="ISO 8601 time; orders received at or after it", json_schema_extra={"format": "date-time"})] = None,
+    since: Annotated[
+        Optional[str],
+        Query(
+            min_length=1,
+            description="ISO 8601 time; orders received at or after it",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return api.json_response(200, lab_events.list_requisitions(status.value if status else None, since, limit, next_token))
+    return api.json_response(
+        200, lab_events.list_requisitions(status.value if status else None, since, limit, next_token)
+    )
 
 
 @app.get(
@@ -190,7 +217,9 @@ def get_requisition(requisition_id: RequisitionId):
         overrides=_EVENT_CONFLICT,
     ),
 )
-def post_requisition_event(requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
+def post_requisition_event(
+    requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None
+):
     return api.json_response(202, lab_events.apply_requisition_event(requisition_id, event))
 
 
@@ -199,9 +228,15 @@ def post_requisition_event(requisition_id: RequisitionId, event: Annotated[LabSt
     operation_id="recordServiceRequestEvent",
     summary="A progress event for one test",
     tags=TAGS,
-    responses=answers(_ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT),
+    responses=answers(
+        _ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT
+    ),
 )
-def post_service_request_event(service_request_id: ServiceRequestId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None):
+def post_service_request_event(
+    service_request_id: ServiceRequestId,
+    event: Annotated[LabStatusEvent, Body()],
+    idempotency_key: IdempotencyKey = None,
+):
     return api.json_response(202, lab_events.apply_status_event(service_request_id, event))
 
 
@@ -210,9 +245,15 @@ def post_service_request_event(service_request_id: ServiceRequestId, event: Anno
     operation_id="submitResults",
     summary="A diagnostic report (results) for one test",
     tags=TAGS,
-    responses=answers(_ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT),
+    responses=answers(
+        _ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT
+    ),
 )
-def post_results(service_request_id: ServiceRequestId, report: Annotated[DiagnosticReport, Body()], idempotency_key: IdempotencyKey = None):
+def post_results(
+    service_request_id: ServiceRequestId,
+    report: Annotated[DiagnosticReport, Body()],
+    idempotency_key: IdempotencyKey = None,
+):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
     return api.json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
 
@@ -224,7 +265,9 @@ def post_results(service_request_id: ServiceRequestId, report: Annotated[Diagnos
     tags=TAGS,
     responses=answers(_ok(200, "The document", _DOCUMENT), 404),
 )
-def get_document(document_id: Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="the id a test's based_on names")]):
+def get_document(
+    document_id: Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="the id a test's based_on names")],
+):
     # A presigned link is a credential for a few minutes: never cached on the way.
     return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
 
@@ -237,7 +280,11 @@ _TEST_DATA_UNAVAILABLE = {
 _WHOOP_UNAVAILABLE = {
     "type": "object",
     "required": ["error", "message", "retryable"],
-    "properties": {"error": {"type": "string", "enum": ["whoop_unavailable"]}, "message": {"type": "string"}, "retryable": {"type": "boolean"}},
+    "properties": {
+        "error": {"type": "string", "enum": ["whoop_unavailable"]},
+        "message": {"type": "string"},
+        "retryable": {"type": "boolean"},
+    },
 }
 
 
@@ -248,7 +295,9 @@ def _test_data_unavailable(error: intake.TestDataUnavailable) -> Response:
 
 @app.exception_handler(WhoopTransientError)
 def _whoop_unavailable(error: WhoopTransientError) -> Response:
-    return api.message(503, "whoop_unavailable", "WHOOP could not be reached; retry", {"Retry-After": "30"}, retryable=True)
+    return api.message(
+        503, "whoop_unavailable", "WHOOP could not be reached; retry", {"Retry-After": "30"}, retryable=True
+    )
 
 
 @app.exception_handler(SecretNotConfigured)
@@ -256,7 +305,10 @@ def _whoop_unavailable(error: WhoopTransientError) -> Response:
 @app.exception_handler(WhoopUnauthorized)
 def _not_configured(error: Exception) -> Response:
     # Fail closed, and say so to the operator without naming a value.
-    logger.error("lab API refused: the partner credentials are not configured or refused", extra={"error_type": type(error).__name__})
+    logger.error(
+        "lab API refused: the partner credentials are not configured or refused",
+        extra={"error_type": type(error).__name__},
+    )
     return api.message(503, "not_configured", "the WHOOP partner credentials are not configured or WHOOP refused them")
 
 
@@ -266,15 +318,27 @@ def _not_configured(error: Exception) -> Response:
     summary="Sandbox only: WHOOP makes a test member and order, which the bridge takes in like any other",
     tags=TAGS,
     responses=answers(
-        _ok(202, "WHOOP made the order; the bridge is taking it in", {"type": "object", "required": ["requisition_id"],
-                                                                        "properties": {"requisition_id": {"type": "string", "format": "uuid"}}}),
+        _ok(
+            202,
+            "WHOOP made the order; the bridge is taking it in",
+            {
+                "type": "object",
+                "required": ["requisition_id"],
+                "properties": {"requisition_id": {"type": "string", "format": "uuid"}},
+            },
+        ),
         503,
         *api.POST,
         overrides={
-            409: {"description": "WHOOP makes no test data in production; or busy (Retry-After)", "headers": api.RETRY_AFTER_HEADER,
-                  "content": {JSON: {"schema": {"oneOf": [_TEST_DATA_UNAVAILABLE, schema_of(api.BusyBody)]}}}},
-            503: {"description": "WHOOP could not be reached (Retry-After), or the partner credentials are not configured",
-                  "content": {JSON: {"schema": {"oneOf": [_WHOOP_UNAVAILABLE, schema_of(api.NotConfiguredBody)]}}}},
+            409: {
+                "description": "WHOOP makes no test data in production; or busy (Retry-After)",
+                "headers": api.RETRY_AFTER_HEADER,
+                "content": {JSON: {"schema": {"oneOf": [_TEST_DATA_UNAVAILABLE, schema_of(api.BusyBody)]}}},
+            },
+            503: {
+                "description": "WHOOP could not be reached (Retry-After), or the partner credentials are not configured",
+                "content": {JSON: {"schema": {"oneOf": [_WHOOP_UNAVAILABLE, schema_of(api.NotConfiguredBody)]}}},
+            },
         },
     ),
 )
@@ -297,7 +361,10 @@ def post_test_data(request: Annotated[TestDataRequest, Body()], idempotency_key:
             {
                 "type": "object",
                 "required": ["clinical_report_reviews", "next_token"],
-                "properties": {"clinical_report_reviews": {"type": "array", "items": {"type": "object"}}, "next_token": _NEXT_TOKEN},
+                "properties": {
+                    "clinical_report_reviews": {"type": "array", "items": {"type": "object"}},
+                    "next_token": _NEXT_TOKEN,
+                },
             },
         )
     ),
@@ -316,21 +383,40 @@ def _link(operation_id: str, description: str, **parameters: str) -> dict[str, A
 _FIRST_TEST = "$response.body#/service_requests/0/id"
 LINKS = {
     ("/lab/requisitions", "get", 200): {
-        "GetRequisition": _link("getRequisition", "the first listed order", requisition_id="$response.body#/requisitions/0/id"),
+        "GetRequisition": _link(
+            "getRequisition", "the first listed order", requisition_id="$response.body#/requisitions/0/id"
+        ),
     },
     ("/lab/requisitions/{requisition_id}", "get", 200): {
-        "RecordRequisitionEvent": _link("recordRequisitionEvent", "an event for the whole order", requisition_id="$response.body#/id"),
-        "RecordServiceRequestEvent": _link("recordServiceRequestEvent", "an event for its first test", service_request_id=_FIRST_TEST),
+        "RecordRequisitionEvent": _link(
+            "recordRequisitionEvent", "an event for the whole order", requisition_id="$response.body#/id"
+        ),
+        "RecordServiceRequestEvent": _link(
+            "recordServiceRequestEvent", "an event for its first test", service_request_id=_FIRST_TEST
+        ),
         "SubmitResults": _link("submitResults", "results for its first test", service_request_id=_FIRST_TEST),
-        "GetDocument": _link("getDocument", "the first reference its first test is based on", document_id="$response.body#/service_requests/0/based_on/0/id"),
+        "GetDocument": _link(
+            "getDocument",
+            "the first reference its first test is based on",
+            document_id="$response.body#/service_requests/0/based_on/0/id",
+        ),
     },
     ("/lab/requisitions/{requisition_id}/events", "post", 202): {
-        "GetRequisition": _link("getRequisition", "the order, with the event in each test's history", requisition_id="$request.path.requisition_id"),
+        "GetRequisition": _link(
+            "getRequisition",
+            "the order, with the event in each test's history",
+            requisition_id="$request.path.requisition_id",
+        ),
     },
 }
-for _operation in ("/lab/service-requests/{service_request_id}/events", "/lab/service-requests/{service_request_id}/results"):
+for _operation in (
+    "/lab/service-requests/{service_request_id}/events",
+    "/lab/service-requests/{service_request_id}/results",
+):
     LINKS[(_operation, "post", 202)] = {
-        "RecordServiceRequestEvent": _link("recordServiceRequestEvent", "the test's next event", service_request_id="$request.path.service_request_id"),
+        "RecordServiceRequestEvent": _link(
+            "recordServiceRequestEvent", "the test's next event", service_request_id="$request.path.service_request_id"
+        ),
     }
 
 api.configure(

@@ -26,7 +26,9 @@ from whoop_bridge.validation import query_date_time
 logger = get_logger("member_api")
 app = APIGatewayRestResolver(enable_validation=True)
 
-ClientUserId = Annotated[str, Path(pattern=connections.CLIENT_USER_ID.pattern, description="the platform's own id of its user")]
+ClientUserId = Annotated[
+    str, Path(pattern=connections.CLIENT_USER_ID.pattern, description="the platform's own id of its user")
+]
 
 
 def _in_utc(moment: Any) -> Any:
@@ -39,7 +41,10 @@ def _in_utc(moment: Any) -> Any:
 # Window bounds: ISO-8601 date-times with an offset; naive times are ambiguous, so refused.
 # An offset's `+` that API Gateway decoded to a space is put back.
 WindowBound = Annotated[
-    Optional[AwareDatetime], BeforeValidator(query_date_time), AfterValidator(_in_utc), Query(description="ISO-8601 date-time with a UTC offset or Z")
+    Optional[AwareDatetime],
+    BeforeValidator(query_date_time),
+    AfterValidator(_in_utc),
+    Query(description="ISO-8601 date-time with a UTC offset or Z"),
 ]
 
 
@@ -52,7 +57,11 @@ _LINK = {
     "type": "object",
     "required": ["authorization_url", "expires_at"],
     "properties": {
-        "authorization_url": {"type": "string", "format": "uri", "description": "send the member here (WHOOP's consent page)"},
+        "authorization_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "send the member here (WHOOP's consent page)",
+        },
         "expires_at": {"type": "string"},
     },
 }
@@ -66,7 +75,11 @@ _CONNECTION = {
         "access_token_expires_at": _TIME,
     },
 }
-_PROFILE = {"type": "object", "required": ["user_id"], "properties": {key: {} for key in connections.PROFILE_FIELDS} | {"updated_at": {}}}
+_PROFILE = {
+    "type": "object",
+    "required": ["user_id"],
+    "properties": {key: {} for key in connections.PROFILE_FIELDS} | {"updated_at": {}},
+}
 _RECORDS = {
     "type": "object",
     "required": ["records", "next_token"],
@@ -157,7 +170,9 @@ def get_profile(client_user_id: ClientUserId):
     profile = member_store.get_record(client_user_id, "PROFILE")
     if profile is None:
         return api.not_found("no stored profile for this client_user_id")
-    return api.json_response(200, {key: profile.get(key) for key in connections.PROFILE_FIELDS} | {"updated_at": profile.get("updated_at")})
+    return api.json_response(
+        200, {key: profile.get(key) for key in connections.PROFILE_FIELDS} | {"updated_at": profile.get("updated_at")}
+    )
 
 
 def _record_route(record_type: str) -> None:
@@ -169,11 +184,15 @@ def _record_route(record_type: str) -> None:
         start: WindowBound = None,
         end: WindowBound = None,
         limit: Annotated[int, Query(ge=1, le=100, description="records per page")] = 25,
-        next_token: Annotated[Optional[str], Query(min_length=1, max_length=2048, description="the previous page's next_token")] = None,
+        next_token: Annotated[
+            Optional[str], Query(min_length=1, max_length=2048, description="the previous page's next_token")
+        ] = None,
     ):
         if member_store.get_connection(client_user_id) is None:
             return api.not_found("no connection for this client_user_id")
-        found, token = record_store.page(client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token)
+        found, token = record_store.page(
+            client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
+        )
         return api.json_response(200, {"records": found, "next_token": token})
 
     read_records.__name__ = f"list_{record_type}_records"
@@ -197,12 +216,17 @@ def _link(operation_id: str, description: str, **parameters: str) -> dict[str, A
 
 _MEMBER = "$request.path.client_user_id"
 _MEMBER_LINKS = {"GetMemberProfile": _link("getMemberProfile", "the member's profile", client_user_id=_MEMBER)} | {
-    f"List{kind.capitalize()}Records": _link(f"list{kind.capitalize()}Records", f"the member's {kind} records", client_user_id=_MEMBER) for kind in records.RECORD_TYPES
+    f"List{kind.capitalize()}Records": _link(
+        f"list{kind.capitalize()}Records", f"the member's {kind} records", client_user_id=_MEMBER
+    )
+    for kind in records.RECORD_TYPES
 }
 LINKS = {
     # The connection exists once the member consents at WHOOP, so no link to GET it here.
     ("/connections", "post", 201): {
-        "DeleteConnection": _link("deleteConnection", "give up the connection", client_user_id="$request.body#/client_user_id"),
+        "DeleteConnection": _link(
+            "deleteConnection", "give up the connection", client_user_id="$request.body#/client_user_id"
+        ),
     },
     ("/connections/{client_user_id}", "get", 200): {
         "DeleteConnection": _link("deleteConnection", "disconnect", client_user_id=_MEMBER),

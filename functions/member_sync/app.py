@@ -29,9 +29,13 @@ processor = BatchProcessor(event_type=EventType.SQS)
 # every redelivery. A webhook that raises (read lag, the budget) leaves no record here, so
 # its deferred copy runs.
 DAY = 24 * 3600
-webhook_once = IdempotencyConfig(event_key_jmespath="trace_id", raise_on_no_idempotency_key=True, expires_after_seconds=DAY)
+webhook_once = IdempotencyConfig(
+    event_key_jmespath="trace_id", raise_on_no_idempotency_key=True, expires_after_seconds=DAY
+)
 job_once = IdempotencyConfig(
-    event_key_jmespath="[job, client_user_id, cause, start, end, steps, next_token]", raise_on_no_idempotency_key=True, expires_after_seconds=DAY
+    event_key_jmespath="[job, client_user_id, cause, start, end, steps, next_token]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=DAY,
 )
 backfill_once = IdempotencyConfig(event_key_jmespath="id", raise_on_no_idempotency_key=True, expires_after_seconds=DAY)
 
@@ -78,18 +82,25 @@ def record_handler(record) -> str:
         # The job goes back on the queue from where the budget stopped it.
         delay = sync.defer(settings().member_jobs_queue_url, deferred.rest, deferred.retry_after)
         metrics.add_metric(name="MemberWorkDeferred", unit=MetricUnit.Count, value=1)
-        logger.info("deferred for the rate budget", extra={"kind": kind, "reason": deferred.reason, "delay_seconds": delay})
+        logger.info(
+            "deferred for the rate budget", extra={"kind": kind, "reason": deferred.reason, "delay_seconds": delay}
+        )
         return "deferred"
     except sync.ReadLagRetry as retry:
         # WHOOP answered 404 right after its own webhook: ask again in a minute.
         delay = sync.defer(queue_url, retry.rest, retry.retry_after)
         metrics.add_metric(name="MemberRecordNotYetReadable", unit=MetricUnit.Count, value=1)
-        logger.info("record not readable at WHOOP yet; asking again later", extra={"event_type": message.get("type"), "delay_seconds": delay})
+        logger.info(
+            "record not readable at WHOOP yet; asking again later",
+            extra={"event_type": message.get("type"), "delay_seconds": delay},
+        )
         return "read_lag"
     except BudgetExhausted as exhausted:
         delay = sync.defer(queue_url, message, exhausted.retry_after)
         metrics.add_metric(name="MemberWorkDeferred", unit=MetricUnit.Count, value=1)
-        logger.info("deferred for the rate budget", extra={"kind": kind, "reason": exhausted.reason, "delay_seconds": delay})
+        logger.info(
+            "deferred for the rate budget", extra={"kind": kind, "reason": exhausted.reason, "delay_seconds": delay}
+        )
         return "deferred"
     except IdempotencyAlreadyInProgressError:
         raise  # a duplicate while the first is running: it comes back and finds the result
@@ -98,18 +109,31 @@ def record_handler(record) -> str:
         logger.exception("member message failed", extra={"kind": kind, "message_id": record.message_id})
         raise
     _count(kind, result)
-    logger.info("member message processed", extra={"kind": kind, "outcome": result["outcome"], "event_type": message.get("type")})
+    logger.info(
+        "member message processed",
+        extra={"kind": kind, "outcome": result["outcome"], "event_type": message.get("type")},
+    )
     return result["outcome"]
 
 
 def _kind(message) -> str | None:
     if not isinstance(message, dict):
         return None
-    if message.get("job") == sync.SYNC_JOB and isinstance(message.get("client_user_id"), str) and isinstance(message.get("steps"), list):
+    if (
+        message.get("job") == sync.SYNC_JOB
+        and isinstance(message.get("client_user_id"), str)
+        and isinstance(message.get("steps"), list)
+    ):
         return "job"
-    if message.get("detail-type") == "member.connected" and isinstance((message.get("detail") or {}).get("client_user_id"), str):
+    if message.get("detail-type") == "member.connected" and isinstance(
+        (message.get("detail") or {}).get("client_user_id"), str
+    ):
         return "connected"
-    if message.get("type") in MEMBER_EVENT_TYPES and isinstance(message.get("trace_id"), str) and isinstance(message.get("user_id"), int):
+    if (
+        message.get("type") in MEMBER_EVENT_TYPES
+        and isinstance(message.get("trace_id"), str)
+        and isinstance(message.get("user_id"), int)
+    ):
         return "webhook"
     return None
 
@@ -125,7 +149,9 @@ def _count(kind: str, result: dict) -> None:
     if result.get("unreadable"):
         metrics.add_metric(name="RecordsUnreadable", unit=MetricUnit.Count, value=result["unreadable"])
     if result.get("changed") or result.get("repairs"):
-        metrics.add_metric(name="RecordsChanged", unit=MetricUnit.Count, value=result.get("changed") or result.get("repairs"))
+        metrics.add_metric(
+            name="RecordsChanged", unit=MetricUnit.Count, value=result.get("changed") or result.get("repairs")
+        )
     if result.get("repairs"):
         metrics.add_metric(name="ReconciliationRepairs", unit=MetricUnit.Count, value=result["repairs"])
 
@@ -158,7 +184,9 @@ def handler(event, context):
         webhook_once.register_lambda_context(context)
         job_once.register_lambda_context(context)
         backfill_once.register_lambda_context(context)
-        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     action = event.get("action")
     if action not in SCHEDULES:
         raise ValueError(f"unknown member_sync action: {str(action)[:64]!r}")

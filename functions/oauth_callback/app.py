@@ -29,10 +29,26 @@ PAGES = {
         "Your WHOOP account is connected, but without ongoing access. Connect again and allow offline access to keep your data flowing.",
     ),
     "denied": (200, "WHOOP not connected", "You chose not to connect your WHOOP account. You can close this window."),
-    "user_limit": (200, "WHOOP not connected", "This app cannot connect more WHOOP members yet. Please try again later."),
-    "error": (502, "WHOOP not connected", "Something went wrong while connecting your WHOOP account. Please start again from the app."),
-    "invalid_state": (400, "Link expired", "This connect link has expired or was already used. Please start again from the app."),
-    "not_configured": (503, "Temporarily unavailable", "Connecting WHOOP accounts is not available right now. Please try again later."),
+    "user_limit": (
+        200,
+        "WHOOP not connected",
+        "This app cannot connect more WHOOP members yet. Please try again later.",
+    ),
+    "error": (
+        502,
+        "WHOOP not connected",
+        "Something went wrong while connecting your WHOOP account. Please start again from the app.",
+    ),
+    "invalid_state": (
+        400,
+        "Link expired",
+        "This connect link has expired or was already used. Please start again from the app.",
+    ),
+    "not_configured": (
+        503,
+        "Temporarily unavailable",
+        "Connecting WHOOP accounts is not available right now. Please try again later.",
+    ),
 }
 
 
@@ -56,11 +72,15 @@ def handler(event, context):
 def _page(status: str) -> dict:
     code, title, message = PAGES[status]
     body = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title></head>"
-        f"<body style=\"font-family: sans-serif; max-width: 32rem; margin: 4rem auto\"><h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(message)}</p><p data-status=\"{html.escape(status)}\"></p></body></html>"
+        f'<body style="font-family: sans-serif; max-width: 32rem; margin: 4rem auto"><h1>{html.escape(title)}</h1>'
+        f'<p>{html.escape(message)}</p><p data-status="{html.escape(status)}"></p></body></html>'
     )
-    headers = {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    }
     return {"statusCode": code, "headers": headers, "body": body}

@@ -44,7 +44,11 @@ def record_handler(record) -> str:
         event = json.loads(record.body)
     except ValueError:
         event = None
-    if not isinstance(event, dict) or not isinstance(event.get("event_type"), str) or not isinstance(event.get("resource_id"), str):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("event_type"), str)
+        or not isinstance(event.get("resource_id"), str)
+    ):
         # Not ours to retry: the intake only enqueues {event_type, resource_id}, so this is a stray message.
         metrics.add_metric(name="PartnerEventMalformed", unit=MetricUnit.Count, value=1)
         logger.error("queue message is not a partner event", extra={"message_id": record.message_id})

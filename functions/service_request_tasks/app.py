@@ -12,13 +12,17 @@ ACTIONS = {
     "set_status": lambda event: lifecycle.set_status(
         client, event["service_request_id"], event["task_business_status"], event.get("reason"), event.get("event_id")
     ),
-    "await_lab_event": lambda event: lifecycle.await_lab_event(event["service_request_id"], event["phase"], event["task_token"]),
+    "await_lab_event": lambda event: lifecycle.await_lab_event(
+        event["service_request_id"], event["phase"], event["task_token"]
+    ),
     "submit_diagnostic_report": lambda event: lifecycle.submit_diagnostic_report(
         client, event["service_request_id"], event["report_id"]
     ),
     "correction_window": lambda event: lifecycle.correction_window(event["service_request_id"]),
     "close": lambda event: lifecycle.close(event["service_request_id"]),
-    "record_failure": lambda event: lifecycle.record_failure(event["service_request_id"], event["error"], event.get("cause")),
+    "record_failure": lambda event: lifecycle.record_failure(
+        event["service_request_id"], event["error"], event.get("cause")
+    ),
 }
 
 

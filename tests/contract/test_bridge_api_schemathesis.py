@@ -49,7 +49,17 @@ def served(tmp_path_factory):
     # every handler that logs blocks on the write (a hung stack that looks like a slow one).
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "local", "serve", "--port", str(port), "--emulator-port", str(emulator_port), "--require-authorization"],
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "serve",
+            "--port",
+            str(port),
+            "--emulator-port",
+            str(emulator_port),
+            "--require-authorization",
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -66,11 +76,22 @@ def served(tmp_path_factory):
 
         wait_until(healthy, timeout=90, interval=0.2, what="the local server")
         # One order with a test the lab performs and one it does not, for the links to reach.
-        requisition = requests.post(f"{whoop}/_emulator/requisitions", json={"codes": ["CBC", "HBA1C"]}, timeout=10).json()
-        requests.post(f"{whoop}/_emulator/webhooks/partner", json={"event_type": "lab_requisition.created", "resource_id": requisition["id"]}, timeout=10)
+        requisition = requests.post(
+            f"{whoop}/_emulator/requisitions", json={"codes": ["CBC", "HBA1C"]}, timeout=10
+        ).json()
+        requests.post(
+            f"{whoop}/_emulator/webhooks/partner",
+            json={"event_type": "lab_requisition.created", "resource_id": requisition["id"]},
+            timeout=10,
+        )
 
         def taken_in() -> bool:
-            return requests.get(f"{bridge}/v1/lab/requisitions/{requisition['id']}", headers=AUTHORIZATION, timeout=10).status_code == 200
+            return (
+                requests.get(
+                    f"{bridge}/v1/lab/requisitions/{requisition['id']}", headers=AUTHORIZATION, timeout=10
+                ).status_code
+                == 200
+            )
 
         wait_until(taken_in, timeout=30, what="the order taken in")
         yield bridge
@@ -119,7 +140,9 @@ def _every_selected_operation_tested(run: subprocess.CompletedProcess, operation
     tested = re.search(r"Tested: (\d+)", run.stdout)
     assert selected and tested, _report(run)
     left_out = CONFIG.read_text().count("enabled = false\n") - 3  # the three excluded checks
-    assert int(selected.group(2)) == operations and int(tested.group(1)) == int(selected.group(1)) >= operations - left_out, _report(run)
+    assert (
+        int(selected.group(2)) == operations and int(tested.group(1)) == int(selected.group(1)) >= operations - left_out
+    ), _report(run)
     assert "✅ Stateful" in run.stdout, _report(run)
 
 

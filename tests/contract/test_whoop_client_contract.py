@@ -32,9 +32,13 @@ GRANT_FIELDS = {
     "authorization_code": {"grant_type", "code", "redirect_uri", "client_id", "client_secret"},
     "refresh_token": {"grant_type", "refresh_token", "client_id", "client_secret", "scope"},
 }
-REPORT = {"status": "final", "observations": [
-    {"code": "TOTAL_CHOLESTEROL", "value_numeric": 185, "unit": "mg/dL", "status": "final"},
-    {"code": "BLOOD_TYPE", "value_text": "A+", "status": "final"}]}
+REPORT = {
+    "status": "final",
+    "observations": [
+        {"code": "TOTAL_CHOLESTEROL", "value_numeric": 185, "unit": "mg/dL", "status": "final"},
+        {"code": "BLOOD_TYPE", "value_text": "A+", "status": "final"},
+    ],
+}
 
 
 class ContractChecked(BaseAdapter):
@@ -103,14 +107,27 @@ def no_cached_tokens():
 
 
 # Every partner operation of WHOOP's document: the bridge's client speaks them all.
-PARTNER_OPERATIONS = {"requestToken", "getLabRequisitionById", "getServiceRequestById", "updateLabRequisitionStatus",
-                      "updateServiceRequestStatus", "uploadDiagnosticReportResults", "addTestData", "getDocumentById", "downloadDocument"}
+PARTNER_OPERATIONS = {
+    "requestToken",
+    "getLabRequisitionById",
+    "getServiceRequestById",
+    "updateLabRequisitionStatus",
+    "updateServiceRequestStatus",
+    "uploadDiagnosticReportResults",
+    "addTestData",
+    "getDocumentById",
+    "downloadDocument",
+}
 
 
 def test_every_partner_client_request_keeps_whoops_contract(emulator):
     session, checker = checked_session(emulator)
-    client = PartnerClient(emulator.base_url, lambda: {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
-                           session=session, max_retries=0)
+    client = PartnerClient(
+        emulator.base_url,
+        lambda: {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
+        session=session,
+        max_retries=0,
+    )
 
     requisition_id = client.add_test_data()
     mobile_id = client.add_test_data("MOBILE")
@@ -128,20 +145,30 @@ def test_every_partner_client_request_keeps_whoops_contract(emulator):
     assert client.get_document_content(document_id) == b"%PDF-1.4 order form"
 
     assert checker.problems == []
-    assert set(checker.operations) == PARTNER_OPERATIONS == {op for op, (_, path) in operations().items() if path.startswith("/v2/partner/")}
+    assert (
+        set(checker.operations)
+        == PARTNER_OPERATIONS
+        == {op for op, (_, path) in operations().items() if path.startswith("/v2/partner/")}
+    )
     assert emulator.contract_violations() == []
     assert {call["user_agent"] for call in emulator.calls} == {f"whoop-bridge/{__version__}"}
 
 
 def test_every_member_client_request_keeps_whoops_contract(emulator, http):
     session, checker = checked_session(emulator, retry_statuses=False)
-    api = MemberApi(emulator.base_url, emulator.member_client_id, emulator.member_client_secret, session=session, max_retries=0)
+    api = MemberApi(
+        emulator.base_url, emulator.member_client_id, emulator.member_client_secret, session=session, max_retries=0
+    )
 
     link = api.authorization_url(REDIRECT, ALL_SCOPES, "state-0123456789")
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
     # WHOOP's prose for the authorize link: response_type=code, a known scope list, state of 8+ characters.
-    scopes = set(document()["components"]["securitySchemes"]["OAuth"]["flows"]["authorizationCode"]["scopes"]) | {"offline"}
-    assert query["response_type"] == ["code"] and set(query["scope"][0].split()) <= scopes and len(query["state"][0]) >= 8
+    scopes = set(document()["components"]["securitySchemes"]["OAuth"]["flows"]["authorizationCode"]["scopes"]) | {
+        "offline"
+    }
+    assert (
+        query["response_type"] == ["code"] and set(query["scope"][0].split()) <= scopes and len(query["state"][0]) >= 8
+    )
     redirect = http.get(link, allow_redirects=False, timeout=5)
     code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(redirect.headers["Location"]).query))["code"]
 
@@ -149,42 +176,88 @@ def test_every_member_client_request_keeps_whoops_contract(emulator, http):
     user_id = api.basic_profile(grant.access_token)["user_id"]
     emulator.generate_history(user_id, 4)
     api.body_measurement(grant.access_token, priority="interactive")
-    cycles, next_token = api.page(grant.access_token, "cycle", start="2020-01-01T00:00:00.000Z", end="2099-01-01T00:00:00.000Z",
-                                  next_token=None, priority="background")
+    cycles, next_token = api.page(
+        grant.access_token,
+        "cycle",
+        start="2020-01-01T00:00:00.000Z",
+        end="2099-01-01T00:00:00.000Z",
+        next_token=None,
+        priority="background",
+    )
     api.record(grant.access_token, "cycle", str(cycles[0]["id"]), priority="webhook")
     api.cycle_recovery(grant.access_token, cycles[1]["id"], priority="webhook")
     for record_type in ("sleep", "recovery", "workout"):
-        records, _ = api.page(grant.access_token, record_type, start="2020-01-01T00:00:00.000Z", end="2099-01-01T00:00:00.000Z",
-                              next_token=None, priority="background")
+        records, _ = api.page(
+            grant.access_token,
+            record_type,
+            start="2020-01-01T00:00:00.000Z",
+            end="2099-01-01T00:00:00.000Z",
+            next_token=None,
+            priority="background",
+        )
         if record_type != "recovery" and records:
             api.record(grant.access_token, record_type, records[0]["id"], priority="webhook")
     emulator.add_record(user_id, "cycle")
-    page_one, token = api.page(grant.access_token, "cycle", start="2020-01-01T00:00:00+00:00", end="2099-01-01T00:00:00Z",
-                               next_token=None, priority="background")
+    page_one, token = api.page(
+        grant.access_token,
+        "cycle",
+        start="2020-01-01T00:00:00+00:00",
+        end="2099-01-01T00:00:00Z",
+        next_token=None,
+        priority="background",
+    )
     while token:
-        _, token = api.page(grant.access_token, "cycle", start="2020-01-01T00:00:00+00:00", end="2099-01-01T00:00:00Z",
-                            next_token=token, priority="background")
+        _, token = api.page(
+            grant.access_token,
+            "cycle",
+            start="2020-01-01T00:00:00+00:00",
+            end="2099-01-01T00:00:00Z",
+            next_token=token,
+            priority="background",
+        )
     refreshed = api.refresh(grant.refresh_token)
     assert api.revoke(refreshed.access_token) is True
 
     assert checker.problems == []
     assert set(checker.operations) == {
-        "oauth token", "getProfileBasic", "getBodyMeasurement", "getCycleCollection", "getCycleById", "getRecoveryForCycle",
-        "getSleepCollection", "getRecoveryCollection", "getWorkoutCollection", "getSleepById", "getWorkoutById", "revokeUserOAuthAccess"}
-    assert {call["user_agent"] for call in emulator.calls if call["path"] != "/oauth/oauth2/auth"} == {f"whoop-bridge/{__version__}"}
+        "oauth token",
+        "getProfileBasic",
+        "getBodyMeasurement",
+        "getCycleCollection",
+        "getCycleById",
+        "getRecoveryForCycle",
+        "getSleepCollection",
+        "getRecoveryCollection",
+        "getWorkoutCollection",
+        "getSleepById",
+        "getWorkoutById",
+        "revokeUserOAuthAccess",
+    }
+    assert {call["user_agent"] for call in emulator.calls if call["path"] != "/oauth/oauth2/auth"} == {
+        f"whoop-bridge/{__version__}"
+    }
 
 
 def test_the_check_fails_when_a_client_leaves_the_contract(emulator):
     # The guard of the guard: what WHOOP's document does not allow is caught before it goes out.
     session, checker = checked_session(emulator)
-    client = PartnerClient(emulator.base_url, lambda: {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
-                           session=session, max_retries=0)
+    client = PartnerClient(
+        emulator.base_url,
+        lambda: {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
+        session=session,
+        max_retries=0,
+    )
     requisition = emulator.create_requisition(["CBC"])
     requisition_id, service_request_id = requisition["id"], requisition["service_requests"][0]["id"]
 
-    client.submit_diagnostic_report(service_request_id, {"status": "final", "observations": [{"code": "LDL", "value_numeric": "100"}]})
-    session.patch(f"{emulator.base_url}/developer/v2/partner/requisition/{requisition_id}/status",
-                  json={"task_business_status": "ORDER_CONFIRMED", "note": "x"}, timeout=5)
+    client.submit_diagnostic_report(
+        service_request_id, {"status": "final", "observations": [{"code": "LDL", "value_numeric": "100"}]}
+    )
+    session.patch(
+        f"{emulator.base_url}/developer/v2/partner/requisition/{requisition_id}/status",
+        json={"task_business_status": "ORDER_CONFIRMED", "note": "x"},
+        timeout=5,
+    )
     session.get(f"{emulator.base_url}/developer/v2/partner/requisitions", timeout=5)
 
     assert len(checker.problems) == 3

@@ -60,10 +60,13 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(operation: str, status: int, name: str | None = None) -> Callable[[Callable[[World], requests.Response]], Callable]:
+def case(
+    operation: str, status: int, name: str | None = None
+) -> Callable[[Callable[[World], requests.Response]], Callable]:
     def register(call: Callable[[World], requests.Response]) -> Callable:
         CASES.append(Case(name or call.__name__, operation, status, call))
         return call
+
     return register
 
 
@@ -71,8 +74,13 @@ def case(operation: str, status: int, name: str | None = None) -> Callable[[Call
 
 
 def _token_body(w: World, **overrides: str) -> dict[str, str]:
-    return {"grant_type": "client_credentials", "client_id": w.emu.client_id, "client_secret": w.emu.client_secret,
-            "scope": "whoop-partner/token", **overrides}
+    return {
+        "grant_type": "client_credentials",
+        "client_id": w.emu.client_id,
+        "client_secret": w.emu.client_secret,
+        "scope": "whoop-partner/token",
+        **overrides,
+    }
 
 
 @case("requestToken", 200)
@@ -102,7 +110,9 @@ def requisition_missing(w: World) -> requests.Response:
 
 @case("getLabRequisitionById", 401)
 def requisition_bad_token(w: World) -> requests.Response:
-    return w.http.get(w.url(f"{PARTNER}/requisition/{w.ids['requisition']}"), headers={"Authorization": "Bearer expired"}, timeout=5)
+    return w.http.get(
+        w.url(f"{PARTNER}/requisition/{w.ids['requisition']}"), headers={"Authorization": "Bearer expired"}, timeout=5
+    )
 
 
 @case("getServiceRequestById", 200)
@@ -117,46 +127,79 @@ def service_request_missing(w: World) -> requests.Response:
 
 @case("updateLabRequisitionStatus", 204)
 def requisition_status(w: World) -> requests.Response:
-    return w.http.patch(w.url(f"{PARTNER}/requisition/{w.ids['requisition']}/status"), headers=w.partner,
-                        json={"task_business_status": "ORDER_CONFIRMED"}, timeout=5)
+    return w.http.patch(
+        w.url(f"{PARTNER}/requisition/{w.ids['requisition']}/status"),
+        headers=w.partner,
+        json={"task_business_status": "ORDER_CONFIRMED"},
+        timeout=5,
+    )
 
 
 @case("updateLabRequisitionStatus", 404)
 def requisition_status_missing(w: World) -> requests.Response:
-    return w.http.patch(w.url(f"{PARTNER}/requisition/{MISSING}/status"), headers=w.partner,
-                        json={"task_business_status": "ORDER_CONFIRMED"}, timeout=5)
+    return w.http.patch(
+        w.url(f"{PARTNER}/requisition/{MISSING}/status"),
+        headers=w.partner,
+        json={"task_business_status": "ORDER_CONFIRMED"},
+        timeout=5,
+    )
 
 
 @case("updateLabRequisitionStatus", 401)
 def requisition_status_bad_token(w: World) -> requests.Response:
-    return w.http.patch(w.url(f"{PARTNER}/requisition/{w.ids['requisition']}/status"), headers={"Authorization": "Bearer x"},
-                        json={"task_business_status": "ORDER_CONFIRMED"}, timeout=5)
+    return w.http.patch(
+        w.url(f"{PARTNER}/requisition/{w.ids['requisition']}/status"),
+        headers={"Authorization": "Bearer x"},
+        json={"task_business_status": "ORDER_CONFIRMED"},
+        timeout=5,
+    )
 
 
 @case("updateServiceRequestStatus", 200)
 def service_request_status(w: World) -> requests.Response:
-    return w.http.patch(w.url(f"{PARTNER}/service-request/{w.ids['service_request']}/status"), headers=w.partner,
-                        json={"task_business_status": "RESULTS_ISSUE", "reason": "Sample haemolysed"}, timeout=5)
+    return w.http.patch(
+        w.url(f"{PARTNER}/service-request/{w.ids['service_request']}/status"),
+        headers=w.partner,
+        json={"task_business_status": "RESULTS_ISSUE", "reason": "Sample haemolysed"},
+        timeout=5,
+    )
 
 
 @case("updateServiceRequestStatus", 404)
 def service_request_status_missing(w: World) -> requests.Response:
-    return w.http.patch(w.url(f"{PARTNER}/service-request/{MISSING}/status"), headers=w.partner,
-                        json={"task_business_status": "ORDER_CONFIRMED"}, timeout=5)
+    return w.http.patch(
+        w.url(f"{PARTNER}/service-request/{MISSING}/status"),
+        headers=w.partner,
+        json={"task_business_status": "ORDER_CONFIRMED"},
+        timeout=5,
+    )
 
 
 @case("uploadDiagnosticReportResults", 201)
 def results(w: World) -> requests.Response:
-    report = {"status": "final", "observations": [
-        {"code": "TOTAL_CHOLESTEROL", "value_numeric": 185, "unit": "mg/dL", "status": "final"},
-        {"code": "BLOOD_TYPE", "value_text": "A+", "bundle_id": str(uuid.uuid4())}]}
-    return w.http.post(w.url(f"{PARTNER}/service-request/{w.ids['service_request']}/results"), headers=w.partner, json=report, timeout=5)
+    report = {
+        "status": "final",
+        "observations": [
+            {"code": "TOTAL_CHOLESTEROL", "value_numeric": 185, "unit": "mg/dL", "status": "final"},
+            {"code": "BLOOD_TYPE", "value_text": "A+", "bundle_id": str(uuid.uuid4())},
+        ],
+    }
+    return w.http.post(
+        w.url(f"{PARTNER}/service-request/{w.ids['service_request']}/results"),
+        headers=w.partner,
+        json=report,
+        timeout=5,
+    )
 
 
 @case("uploadDiagnosticReportResults", 404)
 def results_missing(w: World) -> requests.Response:
-    return w.http.post(w.url(f"{PARTNER}/service-request/{MISSING}/results"), headers=w.partner,
-                       json={"status": "cancelled"}, timeout=5)
+    return w.http.post(
+        w.url(f"{PARTNER}/service-request/{MISSING}/results"),
+        headers=w.partner,
+        json={"status": "cancelled"},
+        timeout=5,
+    )
 
 
 @case("addTestData", 200)
@@ -166,13 +209,23 @@ def add_test_data(w: World) -> requests.Response:
 
 @case("addTestData", 200)
 def add_test_data_mobile(w: World) -> requests.Response:
-    return w.http.post(w.url(PARTNER + "/development/add-test-data"), params={"appointmentType": "MOBILE"}, headers=w.partner, timeout=5)
+    return w.http.post(
+        w.url(PARTNER + "/development/add-test-data"),
+        params={"appointmentType": "MOBILE"},
+        headers=w.partner,
+        timeout=5,
+    )
 
 
 @case("addTestData", 404)
 def add_test_data_in_production(w: World) -> requests.Response:
     w.emu.production = True
-    return w.http.post(w.url(PARTNER + "/development/add-test-data"), params={"appointmentType": "VIRTUAL"}, headers=w.partner, timeout=5)
+    return w.http.post(
+        w.url(PARTNER + "/development/add-test-data"),
+        params={"appointmentType": "VIRTUAL"},
+        headers=w.partner,
+        timeout=5,
+    )
 
 
 @case("getDocumentById", 200)
@@ -207,12 +260,17 @@ def _member_get(w: World, path: str, **params: Any) -> requests.Response:
     return w.http.get(w.url(V2 + path), params=params, headers=w.member, timeout=5)
 
 
-for _name, _operation, _path in (("cycle", "getCycleCollection", "/cycle"), ("sleep", "getSleepCollection", "/activity/sleep"),
-                                 ("recovery", "getRecoveryCollection", "/recovery"),
-                                 ("workout", "getWorkoutCollection", "/activity/workout")):
+for _name, _operation, _path in (
+    ("cycle", "getCycleCollection", "/cycle"),
+    ("sleep", "getSleepCollection", "/activity/sleep"),
+    ("recovery", "getRecoveryCollection", "/recovery"),
+    ("workout", "getWorkoutCollection", "/activity/workout"),
+):
     case(_operation, 200, f"{_name}_first_page")(lambda w, path=_path: _member_get(w, path, limit=2))
     case(_operation, 200, f"{_name}_last_page")(lambda w, path=_path: _member_get(w, path, limit=25))
-    case(_operation, 200, f"{_name}_window")(lambda w, path=_path: _member_get(w, path, start=w.ids["window_start"], end=w.ids["window_end"]))
+    case(_operation, 200, f"{_name}_window")(
+        lambda w, path=_path: _member_get(w, path, start=w.ids["window_start"], end=w.ids["window_end"])
+    )
     case(_operation, 400, f"{_name}_limit_too_large")(lambda w, path=_path: _member_get(w, path, limit=26))
 
 
@@ -348,7 +406,9 @@ def world(emulator, http) -> World:
     w.partner = {"Authorization": f"Bearer {token}"}
     requisition = emulator.create_requisition(["LIPID_PANEL", "CBC"])
     mobile = emulator.create_requisition(["HBA1C"], appointment_type="MOBILE", based_on={"HBA1C": [DOCUMENT_REFERENCE]})
-    w.ids.update(requisition=requisition["id"], mobile=mobile["id"], service_request=requisition["service_requests"][1]["id"])
+    w.ids.update(
+        requisition=requisition["id"], mobile=mobile["id"], service_request=requisition["service_requests"][1]["id"]
+    )
     w.ids["document"] = emulator.add_document(content=b"%PDF-1.4 lab order form")["id"]
     w.ids["link_document"] = emulator.add_document(content=None, url="https://example.com/forms/order.pdf")["id"]
     tokens = member_tokens(emulator, http)
@@ -359,8 +419,15 @@ def world(emulator, http) -> World:
     cycles, sleeps = emulator.records(user_id, "cycle"), emulator.records(user_id, "sleep")
     workouts = [r for r in emulator.records(user_id, "workout") if "distance_meter" in r.get("score", {})]
     emulator.map_v1_activity(1043, sleeps[1]["id"])
-    w.ids.update(current_cycle=cycles[0]["id"], closed_cycle=cycles[1]["id"], sleep=sleeps[1]["id"], yoga=yoga["id"],
-                 workout=(workouts or [yoga])[0]["id"], window_start=_later(sleeps[3]["start"], minutes=1), window_end=cycles[1]["start"])
+    w.ids.update(
+        current_cycle=cycles[0]["id"],
+        closed_cycle=cycles[1]["id"],
+        sleep=sleeps[1]["id"],
+        yoga=yoga["id"],
+        workout=(workouts or [yoga])[0]["id"],
+        window_start=_later(sleeps[3]["start"], minutes=1),
+        window_end=cycles[1]["start"],
+    )
     profile_only = member_tokens(emulator, http, ("read:profile",))
     w.ids["profile_only"] = {"Authorization": f"Bearer {profile_only['access_token']}"}
     return w
@@ -382,11 +449,18 @@ def test_every_answer_of_the_emulator_keeps_whoops_contract(world, answer):
     assert response.status_code == answer.status, response.text
     url = whoop_url(response.request.url, world.emu.base_url)
     assert operation_id(response.request.method, url) == answer.operation
-    documented = str(answer.status) in document()["paths"][operations()[answer.operation][1]][operations()[answer.operation][0].lower()]["responses"]
+    documented = (
+        str(answer.status)
+        in document()["paths"][operations()[answer.operation][1]][operations()[answer.operation][0].lower()][
+            "responses"
+        ]
+    )
     if documented:
         assert response_errors(response, world.emu.base_url) == []
     else:
-        assert answer.status in PROSE_STATUSES[_family(answer.operation)], f"{answer.status} is neither in WHOOP's document nor in its prose"
+        assert answer.status in PROSE_STATUSES[_family(answer.operation)], (
+            f"{answer.status} is neither in WHOOP's document nor in its prose"
+        )
     if _family(answer.operation) == "member" and answer.operation != "getActivityMapping":
         # WHOOP's rate-limit headers on every member answer (prose: the document has none).
         assert RATE_LIMIT.fullmatch(response.headers["X-RateLimit-Limit"])
@@ -397,8 +471,11 @@ def test_every_answer_of_the_emulator_keeps_whoops_contract(world, answer):
 def test_the_cases_reach_every_operation_of_the_document():
     assert {c.operation for c in CASES} == set(operations())
     assert {(c.operation, c.status) for c in CASES} >= {
-        (operation, int(status)) for operation, (method, path) in operations().items()
-        for status in document()["paths"][path][method.lower()]["responses"] if status in ("200", "201", "204")}
+        (operation, int(status))
+        for operation, (method, path) in operations().items()
+        for status in document()["paths"][path][method.lower()]["responses"]
+        if status in ("200", "201", "204")
+    }
 
 
 def test_fields_whoop_says_may_be_absent_are_absent_not_null(world):
@@ -408,19 +485,27 @@ def test_fields_whoop_says_may_be_absent_are_absent_not_null(world):
     last = _member_get(world, "/cycle", limit=25).json()
     yoga = _member_get(world, f"/activity/workout/{world.ids['yoga']}").json()
     sleep = _member_get(world, f"/activity/sleep/{world.ids['sleep']}").json()
-    new_order = world.http.get(world.url(f"{PARTNER}/requisition/{world.ids['requisition']}"), headers=world.partner, timeout=5).json()
+    new_order = world.http.get(
+        world.url(f"{PARTNER}/requisition/{world.ids['requisition']}"), headers=world.partner, timeout=5
+    ).json()
 
     assert "end" not in cycle and "next_token" not in last and "v1_id" not in sleep
-    assert not {"distance_meter", "altitude_gain_meter", "altitude_change_meter", "v1_id", "sport_id"} & (set(yoga) | set(yoga["score"]))
+    assert not {"distance_meter", "altitude_gain_meter", "altitude_change_meter", "v1_id", "sport_id"} & (
+        set(yoga) | set(yoga["score"])
+    )
     assert all("task_business_status" not in sr for sr in new_order["service_requests"])
 
 
 def test_the_check_fails_when_an_answer_leaves_the_contract(world):
     # The guard of the guard: an answer WHOOP's document does not allow is caught.
-    world.emu.inject_fault("GET", r"/cycle$", status=200, body={"records": [{"id": 1, "end": None}], "next_token": None})
+    world.emu.inject_fault(
+        "GET", r"/cycle$", status=200, body={"records": [{"id": 1, "end": None}], "next_token": None}
+    )
     broken = _member_get(world, "/cycle")
     world.emu.inject_fault("GET", r"/requisition/", status=409, body={"error": "conflict"})
-    invented = world.http.get(world.url(f"{PARTNER}/requisition/{world.ids['requisition']}"), headers=world.partner, timeout=5)
+    invented = world.http.get(
+        world.url(f"{PARTNER}/requisition/{world.ids['requisition']}"), headers=world.partner, timeout=5
+    )
 
     problems = response_errors(broken, world.emu.base_url)
     assert problems and "required property" in problems[0] and "None for not nullable" in problems[0]
@@ -436,8 +521,13 @@ def test_oauth_answers_follow_whoops_prose(emulator, http):
     assert isinstance(tokens["expires_in"], int) and tokens["token_type"] == "bearer"
     assert set(tokens["scope"].split()) == set(ALL_SCOPES)
 
-    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "offline",
-            "client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "scope": "offline",
+        "client_id": emulator.member_client_id,
+        "client_secret": emulator.member_client_secret,
+    }
     refreshed = http.post(f"{emulator.base_url}/oauth/oauth2/token", data=form, timeout=5)
     reused = http.post(f"{emulator.base_url}/oauth/oauth2/token", data=form, timeout=5)
 
@@ -445,10 +535,18 @@ def test_oauth_answers_follow_whoops_prose(emulator, http):
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"  # WHOOP rotates refresh tokens
 
     emulator.decline_consent = True
-    query = {"response_type": "code", "client_id": emulator.member_client_id, "redirect_uri": REDIRECT, "scope": "offline", "state": "state-0123456789"}
+    query = {
+        "response_type": "code",
+        "client_id": emulator.member_client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "offline",
+        "state": "state-0123456789",
+    }
     declined = http.get(f"{emulator.base_url}/oauth/oauth2/auth", params=query, allow_redirects=False, timeout=5)
     assert declined.status_code == 302
     location = declined.headers["Location"]
-    assert location.startswith(REDIRECT + "?") and "error=access_denied" in location and "error_description=" in location
+    assert (
+        location.startswith(REDIRECT + "?") and "error=access_denied" in location and "error_description=" in location
+    )
     assert "state=state-0123456789" in location
     assert WHOOP_SERVER.endswith("/developer")  # OAuth lives outside the document's server

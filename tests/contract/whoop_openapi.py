@@ -65,7 +65,8 @@ def readable(doc: dict[str, Any]) -> dict[str, Any]:
     }
     for name in ("UnilabsAppointment", "BasicAppointment"):
         schemas[name]["allOf"] = [{"$ref": "#/components/schemas/Appointment"}] + [
-            part for part in schemas[name]["allOf"] if "$ref" not in part]
+            part for part in schemas[name]["allOf"] if "$ref" not in part
+        ]
     # Both alternatives require `id`; PatientCore's own copy of it would make every other
     # field "additional" at its level, so only the alternatives remain.
     schemas["PatientCore"] = {"anyOf": schemas["PatientCore"]["oneOf"]}
@@ -83,13 +84,16 @@ def whoop_url(url: str, emulator_base: str) -> str:
     prefix = emulator_base.rstrip("/") + "/developer"
     if not url.startswith(prefix):
         raise ValueError(f"not a WHOOP API URL: {url}")
-    return WHOOP_SERVER + url[len(prefix):]
+    return WHOOP_SERVER + url[len(prefix) :]
 
 
 def operations() -> dict[str, tuple[str, str]]:
     """Every operation of the document: operationId -> (METHOD, path template)."""
-    return {operation["operationId"]: (method.upper(), path)
-            for path, item in document()["paths"].items() for method, operation in item.items()}
+    return {
+        operation["operationId"]: (method.upper(), path)
+        for path, item in document()["paths"].items()
+        for method, operation in item.items()
+    }
 
 
 def operation_id(method: str, url: str) -> str | None:

@@ -32,21 +32,28 @@ class Harness:
     def new_requisition(self, codes: list[str]) -> dict[str, Any]:
         """WHOOP creates an order and sends its signed webhook; returns the order."""
         requisition = self.emulator.create_requisition(codes)
-        assert self.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=self.webhook_url) == 204
+        assert (
+            self.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=self.webhook_url)
+            == 204
+        )
         return requisition
 
     def wait_confirmed(self, requisition_id: str, count: int) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
             found = self.lab.requisition(requisition_id)
-            if found and len(found["service_requests"]) == count and all(
-                sr["workflow"] in ("awaiting_lab_event", "closed") for sr in found["service_requests"]
+            if (
+                found
+                and len(found["service_requests"]) == count
+                and all(sr["workflow"] in ("awaiting_lab_event", "closed") for sr in found["service_requests"])
             ):
                 return found
             return None
 
         return wait_until(ready, timeout=30, what="every test confirmed")
 
-    def wait_service_request(self, requisition_id: str, service_request_id: str, predicate: Any, what: str) -> dict[str, Any]:
+    def wait_service_request(
+        self, requisition_id: str, service_request_id: str, predicate: Any, what: str
+    ) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             requisition = self.lab.requisition(requisition_id) or {}
             for sr in requisition.get("service_requests", []):

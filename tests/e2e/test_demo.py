@@ -16,7 +16,11 @@ def test_demo_sends_all_three_paths_to_whoop_and_connects_a_member(tmp_path, cap
     assert "All three paths reached WHOOP as expected." in printed
     assert "The member connected, stayed fresh and disconnected as expected." in printed
     assert "sent them back to https://platform.example/whoop/done?status=connected" in printed
-    for line in ("POST oauth token authorization_code → 200", "POST oauth token refresh_token → 200", "DELETE user/access → 204"):
+    for line in (
+        "POST oauth token authorization_code → 200",
+        "POST oauth token refresh_token → 200",
+        "DELETE user/access → 204",
+    ):
         assert line in printed
     for line in (
         r"LIPID_PANEL\s+POST results: partial report",

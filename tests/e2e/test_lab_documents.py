@@ -28,8 +28,13 @@ def harness() -> Any:
 
 def order_based_on(harness: Harness, document_id: str) -> dict[str, Any]:
     """WHOOP's order of two tests, the first based on the document; its webhook is sent."""
-    requisition = harness.emulator.create_requisition(["LIPID_PANEL", "CBC"], based_on={"LIPID_PANEL": [{"type": "DocumentReference", "id": document_id}]})
-    assert harness.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=harness.webhook_url) == 204
+    requisition = harness.emulator.create_requisition(
+        ["LIPID_PANEL", "CBC"], based_on={"LIPID_PANEL": [{"type": "DocumentReference", "id": document_id}]}
+    )
+    assert (
+        harness.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=harness.webhook_url)
+        == 204
+    )
     return requisition
 
 
@@ -42,7 +47,11 @@ def test_the_lab_sees_the_order_confirmed_and_downloads_the_document_it_is_based
     requisition = order_based_on(harness, document["id"])
 
     order = harness.wait_confirmed(requisition["id"], 2)
-    stored = wait_until(lambda: (answer := lab_document(harness, document["id"]).json()).get("state") == "stored" and answer, 30, what="document stored")
+    stored = wait_until(
+        lambda: (answer := lab_document(harness, document["id"]).json()).get("state") == "stored" and answer,
+        30,
+        what="document stored",
+    )
 
     assert all(sr["task_business_status"] == "ORDER_CONFIRMED" for sr in order["service_requests"])
     assert stored["document_type"] == "LAB_ORDER_FORM"
@@ -50,8 +59,14 @@ def test_the_lab_sees_the_order_confirmed_and_downloads_the_document_it_is_based
     assert (stored["content_type"], stored["size"]) == ("application/pdf", len(ORDER_FORM))
     download = requests.get(stored["download_url"], timeout=30)
     assert download.status_code == 200 and download.content == ORDER_FORM
-    first = next(sr for sr in harness.lab.requisition(requisition["id"])["service_requests"] if sr["id"] == requisition["service_requests"][0]["id"])
-    assert first["based_on"] == [{"type": "DocumentReference", "id": document["id"], "document": True, "state": "stored"}]
+    first = next(
+        sr
+        for sr in harness.lab.requisition(requisition["id"])["service_requests"]
+        if sr["id"] == requisition["service_requests"][0]["id"]
+    )
+    assert first["based_on"] == [
+        {"type": "DocumentReference", "id": document["id"], "document": True, "state": "stored"}
+    ]
     assert len(harness.emulator.calls_to("GET", f"/partner/document/{document['id']}/content$")) == 1
 
 
@@ -63,7 +78,11 @@ def test_a_document_whoop_first_fails_is_stored_by_a_later_retry_while_the_order
     requisition = order_based_on(harness, document["id"])
 
     harness.wait_confirmed(requisition["id"], 2)
-    stored = wait_until(lambda: (answer := lab_document(harness, document["id"]).json()).get("state") == "stored" and answer, 30, what="document stored by a retry")
+    stored = wait_until(
+        lambda: (answer := lab_document(harness, document["id"]).json()).get("state") == "stored" and answer,
+        30,
+        what="document stored by a retry",
+    )
 
     assert stored["attempts"] == 2
     assert requests.get(stored["download_url"], timeout=30).content == ORDER_FORM

@@ -24,8 +24,13 @@ READ_LAG_SECONDS = 6
 @pytest.fixture(scope="module")
 def _module_bridge() -> Any:
     yield from running_harness(
-        {"AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C", "CorrectionWindowDays": "1", "RequisitionFetchRetrySeconds": str(READ_LAG_SECONDS)}
+        {
+            "AcceptedTestCodes": "LIPID_PANEL,CBC,HBA1C",
+            "CorrectionWindowDays": "1",
+            "RequisitionFetchRetrySeconds": str(READ_LAG_SECONDS),
+        }
     )
+
 
 REPORT = {
     "status": "final",
@@ -39,18 +44,25 @@ REPORT = {
 def test_the_same_webhook_five_times_changes_nothing(bridge):
     requisition = bridge.emulator.create_requisition(["LIPID_PANEL", "CBC"])
     for _ in range(5):
-        assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url) == 204
+        assert (
+            bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url)
+            == 204
+        )
 
     found = bridge.wait_confirmed(requisition["id"], 2)
     time.sleep(1.5)  # let every duplicate reach the processor before counting
 
     listed = requests.get(f"{bridge.stack.url}/lab/requisitions", timeout=10).json()["requisitions"]
     assert [item["id"] for item in listed].count(requisition["id"]) == 1
-    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=bridge.stack.output("ServiceRequestStateMachine"))
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=bridge.stack.output("ServiceRequestStateMachine")
+    )
     names = [execution["name"] for execution in executions["executions"]]
     for sr in found["service_requests"]:
         assert names.count(sr["id"]) == 1
-        confirmations = [entry for entry in bridge.emulator.status_history(sr["id"]) if entry["status"] == "ORDER_CONFIRMED"]
+        confirmations = [
+            entry for entry in bridge.emulator.status_history(sr["id"]) if entry["status"] == "ORDER_CONFIRMED"
+        ]
         assert len(confirmations) == 1
     fetches = bridge.emulator.calls_to("GET", f"/requisition/{requisition['id']}$")
     assert len(fetches) == 1
@@ -61,7 +73,10 @@ def test_a_forged_signature_is_refused_and_nothing_is_stored(bridge):
     body = json.dumps({"event_type": "lab_requisition.created", "resource_id": requisition["id"]})
 
     forged = requests.post(
-        bridge.webhook_url, data=body, headers={"WHOOP-Signed": sign_partner(body.encode(), "not-the-secret")}, timeout=10
+        bridge.webhook_url,
+        data=body,
+        headers={"WHOOP-Signed": sign_partner(body.encode(), "not-the-secret")},
+        timeout=10,
     )
     unsigned = requests.post(bridge.webhook_url, data=body, timeout=10)
     truncated = requests.post(bridge.webhook_url, data=body, headers={"WHOOP-Signed": "abc123"}, timeout=10)
@@ -81,7 +96,9 @@ def test_results_reach_whoop_exactly_once_when_whoop_fails_twice(bridge):
     answer = bridge.post(f"/lab/service-requests/{sr_id}/results", REPORT)
 
     assert answer.status_code == 202
-    done = bridge.wait_service_request(requisition["id"], sr_id, lambda sr: sr["workflow"] == "awaiting_correction", "final results")
+    done = bridge.wait_service_request(
+        requisition["id"], sr_id, lambda sr: sr["workflow"] == "awaiting_correction", "final results"
+    )
     assert done["task_business_status"] == "FULL_RESULTS_READY"
     assert bridge.emulator.reports(sr_id) == [REPORT]
     statuses = [call["status"] for call in bridge.emulator.calls_to("POST", f"/service-request/{sr_id}/results$")]
@@ -93,8 +110,10 @@ def test_a_forbidden_transition_is_a_409_and_the_test_carries_on(bridge):
     sr_id = bridge.wait_confirmed(requisition["id"], 1)["service_requests"][0]["id"]
     assert bridge.post(f"/lab/service-requests/{sr_id}/events", {"status": "APPOINTMENT_ATTENDED"}).status_code == 202
     bridge.wait_service_request(
-        requisition["id"], sr_id,
-        lambda sr: sr["task_business_status"] == "APPOINTMENT_ATTENDED" and sr["workflow"] == "awaiting_lab_event", "attended",
+        requisition["id"],
+        sr_id,
+        lambda sr: sr["task_business_status"] == "APPOINTMENT_ATTENDED" and sr["workflow"] == "awaiting_lab_event",
+        "attended",
     )
 
     again = bridge.post(f"/lab/service-requests/{sr_id}/events", {"status": "APPOINTMENT_ATTENDED"})
@@ -108,12 +127,18 @@ def test_a_forbidden_transition_is_a_409_and_the_test_carries_on(bridge):
     assert again.json()["allowed_next_statuses"] == ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
 
     assert bridge.post(f"/lab/service-requests/{sr_id}/results", REPORT).status_code == 202
-    done = bridge.wait_service_request(requisition["id"], sr_id, lambda sr: sr["workflow"] == "awaiting_correction", "final")
+    done = bridge.wait_service_request(
+        requisition["id"], sr_id, lambda sr: sr["workflow"] == "awaiting_correction", "final"
+    )
     assert [entry["task_business_status"] for entry in done["history"]] == [
-        "ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "FULL_RESULTS_READY",
+        "ORDER_CONFIRMED",
+        "APPOINTMENT_ATTENDED",
+        "FULL_RESULTS_READY",
     ]
     assert [entry["status"] for entry in bridge.emulator.status_history(sr_id)] == [
-        "ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "FULL_RESULTS_READY",
+        "ORDER_CONFIRMED",
+        "APPOINTMENT_ATTENDED",
+        "FULL_RESULTS_READY",
     ]
 
 
@@ -123,13 +148,20 @@ def test_an_issue_status_ends_the_test_and_nothing_follows(bridge):
 
     no_reason = bridge.post(f"/lab/service-requests/{sr_id}/events", {"status": "APPOINTMENT_ISSUE"})
     assert no_reason.status_code == 400
-    assert bridge.post(f"/lab/service-requests/{sr_id}/events", {"status": "APPOINTMENT_ISSUE", "reason": "Member cancelled."}).status_code == 202
+    assert (
+        bridge.post(
+            f"/lab/service-requests/{sr_id}/events", {"status": "APPOINTMENT_ISSUE", "reason": "Member cancelled."}
+        ).status_code
+        == 202
+    )
     bridge.wait_service_request(requisition["id"], sr_id, lambda sr: sr["workflow"] == "closed", "closed")
 
     after = bridge.post(f"/lab/service-requests/{sr_id}/results", REPORT)
     assert after.status_code == 409
     assert bridge.emulator.status_history(sr_id)[-1] == {
-        **bridge.emulator.status_history(sr_id)[-1], "status": "APPOINTMENT_ISSUE", "reason": "Member cancelled.",
+        **bridge.emulator.status_history(sr_id)[-1],
+        "status": "APPOINTMENT_ISSUE",
+        "reason": "Member cancelled.",
     }
     assert bridge.emulator.reports(sr_id) == []
 
@@ -142,7 +174,9 @@ def test_an_order_whoop_never_returns_is_fetched_again_for_the_bound_then_record
     def outcome() -> str | None:
         return table.get_item(Key={"pk": f"REQ#{missing}", "sk": "REQ"}).get("Item", {}).get("outcome")
 
-    wait_until(lambda: outcome() == "not_found", timeout=READ_LAG_SECONDS + 15, what="not_found after the read-lag bound")
+    wait_until(
+        lambda: outcome() == "not_found", timeout=READ_LAG_SECONDS + 15, what="not_found after the read-lag bound"
+    )
 
     fetches = bridge.emulator.calls_to("GET", f"/requisition/{missing}$")
     assert len(fetches) >= 3, len(fetches)
@@ -150,18 +184,26 @@ def test_an_order_whoop_never_returns_is_fetched_again_for_the_bound_then_record
     assert bridge.lab.requisition(missing) is None
     time.sleep(2.0)  # nothing more after giving up
     assert len(bridge.emulator.calls_to("GET", f"/requisition/{missing}$")) == len(fetches)
-    assert [event["outcome"] for event in bridge.domain_events.published("requisition.unavailable", requisition_id=missing)] == ["not_found"]
+    assert [
+        event["outcome"] for event in bridge.domain_events.published("requisition.unavailable", requisition_id=missing)
+    ] == ["not_found"]
 
 
 def test_a_404_right_after_whoops_webhook_is_read_lag_and_the_order_is_confirmed(bridge):
     requisition = bridge.emulator.create_requisition(["LIPID_PANEL", "CBC"])
     bridge.emulator.inject_fault("GET", f"requisition/{requisition['id']}", status=404, count=1)
-    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url) == 204
+    assert (
+        bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url)
+        == 204
+    )
 
     found = bridge.wait_confirmed(requisition["id"], 2)
 
     assert {sr["task_business_status"] for sr in found["service_requests"]} == {"ORDER_CONFIRMED"}
-    assert [call["status"] for call in bridge.emulator.calls_to("GET", f"/requisition/{requisition['id']}$")] == [404, 200]
+    assert [call["status"] for call in bridge.emulator.calls_to("GET", f"/requisition/{requisition['id']}$")] == [
+        404,
+        200,
+    ]
     listed = requests.get(f"{bridge.stack.url}/lab/requisitions", timeout=10).json()["requisitions"]
     assert requisition["id"] in [item["id"] for item in listed]
 
@@ -170,7 +212,10 @@ def test_an_unrecognised_task_business_status_is_kept_and_every_test_confirmed(b
     requisition = bridge.emulator.create_requisition(["LIPID_PANEL", "CBC", "HBA1C"])
     requisition["service_requests"][0]["task_business_status"] = "Specimen collected"
     bridge.emulator.add_requisition(requisition)
-    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url) == 204
+    assert (
+        bridge.emulator.send_partner_webhook("lab_requisition.created", requisition["id"], url=bridge.webhook_url)
+        == 204
+    )
 
     found = bridge.wait_confirmed(requisition["id"], 3)
 
@@ -194,7 +239,9 @@ def test_a_lab_asks_for_sandbox_test_data_and_gets_the_order_once(bridge):
     found = bridge.wait_confirmed(requisition_id, len(made["service_requests"]))
     assert found["appointments"][0]["type"] == "VIRTUAL"
     # WHOOP sends no webhook for it; if it did, nothing would be done twice.
-    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition_id, url=bridge.webhook_url) == 204
+    assert (
+        bridge.emulator.send_partner_webhook("lab_requisition.created", requisition_id, url=bridge.webhook_url) == 204
+    )
     time.sleep(1.5)
     assert len(bridge.emulator.calls_to("GET", f"/requisition/{requisition_id}$")) == 1
     for sr in made["service_requests"]:
@@ -224,7 +271,12 @@ def test_the_lab_lists_its_orders_by_status_and_since(bridge):
     started = before[0]["received_at"] if before else "2000-01-01T00:00:00Z"
     requisition = bridge.new_requisition(["HBA1C"])
     sr_id = bridge.wait_confirmed(requisition["id"], 1)["service_requests"][0]["id"]
-    assert bridge.post(f"/lab/service-requests/{sr_id}/events", {"status": "ORDER_ISSUE", "reason": "Unsupported specimen."}).status_code == 202
+    assert (
+        bridge.post(
+            f"/lab/service-requests/{sr_id}/events", {"status": "ORDER_ISSUE", "reason": "Unsupported specimen."}
+        ).status_code
+        == 202
+    )
     bridge.wait_service_request(requisition["id"], sr_id, lambda sr: sr["workflow"] == "closed", "closed")
 
     def listed(**query) -> list[str]:
@@ -241,4 +293,9 @@ def test_the_lab_lists_its_orders_by_status_and_since(bridge):
     assert bad.status_code == 400 and bad.json()["problems"][0]["problem"].startswith("since must be")
     page = requests.get(f"{bridge.stack.url}/lab/requisitions", params={"limit": 1}, timeout=10).json()
     assert len(page["requisitions"]) <= 1 and page["next_token"]
-    assert requests.get(f"{bridge.stack.url}/lab/requisitions", params={"next_token": page["next_token"]}, timeout=10).status_code == 200
+    assert (
+        requests.get(
+            f"{bridge.stack.url}/lab/requisitions", params={"next_token": page["next_token"]}, timeout=10
+        ).status_code
+        == 200
+    )

@@ -34,7 +34,11 @@ def _table(bridge) -> Any:
 
 
 def _connection_item(bridge, client_user_id: str) -> dict[str, Any] | None:
-    return _table(bridge).get_item(Key={"pk": f"MEMBER#{client_user_id}", "sk": "CONNECTION"}, ConsistentRead=True).get("Item")
+    return (
+        _table(bridge)
+        .get_item(Key={"pk": f"MEMBER#{client_user_id}", "sk": "CONNECTION"}, ConsistentRead=True)
+        .get("Item")
+    )
 
 
 def _link(bridge, client_user_id: str, return_url: str | None = RETURN_URL) -> str:
@@ -65,7 +69,11 @@ def _status(bridge, client_user_id: str) -> dict[str, Any]:
 
 def _refresh_calls(bridge) -> int:
     """Refresh requests that reached WHOOP, answered or refused."""
-    return sum(1 for call in bridge.emulator.calls_to("POST", r"^/oauth/oauth2/token$") if (call["body"] or {}).get("grant_type") == "refresh_token")
+    return sum(
+        1
+        for call in bridge.emulator.calls_to("POST", r"^/oauth/oauth2/token$")
+        if (call["body"] or {}).get("grant_type") == "refresh_token"
+    )
 
 
 def _tokens():
@@ -85,7 +93,15 @@ def test_connect_stores_the_connection_with_sealed_tokens_and_reports_its_status
     status = _status(bridge, member)
     user_id = status["user_id"]
     assert status["status"] == "connected" and isinstance(user_id, int)
-    assert set(status["scopes"]) == {"offline", "read:recovery", "read:cycles", "read:workout", "read:sleep", "read:profile", "read:body_measurement"}
+    assert set(status["scopes"]) == {
+        "offline",
+        "read:recovery",
+        "read:cycles",
+        "read:workout",
+        "read:sleep",
+        "read:profile",
+        "read:body_measurement",
+    }
     assert status["connected_at"] and status["last_refreshed_at"] and status["access_token_expires_at"]
     assert "token" not in " ".join(key for key in status if key != "access_token_expires_at")
 
@@ -96,17 +112,28 @@ def test_connect_stores_the_connection_with_sealed_tokens_and_reports_its_status
         assert credential not in stored
     sealed = bytes(item["sealed_tokens"])
     kms = boto3.client("kms", region_name="us-east-1")
-    opened = kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"purpose": "whoop-member-tokens", "client_user_id": member})["Plaintext"]
+    opened = kms.decrypt(
+        CiphertextBlob=sealed, EncryptionContext={"purpose": "whoop-member-tokens", "client_user_id": member}
+    )["Plaintext"]
     assert opened.decode() and b"access_token" in opened
     with pytest.raises(ClientError):
-        kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"purpose": "whoop-member-tokens", "client_user_id": "someone-else"})
+        kms.decrypt(
+            CiphertextBlob=sealed,
+            EncryptionContext={"purpose": "whoop-member-tokens", "client_user_id": "someone-else"},
+        )
 
     # The token service hands out a token WHOOP accepts.
     token = _tokens().access_token(member)
-    profile = requests.get(f"{bridge.emulator.base_url}/developer/v2/user/profile/basic", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    profile = requests.get(
+        f"{bridge.emulator.base_url}/developer/v2/user/profile/basic",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
     assert profile.status_code == 200 and profile.json()["user_id"] == user_id
 
-    assert bridge.domain_events.published("member.connected", client_user_id=member, user_id=user_id, offline_access=True)
+    assert bridge.domain_events.published(
+        "member.connected", client_user_id=member, user_id=user_id, offline_access=True
+    )
     stored_profile = bridge.platform.session.get(f"{bridge.stack.url}/members/{member}/profile", timeout=10)
     assert stored_profile.status_code == 200 and stored_profile.json()["user_id"] == user_id
 
@@ -141,7 +168,11 @@ def test_ten_concurrent_callers_needing_a_refresh_cause_exactly_one_refresh(brid
     after = _connection_item(bridge, member)
     assert after["token_version"] == before["token_version"] + 1
     assert "refresh_lease_owner" not in after
-    profile = requests.get(f"{bridge.emulator.base_url}/developer/v2/user/profile/basic", headers={"Authorization": f"Bearer {results[0]}"}, timeout=10)
+    profile = requests.get(
+        f"{bridge.emulator.base_url}/developer/v2/user/profile/basic",
+        headers={"Authorization": f"Bearer {results[0]}"},
+        timeout=10,
+    )
     assert profile.status_code == 200
 
 
@@ -212,7 +243,9 @@ def test_a_forged_expired_or_reused_state_is_refused_and_nothing_is_stored(bridg
         first = requests.get(callback, allow_redirects=False, timeout=10)
         assert first.status_code == 302
         exchanges += 1
-        _table(bridge).delete_item(Key={"pk": f"MEMBER#{member}", "sk": "CONNECTION"})  # only the replay's effect is under test
+        _table(bridge).delete_item(
+            Key={"pk": f"MEMBER#{member}", "sk": "CONNECTION"}
+        )  # only the replay's effect is under test
         # Past the time a completed callback's outcome is kept for a reload.
         _table(bridge).update_item(
             Key={"pk": f"STATE#{hashlib.sha256(state.encode()).hexdigest()}", "sk": "STATE"},
@@ -241,13 +274,19 @@ def test_a_reload_of_a_completed_callback_answers_the_same_outcome_and_exchanges
     # The browser reloads, or the member taps twice: the same answer, nothing done again.
     reloads = [requests.get(callback, allow_redirects=False, timeout=30) for _ in range(2)]
 
-    assert [(answer.status_code, answer.headers.get("Location")) for answer in reloads] == [(302, first.headers["Location"])] * 2
+    assert [(answer.status_code, answer.headers.get("Location")) for answer in reloads] == [
+        (302, first.headers["Location"])
+    ] * 2
     assert bridge.emulator.member_code_exchanges == exchanges
     assert _connection_item(bridge, member)["token_version"] == connected["token_version"]
     assert len(bridge.domain_events.published("member.connected", client_user_id=member)) == 1
     # The kept outcome is a status word: no token or code in the state's item.
     query = parse_qs(urlsplit(callback).query)
-    state_item = repr(_table(bridge).get_item(Key={"pk": f"STATE#{hashlib.sha256(query['state'][0].encode()).hexdigest()}", "sk": "STATE"})["Item"])
+    state_item = repr(
+        _table(bridge).get_item(
+            Key={"pk": f"STATE#{hashlib.sha256(query['state'][0].encode()).hexdigest()}", "sk": "STATE"}
+        )["Item"]
+    )
     assert query["code"][0] not in state_item
     assert "connected" in state_item
 
@@ -338,8 +377,13 @@ def test_without_offline_the_connection_says_so_and_ends_cleanly_at_expiry(bridg
     with pytest.raises(_tokens().ReauthorizationRequired):
         _tokens().access_token(member)
     status = _status(bridge, member)
-    assert status["status"] == "reauthorization_required" and status["status_reason"] == "access_token_expired_without_offline"
-    assert bridge.domain_events.published("member.reauthorization_required", client_user_id=member, reason="access_token_expired_without_offline")
+    assert (
+        status["status"] == "reauthorization_required"
+        and status["status_reason"] == "access_token_expired_without_offline"
+    )
+    assert bridge.domain_events.published(
+        "member.reauthorization_required", client_user_id=member, reason="access_token_expired_without_offline"
+    )
 
 
 @pytest.mark.parametrize(
@@ -376,7 +420,9 @@ def test_without_a_return_url_the_member_sees_a_small_page(bridge):
 
 
 def test_bad_connect_requests_name_each_problem(bridge):
-    answer = bridge.platform.session.post(f"{bridge.stack.url}/connections", json={"client_user_id": "someone@example.com", "extra": 1}, timeout=10)
+    answer = bridge.platform.session.post(
+        f"{bridge.stack.url}/connections", json={"client_user_id": "someone@example.com", "extra": 1}, timeout=10
+    )
 
     assert answer.status_code == 400
     assert {problem["field"] for problem in answer.json()["problems"]} == {"client_user_id", "extra"}
@@ -394,7 +440,9 @@ def test_a_whoop_account_connected_again_by_another_member_moves_to_it(bridge):
     old = _status(bridge, first)
     assert old["status"] == "disconnected" and old["status_reason"] == "moved_to_another_member"
     assert "sealed_tokens" not in _connection_item(bridge, first)
-    assert bridge.domain_events.published("member.connection_moved", user_id=user, from_client_user_id=first, to_client_user_id=second)
+    assert bridge.domain_events.published(
+        "member.connection_moved", user_id=user, from_client_user_id=first, to_client_user_id=second
+    )
 
 
 def test_disconnect_twice_answers_204_both_times_and_revokes_once(bridge):
@@ -467,7 +515,13 @@ def test_zz_no_token_code_state_or_secret_in_any_log_line(bridge):
     """Runs last in this module: every line the functions logged during the whole run."""
     logged = bridge.log.getvalue()
     # The audit really reads the member functions' logs.
-    for message in ("connect link created", "OAuth callback completed", "member tokens refreshed", "member disconnected", "member must reconnect"):
+    for message in (
+        "connect link created",
+        "OAuth callback completed",
+        "member tokens refreshed",
+        "member disconnected",
+        "member must reconnect",
+    ):
         assert message in logged
     credentials = bridge.emulator.issued_credentials()
     assert len(credentials) > 20 and len(SEEN_STATES) > 10

@@ -71,7 +71,9 @@ def record_key(record_type: str, record: dict[str, Any]) -> str:
 
 def backfill_done(bridge: Harness, client_user_id: str) -> bool:
     backfill = bridge.platform.connection(client_user_id).json().get("backfill") or {}
-    return set(backfill) == {*RECORD_TYPES, "profile"} and all(progress["state"] == "done" for progress in backfill.values())
+    return set(backfill) == {*RECORD_TYPES, "profile"} and all(
+        progress["state"] == "done" for progress in backfill.values()
+    )
 
 
 def in_window(bridge: Harness, user_id: int, record_type: str, days: int = BACKFILL_DAYS) -> set[str]:
@@ -115,7 +117,9 @@ def test_connecting_backfills_the_window_of_every_type_plus_profile_and_body(bri
     for record_type in RECORD_TYPES:
         expected = in_window(bridge, user_id, record_type)
         assert expected, record_type
-        assert {record_key(record_type, record) for record in stored(bridge, client_user_id, record_type)} == expected, record_type
+        assert {
+            record_key(record_type, record) for record in stored(bridge, client_user_id, record_type)
+        } == expected, record_type
     profile = requests.get(f"{bridge.stack.url}/members/{client_user_id}/profile", timeout=30).json()
     assert profile["user_id"] == user_id
     import boto3
@@ -148,7 +152,9 @@ def test_the_data_api_answers_newest_first_within_a_window_and_404_for_an_unknow
 
 def test_sleep_updated_fetches_and_upserts_the_scored_sleep(bridge, member):
     client_user_id, user_id = member
-    pending = next(sleep for sleep in bridge.emulator.records(user_id, "sleep") if sleep["score_state"] == "PENDING_SCORE")
+    pending = next(
+        sleep for sleep in bridge.emulator.records(user_id, "sleep") if sleep["score_state"] == "PENDING_SCORE"
+    )
     stored_before = {sleep["id"]: sleep for sleep in stored(bridge, client_user_id, "sleep")}
     assert stored_before[pending["id"]]["score_state"] == "PENDING_SCORE"
     scored = bridge.emulator.score(user_id, "sleep", pending["id"])
@@ -170,7 +176,11 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_and_the_retry_stores_th
     client_user_id, user_id = member
     sleep = bridge.emulator.add_record(user_id, "sleep")  # PENDING_SCORE
     assert webhook(bridge, user_id, "sleep.updated", sleep["id"]) == 204
-    wait_until(lambda: any(s["id"] == sleep["id"] for s in stored(bridge, client_user_id, "sleep")), timeout=20, what="the pending sleep")
+    wait_until(
+        lambda: any(s["id"] == sleep["id"] for s in stored(bridge, client_user_id, "sleep")),
+        timeout=20,
+        what="the pending sleep",
+    )
     scored = bridge.emulator.score(user_id, "sleep", sleep["id"])
     # WHOOP's read lag: its own webhook, then a 404 for the record it names.
     bridge.emulator.inject_fault("GET", f"activity/sleep/{sleep['id']}", status=404, count=1)
@@ -178,10 +188,17 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_and_the_retry_stores_th
     assert webhook(bridge, user_id, "sleep.updated", sleep["id"]) == 204
 
     def scored_now() -> bool:
-        return any(s["id"] == sleep["id"] and s["updated_at"] == scored["updated_at"] for s in stored(bridge, client_user_id, "sleep"))
+        return any(
+            s["id"] == sleep["id"] and s["updated_at"] == scored["updated_at"]
+            for s in stored(bridge, client_user_id, "sleep")
+        )
 
     wait_until(scored_now, timeout=30, what="the scored sleep after the 404")
-    statuses = [call["status"] for call in bridge.emulator.member_api_calls() if call["path"].endswith(f"/activity/sleep/{sleep['id']}")]
+    statuses = [
+        call["status"]
+        for call in bridge.emulator.member_api_calls()
+        if call["path"].endswith(f"/activity/sleep/{sleep['id']}")
+    ]
     assert statuses[-2:] == [404, 200]
     assert not bridge.domain_events.published("member.record.deleted", record_id=sleep["id"])
     assert "record not readable at WHOOP yet" in bridge.log.getvalue()
@@ -189,14 +206,21 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_and_the_retry_stores_th
 
 def test_recovery_updated_goes_through_the_sleeps_cycle(bridge, member):
     client_user_id, user_id = member
-    pending = next(recovery for recovery in bridge.emulator.records(user_id, "recovery") if recovery["score_state"] == "PENDING_SCORE")
+    pending = next(
+        recovery
+        for recovery in bridge.emulator.records(user_id, "recovery")
+        if recovery["score_state"] == "PENDING_SCORE"
+    )
     bridge.emulator.score(user_id, "recovery", pending["sleep_id"])
     before = fetches(bridge, f"/v2/cycle/{pending['cycle_id']}/recovery")
 
     assert webhook(bridge, user_id, "recovery.updated", pending["sleep_id"]) == 204
 
     wait_until(
-        lambda: any(r["sleep_id"] == pending["sleep_id"] and r["score_state"] == "SCORED" for r in stored(bridge, client_user_id, "recovery")),
+        lambda: any(
+            r["sleep_id"] == pending["sleep_id"] and r["score_state"] == "SCORED"
+            for r in stored(bridge, client_user_id, "recovery")
+        ),
         timeout=20,
         what="the scored recovery",
     )
@@ -211,19 +235,31 @@ def test_workout_updated_stores_a_new_workout(bridge, member):
 
     assert webhook(bridge, user_id, "workout.updated", workout["id"]) == 204
 
-    wait_until(lambda: any(w["id"] == workout["id"] for w in stored(bridge, client_user_id, "workout")), timeout=20, what="the new workout")
+    wait_until(
+        lambda: any(w["id"] == workout["id"] for w in stored(bridge, client_user_id, "workout")),
+        timeout=20,
+        what="the new workout",
+    )
 
 
 def test_workout_deleted_removes_it_and_tells_the_platform(bridge, member):
     client_user_id, user_id = member
     workout = bridge.emulator.add_record(user_id, "workout", pending=False)
     webhook(bridge, user_id, "workout.updated", workout["id"])
-    wait_until(lambda: any(w["id"] == workout["id"] for w in stored(bridge, client_user_id, "workout")), timeout=20, what="the workout")
+    wait_until(
+        lambda: any(w["id"] == workout["id"] for w in stored(bridge, client_user_id, "workout")),
+        timeout=20,
+        what="the workout",
+    )
     assert bridge.emulator.delete_record(user_id, "workout", workout["id"]) == ["workout.deleted"]
 
     assert webhook(bridge, user_id, "workout.deleted", workout["id"]) == 204
 
-    wait_until(lambda: all(w["id"] != workout["id"] for w in stored(bridge, client_user_id, "workout")), timeout=20, what="the delete")
+    wait_until(
+        lambda: all(w["id"] != workout["id"] for w in stored(bridge, client_user_id, "workout")),
+        timeout=20,
+        what="the delete",
+    )
     deleted = bridge.domain_events.published("member.record.deleted", record_id=workout["id"])
     assert len(deleted) == 1 and deleted[0]["record_type"] == "workout"
 
@@ -239,8 +275,10 @@ def test_sleep_deleted_and_recovery_deleted_for_one_sleep_remove_both_records(br
         assert webhook(bridge, user_id, event_type, sleep_id) == 204
 
     wait_until(
-        lambda: all(s["id"] != sleep_id for s in stored(bridge, client_user_id, "sleep"))
-        and all(r["sleep_id"] != sleep_id for r in stored(bridge, client_user_id, "recovery")),
+        lambda: (
+            all(s["id"] != sleep_id for s in stored(bridge, client_user_id, "sleep"))
+            and all(r["sleep_id"] != sleep_id for r in stored(bridge, client_user_id, "recovery"))
+        ),
         timeout=20,
         what="both deletes",
     )
@@ -267,8 +305,14 @@ def test_the_same_trace_id_five_times_is_fetched_once(bridge, member):
 def _queue_empty(bridge: Harness, logical_id: str) -> bool:
     import boto3
 
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
-    attributes = boto3.client("sqs", region_name="us-east-1").get_queue_attributes(QueueUrl=bridge.stack.output(logical_id), AttributeNames=names)["Attributes"]
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = boto3.client("sqs", region_name="us-east-1").get_queue_attributes(
+        QueueUrl=bridge.stack.output(logical_id), AttributeNames=names
+    )["Attributes"]
     return all(int(attributes[name]) == 0 for name in names)
 
 
@@ -279,7 +323,9 @@ def test_a_forged_or_stale_signature_is_401_and_nothing_is_fetched(bridge, membe
     import time
 
     options: dict[str, Any] = (
-        {"signature": "bm90IHRoZSBzaWduYXR1cmU="} if forgery == "signature" else {"timestamp_ms": int((time.time() - 3 * 3600) * 1000)}
+        {"signature": "bm90IHRoZSBzaWduYXR1cmU="}
+        if forgery == "signature"
+        else {"timestamp_ms": int((time.time() - 3 * 3600) * 1000)}
     )
 
     status = bridge.emulator.send_member_webhook(user_id, "workout.updated", workout["id"], **options)
@@ -296,7 +342,9 @@ def test_a_webhook_for_a_whoop_user_who_is_not_connected_is_accepted_and_not_fet
 
     assert webhook(bridge, stranger, "sleep.updated", sleep["id"]) == 204
 
-    wait_until(lambda: '"outcome":"unknown_member"' in bridge.log.getvalue(), timeout=20, what="the unknown-member outcome")
+    wait_until(
+        lambda: '"outcome":"unknown_member"' in bridge.log.getvalue(), timeout=20, what="the unknown-member outcome"
+    )
     assert fetches(bridge, sleep["id"]) == 0
 
 
@@ -309,7 +357,11 @@ def test_a_member_who_must_reauthorize_is_skipped_not_retried(bridge):
 
     assert webhook(bridge, user_id, "workout.updated", workout["id"]) == 204
 
-    wait_until(lambda: bridge.platform.connection(client_user_id).json()["status"] == "reauthorization_required", timeout=20, what="reauthorization")
+    wait_until(
+        lambda: bridge.platform.connection(client_user_id).json()["status"] == "reauthorization_required",
+        timeout=20,
+        what="reauthorization",
+    )
     wait_until(lambda: _queue_empty(bridge, "MemberEventsQueue"), timeout=20, what="the queue to drain")
     assert "skipped_reauthorization_required" in bridge.log.getvalue()
     assert fetches(bridge, workout["id"]) == 0
@@ -328,7 +380,11 @@ def test_a_burst_of_429s_is_deferred_until_whoops_reset_and_then_completes(bridg
         assert webhook(bridge, user_id, "workout.updated", workout["id"]) == 204
 
     wanted = {workout["id"] for workout in workouts}
-    wait_until(lambda: wanted <= {w["id"] for w in stored(bridge, client_user_id, "workout")}, timeout=30, what="every workout after the 429s")
+    wait_until(
+        lambda: wanted <= {w["id"] for w in stored(bridge, client_user_id, "workout")},
+        timeout=30,
+        what="every workout after the 429s",
+    )
     limited = bridge.emulator.rate_limited_calls()[limited_before:]
     assert len(limited) >= 1
     # After a 429 the whole app waited out WHOOP's reset: no call came sooner.
@@ -348,7 +404,9 @@ def test_the_daily_reconciliation_repairs_what_webhooks_missed_and_counts_it(bri
     added = bridge.emulator.add_record(user_id, "workout", pending=False)
     sleep = max(bridge.emulator.records(user_id, "sleep"), key=lambda s: s["start"])
     rescored = bridge.emulator.score(user_id, "sleep", sleep["id"])
-    gone = max((w for w in stored(bridge, client_user_id, "workout") if w["id"] != added["id"]), key=lambda w: w["start"])
+    gone = max(
+        (w for w in stored(bridge, client_user_id, "workout") if w["id"] != added["id"]), key=lambda w: w["start"]
+    )
     bridge.emulator.delete_record(user_id, "workout", gone["id"])
 
     bridge.stack.run_schedule("MemberSyncFunction", "Reconcile")
@@ -356,7 +414,11 @@ def test_the_daily_reconciliation_repairs_what_webhooks_missed_and_counts_it(bri
     def repaired() -> bool:
         workouts = {w["id"] for w in stored(bridge, client_user_id, "workout")}
         sleeps = {s["id"]: s for s in stored(bridge, client_user_id, "sleep")}
-        return added["id"] in workouts and gone["id"] not in workouts and sleeps[sleep["id"]]["updated_at"] == rescored["updated_at"]
+        return (
+            added["id"] in workouts
+            and gone["id"] not in workouts
+            and sleeps[sleep["id"]]["updated_at"] == rescored["updated_at"]
+        )
 
     wait_until(repaired, timeout=30, what="the repairs")
     assert bridge.domain_events.published("member.record.deleted", record_id=gone["id"], cause="reconciliation")

@@ -50,7 +50,9 @@ def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budg
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(bridge.stack.output("MemberTable"))
     missing = []
     for member, user_id in user_ids.items():
-        items = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"MEMBER#{member}"})["Items"]
+        items = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"MEMBER#{member}"})[
+            "Items"
+        ]
         for record_type in RECORD_TYPES:
             stored = {item["record_id"] for item in items if item["sk"].startswith(f"{record_type.upper()}#")}
             # The window ended when the member connected; a record just older than the
@@ -67,7 +69,10 @@ def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budg
     # Every call of the connects and of the 200 backfills went through the one budget.
     assert len(calls) >= MEMBERS * 7
     # Shown with `pytest -s` (stdout is the stack's log here): the figures the budget held to.
-    print(f"\n{len(calls)} WHOOP calls in {len(per_minute)} emulator minutes, at most {max(per_minute.values())} in one (budget {BUDGET_PER_MINUTE})", file=sys.stderr)
+    print(
+        f"\n{len(calls)} WHOOP calls in {len(per_minute)} emulator minutes, at most {max(per_minute.values())} in one (budget {BUDGET_PER_MINUTE})",
+        file=sys.stderr,
+    )
     assert max(per_minute.values()) <= BUDGET_PER_MINUTE, sorted(per_minute.items())
     assert bridge.emulator.rate_limited_calls() == []
     # The budget, not a slow machine, kept it there: the busiest minutes reached it.
@@ -78,6 +83,13 @@ def _drained(bridge: Harness) -> bool:
     sqs = boto3.client("sqs", region_name="us-east-1")
     for queue in ("MemberEventsQueue", "MemberJobsQueue"):
         attributes = sqs.get_queue_attributes(QueueUrl=bridge.stack.output(queue), AttributeNames=["All"])["Attributes"]
-        if any(int(attributes[name]) for name in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")):
+        if any(
+            int(attributes[name])
+            for name in (
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            )
+        ):
             return False
     return True

@@ -26,10 +26,14 @@ def test_serve_takes_a_signed_webhook_and_serves_the_lab_and_member_apis():
     port, emulator_port = _free_port(), _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "local", "serve", "--port", str(port), "--emulator-port", str(emulator_port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     bridge, whoop = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
     try:
+
         def healthy() -> bool:
             try:
                 return requests.get(f"{bridge}/_local/health", timeout=2).status_code == 200
@@ -37,7 +41,9 @@ def test_serve_takes_a_signed_webhook_and_serves_the_lab_and_member_apis():
                 return False
 
         wait_until(healthy, timeout=60, interval=0.2, what="the local server")
-        requisition = requests.post(f"{whoop}/_emulator/requisitions", json={"codes": ["CBC", "HBA1C"]}, timeout=10).json()
+        requisition = requests.post(
+            f"{whoop}/_emulator/requisitions", json={"codes": ["CBC", "HBA1C"]}, timeout=10
+        ).json()
         delivery = requests.post(
             f"{whoop}/_emulator/webhooks/partner",
             json={"event_type": "lab_requisition.created", "resource_id": requisition["id"]},
@@ -49,7 +55,9 @@ def test_serve_takes_a_signed_webhook_and_serves_the_lab_and_member_apis():
             answer = requests.get(f"{bridge}/v1/lab/requisitions/{requisition['id']}", timeout=10)
             body = answer.json() if answer.status_code == 200 else {}
             tests = body.get("service_requests", [])
-            return body if len(tests) == 2 and all(t["task_business_status"] == "ORDER_CONFIRMED" for t in tests) else None
+            return (
+                body if len(tests) == 2 and all(t["task_business_status"] == "ORDER_CONFIRMED" for t in tests) else None
+            )
 
         wait_until(confirmed, timeout=30, what="both tests confirmed")
         assert requests.post(f"{bridge}/webhooks/partner", data=b'{"event_type":"x"}', timeout=10).status_code == 401

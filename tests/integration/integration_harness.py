@@ -44,7 +44,15 @@ SAMPLE_CLIENT_USER_ID = "platform-user-8841"
 SAMPLE_STATE = "SAMPLE_STATE_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
 SAMPLE_CODE = "SAMPLE_AUTHORIZATION_CODE"
 # Service logger names (Powertools' `service`) whose output a test may read.
-SERVICES = ("webhook_intake", "requisition_processor", "service_request_tasks", "lab_api", "member_api", "oauth_callback", "member_sync")
+SERVICES = (
+    "webhook_intake",
+    "requisition_processor",
+    "service_request_tasks",
+    "lab_api",
+    "member_api",
+    "oauth_callback",
+    "member_sync",
+)
 
 
 def load_event(name: str, **replace: str) -> dict[str, Any]:
@@ -101,7 +109,9 @@ class Bridge:
 
     def wait_for_workflow(self, service_request_id: str, *workflows: str, timeout: float = 20.0) -> dict[str, Any]:
         return wait_until(
-            lambda: (item := self.item(f"SR#{service_request_id}", "SR")) and item.get("workflow") in workflows and item,
+            lambda: (
+                (item := self.item(f"SR#{service_request_id}", "SR")) and item.get("workflow") in workflows and item
+            ),
             timeout,
             what=f"service request workflow in {workflows}",
         )
@@ -121,7 +131,9 @@ class Bridge:
         """Receive and delete every visible message of a queue (the next test starts empty)."""
         taken: list[dict[str, Any]] = []
         while True:
-            batch = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            batch = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
             if not batch:
                 return taken
             for message in batch:
@@ -137,7 +149,11 @@ class Bridge:
 
         queue = sqs_backends[ACCOUNT][REGION].get_queue(self.stack.output(logical_id).rsplit("/", 1)[-1])
         now_ms = time.time() * 1000
-        return [(json.loads(message.body), (message.delayed_until - now_ms) / 1000) for message in list(queue._messages) if message.delayed]
+        return [
+            (json.loads(message.body), (message.delayed_until - now_ms) / 1000)
+            for message in list(queue._messages)
+            if message.delayed
+        ]
 
     def published(self, detail_type: str, **detail: Any) -> list[dict[str, Any]]:
         """Domain events of `detail_type` published so far whose detail holds `detail`."""
@@ -181,7 +197,9 @@ class Bridge:
 
 
 def start_bridge(
-    secrets: dict[str, str] | None = None, member_secrets: dict[str, str] | None = None, parameters: dict[str, str] | None = None
+    secrets: dict[str, str] | None = None,
+    member_secrets: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None,
 ) -> tuple[LocalStack, WhoopEmulator]:
     emulator = WhoopEmulator().start()
     values = secrets or {
@@ -189,13 +207,20 @@ def start_bridge(
         "client_secret": emulator.client_secret,
         "webhook_secret": emulator.webhook_secret,
     }
-    member_values = member_secrets or {"client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret}
+    member_values = member_secrets or {
+        "client_id": emulator.member_client_id,
+        "client_secret": emulator.member_client_secret,
+    }
     # No queue consumers: the tests deliver queue events to the processor themselves.
     stack = LocalStack(
         whoop_base_url=emulator.base_url,
         consume_queues=False,
         secrets={"PartnerSecret": values, "MemberAppSecret": member_values},
-        parameters={"AcceptedTestCodes": ACCEPTED_TEST_CODES, "AllowedReturnUrls": SAMPLE_RETURN_URL, **(parameters or {})},
+        parameters={
+            "AcceptedTestCodes": ACCEPTED_TEST_CODES,
+            "AllowedReturnUrls": SAMPLE_RETURN_URL,
+            **(parameters or {}),
+        },
     )
     try:
         stack.start()

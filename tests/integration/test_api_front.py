@@ -28,12 +28,16 @@ POST_EVENTS = (
 
 def _answer(bridge, function: str, event: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
     answer = bridge.invoke(function, event)
-    headers = {name: values[-1] for name, values in (answer.get("multiValueHeaders") or {}).items()} | (answer.get("headers") or {})
+    headers = {name: values[-1] for name, values in (answer.get("multiValueHeaders") or {}).items()} | (
+        answer.get("headers") or {}
+    )
     text = answer.get("body") or ""
     return answer["statusCode"], json.loads(text) if text else None, headers
 
 
-def _with(event: dict[str, Any], *, body: str | None = None, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+def _with(
+    event: dict[str, Any], *, body: str | None = None, headers: dict[str, str] | None = None, **fields: Any
+) -> dict[str, Any]:
     """A copy of an API event with another body, more headers (in both header maps) or fields."""
     changed = copy.deepcopy(event)
     if body is not None:
@@ -57,7 +61,9 @@ def order(bridge) -> dict:
 
 def _results(service_request_id: str, key: str | None = None, body: dict | None = None) -> dict[str, Any]:
     event = load_event("lab_api_results_final.json", **{SAMPLE_SERVICE_REQUEST_ID: service_request_id})
-    return _with(event, headers={"Idempotency-Key": key} if key else None, body=json.dumps(body) if body is not None else None)
+    return _with(
+        event, headers={"Idempotency-Key": key} if key else None, body=json.dumps(body) if body is not None else None
+    )
 
 
 # Idempotency-Key ---------------------------------------------------------------------------
@@ -74,9 +80,13 @@ def test_results_posted_twice_with_one_key_are_one_report_and_the_same_answer(br
     assert first[0] == again[0] == 202
     assert again[1] == first[1]  # the same report_id and event_id: nothing new was made
     assert again[2]["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first[2]
-    wait_until(lambda: bridge.service_request_item(lipid).get("workflow") != "processing", 20, what="the workflow settled")
+    wait_until(
+        lambda: bridge.service_request_item(lipid).get("workflow") != "processing", 20, what="the workflow settled"
+    )
     assert len(bridge.emulator.reports(lipid)) == 1
-    _, view, _ = _answer(bridge, "LabApiFunction", load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: order["id"]}))
+    _, view, _ = _answer(
+        bridge, "LabApiFunction", load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: order["id"]})
+    )
     stored = next(sr for sr in view["service_requests"] if sr["id"] == lipid)["diagnostic_reports"]
     assert [report["report_id"] for report in stored] == [first[1]["report_id"]]
 
@@ -101,7 +111,10 @@ def test_one_key_with_another_body_is_422_and_changes_nothing(bridge, order):
 
     assert first[0] == 202
     assert status == 422
-    assert body == {"error": "idempotency_key_reused", "problems": [{"field": "header.Idempotency-Key", "problem": body["problems"][0]["problem"]}]}
+    assert body == {
+        "error": "idempotency_key_reused",
+        "problems": [{"field": "header.Idempotency-Key", "problem": body["problems"][0]["problem"]}],
+    }
     assert "another body" in body["problems"][0]["problem"]
     assert len(bridge.emulator.reports(lipid)) == 1
 
@@ -187,10 +200,15 @@ def _post_event(function: str, name: str) -> dict[str, Any]:
     ],
 )
 def test_a_body_that_is_not_json_is_415_naming_the_allowed_type(bridge, function, name, content_type, body, field):
-    status, answer, _ = _answer(bridge, function, _with(_post_event(function, name), body=body, headers={"Content-Type": content_type}))
+    status, answer, _ = _answer(
+        bridge, function, _with(_post_event(function, name), body=body, headers={"Content-Type": content_type})
+    )
 
     assert status == 415
-    assert answer == {"error": "unsupported_media_type", "problems": [{"field": field, "problem": "must be application/json (UTF-8)"}]}
+    assert answer == {
+        "error": "unsupported_media_type",
+        "problems": [{"field": field, "problem": "must be application/json (UTF-8)"}],
+    }
 
 
 HUGE = "1" + "0" * 5000
@@ -242,7 +260,10 @@ def test_a_query_parameter_given_twice_is_400(bridge):
     status, answer, _ = _answer(bridge, "LabApiFunction", event)
 
     assert status == 400
-    assert answer == {"error": "invalid_request", "problems": [{"field": "query.limit", "problem": "given more than once"}]}
+    assert answer == {
+        "error": "invalid_request",
+        "problems": [{"field": "query.limit", "problem": "given more than once"}],
+    }
 
 
 def test_an_unknown_status_filter_is_400_not_an_empty_page(bridge):

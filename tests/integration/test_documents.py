@@ -58,13 +58,25 @@ def deliver_retries(bridge: Bridge) -> tuple[list[dict], dict]:
     """Take every message off the partner events queue and give it to the processor."""
     messages = bridge.queue_messages()
     records = [
-        {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"], "attributes": {},
-         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-         "awsRegion": "us-east-1"}
+        {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            "awsRegion": "us-east-1",
+        }
         for message in messages
     ]
     try:
-        answer = bridge.invoke("RequisitionProcessorFunction", {"Records": records}) if records else {"batchItemFailures": []}
+        answer = (
+            bridge.invoke("RequisitionProcessorFunction", {"Records": records})
+            if records
+            else {"batchItemFailures": []}
+        )
     except HandlerError as error:
         # Powertools raises when every record of a batch failed: all go back to the queue.
         assert error.error_type == "BatchProcessingError"
@@ -78,7 +90,9 @@ def document_answer(bridge: Bridge, document_id: str) -> tuple[int, dict]:
 
 
 def requisition_answer(bridge: Bridge, requisition_id: str) -> dict:
-    status, body, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition_id}))
+    status, body, _ = bridge.lab_api(
+        load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition_id})
+    )
     assert status == 200
     return body
 
@@ -86,7 +100,9 @@ def requisition_answer(bridge: Bridge, requisition_id: str) -> dict:
 def test_a_document_two_tests_are_based_on_is_fetched_once_and_kept_encrypted_with_the_stacks_key(bridge):
     document = bridge.emulator.add_document()
     reference = {"type": "DocumentReference", "id": document["id"]}
-    requisition = order_based_on(bridge, [[reference, {"type": "Patient", "id": "0d7c4a52-54d3-4c36-a4ad-1e9fb1d2a111"}], [reference]])
+    requisition = order_based_on(
+        bridge, [[reference, {"type": "Patient", "id": "0d7c4a52-54d3-4c36-a4ad-1e9fb1d2a111"}], [reference]]
+    )
 
     assert receive(bridge, requisition) == {"batchItemFailures": []}
 
@@ -96,7 +112,9 @@ def test_a_document_two_tests_are_based_on_is_fetched_once_and_kept_encrypted_wi
     assert item["state"] == "stored" and item["attempts"] == 1
     assert item["service_request_ids"] == {sr["id"] for sr in requisition["service_requests"]}
     s3 = boto3.client("s3", region_name="us-east-1")
-    stored = s3.get_object(Bucket=bridge.stack.output("DocumentBucket"), Key=item["object_key"], VersionId=item["object_version"])
+    stored = s3.get_object(
+        Bucket=bridge.stack.output("DocumentBucket"), Key=item["object_key"], VersionId=item["object_version"]
+    )
     assert stored["Body"].read() == SAMPLE_DOCUMENT
     assert stored["ServerSideEncryption"] == "aws:kms"
     assert stored["SSEKMSKeyId"] == bridge.stack.output("BridgeKey")
@@ -133,7 +151,10 @@ def test_the_order_lists_each_tests_references_with_the_documents_state_and_no_c
 
     view = requisition_answer(bridge, requisition["id"])
 
-    first, second = (next(sr for sr in view["service_requests"] if sr["id"] == wanted["id"]) for wanted in requisition["service_requests"])
+    first, second = (
+        next(sr for sr in view["service_requests"] if sr["id"] == wanted["id"])
+        for wanted in requisition["service_requests"]
+    )
     assert first["based_on"] == [
         {"type": "DocumentReference", "id": document["id"], "document": True, "state": "stored"},
         {"type": "Patient", "id": patient_reference["id"], "document": False},
@@ -178,7 +199,9 @@ def test_a_document_whoop_fails_never_holds_up_the_order_and_a_retry_stores_it(b
     status, view = document_answer(bridge, document["id"])
     assert (view["state"], view["attempts"], view["last_failure"]) == ("stored", 2, None)
     # The failure was logged by id and reason, never with a body.
-    failures = [record for record in log_records(logs) if record.get("message") == "document fetch failed; retry scheduled"]
+    failures = [
+        record for record in log_records(logs) if record.get("message") == "document fetch failed; retry scheduled"
+    ]
     assert failures and failures[0]["failure"] == "http_503" and failures[0]["document_id"] == document["id"]
     assert "injected" not in logs.getvalue()
 
@@ -258,7 +281,10 @@ def test_the_local_stack_makes_the_document_bucket_as_the_template_says(bridge):
     bucket = bridge.stack.output("DocumentBucket")
 
     (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": bridge.stack.output("BridgeKey")}
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": bridge.stack.output("BridgeKey"),
+    }
     assert rule["BucketKeyEnabled"] is True
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
@@ -286,12 +312,16 @@ def test_a_duplicated_retry_message_makes_one_attempt_and_one_next_retry(bridge)
     assert document_answer(bridge, document["id"])[1]["state"] == "stored"
 
 
-def test_a_document_whoop_answers_with_a_body_that_is_not_json_is_recorded_and_retried_and_the_order_message_succeeds(bridge):
+def test_a_document_whoop_answers_with_a_body_that_is_not_json_is_recorded_and_retried_and_the_order_message_succeeds(
+    bridge,
+):
     """A proxy's HTML page with a 200 in place of the PartnerDocument: the document's failure,
     not the order's (the requisition message must not go the dead-letter way for it)."""
     document = bridge.emulator.add_document()
     requisition = order_based_on(bridge, [[{"type": "DocumentReference", "id": document["id"]}]])
-    bridge.emulator.inject_fault("GET", DOCUMENT_PATH.format(document["id"]), status=200, body="<html>gateway</html>", count=1)
+    bridge.emulator.inject_fault(
+        "GET", DOCUMENT_PATH.format(document["id"]), status=200, body="<html>gateway</html>", count=1
+    )
 
     assert receive(bridge, requisition) == {"batchItemFailures": []}
 

@@ -38,7 +38,11 @@ API_EVENT_FUNCTIONS = {
 def _schedule_inputs() -> list[dict]:
     inputs = []
     for spec in load_template()["Resources"].values():
-        for event in (spec.get("Properties") or {}).get("Events", {}).values() if spec.get("Type") == "AWS::Serverless::Function" else []:
+        for event in (
+            (spec.get("Properties") or {}).get("Events", {}).values()
+            if spec.get("Type") == "AWS::Serverless::Function"
+            else []
+        ):
             if event["Type"] in ("Schedule", "ScheduleV2"):
                 inputs.append(json.loads(event["Properties"]["Input"]))
     return inputs
@@ -46,7 +50,11 @@ def _schedule_inputs() -> list[dict]:
 
 def _routes(logical_id: str) -> set[tuple[str, str]]:
     events = load_template()["Resources"][logical_id]["Properties"]["Events"]
-    return {(event["Properties"]["Method"].upper(), event["Properties"]["Path"]) for event in events.values() if event["Type"] == "Api"}
+    return {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for event in events.values()
+        if event["Type"] == "Api"
+    }
 
 
 def test_there_are_sample_events():
@@ -54,9 +62,7 @@ def test_there_are_sample_events():
 
 
 def test_every_sample_event_is_used_by_a_test():
-    tests_text = "\n".join(
-        path.read_text() for path in (ROOT / "tests").rglob("*.py") if path.resolve() != THIS_FILE
-    )
+    tests_text = "\n".join(path.read_text() for path in (ROOT / "tests").rglob("*.py") if path.resolve() != THIS_FILE)
     unused = [path.name for path in EVENT_FILES if path.name not in tests_text]
     assert unused == [], f"events/ files no test uses: {unused}"
 
@@ -81,10 +87,14 @@ def test_sample_event_has_the_shape_of_its_trigger(path):
         assert record["eventSource"] == "aws:sqs"
         body = json.loads(record["body"])
         # A data webhook as the intake enqueues it, a sync job, or member.connected from the bus.
-        assert body.keys() in (
-            {"user_id", "id", "type", "trace_id"},
-            {"job", "client_user_id", "cause", "start", "end", "steps", "next_token"},
-        ) or body.get("detail-type") == "member.connected"
+        assert (
+            body.keys()
+            in (
+                {"user_id", "id", "type", "trace_id"},
+                {"job", "client_user_id", "cause", "start", "end", "steps", "next_token"},
+            )
+            or body.get("detail-type") == "member.connected"
+        )
     elif name.startswith("sqs_"):
         (record,) = event["Records"]
         assert record["eventSource"] == "aws:sqs"
@@ -97,7 +107,9 @@ def test_sample_event_has_the_shape_of_its_trigger(path):
         ]
         assert shapes, f"no state of the ASL passes {sorted(event)} for {event['action']}"
         # Constant parameters (no .$) are what the ASL writes literally.
-        assert any(all(event[key] == value for key, value in shape.items() if not key.endswith(".$")) for shape in shapes)
+        assert any(
+            all(event[key] == value for key, value in shape.items() if not key.endswith(".$")) for shape in shapes
+        )
     elif name.startswith("schedule_"):
         assert event in _schedule_inputs()
     else:

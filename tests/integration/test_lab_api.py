@@ -176,7 +176,10 @@ def test_requisition_event_applies_where_it_is_a_step_forward_and_reports_the_re
     assert status == 202
     by_code = {entry["code"]: entry for entry in body["service_requests"]}
     assert by_code["CBC"]["outcome"] == "applied" and by_code["CBC"]["event_id"]
-    assert (by_code["LIPID_PANEL"]["outcome"], by_code["LIPID_PANEL"]["task_business_status"]) == ("unchanged", "APPOINTMENT_ATTENDED")
+    assert (by_code["LIPID_PANEL"]["outcome"], by_code["LIPID_PANEL"]["task_business_status"]) == (
+        "unchanged",
+        "APPOINTMENT_ATTENDED",
+    )
     assert by_code["LIPID_PANEL"]["allowed_next_statuses"] == ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
     assert (by_code["HBA1C"]["outcome"], by_code["HBA1C"]["task_business_status"]) == ("unchanged", "ORDER_ISSUE")
     assert wait_for_whoop(bridge, cbc, "APPOINTMENT_ATTENDED") == ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED"]
@@ -198,12 +201,16 @@ def test_requisition_event_waits_for_busy_tests_once_in_all(bridge, monkeypatch)
     requisition = bridge.store_order(CODES)  # stored "starting", with no execution behind it
     started = time.monotonic()
 
-    answer = bridge.invoke("LabApiFunction", requisition_route("lab_api_requisition_event_attended.json", requisition["id"]))
+    answer = bridge.invoke(
+        "LabApiFunction", requisition_route("lab_api_requisition_event_attended.json", requisition["id"])
+    )
 
     elapsed = time.monotonic() - started
     assert answer["statusCode"] == 409
     assert json.loads(answer["body"])["error"] == "busy"
-    headers = answer.get("headers") or {key: values[-1] for key, values in (answer.get("multiValueHeaders") or {}).items()}
+    headers = answer.get("headers") or {
+        key: values[-1] for key, values in (answer.get("multiValueHeaders") or {}).items()
+    }
     assert headers["Retry-After"] == "2"
     assert elapsed < 2.0, elapsed
 
@@ -259,7 +266,9 @@ def test_final_results_reach_whoop_as_written_then_only_corrections_are_accepted
     assert body["accepted"] == "report"
     report_id = body["report_id"]
     received = wait_until(lambda: bridge.emulator.reports(lipid), 20, what="the report at WHOOP")
-    assert [json.dumps(report, sort_keys=True) for report in received] == [json.dumps(json.loads(event["body"]), sort_keys=True)]
+    assert [json.dumps(report, sort_keys=True) for report in received] == [
+        json.dumps(json.loads(event["body"]), sort_keys=True)
+    ]
     wait_for_whoop(bridge, lipid, "FULL_RESULTS_READY")
     bridge.wait_for_workflow(lipid, "awaiting_correction")
 
@@ -329,12 +338,19 @@ def test_what_whoop_accepts_is_accepted_an_observation_without_status_with_a_bun
     report = {
         "status": "final",
         "observations": [
-            {"code": "LDL_CHOLESTEROL", "value_numeric": 100, "unit": "mg/dL", "bundle_id": "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"},
+            {
+                "code": "LDL_CHOLESTEROL",
+                "value_numeric": 100,
+                "unit": "mg/dL",
+                "bundle_id": "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b",
+            },
             {"code": "HDL_CHOLESTEROL", "value_numeric": 52.5, "unit": "mg/dL"},
         ],
     }
 
-    status, body, _ = bridge.lab_api(with_body(service_request_route("lab_api_results_final.json", lipid), json.dumps(report)))
+    status, body, _ = bridge.lab_api(
+        with_body(service_request_route("lab_api_results_final.json", lipid), json.dumps(report))
+    )
 
     assert status == 202, body
     assert wait_until(lambda: bridge.emulator.reports(lipid), 20, what="the report at WHOOP") == [report]
@@ -351,11 +367,16 @@ def test_a_cancelled_report_without_observations_is_accepted_in_the_correction_w
     status, body, _ = bridge.lab_api(with_body(route, json.dumps({"status": "cancelled"})))
 
     assert status == 202, body
-    received = wait_until(lambda: len(bridge.emulator.reports(lipid)) == 2 and bridge.emulator.reports(lipid), 20, what="the cancellation")
+    received = wait_until(
+        lambda: len(bridge.emulator.reports(lipid)) == 2 and bridge.emulator.reports(lipid), 20, what="the cancellation"
+    )
     assert received[1] == {"status": "cancelled"}
     status, view, _ = bridge.lab_api(requisition_route("lab_api_get_requisition.json", order["id"]))
     (service_request,) = [sr for sr in view["service_requests"] if sr["id"] == lipid]
-    assert [(r["status"], r["observation_count"]) for r in service_request["diagnostic_reports"]] == [("final", 2), ("cancelled", 0)]
+    assert [(r["status"], r["observation_count"]) for r in service_request["diagnostic_reports"]] == [
+        ("final", 2),
+        ("cancelled", 0),
+    ]
 
 
 @pytest.mark.parametrize("status", ["final", "partial"])
@@ -374,9 +395,14 @@ def test_a_400_lists_the_missing_value_beside_the_missing_code(bridge, order):
     """The first observation has no value and no status, the second no code: one answer
     names both (pydantic alone skips the value rule once a field fails)."""
     lipid = order["by_code"]["LIPID_PANEL"]
-    report = {"status": "final", "observations": [{"code": "LDL_CHOLESTEROL", "unit": "mg/dL"}, {"value_numeric": 52.5, "status": "final"}]}
+    report = {
+        "status": "final",
+        "observations": [{"code": "LDL_CHOLESTEROL", "unit": "mg/dL"}, {"value_numeric": 52.5, "status": "final"}],
+    }
 
-    status, body, _ = bridge.lab_api(with_body(service_request_route("lab_api_results_final.json", lipid), json.dumps(report)))
+    status, body, _ = bridge.lab_api(
+        with_body(service_request_route("lab_api_results_final.json", lipid), json.dumps(report))
+    )
 
     assert status == 400
     assert {(problem["field"], problem["problem"]) for problem in body["problems"]} == {
@@ -398,7 +424,10 @@ def test_since_with_an_offset_whose_plus_api_gateway_decoded_to_a_space(bridge, 
 
     def listed(moment: datetime) -> list[str]:
         # 2026-01-01T00:00:00+01:00 arrives as "2026-01-01T00:00:00 01:00".
-        since = moment.astimezone(timezone(timedelta(hours=1))).replace(tzinfo=None).isoformat(timespec="seconds") + " 01:00"
+        since = (
+            moment.astimezone(timezone(timedelta(hours=1))).replace(tzinfo=None).isoformat(timespec="seconds")
+            + " 01:00"
+        )
         status, body, _ = bridge.lab_api(list_route(since=since, limit="100"))
         assert status == 200, body
         return [requisition["id"] for requisition in body["requisitions"]]
@@ -407,7 +436,9 @@ def test_since_with_an_offset_whose_plus_api_gateway_decoded_to_a_space(bridge, 
     assert order["id"] not in listed(received + timedelta(minutes=5))
 
 
-@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00 01:00", "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize(
+    "since", ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00 01:00", "9999-12-31T23:59:59-01:00"]
+)
 def test_a_since_whose_utc_time_is_outside_the_calendar_is_a_400(bridge, since):
     status, body, _ = bridge.lab_api(list_route(since=since))
 
@@ -430,18 +461,27 @@ def test_a_page_token_is_refused_with_another_window_or_filter_or_when_made_up(b
     assert status == 200 and first["next_token"]
     token = first["next_token"]
 
-    status, page, _ = bridge.lab_api(list_route(limit="1", since="2000-01-01T00:00:00Z", status="open", next_token=token))
+    status, page, _ = bridge.lab_api(
+        list_route(limit="1", since="2000-01-01T00:00:00Z", status="open", next_token=token)
+    )
     assert status == 200, page
     assert page["requisitions"] != first["requisitions"]
 
-    stale_key = {"pk": f"REQ#{order['id']}", "sk": "REQ", "gsi1pk": "REQUISITION", "gsi1sk": f"2001-01-01T00:00:00.000Z#{order['id']}"}
+    stale_key = {
+        "pk": f"REQ#{order['id']}",
+        "sk": "REQ",
+        "gsi1pk": "REQUISITION",
+        "gsi1sk": f"2001-01-01T00:00:00.000Z#{order['id']}",
+    }
     for query in (
         {"since": "2001-01-01T00:00:00Z", "status": "open", "next_token": token},  # another window
         {"since": "2000-01-01T00:00:00Z", "status": "closed", "next_token": token},  # another filter
         {"next_token": token},
         {"next_token": "bm90LWEtdG9rZW4"},  # made up
         {"next_token": "%%%"},
-        {"next_token": base64.urlsafe_b64encode(json.dumps(stale_key).encode()).decode()},  # a bare key, as tokens used to be
+        {
+            "next_token": base64.urlsafe_b64encode(json.dumps(stale_key).encode()).decode()
+        },  # a bare key, as tokens used to be
     ):
         status, body, _ = bridge.lab_api(list_route(**query))
         assert status == 400, (query, body)

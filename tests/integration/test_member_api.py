@@ -9,7 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import requests
 
-from integration_harness import SAMPLE_CLIENT_USER_ID, SAMPLE_CODE, SAMPLE_RETURN_URL, SAMPLE_STATE, load_event, log_records
+from integration_harness import (
+    SAMPLE_CLIENT_USER_ID,
+    SAMPLE_CODE,
+    SAMPLE_RETURN_URL,
+    SAMPLE_STATE,
+    load_event,
+    log_records,
+)
 
 
 def _member_api(bridge, name: str, **replace: str) -> tuple[int, dict | None]:
@@ -157,7 +164,9 @@ def test_two_members_consenting_with_one_whoop_account_at_once_leave_exactly_one
     a, b = member_store.get_connection("race-a"), member_store.get_connection("race-b")
     assert (a["status"], a["status_reason"], "sealed_tokens" in a) == ("disconnected", "moved_to_another_member", False)
     assert b["status"] == "connected"
-    assert bridge.published("member.connection_moved", user_id=user_id, from_client_user_id="race-a", to_client_user_id="race-b")
+    assert bridge.published(
+        "member.connection_moved", user_id=user_id, from_client_user_id="race-a", to_client_user_id="race-b"
+    )
 
 
 def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owner(bridge):
@@ -176,7 +185,9 @@ def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owne
     def consent(client_user_id: str) -> None:
         start.wait()
         try:
-            connections._store_connection(client_user_id, user_id, TokenGrant(f"access-{client_user_id}", 3600, "refresh", scopes), profile)
+            connections._store_connection(
+                client_user_id, user_id, TokenGrant(f"access-{client_user_id}", 3600, "refresh", scopes), profile
+            )
         except BaseException as error:  # noqa: BLE001 - reported below
             failures.append(error)
 
@@ -191,10 +202,16 @@ def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owne
     statuses = {member: member_store.get_connection(member)["status"] for member in members}
     assert statuses[owner] == "connected"
     assert all(status == "disconnected" for member, status in statuses.items() if member != owner), statuses
-    assert all(member_store.get_connection(member)["status_reason"] == "moved_to_another_member" for member in members if member != owner)
+    assert all(
+        member_store.get_connection(member)["status_reason"] == "moved_to_another_member"
+        for member in members
+        if member != owner
+    )
 
 
-def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with_error_and_revokes_the_grant(bridge, monkeypatch, logs):
+def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with_error_and_revokes_the_grant(
+    bridge, monkeypatch, logs
+):
     """WHOOP gave a grant but the bridge cannot keep it (DynamoDB or KMS failing): the member
     still lands on the platform's page with `status=error` (not API Gateway's bare 502), a
     reload answers the same, and the grant is not left live at WHOOP unknown to the bridge."""
@@ -208,7 +225,9 @@ def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with
     revocations = bridge.emulator.revocations
 
     def refuse(*_args, **_kwargs):
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "TransactWriteItems")
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "TransactWriteItems"
+        )
 
     monkeypatch.setattr(member_store, "save_connection", refuse)
     answer = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
@@ -218,7 +237,11 @@ def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with
     assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
     assert bridge.emulator.revocations == revocations + 1
     assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
-    failed = [record for record in log_records(logs) if record.get("level") == "ERROR" and record.get("client_user_id") == member]
+    failed = [
+        record
+        for record in log_records(logs)
+        if record.get("level") == "ERROR" and record.get("client_user_id") == member
+    ]
     assert failed and failed[0].get("error_code") == "ClientError"
     assert redirect["code"] not in logs.getvalue()
     # A reload gets the same answer, not "link expired".
@@ -239,6 +262,8 @@ def test_a_token_answer_that_is_not_json_sends_the_member_back_with_error_and_is
     assert answer["statusCode"] == 302
     assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
     assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
-    assert any(record.get("level") == "ERROR" and record.get("client_user_id") == member for record in log_records(logs))
+    assert any(
+        record.get("level") == "ERROR" and record.get("client_user_id") == member for record in log_records(logs)
+    )
     assert '"OAuthAuthorizationFailed":[1.0]' in capsys.readouterr().out.replace(" ", "")
     assert "maintenance" not in logs.getvalue()

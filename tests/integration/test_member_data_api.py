@@ -28,7 +28,15 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _sleep(start: str, *, sleep_id: str | None = None, updated_at: str | None = None, score_state: str = "SCORED", user_id: int = 10129, **extra) -> dict:
+def _sleep(
+    start: str,
+    *,
+    sleep_id: str | None = None,
+    updated_at: str | None = None,
+    score_state: str = "SCORED",
+    user_id: int = 10129,
+    **extra,
+) -> dict:
     begins = datetime.fromisoformat(start)
     return {
         "id": sleep_id or str(uuid.uuid4()),
@@ -76,10 +84,30 @@ def _record(record_type: str, start: str, number: int = 1) -> dict:
     if record_type == "sleep":
         return _sleep(start)
     if record_type == "cycle":
-        return {**common, "id": 90000 + number, "start": start, "end": None, "timezone_offset": "+00:00", "score": {"strain": 5.2951527}}
+        return {
+            **common,
+            "id": 90000 + number,
+            "start": start,
+            "end": None,
+            "timezone_offset": "+00:00",
+            "score": {"strain": 5.2951527},
+        }
     if record_type == "recovery":
-        return {**common, "cycle_id": 90000 + number, "sleep_id": str(uuid.uuid4()), "score": {"recovery_score": 44.0, "hrv_rmssd_milli": 31.813562}}
-    return {**common, "id": str(uuid.uuid4()), "start": start, "end": start, "timezone_offset": "+00:00", "sport_name": "running", "score": {"strain": 8.2463}}
+        return {
+            **common,
+            "cycle_id": 90000 + number,
+            "sleep_id": str(uuid.uuid4()),
+            "score": {"recovery_score": 44.0, "hrv_rmssd_milli": 31.813562},
+        }
+    return {
+        **common,
+        "id": str(uuid.uuid4()),
+        "start": start,
+        "end": start,
+        "timezone_offset": "+00:00",
+        "sport_name": "running",
+        "score": {"strain": 8.2463},
+    }
 
 
 def _connect(client_user_id: str, user_id: int | None = None) -> None:
@@ -88,7 +116,13 @@ def _connect(client_user_id: str, user_id: int | None = None) -> None:
     from whoop_bridge.store import member_store
 
     user_id = user_id or next(_USER_IDS)
-    connection = {"client_user_id": client_user_id, "user_id": user_id, "status": "connected", "token_version": 1, "connected_at": member_store.now_iso()}
+    connection = {
+        "client_user_id": client_user_id,
+        "user_id": user_id,
+        "status": "connected",
+        "token_version": 1,
+        "connected_at": member_store.now_iso(),
+    }
     member_store.save_connection(connection, None, moved_from=None, released_user_id=None, events=[])
 
 
@@ -103,7 +137,9 @@ def _store(client_user_id: str, record_type: str, record: dict, cause: str = "we
 
 
 def _records_event(client_user_id: str, record_type: str = "sleep", **query: str) -> dict:
-    event = load_event("member_api_get_sleep.json", **{SAMPLE_CLIENT_USER_ID: client_user_id, "/sleep": f"/{record_type}"})
+    event = load_event(
+        "member_api_get_sleep.json", **{SAMPLE_CLIENT_USER_ID: client_user_id, "/sleep": f"/{record_type}"}
+    )
     event["queryStringParameters"] = query or None
     event["multiValueQueryStringParameters"] = {key: [value] for key, value in query.items()} or None
     return event
@@ -111,7 +147,9 @@ def _records_event(client_user_id: str, record_type: str = "sleep", **query: str
 
 def _get(bridge, event: dict) -> tuple[int, dict, dict]:
     answer = bridge.invoke("MemberApiFunction", event)
-    headers = {key: values[-1] for key, values in (answer.get("multiValueHeaders") or {}).items()} | (answer.get("headers") or {})
+    headers = {key: values[-1] for key, values in (answer.get("multiValueHeaders") or {}).items()} | (
+        answer.get("headers") or {}
+    )
     return answer["statusCode"], json.loads(answer["body"]), headers
 
 
@@ -249,7 +287,14 @@ def test_a_delete_is_announced_once(bridge):
     assert len(first) == 1 and second == []
     assert record_store.get(member, "workout", workout["id"]) is None
     assert bridge.published(DELETED, client_user_id=member) == [
-        {"version": "1", "client_user_id": member, "user_id": 10129, "record_type": "workout", "record_id": workout["id"], "cause": "webhook"}
+        {
+            "version": "1",
+            "client_user_id": member,
+            "user_id": 10129,
+            "record_type": "workout",
+            "record_id": workout["id"],
+            "cause": "webhook",
+        }
     ]
     assert record_store.delete(member, 10129, "workout", str(uuid.uuid4()), "reconciliation") == []
 
@@ -306,7 +351,12 @@ def test_pages_give_every_record_exactly_once(bridge):
     member = "records-pages"
     _connect(member)
     # Seven workouts, two of them starting at the same moment (ordered by id then).
-    starts = ["2026-11-01T07:00:00.000Z", "2026-11-02T07:00:00.000Z", "2026-11-02T07:00:00.000Z", "2026-11-03T07:00:00.000Z"]
+    starts = [
+        "2026-11-01T07:00:00.000Z",
+        "2026-11-02T07:00:00.000Z",
+        "2026-11-02T07:00:00.000Z",
+        "2026-11-03T07:00:00.000Z",
+    ]
     starts += ["2026-11-04T07:00:00.000Z", "2026-11-05T07:00:00.000Z", "2026-11-06T07:00:00.000Z"]
     workouts = [_record("workout", start) for start in starts]
     for workout in workouts:
@@ -328,7 +378,9 @@ def test_a_window_with_pages_keeps_to_the_window(bridge):
     for cycle in cycles:
         _store(member, "cycle", cycle)
 
-    found, _pages = _read_all(bridge, member, "cycle", start="2026-11-03T05:00:00+00:00", end="2026-11-08T06:00:00+01:00", limit="2")
+    found, _pages = _read_all(
+        bridge, member, "cycle", start="2026-11-03T05:00:00+00:00", end="2026-11-08T06:00:00+01:00", limit="2"
+    )
 
     assert [cycle["id"] for cycle in found] == [90007, 90006, 90005, 90004, 90003]
     status, body = _read(bridge, member, "cycle", start="2026-11-09T00:00:00Z")
@@ -397,9 +449,19 @@ def test_the_profile_route_still_answers_beside_the_record_routes(bridge):
     from whoop_bridge.store import member_store
 
     member = "records-profile"
-    connection = {"client_user_id": member, "user_id": 4471, "status": "connected", "token_version": 1, "connected_at": member_store.now_iso()}
+    connection = {
+        "client_user_id": member,
+        "user_id": 4471,
+        "status": "connected",
+        "token_version": 1,
+        "connected_at": member_store.now_iso(),
+    }
     member_store.save_connection(
-        connection, {"user_id": 4471, "email": "m@example.com", "first_name": "M", "last_name": "P"}, moved_from=None, released_user_id=None, events=[]
+        connection,
+        {"user_id": 4471, "email": "m@example.com", "first_name": "M", "last_name": "P"},
+        moved_from=None,
+        released_user_id=None,
+        events=[],
     )
     event = load_event("member_api_get_profile.json", **{SAMPLE_CLIENT_USER_ID: member})
 
@@ -461,7 +523,10 @@ def test_a_disconnected_member_whose_data_was_kept_still_reads_it(bridge, monkey
 def test_the_openapi_schema_documents_the_four_data_routes_and_their_parameters(bridge):
     event = load_event(
         "member_api_get_sleep.json",
-        **{"/members/{client_user_id}/sleep": "/members/openapi.json", f"/members/{SAMPLE_CLIENT_USER_ID}/sleep": "/members/openapi.json"},
+        **{
+            "/members/{client_user_id}/sleep": "/members/openapi.json",
+            f"/members/{SAMPLE_CLIENT_USER_ID}/sleep": "/members/openapi.json",
+        },
     )
     event["pathParameters"] = event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
 
@@ -470,7 +535,13 @@ def test_the_openapi_schema_documents_the_four_data_routes_and_their_parameters(
     assert status == 200
     for record_type in RECORD_TYPES:
         operation = schema["paths"][f"/members/{{client_user_id}}/{record_type}"]["get"]
-        assert {parameter["name"] for parameter in operation["parameters"]} == {"client_user_id", "start", "end", "limit", "next_token"}
+        assert {parameter["name"] for parameter in operation["parameters"]} == {
+            "client_user_id",
+            "start",
+            "end",
+            "limit",
+            "next_token",
+        }
     assert "/members/{client_user_id}/profile" in schema["paths"]
 
 
@@ -481,8 +552,17 @@ def test_a_write_cancelled_by_a_concurrent_transaction_is_raised_not_taken_for_o
 
     class Conflicting:
         def transact_write_items(self, **_arguments):
-            reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}, {"Code": "None"}]
-            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": reasons}, "TransactWriteItems")
+            reasons = [
+                {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+                {"Code": "None"},
+            ]
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                    "CancellationReasons": reasons,
+                },
+                "TransactWriteItems",
+            )
 
     monkeypatch.setattr(record_store, "_client", Conflicting)
     sleep = _sleep("2026-11-21T23:00:00.000Z")

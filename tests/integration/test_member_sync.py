@@ -50,7 +50,9 @@ def test_member_connected_runs_the_backfill_of_every_type_and_the_profile(bridge
 
 def test_the_sample_webhook_fetches_the_sleep_once_however_often_it_comes(bridge, member):
     sleep = bridge.emulator.add_record(member, "sleep", pending=False)
-    event = load_event("sqs_member_sleep_updated.json", **{SAMPLE_SLEEP_ID: sleep["id"], SAMPLE_TRACE_ID: "trace-once-1"})
+    event = load_event(
+        "sqs_member_sleep_updated.json", **{SAMPLE_SLEEP_ID: sleep["id"], SAMPLE_TRACE_ID: "trace-once-1"}
+    )
     fetched = lambda: sum(1 for call in bridge.emulator.member_api_calls() if sleep["id"] in call["path"])  # noqa: E731
 
     for _ in range(3):
@@ -90,7 +92,9 @@ def test_the_reconcile_schedule_queues_one_job_per_connected_member(bridge, memb
 def test_a_webhook_whoop_answers_429_for_goes_back_on_its_queue_with_a_delay(bridge, member):
     bridge.queue_messages("MemberEventsQueue")
     sleep = bridge.emulator.add_record(member, "sleep", pending=False)
-    event = load_event("sqs_member_sleep_updated.json", **{SAMPLE_SLEEP_ID: sleep["id"], SAMPLE_TRACE_ID: "trace-429-1"})
+    event = load_event(
+        "sqs_member_sleep_updated.json", **{SAMPLE_SLEEP_ID: sleep["id"], SAMPLE_TRACE_ID: "trace-429-1"}
+    )
     bridge.emulator.burst_429(1, reset_seconds=30)
 
     assert bridge.invoke("MemberSyncFunction", event) == {"batchItemFailures": []}
@@ -147,25 +151,35 @@ def _wait_for_messages(bridge, logical_id: str, seconds: float = 5.0) -> list[di
         time.sleep(0.2)
 
 
-def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_later_success_stores_it(bridge, member, fresh_budget, monkeypatch):
+def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_later_success_stores_it(
+    bridge, member, fresh_budget, monkeypatch
+):
     from whoop_bridge.members import sync
 
     monkeypatch.setattr(sync, "READ_LAG_RETRY_SECONDS", 1)
     bridge.queue_messages("MemberEventsQueue")
     emulator = bridge.emulator
     sleep = emulator.add_record(member, "sleep")  # PENDING_SCORE
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "sleep.updated", sleep["id"], "trace-lag-0")) == {"batchItemFailures": []}
+    assert bridge.invoke("MemberSyncFunction", _webhook(member, "sleep.updated", sleep["id"], "trace-lag-0")) == {
+        "batchItemFailures": []
+    }
     assert stored(bridge, "sleep")[sleep["id"]]["score_state"] == "PENDING_SCORE"
     scored = emulator.score(member, "sleep", sleep["id"])
     emulator.inject_fault("GET", f"activity/sleep/{sleep['id']}$", status=404, count=1)
 
     # WHOOP's own webhook, then WHOOP answers 404 for the record (read lag).
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "sleep.updated", sleep["id"], "trace-lag-1")) == {"batchItemFailures": []}
+    assert bridge.invoke("MemberSyncFunction", _webhook(member, "sleep.updated", sleep["id"], "trace-lag-1")) == {
+        "batchItemFailures": []
+    }
 
     assert stored(bridge, "sleep")[sleep["id"]]["score_state"] == "PENDING_SCORE"  # not deleted
     assert not bridge.published("member.record.deleted", record_id=sleep["id"])
     (retry,) = _wait_for_messages(bridge, "MemberEventsQueue")
-    assert retry["trace_id"] == "trace-lag-1" and retry["id"] == sleep["id"] and isinstance(retry["not_found_since"], float)
+    assert (
+        retry["trace_id"] == "trace-lag-1"
+        and retry["id"] == sleep["id"]
+        and isinstance(retry["not_found_since"], float)
+    )
 
     # The same trace_id again: not swallowed as a duplicate, and this time WHOOP has it.
     assert bridge.invoke("MemberSyncFunction", _sqs(retry)) == {"batchItemFailures": []}
@@ -175,7 +189,9 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_la
 
 
 @pytest.mark.parametrize("lagging", ["sleep", "cycle recovery"])
-def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(bridge, member, fresh_budget, monkeypatch, lagging):
+def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(
+    bridge, member, fresh_budget, monkeypatch, lagging
+):
     from whoop_bridge.members import sync
 
     monkeypatch.setattr(sync, "READ_LAG_RETRY_SECONDS", 1)
@@ -187,7 +203,9 @@ def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_ask
     route = f"activity/sleep/{sleep['id']}$" if lagging == "sleep" else f"cycle/{sleep['cycle_id']}/recovery$"
     emulator.inject_fault("GET", route, status=404, count=1)
 
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], f"trace-lag-{lagging}")) == {"batchItemFailures": []}
+    assert bridge.invoke(
+        "MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], f"trace-lag-{lagging}")
+    ) == {"batchItemFailures": []}
 
     assert sleep["id"] not in stored(bridge, "recovery")
     assert (sleep["id"] in stored(bridge, "sleep")) == (lagging != "sleep")
@@ -196,14 +214,18 @@ def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_ask
     assert stored(bridge, "recovery")[sleep["id"]]["score_state"] == "SCORED"
 
 
-def test_a_record_whoop_still_does_not_show_after_the_read_lag_is_declared_missing_and_kept(bridge, member, fresh_budget, logs):
+def test_a_record_whoop_still_does_not_show_after_the_read_lag_is_declared_missing_and_kept(
+    bridge, member, fresh_budget, logs
+):
     import time
 
     from whoop_bridge.members import sync
 
     bridge.queue_messages("MemberEventsQueue")
     workout = bridge.emulator.add_record(member, "workout", pending=False)
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "workout.updated", workout["id"], "trace-missing-0")) == {"batchItemFailures": []}
+    assert bridge.invoke(
+        "MemberSyncFunction", _webhook(member, "workout.updated", workout["id"], "trace-missing-0")
+    ) == {"batchItemFailures": []}
     bridge.emulator.inject_fault("GET", f"activity/workout/{workout['id']}$", status=404, count=1)
     late = {"user_id": member, "id": workout["id"], "type": "workout.updated", "trace_id": "trace-missing-1"}
     late["not_found_since"] = time.time() - sync.READ_LAG_SECONDS - 1
@@ -216,13 +238,17 @@ def test_a_record_whoop_still_does_not_show_after_the_read_lag_is_declared_missi
     assert any(record["message"].startswith("WHOOP record still not found") for record in log_records(logs))
 
 
-def test_a_webhook_record_the_bridge_cannot_read_is_skipped_counted_and_logged_by_id_and_field(bridge, member, fresh_budget, logs, capsys):
+def test_a_webhook_record_the_bridge_cannot_read_is_skipped_counted_and_logged_by_id_and_field(
+    bridge, member, fresh_budget, logs, capsys
+):
     workout = bridge.emulator.add_record(member, "workout", pending=False)
     broken = {**workout, "start": "the morning after 2026-11-20"}
     bridge.emulator.inject_fault("GET", f"activity/workout/{workout['id']}$", status=200, body=broken, count=1)
     capsys.readouterr()
 
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "workout.updated", workout["id"], "trace-unreadable")) == {"batchItemFailures": []}
+    assert bridge.invoke(
+        "MemberSyncFunction", _webhook(member, "workout.updated", workout["id"], "trace-unreadable")
+    ) == {"batchItemFailures": []}
 
     assert workout["id"] not in stored(bridge, "workout")
     (skipped,) = [record for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")]
@@ -231,7 +257,9 @@ def test_a_webhook_record_the_bridge_cannot_read_is_skipped_counted_and_logged_b
     assert '"RecordsUnreadable"' in capsys.readouterr().out
 
 
-def test_one_unreadable_record_in_a_reconciliation_page_is_skipped_and_nothing_whoop_still_has_is_deleted(bridge, member, fresh_budget, logs, capsys):
+def test_one_unreadable_record_in_a_reconciliation_page_is_skipped_and_nothing_whoop_still_has_is_deleted(
+    bridge, member, fresh_budget, logs, capsys
+):
     from datetime import UTC, datetime, timedelta
 
     bridge.queue_messages("MemberJobsQueue")
@@ -241,7 +269,9 @@ def test_one_unreadable_record_in_a_reconciliation_page_is_skipped_and_nothing_w
     assert before and not {workout["id"] for workout in fresh} & set(before)
     # WHOOP's page lists only the three new workouts, the second with a start that is not a time.
     page = [fresh[0], {**fresh[1], "start": "not a time"}, fresh[2]]
-    emulator.inject_fault("GET", r"/v2/activity/workout$", status=200, body={"records": page, "next_token": None}, count=1)
+    emulator.inject_fault(
+        "GET", r"/v2/activity/workout$", status=200, body={"records": page, "next_token": None}, count=1
+    )
     now = datetime.now(UTC)
     job = {
         "job": "sync",
@@ -262,7 +292,9 @@ def test_one_unreadable_record_in_a_reconciliation_page_is_skipped_and_nothing_w
     # Every stored workout the page left out is still at WHOOP (its own GET says so): kept.
     assert set(before) <= set(after)
     assert not any(bridge.published("member.record.deleted", record_id=workout_id) for workout_id in before)
-    assert [record["record_id"] for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")] == [fresh[1]["id"]]
+    assert [
+        record["record_id"] for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")
+    ] == [fresh[1]["id"]]
     assert '"RecordsUnreadable"' in capsys.readouterr().out
 
 
@@ -272,10 +304,14 @@ def test_reconciliation_deletes_a_record_only_when_whoops_own_get_answers_404(br
     emulator = bridge.emulator
     kept, gone = (emulator.add_record(member, "workout", pending=False) for _ in range(2))
     for workout in (kept, gone):
-        assert bridge.invoke("MemberSyncFunction", _webhook(member, "workout.updated", workout["id"], f"trace-{workout['id']}")) == {"batchItemFailures": []}
+        assert bridge.invoke(
+            "MemberSyncFunction", _webhook(member, "workout.updated", workout["id"], f"trace-{workout['id']}")
+        ) == {"batchItemFailures": []}
     emulator.delete_record(member, "workout", gone["id"])
     # WHOOP's listing leaves out both (a page it got wrong); only `gone` is really gone.
-    emulator.inject_fault("GET", r"/v2/activity/workout$", status=200, body={"records": [], "next_token": None}, count=1)
+    emulator.inject_fault(
+        "GET", r"/v2/activity/workout$", status=200, body={"records": [], "next_token": None}, count=1
+    )
     now = datetime.now(UTC)
     job = {
         "job": "sync",
@@ -296,7 +332,9 @@ def test_reconciliation_deletes_a_record_only_when_whoops_own_get_answers_404(br
     assert not bridge.published("member.record.deleted", record_id=kept["id"])
 
 
-def test_a_recovery_whose_sleep_started_before_the_window_is_not_deleted_by_reconciliation(bridge, member, fresh_budget):
+def test_a_recovery_whose_sleep_started_before_the_window_is_not_deleted_by_reconciliation(
+    bridge, member, fresh_budget
+):
     """WHOOP windows recoveries by their sleep's start; a recovery created inside the window
     for a sleep that started before it is not in WHOOP's listing, and must not be deleted."""
     from datetime import UTC, datetime, timedelta
@@ -305,10 +343,18 @@ def test_a_recovery_whose_sleep_started_before_the_window_is_not_deleted_by_reco
     now = datetime.now(UTC)
     window_start = now - timedelta(days=3)
     # A cycle of its own (WHOOP has one recovery per cycle), starting before the window.
-    cycle = emulator.add_record(member, "cycle", pending=False, start=window_start - timedelta(hours=3), end=window_start + timedelta(hours=20))
-    sleep = emulator.add_record(member, "sleep", pending=False, start=window_start - timedelta(hours=1), cycle_id=cycle["id"])
-    emulator.add_record(member, "recovery", sleep_id=sleep["id"], pending=False, created_at=window_start + timedelta(hours=7))
-    assert bridge.invoke("MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], "trace-edge-recovery")) == {"batchItemFailures": []}
+    cycle = emulator.add_record(
+        member, "cycle", pending=False, start=window_start - timedelta(hours=3), end=window_start + timedelta(hours=20)
+    )
+    sleep = emulator.add_record(
+        member, "sleep", pending=False, start=window_start - timedelta(hours=1), cycle_id=cycle["id"]
+    )
+    emulator.add_record(
+        member, "recovery", sleep_id=sleep["id"], pending=False, created_at=window_start + timedelta(hours=7)
+    )
+    assert bridge.invoke(
+        "MemberSyncFunction", _webhook(member, "recovery.updated", sleep["id"], "trace-edge-recovery")
+    ) == {"batchItemFailures": []}
     assert sleep["id"] in stored(bridge, "recovery")
     from whoop_bridge.store import record_store
 
@@ -331,7 +377,9 @@ def test_a_recovery_whose_sleep_started_before_the_window_is_not_deleted_by_reco
     assert not bridge.published("member.record.deleted", record_id=sleep["id"])
 
 
-def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_finishes(bridge, member, fresh_budget, logs):
+def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_finishes(
+    bridge, member, fresh_budget, logs
+):
     from datetime import UTC, datetime, timedelta
 
     from whoop_bridge.store import member_store
@@ -339,7 +387,9 @@ def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_fi
     emulator = bridge.emulator
     fresh = [emulator.add_record(member, "workout", pending=False) for _ in range(3)]
     page = [fresh[0], {**fresh[1], "sport_id": "running", "start": None}, fresh[2]]
-    emulator.inject_fault("GET", r"/v2/activity/workout$", status=200, body={"records": page, "next_token": None}, count=1)
+    emulator.inject_fault(
+        "GET", r"/v2/activity/workout$", status=200, body={"records": page, "next_token": None}, count=1
+    )
     now = datetime.now(UTC)
     job = {
         "job": "sync",
@@ -361,7 +411,9 @@ def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_fi
     assert skipped["record_id"] == fresh[1]["id"] and sorted(skipped["fields"]) == ["sport_id", "start"]
 
 
-def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other_types_still_run(bridge, member, fresh_budget):
+def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other_types_still_run(
+    bridge, member, fresh_budget
+):
     """OAuthScopes may leave out a type (e.g. no read:cycles): that step is skipped, and the
     sleeps after it in the same backfill are still fetched and stored."""
     from datetime import UTC, datetime, timedelta
@@ -373,7 +425,8 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
     granted = list(connection["scopes"])
     table = member_store._table()
     table.update_item(
-        Key=member_store.member_key(SAMPLE_CLIENT_USER_ID), UpdateExpression="SET scopes = :scopes",
+        Key=member_store.member_key(SAMPLE_CLIENT_USER_ID),
+        UpdateExpression="SET scopes = :scopes",
         ExpressionAttributeValues={":scopes": [scope for scope in granted if scope != "read:cycles"]},
     )
     now = datetime.now(UTC)
@@ -390,7 +443,9 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
         assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
     finally:
         table.update_item(
-            Key=member_store.member_key(SAMPLE_CLIENT_USER_ID), UpdateExpression="SET scopes = :scopes", ExpressionAttributeValues={":scopes": granted}
+            Key=member_store.member_key(SAMPLE_CLIENT_USER_ID),
+            UpdateExpression="SET scopes = :scopes",
+            ExpressionAttributeValues={":scopes": granted},
         )
 
     assert sleep["id"] in stored(bridge, "sleep")
@@ -399,7 +454,9 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
     assert progress["sleep"]["state"] == "done"
 
 
-def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_in_flight(bridge, fresh_budget, monkeypatch):
+def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_in_flight(
+    bridge, fresh_budget, monkeypatch
+):
     """DELETE /connections deletes the member's records (DeleteDataOnDisconnect); a backfill
     page fetched just before must not be stored after that deletion and outlive it."""
     from datetime import UTC, datetime, timedelta
@@ -416,7 +473,9 @@ def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_
     try:
         _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
         redirect = _consent(bridge, link["authorization_url"])
-        assert _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])["statusCode"] == 302
+        assert (
+            _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])["statusCode"] == 302
+        )
     finally:
         emulator.signed_in_user_id = signed_in
     real_page = sync._MemberSession.page

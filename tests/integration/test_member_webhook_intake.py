@@ -20,14 +20,21 @@ from whoop_bridge import webhooks
 
 CLIENT_SECRET = "local-member-secret"
 SAMPLE = "webhook_whoop_sleep_updated.json"
-BODY = {"user_id": 10001, "id": "5f0c8f2e-9d4b-4b7a-8e21-3c6d9a1b7e40", "type": "sleep.updated", "trace_id": "d3709ee7-104e-4f70-a928-2932964b017b"}
+BODY = {
+    "user_id": 10001,
+    "id": "5f0c8f2e-9d4b-4b7a-8e21-3c6d9a1b7e40",
+    "type": "sleep.updated",
+    "trace_id": "d3709ee7-104e-4f70-a928-2932964b017b",
+}
 
 
 def signed(body: dict | str, *, timestamp_ms: int | None = None, secret: str = CLIENT_SECRET) -> dict:
     """The sample webhook carrying `body`, signed now as WHOOP signs it."""
     text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
     timestamp = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
-    signature = base64.b64encode(hmac.new(secret.encode(), (timestamp + text).encode(), hashlib.sha256).digest()).decode()
+    signature = base64.b64encode(
+        hmac.new(secret.encode(), (timestamp + text).encode(), hashlib.sha256).digest()
+    ).decode()
     event = load_event(SAMPLE)
     event["body"] = text
     for name, value in (("X-WHOOP-Signature", signature), ("X-WHOOP-Signature-Timestamp", timestamp)):
@@ -50,11 +57,16 @@ def test_the_sample_is_signed_with_the_emulators_member_client_secret(bridge):
     assert bridge.emulator.member_client_secret == CLIENT_SECRET
     event = load_event(SAMPLE)
     timestamp = event["headers"]["X-WHOOP-Signature-Timestamp"]
-    expected = base64.b64encode(hmac.new(CLIENT_SECRET.encode(), (timestamp + event["body"]).encode(), hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(CLIENT_SECRET.encode(), (timestamp + event["body"]).encode(), hashlib.sha256).digest()
+    ).decode()
     assert event["headers"]["X-WHOOP-Signature"] == expected
 
 
-@pytest.mark.parametrize("event_type", ["sleep.updated", "sleep.deleted", "recovery.updated", "recovery.deleted", "workout.updated", "workout.deleted"])
+@pytest.mark.parametrize(
+    "event_type",
+    ["sleep.updated", "sleep.deleted", "recovery.updated", "recovery.deleted", "workout.updated", "workout.deleted"],
+)
 def test_each_signed_data_webhook_is_204_and_enqueued_as_sent(bridge, logs, event_type):
     body = {**BODY, "type": event_type}
     event = signed(body)
@@ -76,7 +88,9 @@ def test_the_committed_sample_is_stale_and_refused(bridge):
 
 
 @pytest.mark.parametrize("age_seconds", [30 * 60, 119 * 60, webhooks.WHOOP_RETRY_SCHEDULE_SECONDS])
-def test_a_genuine_webhook_retried_within_whoops_two_hour_schedule_is_accepted_and_logged_late(bridge, logs, age_seconds):
+def test_a_genuine_webhook_retried_within_whoops_two_hour_schedule_is_accepted_and_logged_late(
+    bridge, logs, age_seconds
+):
     assert webhooks.WHOOP_RETRY_SCHEDULE_SECONDS == 2 * 3600
     body = {**BODY, "trace_id": f"late-{age_seconds}"}
 
@@ -99,7 +113,9 @@ def test_a_late_retry_of_a_processed_webhook_changes_nothing(bridge):
 
 
 @pytest.mark.parametrize("skew_seconds", [301, 3600, -(webhooks.MAX_SIGNATURE_AGE_SECONDS + 1), -3 * 86400])
-def test_a_genuine_timestamp_far_ahead_or_older_than_the_retry_schedule_is_401_and_logged_as_genuine(bridge, logs, skew_seconds):
+def test_a_genuine_timestamp_far_ahead_or_older_than_the_retry_schedule_is_401_and_logged_as_genuine(
+    bridge, logs, skew_seconds
+):
     answer = bridge.invoke("WebhookIntakeFunction", signed(BODY, timestamp_ms=int((time.time() + skew_seconds) * 1000)))
     assert answer["statusCode"] == 401
     assert json.loads(answer["body"]) == {"error": "stale signature"}

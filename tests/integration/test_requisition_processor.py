@@ -128,7 +128,10 @@ def test_a_404_is_fetched_again_later_and_the_order_is_not_declared_missing_yet(
     assert stored["outcome"] == "awaiting_whoop"
     ((body, seconds),) = delayed_for(bridge, requisition_id)
     assert body == {
-        "event_type": "lab_requisition.created", "resource_id": requisition_id, "not_found_since": stored["not_found_since"], "not_found_attempt": 1,
+        "event_type": "lab_requisition.created",
+        "resource_id": requisition_id,
+        "not_found_since": stored["not_found_since"],
+        "not_found_attempt": 1,
     }
     assert 25 < seconds <= 30  # the first of the doubling delays for the default 15 minutes
     assert get_requisition_status(bridge, requisition_id) == 404
@@ -148,7 +151,11 @@ def test_the_delayed_retry_is_not_taken_for_a_duplicate_and_its_success_shows_th
     assert process(bridge, retry_event(body)) == {"batchItemFailures": []}
 
     assert bridge.requisition_item(requisition["id"])["outcome"] == "received"
-    assert settled(bridge, requisition) == {"LIPID_PANEL": ["ORDER_CONFIRMED"], "CBC": ["ORDER_CONFIRMED"], "HBA1C": ["ORDER_ISSUE"]}
+    assert settled(bridge, requisition) == {
+        "LIPID_PANEL": ["ORDER_CONFIRMED"],
+        "CBC": ["ORDER_CONFIRMED"],
+        "HBA1C": ["ORDER_ISSUE"],
+    }
     assert get_requisition_status(bridge, requisition["id"]) == 200
     assert requisition["id"] in listed_requisition_ids(bridge)
     assert len(bridge.published("requisition.received", requisition_id=requisition["id"])) == 1
@@ -172,11 +179,15 @@ def test_after_the_bound_the_order_is_declared_not_found_once_and_a_later_succes
     )
     capsys.readouterr()
 
-    assert process(bridge, retry_event({**body, "not_found_since": began, "not_found_attempt": 5})) == {"batchItemFailures": []}
+    assert process(bridge, retry_event({**body, "not_found_since": began, "not_found_attempt": 5})) == {
+        "batchItemFailures": []
+    }
 
     assert bridge.requisition_item(requisition_id)["outcome"] == "not_found"
     assert delayed_for(bridge, requisition_id) == [(body, pytest.approx(30, abs=30))]  # only the first, still pending
-    assert [event["outcome"] for event in bridge.published("requisition.unavailable", requisition_id=requisition_id)] == ["not_found"]
+    assert [
+        event["outcome"] for event in bridge.published("requisition.unavailable", requisition_id=requisition_id)
+    ] == ["not_found"]
     assert '"RequisitionNotFound"' in capsys.readouterr().out  # the metric the alarm watches
     assert get_requisition_status(bridge, requisition_id) == 404
     # The older retry that is still pending comes: it belongs to the finished wait.
@@ -207,10 +218,15 @@ def test_an_unrecognised_task_business_status_is_kept_and_every_test_confirmed(b
     assert bridge.emulator.status_history(first)[0]["status"] == "ORDER_CONFIRMED"
     assert bridge.emulator.status_history(second) == []  # FHIR status null: no work, nothing sent
     assert bridge.emulator.calls_to("PATCH", f"/requisition/{requisition['id']}/status$") == []
-    status, view, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]}))
+    status, view, _ = bridge.lab_api(
+        load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]})
+    )
     assert status == 200
     by_id = {sr["id"]: sr for sr in view["service_requests"]}
-    assert (by_id[first]["whoop_task_business_status"], by_id[first]["task_business_status"]) == ("Specimen collected", "ORDER_CONFIRMED")
+    assert (by_id[first]["whoop_task_business_status"], by_id[first]["task_business_status"]) == (
+        "Specimen collected",
+        "ORDER_CONFIRMED",
+    )
     assert (by_id[second]["status"], by_id[second]["workflow"]) == (None, "skipped")
     assert view["problems"] == []
     wait_until(lambda: bridge.emulator.status_history(third), 20, what="HBA1C's status")
@@ -227,8 +243,12 @@ def test_an_order_the_bridge_cannot_read_is_recorded_alarmed_and_nothing_is_sent
     stored = bridge.requisition_item(requisition["id"])
     assert (stored["outcome"], [p["field"] for p in stored["problems"]]) == ("invalid", ["service_requests"])
     assert '"RequisitionInvalid"' in capsys.readouterr().out
-    assert [event["outcome"] for event in bridge.published("requisition.unavailable", requisition_id=requisition["id"])] == ["invalid"]
-    assert [call for call in bridge.emulator.calls if call["method"] == "PATCH" and requisition["id"] in call["path"]] == []
+    assert [
+        event["outcome"] for event in bridge.published("requisition.unavailable", requisition_id=requisition["id"])
+    ] == ["invalid"]
+    assert [
+        call for call in bridge.emulator.calls if call["method"] == "PATCH" and requisition["id"] in call["path"]
+    ] == []
     # Once WHOOP serves a readable order, WHOOP's next webhook takes it in.
     bridge.emulator.add_requisition(requisition)
     assert process(bridge, requisition_event(requisition["id"])) == {"batchItemFailures": []}
@@ -244,7 +264,9 @@ def test_a_test_without_a_code_is_held_and_shown_while_the_others_go_ahead(bridg
 
     good, held = (sr["id"] for sr in requisition["service_requests"])
     bridge.wait_for_workflow(good, "awaiting_lab_event")
-    status, view, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]}))
+    status, view, _ = bridge.lab_api(
+        load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]})
+    )
     assert status == 200
     by_id = {sr["id"]: sr for sr in view["service_requests"]}
     assert by_id[held]["workflow"] == "held"
@@ -322,7 +344,9 @@ def test_a_test_whoop_already_holds_goes_on_from_there_and_nothing_goes_back(bri
     attended, final = (sr["id"] for sr in requisition["service_requests"])
     waiting = bridge.wait_for_workflow(attended, "awaiting_lab_event")
     assert waiting["task_business_status"] == "APPOINTMENT_ATTENDED"
-    status, view, _ = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]}))
+    status, view, _ = bridge.lab_api(
+        load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition["id"]})
+    )
     by_id = {sr["id"]: sr for sr in view["service_requests"]}
     assert by_id[attended]["next_statuses"] == ["APPOINTMENT_ISSUE", "RESULTS_ISSUE", "ORDER_ISSUE"]
     assert by_id[attended]["accepts_results"] == ["partial", "preliminary", "final"]

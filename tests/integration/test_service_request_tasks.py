@@ -35,7 +35,9 @@ def status_patches(bridge, service_request_id: str) -> list[dict]:
 
 
 def lab_view(bridge, requisition_id: str) -> tuple[dict, str]:
-    status, body, text = bridge.lab_api(load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition_id}))
+    status, body, text = bridge.lab_api(
+        load_event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: requisition_id})
+    )
     assert status == 200
     return body, text
 
@@ -72,7 +74,9 @@ def test_set_status_that_whoop_cannot_take_now_fails_as_retryable_and_records_no
 
     # The ASL's ConfirmOrder retries exactly this error name, with backoff.
     assert raised.value.error_type == "WhoopTransientError"
-    (retry,) = json.loads((ROOT / "statemachines" / "service_request.asl.json").read_text())["States"]["ConfirmOrder"]["Retry"]
+    (retry,) = json.loads((ROOT / "statemachines" / "service_request.asl.json").read_text())["States"]["ConfirmOrder"][
+        "Retry"
+    ]
     assert raised.value.error_type in retry["ErrorEquals"]
     assert bridge.service_request_item(service_request_id)["history"] == []
     bridge.emulator.clear_faults()
@@ -173,7 +177,10 @@ def test_correction_window_is_closed_before_final_results_and_open_after(bridge,
     assert bridge.tasks(event) == {"remaining_seconds": 0}
 
     bridge.tasks(step("sfn_set_status_order_confirmed.json", service_request_id))
-    final = {**step("sfn_set_status_order_confirmed.json", service_request_id), "task_business_status": "FULL_RESULTS_READY"}
+    final = {
+        **step("sfn_set_status_order_confirmed.json", service_request_id),
+        "task_business_status": "FULL_RESULTS_READY",
+    }
     final["event_id"] = "5a0c3e81-7d2b-4f96-b1e4-8c6a9d2f0e37"
     bridge.tasks(final)
     remaining = bridge.tasks(event)["remaining_seconds"]
@@ -198,7 +205,10 @@ def test_record_failure_keeps_why_the_test_stopped(bridge, order, service_reques
     assert service_request["next_statuses"] == []
     assert service_request["accepts_results"] == []
     assert view["open"] is False
-    assert bridge.published("service_request.failed", service_request_id=service_request_id)[0]["error"] == "WhoopRequestRejected"
+    assert (
+        bridge.published("service_request.failed", service_request_id=service_request_id)[0]["error"]
+        == "WhoopRequestRejected"
+    )
 
 
 def test_unknown_action_raises_unknown_action(bridge, service_request_id):

@@ -51,7 +51,10 @@ def test_signed_webhook_is_answered_204_and_enqueued_once(bridge, logs):
     assert answer["body"] == ""
     messages = bridge.queue_messages()
     assert len(messages) == 1
-    assert json.loads(messages[0]["Body"]) == {"event_type": "lab_requisition.created", "resource_id": SAMPLE_REQUISITION_ID}
+    assert json.loads(messages[0]["Body"]) == {
+        "event_type": "lab_requisition.created",
+        "resource_id": SAMPLE_REQUISITION_ID,
+    }
     # The signature and the raw body never reach the logs.
     text = logs.getvalue()
     assert event["headers"]["WHOOP-Signed"] not in text

@@ -277,7 +277,9 @@ def test_unknown_oauth_scope_is_refused_by_name(monkeypatch, raw, unknown):
     assert unknown in message
 
 
-@pytest.mark.parametrize("raw", ["offline", "offline read:recovery read:cycles read:workout read:sleep read:body_measurement"])
+@pytest.mark.parametrize(
+    "raw", ["offline", "offline read:recovery read:cycles read:workout read:sleep read:body_measurement"]
+)
 def test_oauth_scopes_without_read_profile_are_refused(monkeypatch, raw):
     message = refused(monkeypatch, OAUTH_SCOPES=raw)
     assert "OAUTH_SCOPES" in message
@@ -292,7 +294,11 @@ def test_allowed_return_urls_are_split_on_commas_and_trimmed(monkeypatch):
         monkeypatch,
         ALLOWED_RETURN_URLS=" https://platform.example/whoop/done ,http://localhost:3000/cb,, https://app.example/x?y=1 ,",
     )
-    assert config.allowed_return_urls == ("https://platform.example/whoop/done", "http://localhost:3000/cb", "https://app.example/x?y=1")
+    assert config.allowed_return_urls == (
+        "https://platform.example/whoop/done",
+        "http://localhost:3000/cb",
+        "https://app.example/x?y=1",
+    )
 
 
 @pytest.mark.parametrize("raw", ["", " ", " , "])

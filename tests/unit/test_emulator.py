@@ -127,8 +127,9 @@ def test_token_success_is_counted_and_secret_not_recorded(emulator, http):
 
 
 def test_token_wrong_secret_is_401(emulator, http):
-    response = http.post(emulator.base_url + PARTNER + "/token",
-                         json=token_body(emulator, client_secret="nope"), timeout=5)
+    response = http.post(
+        emulator.base_url + PARTNER + "/token", json=token_body(emulator, client_secret="nope"), timeout=5
+    )
 
     assert response.status_code == 401
     assert emulator.token_requests == 0
@@ -144,8 +145,13 @@ def test_token_form_encoded_is_401_and_a_recorded_violation(emulator, http):
     assert [v["problem"] for v in emulator.contract_violations()] == ["Content-Type must be application/json"]
 
 
-@pytest.mark.parametrize(("override", "problem"), [({"grant_type": "authorization_code"}, "grant_type must be client_credentials"),
-                                                   ({"scope": "read:recovery"}, "scope must be whoop-partner/token")])
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"grant_type": "authorization_code"}, "grant_type must be client_credentials"),
+        ({"scope": "read:recovery"}, "scope must be whoop-partner/token"),
+    ],
+)
 def test_token_wrong_grant_or_scope_is_401_and_a_recorded_violation(emulator, http, override, problem):
     response = http.post(emulator.base_url + PARTNER + "/token", json=token_body(emulator, **override), timeout=5)
 
@@ -196,15 +202,29 @@ def test_get_requisition_200_with_exact_shape_and_404(emulator, http, auth):
     body = response.json()
     assert body == created
     assert set(body) == {"id", "created_at", "updated_at", "patient", "service_requests", "appointments"}
-    assert set(body["patient"]) == {"id", "first_name", "last_name", "birth_date", "gender", "email", "phone",
-                                    "nationality", "emirates_id", "passport_no"}
+    assert set(body["patient"]) == {
+        "id",
+        "first_name",
+        "last_name",
+        "birth_date",
+        "gender",
+        "email",
+        "phone",
+        "nationality",
+        "emirates_id",
+        "passport_no",
+    }
     assert body["created_at"].endswith("Z")
     srs = body["service_requests"]
     assert [sr["code"] for sr in srs] == ["LIPID_PANEL", "CBC"]
     # A new order has no task_business_status at all (absent, not null) and no references.
     assert srs[0] == {
-        "id": srs[0]["id"], "status": "active", "intent": "order", "code": "LIPID_PANEL",
-        "task_description": "Fasting lipid panel", "based_on": [],
+        "id": srs[0]["id"],
+        "status": "active",
+        "intent": "order",
+        "code": "LIPID_PANEL",
+        "task_description": "Fasting lipid panel",
+        "based_on": [],
     }
     assert srs[1]["task_description"] == "Complete blood count"
     [appointment] = body["appointments"]
@@ -212,8 +232,9 @@ def test_get_requisition_200_with_exact_shape_and_404(emulator, http, auth):
     assert set(appointment) == {"type", "service_request_ids", "start_time", "slot_id"}
     assert appointment["type"] == "IN_PERSON"
 
-    missing = http.get(f"{emulator.base_url}{PARTNER}/requisition/00000000-0000-4000-8000-000000000000",
-                       headers=auth, timeout=5)
+    missing = http.get(
+        f"{emulator.base_url}{PARTNER}/requisition/00000000-0000-4000-8000-000000000000", headers=auth, timeout=5
+    )
     assert missing.status_code == 404
 
 
@@ -247,8 +268,13 @@ def test_get_service_request_200_and_404(emulator, http, auth):
 
 def test_status_happy_path(emulator, http, auth):
     sr_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
-    steps = ["ORDER_CONFIRMED", "APPOINTMENT_ATTENDED", "PARTIAL_RESULTS_READY",
-             "PARTIAL_RESULTS_READY", "FULL_RESULTS_READY"]
+    steps = [
+        "ORDER_CONFIRMED",
+        "APPOINTMENT_ATTENDED",
+        "PARTIAL_RESULTS_READY",
+        "PARTIAL_RESULTS_READY",
+        "FULL_RESULTS_READY",
+    ]
 
     for step in steps:
         response = patch_sr(emulator, http, auth, sr_id, step)
@@ -265,9 +291,9 @@ def test_status_happy_path(emulator, http, auth):
 @pytest.mark.parametrize(
     ("before", "after"),
     [
-        (["APPOINTMENT_ATTENDED"], "ORDER_CONFIRMED"),        # backwards
-        (["ORDER_CONFIRMED"], "ORDER_CONFIRMED"),             # only PARTIAL may repeat
-        (["FULL_RESULTS_READY"], "RESULTS_ISSUE"),            # nothing after FULL
+        (["APPOINTMENT_ATTENDED"], "ORDER_CONFIRMED"),  # backwards
+        (["ORDER_CONFIRMED"], "ORDER_CONFIRMED"),  # only PARTIAL may repeat
+        (["FULL_RESULTS_READY"], "RESULTS_ISSUE"),  # nothing after FULL
         (["FULL_RESULTS_READY"], "PARTIAL_RESULTS_READY"),
     ],
 )
@@ -303,8 +329,9 @@ def test_issue_status_requires_reason_and_is_terminal(emulator, http, auth):
     assert ok.status_code == 200
     assert emulator.status_history(sr_id)[-1]["reason"] == "Member cancelled the appointment"
     assert patch_sr(emulator, http, auth, sr_id, "APPOINTMENT_ATTENDED").status_code == 200
-    results = http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results",
-                        json=GOOD_REPORT, headers=auth, timeout=5)
+    results = http.post(
+        f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results", json=GOOD_REPORT, headers=auth, timeout=5
+    )
     assert results.status_code == 201
     assert emulator.service_request(sr_id)["task_business_status"] == "APPOINTMENT_ISSUE"
     assert emulator.reports(sr_id) == []
@@ -321,8 +348,9 @@ def test_issue_status_requires_reason_and_is_terminal(emulator, http, auth):
 def test_invalid_status_body_changes_nothing_and_is_a_recorded_violation(emulator, http, auth, body):
     sr_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
 
-    response = http.patch(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/status",
-                          json=body, headers=auth, timeout=5)
+    response = http.patch(
+        f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/status", json=body, headers=auth, timeout=5
+    )
 
     assert response.status_code == 200
     assert "task_business_status" not in emulator.service_request(sr_id)
@@ -347,14 +375,21 @@ def test_requisition_status_conflict_on_one_changes_none(emulator, http, auth):
     first, second = (sr["id"] for sr in req["service_requests"])
     assert patch_sr(emulator, http, auth, second, "APPOINTMENT_ATTENDED").status_code == 200
 
-    response = http.patch(f"{emulator.base_url}{PARTNER}/requisition/{req['id']}/status",
-                          json={"task_business_status": "ORDER_CONFIRMED"}, headers=auth, timeout=5)
+    response = http.patch(
+        f"{emulator.base_url}{PARTNER}/requisition/{req['id']}/status",
+        json={"task_business_status": "ORDER_CONFIRMED"},
+        headers=auth,
+        timeout=5,
+    )
 
     assert response.status_code == 204
     assert "task_business_status" not in emulator.service_request(first)
     assert emulator.service_request(second)["task_business_status"] == "APPOINTMENT_ATTENDED"
     [violation] = emulator.contract_violations()
-    assert violation["problem"] == f"service request {second}: cannot move from APPOINTMENT_ATTENDED to ORDER_CONFIRMED; the happy path only moves forward"
+    assert (
+        violation["problem"]
+        == f"service request {second}: cannot move from APPOINTMENT_ATTENDED to ORDER_CONFIRMED; the happy path only moves forward"
+    )
 
 
 # ---------------------------------------------------------------- results
@@ -364,12 +399,14 @@ def test_results_observation_without_value_is_a_recorded_violation_and_not_store
     sr_id = emulator.create_requisition(["LIPID_PANEL"])["service_requests"][0]["id"]
     bad = {"status": "final", "observations": [{"code": "LDL", "unit": "mg/dL", "status": "final"}]}
 
-    response = http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results",
-                         json=bad, headers=auth, timeout=5)
+    response = http.post(
+        f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results", json=bad, headers=auth, timeout=5
+    )
 
     assert response.status_code == 201  # WHOOP documents 201 and 404 only
     assert [v["problem"] for v in emulator.contract_violations()] == [
-        "observations[0]: at least one of value_numeric or value_text is required"]
+        "observations[0]: at least one of value_numeric or value_text is required"
+    ]
     assert emulator.reports(sr_id) == []
 
 
@@ -377,8 +414,12 @@ def test_results_accepts_what_whoops_schema_allows(emulator, http, auth):
     # Every field of WHOOP's report and observation is optional; bundle_id groups observations.
     sr_id = emulator.create_requisition(["LIPID_PANEL"])["service_requests"][0]["id"]
     url = f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results"
-    no_status = {"status": "final", "observations": [
-        {"code": "LDL", "value_numeric": 100, "unit": "mg/dL", "bundle_id": "1b7c2f0e-8f0b-4c6e-9d43-2a5e6f7a8b9c"}]}
+    no_status = {
+        "status": "final",
+        "observations": [
+            {"code": "LDL", "value_numeric": 100, "unit": "mg/dL", "bundle_id": "1b7c2f0e-8f0b-4c6e-9d43-2a5e6f7a8b9c"}
+        ],
+    }
     cancelled = {"status": "cancelled"}
 
     assert http.post(url, json=no_status, headers=auth, timeout=5).status_code == 201
@@ -394,21 +435,33 @@ def test_results_accepts_what_whoops_schema_allows(emulator, http, auth):
         ({"status": "done", "observations": GOOD_REPORT["observations"]}, "status must be one of"),
         ({"status": "final", "observations": []}, "non-empty list"),
         ({"status": "final", "observations": GOOD_REPORT["observations"], "pdf": "x"}, "unknown fields: pdf"),
-        ({"status": "final", "observations": [{"code": "LDL", "value_numeric": "100", "status": "final"}]},
-         "value_numeric must be a number"),
-        ({"status": "final", "observations": [{"code": "", "value_numeric": 1, "status": "final"}]},
-         "code must be a non-empty string"),
-        ({"status": "final", "observations": [{"code": "LDL", "value_numeric": 1, "status": "done"}]},
-         "observations[0].status must be one of"),
-        ({"status": "final", "observations": [{"code": "LDL", "value_numeric": 1, "status": "final",
-                                               "reference_range": "0-100"}]}, "unknown fields: reference_range"),
+        (
+            {"status": "final", "observations": [{"code": "LDL", "value_numeric": "100", "status": "final"}]},
+            "value_numeric must be a number",
+        ),
+        (
+            {"status": "final", "observations": [{"code": "", "value_numeric": 1, "status": "final"}]},
+            "code must be a non-empty string",
+        ),
+        (
+            {"status": "final", "observations": [{"code": "LDL", "value_numeric": 1, "status": "done"}]},
+            "observations[0].status must be one of",
+        ),
+        (
+            {
+                "status": "final",
+                "observations": [{"code": "LDL", "value_numeric": 1, "status": "final", "reference_range": "0-100"}],
+            },
+            "unknown fields: reference_range",
+        ),
     ],
 )
 def test_results_strict_validation(emulator, http, auth, report, fragment):
     sr_id = emulator.create_requisition(["LIPID_PANEL"])["service_requests"][0]["id"]
 
-    response = http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results",
-                         json=report, headers=auth, timeout=5)
+    response = http.post(
+        f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results", json=report, headers=auth, timeout=5
+    )
 
     assert response.status_code == 201
     problems = [v["problem"] for v in emulator.contract_violations()]
@@ -431,8 +484,9 @@ def test_good_report_is_201_empty_and_stored_in_order(emulator, http, auth):
 
 
 def test_results_for_unknown_service_request_is_404(emulator, http, auth):
-    response = http.post(f"{emulator.base_url}{PARTNER}/service-request/unknown/results",
-                         json=GOOD_REPORT, headers=auth, timeout=5)
+    response = http.post(
+        f"{emulator.base_url}{PARTNER}/service-request/unknown/results", json=GOOD_REPORT, headers=auth, timeout=5
+    )
 
     assert response.status_code == 404
 
@@ -440,19 +494,27 @@ def test_results_for_unknown_service_request_is_404(emulator, http, auth):
 # ---------------------------------------------------------------- test data and webhooks
 
 
-@pytest.mark.parametrize(("query", "appointment_type"), [("", "IN_PERSON"), ("?appointmentType=MOBILE", "MOBILE"),
-                                                        ("?appointmentType=VIRTUAL", "VIRTUAL")])
+@pytest.mark.parametrize(
+    ("query", "appointment_type"),
+    [("", "IN_PERSON"), ("?appointmentType=MOBILE", "MOBILE"), ("?appointmentType=VIRTUAL", "VIRTUAL")],
+)
 def test_add_test_data_answers_the_requisition_id_and_sends_no_webhook(http, receiver, query, appointment_type):
     with WhoopEmulator(partner_webhook_url=receiver.url) as emu:
         token = get_token(emu, http)
-        response = http.post(f"{emu.base_url}{PARTNER}/development/add-test-data{query}",
-                             headers={"Authorization": f"Bearer {token}"}, timeout=15)
+        response = http.post(
+            f"{emu.base_url}{PARTNER}/development/add-test-data{query}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=15,
+        )
 
         assert response.status_code == 200
         requisition_id = response.json()["requisition_id"]
         assert set(response.json()) == {"requisition_id"}
-        fetched = http.get(f"{emu.base_url}{PARTNER}/requisition/{requisition_id}",
-                           headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+        fetched = http.get(
+            f"{emu.base_url}{PARTNER}/requisition/{requisition_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        ).json()
         [appointment] = fetched["appointments"]
         assert appointment["type"] == appointment_type
         assert ("collection_address" in appointment) == (appointment_type == "MOBILE")
@@ -475,8 +537,11 @@ def test_partner_webhook_is_signed_compact_json(http, receiver):
 
         requisition = emu.requisition(event["resource_id"])
         assert [sr["code"] for sr in requisition["service_requests"]] == ["LIPID_PANEL", "CBC", "HBA1C"]
-        fetched = http.get(f"{emu.base_url}{PARTNER}/requisition/{event['resource_id']}",
-                           headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        fetched = http.get(
+            f"{emu.base_url}{PARTNER}/requisition/{event['resource_id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         assert fetched.status_code == 200
         assert emu.webhook_deliveries[0]["status"] == 204
 
@@ -489,15 +554,21 @@ def test_webhook_receiver_fetch_during_add_test_data_sorts_after_it(http):
         emu, token = holder["emu"], holder["token"]
         with requests.Session() as session:
             session.trust_env = False
-            holder["fetch"] = session.get(f"{emu.base_url}{PARTNER}/requisition/{event['resource_id']}",
-                                          headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
+            holder["fetch"] = session.get(
+                f"{emu.base_url}{PARTNER}/requisition/{event['resource_id']}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5,
+            ).status_code
 
     rec = _Receiver(on_event=fetch)
     try:
         with WhoopEmulator(partner_webhook_url=rec.url) as emu:
             holder["emu"], holder["token"] = emu, get_token(emu, http)
-            response = http.post(f"{emu.base_url}{PARTNER}/development/add-test-data",
-                                 headers={"Authorization": f"Bearer {holder['token']}"}, timeout=15)
+            response = http.post(
+                f"{emu.base_url}{PARTNER}/development/add-test-data",
+                headers={"Authorization": f"Bearer {holder['token']}"},
+                timeout=15,
+            )
             assert response.status_code == 200
             assert emu.send_partner_webhook("lab_requisition.created", response.json()["requisition_id"]) == 204
 
@@ -530,8 +601,11 @@ def test_webhook_to_unreachable_url_returns_0(emulator):
 def test_add_test_data_is_404_in_production(http):
     with WhoopEmulator(production=True) as emu:
         token = get_token(emu, http)
-        response = http.post(f"{emu.base_url}{PARTNER}/development/add-test-data",
-                             headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        response = http.post(
+            f"{emu.base_url}{PARTNER}/development/add-test-data",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
 
         assert response.status_code == 404
         assert emu.calls_to("POST", "add-test-data")[0]["status"] == 404
@@ -580,8 +654,12 @@ def test_unknown_path_404_wrong_method_405_bad_json_400(emulator, http, auth):
 
     unknown = http.get(f"{emulator.base_url}{PARTNER}/nothing-here", headers=auth, timeout=5)
     wrong_method = http.delete(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}", headers=auth, timeout=5)
-    bad_json = http.patch(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/status", data=b"{not json",
-                          headers={**auth, "Content-Type": "application/json"}, timeout=5)
+    bad_json = http.patch(
+        f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/status",
+        data=b"{not json",
+        headers={**auth, "Content-Type": "application/json"},
+        timeout=5,
+    )
 
     assert unknown.status_code == 404
     assert wrong_method.status_code == 405
@@ -595,8 +673,9 @@ def test_timeline_is_readable_and_has_no_patient_data(emulator, http, auth):
     sr_id = req["service_requests"][0]["id"]
     http.get(f"{emulator.base_url}{PARTNER}/requisition/{req['id']}", headers=auth, timeout=5)
     patch_sr(emulator, http, auth, sr_id, "ORDER_CONFIRMED")
-    http.post(f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results", json=GOOD_REPORT,
-              headers=auth, timeout=5)
+    http.post(
+        f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results", json=GOOD_REPORT, headers=auth, timeout=5
+    )
 
     lines = emulator.timeline()
 
@@ -620,8 +699,11 @@ def test_control_api_over_http(emulator, http, receiver):
     assert created.status_code == 201
     sr_id = created.json()["service_requests"][0]["id"]
     reference = {"type": "DocumentReference", "id": "5d0f8a52-4c8e-4f1c-9a51-0c1f4a8d2b11"}
-    mobile = http.post(base + "/requisitions", json={"codes": ["CBC"], "appointment_type": "MOBILE", "based_on": {"CBC": [reference]}},
-                       timeout=5).json()
+    mobile = http.post(
+        base + "/requisitions",
+        json={"codes": ["CBC"], "appointment_type": "MOBILE", "based_on": {"CBC": [reference]}},
+        timeout=5,
+    ).json()
     assert mobile["appointments"][0]["type"] == "MOBILE" and mobile["service_requests"][0]["based_on"] == [reference]
     assert http.post(base + "/requisitions", json={"appointment_type": "HOME"}, timeout=5).status_code == 400
 
@@ -638,9 +720,11 @@ def test_control_api_over_http(emulator, http, receiver):
     assert view["service_request"]["id"] == sr_id
     assert view["reports"] == [] and view["history"] == []
 
-    sent = http.post(base + "/webhooks/partner",
-                     json={"event_type": "lab_requisition.created", "resource_id": created.json()["id"],
-                           "url": receiver.url}, timeout=15)
+    sent = http.post(
+        base + "/webhooks/partner",
+        json={"event_type": "lab_requisition.created", "resource_id": created.json()["id"], "url": receiver.url},
+        timeout=15,
+    )
     assert sent.json() == {"status": 204}
     assert len(receiver.deliveries) == 1
 

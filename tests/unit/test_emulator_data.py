@@ -31,20 +31,63 @@ END = "2026-11-20T15:00:00Z"
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 COLLECTIONS = {"cycle": "/cycle", "sleep": "/activity/sleep", "recovery": "/recovery", "workout": "/activity/workout"}
 FIELDS = {
-    "cycle": {"id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset", "score_state", "step_count",
-              "score"},
-    "sleep": {"id", "cycle_id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
-              "nap", "score_state", "score"},
+    "cycle": {
+        "id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "start",
+        "end",
+        "timezone_offset",
+        "score_state",
+        "step_count",
+        "score",
+    },
+    "sleep": {
+        "id",
+        "cycle_id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "start",
+        "end",
+        "timezone_offset",
+        "nap",
+        "score_state",
+        "score",
+    },
     "recovery": {"cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score"},
-    "workout": {"id", "user_id", "created_at", "updated_at", "start", "end", "timezone_offset",
-                "sport_name", "score_state", "score"},
+    "workout": {
+        "id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "start",
+        "end",
+        "timezone_offset",
+        "sport_name",
+        "score_state",
+        "score",
+    },
 }
 SCORE_FIELDS = {
     "cycle": {"strain", "kilojoule", "average_heart_rate", "max_heart_rate"},
-    "sleep": {"stage_summary", "sleep_needed", "respiratory_rate", "sleep_performance_percentage",
-              "sleep_consistency_percentage", "sleep_efficiency_percentage"},
-    "recovery": {"user_calibrating", "recovery_score", "resting_heart_rate", "hrv_rmssd_milli", "spo2_percentage",
-                 "skin_temp_celsius"},
+    "sleep": {
+        "stage_summary",
+        "sleep_needed",
+        "respiratory_rate",
+        "sleep_performance_percentage",
+        "sleep_consistency_percentage",
+        "sleep_efficiency_percentage",
+    },
+    "recovery": {
+        "user_calibrating",
+        "recovery_score",
+        "resting_heart_rate",
+        "hrv_rmssd_milli",
+        "spo2_percentage",
+        "skin_temp_celsius",
+    },
     "workout": {"strain", "average_heart_rate", "max_heart_rate", "kilojoule", "percent_recorded", "zone_durations"},
 }
 
@@ -77,13 +120,28 @@ def emulator():
 
 def connect(emu: WhoopEmulator, http: requests.Session, scope: str = ALL_SCOPES) -> tuple[int, str]:
     """A member approves the app through the real OAuth flow; returns (user_id, access token)."""
-    query = urllib.parse.urlencode({"response_type": "code", "client_id": emu.member_client_id,
-                                    "redirect_uri": REDIRECT, "scope": scope, "state": "state-0123456789"})
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "client_id": emu.member_client_id,
+            "redirect_uri": REDIRECT,
+            "scope": scope,
+            "state": "state-0123456789",
+        }
+    )
     redirect = http.get(f"{emu.base_url}/oauth/oauth2/auth?{query}", allow_redirects=False, timeout=5)
     code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(redirect.headers["Location"]).query))["code"]
-    tokens = http.post(emu.base_url + "/oauth/oauth2/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-        "client_id": emu.member_client_id, "client_secret": emu.member_client_secret}, timeout=5)
+    tokens = http.post(
+        emu.base_url + "/oauth/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": emu.member_client_id,
+            "client_secret": emu.member_client_secret,
+        },
+        timeout=5,
+    )
     assert tokens.status_code == 200, tokens.text
     access = tokens.json()["access_token"]
     user_id = http.get(emu.base_url + V2 + "/user/profile/basic", headers=bearer(access), timeout=5).json()["user_id"]
@@ -120,7 +178,6 @@ def walk(emu, http, token, path, **params) -> list[dict]:
         assert len(page.json()["records"]) == 25
 
 
-
 def test_history_has_whoops_shapes_and_field_names(emulator, http, member):
     user_id, token = member
     assert [len(emulator.records(user_id, t)) for t in ("cycle", "sleep", "recovery")] == [30, 30, 30]
@@ -129,7 +186,9 @@ def test_history_has_whoops_shapes_and_field_names(emulator, http, member):
         assert records == emulator.records(user_id, record_type)
         for record in records:
             # Absent, not null: a current cycle's end, a score that is not there yet.
-            absent = ({"score"} if record["score_state"] != "SCORED" else set()) | ({"end"} if record is records[0] and record_type == "cycle" else set())
+            absent = ({"score"} if record["score_state"] != "SCORED" else set()) | (
+                {"end"} if record is records[0] and record_type == "cycle" else set()
+            )
             assert set(record) == FIELDS[record_type] - absent
             assert None not in (value for key, value in record.items() if key != "step_count")
             assert record["user_id"] == user_id and record["score_state"] in ("SCORED", "PENDING_SCORE")
@@ -143,21 +202,35 @@ def test_history_has_whoops_shapes_and_field_names(emulator, http, member):
     assert any(isinstance(c["step_count"], int) for c in cycles)
     assert all(isinstance(c["id"], int) and c["id"] >= 93845 for c in cycles)
     assert [s["cycle_id"] for s in sleeps] == [c["id"] for c in cycles]
-    assert all(c["start"] < s["start"] < s["end"] and s["nap"] is False and "v1_id" not in s
-               for c, s in zip(cycles, sleeps))
+    assert all(
+        c["start"] < s["start"] < s["end"] and s["nap"] is False and "v1_id" not in s for c, s in zip(cycles, sleeps)
+    )
     assert all(uuid.UUID(s["id"]).version == 4 for s in sleeps)
     assert [(r["sleep_id"], r["cycle_id"]) for r in recoveries] == [(s["id"], s["cycle_id"]) for s in sleeps]
     assert sleeps[0]["score_state"] == recoveries[0]["score_state"] == "PENDING_SCORE"
     assert set(sleeps[1]["score"]["stage_summary"]) == {
-        "total_in_bed_time_milli", "total_awake_time_milli", "total_no_data_time_milli", "total_light_sleep_time_milli",
-        "total_slow_wave_sleep_time_milli", "total_rem_sleep_time_milli", "sleep_cycle_count", "disturbance_count"}
-    assert set(sleeps[1]["score"]["sleep_needed"]) == {"baseline_milli", "need_from_sleep_debt_milli",
-                                                      "need_from_recent_strain_milli", "need_from_recent_nap_milli"}
+        "total_in_bed_time_milli",
+        "total_awake_time_milli",
+        "total_no_data_time_milli",
+        "total_light_sleep_time_milli",
+        "total_slow_wave_sleep_time_milli",
+        "total_rem_sleep_time_milli",
+        "sleep_cycle_count",
+        "disturbance_count",
+    }
+    assert set(sleeps[1]["score"]["sleep_needed"]) == {
+        "baseline_milli",
+        "need_from_sleep_debt_milli",
+        "need_from_recent_strain_milli",
+        "need_from_recent_nap_milli",
+    }
     for workout in emulator.records(user_id, "workout"):
         assert isinstance(workout["sport_name"], str) and "sport_id" not in workout and "v1_id" not in workout
         assert sum(workout["score"]["zone_durations"].values()) > 0
         # Distance only for sports that have one: absent otherwise, never null.
-        assert ("distance_meter" in workout["score"]) == (workout["sport_name"] in ("running", "cycling", "rowing", "swimming", "walking"))
+        assert ("distance_meter" in workout["score"]) == (
+            workout["sport_name"] in ("running", "cycling", "rowing", "swimming", "walking")
+        )
 
 
 def test_pagination_walks_every_record_once_newest_first(emulator, http, member):
@@ -168,8 +241,11 @@ def test_pagination_walks_every_record_once_newest_first(emulator, http, member)
         records = walk(emulator, http, token, path)
         ids = [r.get("id", r.get("sleep_id")) for r in records]
         assert len(ids) == len(set(ids)) == len(emulator.records(user_id, record_type))
-        starts = [r["start"] for r in records] if record_type != "recovery" else \
-            [emulator.record(user_id, "sleep", r["sleep_id"])["start"] for r in records]
+        starts = (
+            [r["start"] for r in records]
+            if record_type != "recovery"
+            else [emulator.record(user_id, "sleep", r["sleep_id"])["start"] for r in records]
+        )
         assert starts == sorted(starts, reverse=True)
 
 
@@ -200,10 +276,20 @@ def test_start_includes_records_in_progress_and_recoveries_follow_their_sleep(em
     assert [r["sleep_id"] for r in walk(emulator, http, token, "/recovery", **window)] == got_sleeps
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": "0"}, {"limit": "26"}, {"limit": "ten"}, {"limit": ""}, {"limit": "-1"},
-    {"start": "yesterday"}, {"start": "2026-11-01"}, {"end": "2026-11-01T00:00:00"}, {"nextToken": "forged"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "26"},
+        {"limit": "ten"},
+        {"limit": ""},
+        {"limit": "-1"},
+        {"start": "yesterday"},
+        {"start": "2026-11-01"},
+        {"end": "2026-11-01T00:00:00"},
+        {"nextToken": "forged"},
+    ],
+)
 def test_bad_query_is_400(emulator, http, member, params):
     response = get(emulator, http, member[1], "/activity/sleep", **params)
     assert response.status_code == 400
@@ -233,9 +319,15 @@ def test_a_member_only_sees_their_own_records(emulator, http, member):
     assert other != owner
     sleep = emulator.records(owner, "sleep")[1]
     workout = emulator.records(owner, "workout")[0]
-    for path in (f"/activity/sleep/{sleep['id']}", f"/activity/workout/{workout['id']}", f"/cycle/{sleep['cycle_id']}",
-                 f"/cycle/{sleep['cycle_id']}/sleep", f"/cycle/{sleep['cycle_id']}/recovery",
-                 f"/activity/sleep/{uuid.uuid4()}", "/cycle/not-a-number"):
+    for path in (
+        f"/activity/sleep/{sleep['id']}",
+        f"/activity/workout/{workout['id']}",
+        f"/cycle/{sleep['cycle_id']}",
+        f"/cycle/{sleep['cycle_id']}/sleep",
+        f"/cycle/{sleep['cycle_id']}/recovery",
+        f"/activity/sleep/{uuid.uuid4()}",
+        "/cycle/not-a-number",
+    ):
         response = get(emulator, http, other_token, path)
         assert (response.status_code, response.json()) == (404, {"error": "not_found"}), path
     assert get(emulator, http, other_token, "/activity/sleep").json() == {"records": []}
@@ -250,7 +342,6 @@ def test_recovery_is_only_reachable_through_its_cycle(emulator, http, member):
     sleep = get(emulator, http, token, f"/cycle/{recovery['cycle_id']}/sleep").json()
     assert sleep["id"] == recovery["sleep_id"]
     assert get(emulator, http, token, f"/activity/sleep/{sleep['id']}").json() == sleep
-
 
 
 def test_scoring_a_pending_sleep_adds_a_score_and_bumps_updated_at(emulator, http, member):
@@ -307,7 +398,6 @@ def test_deleting_a_sleep_deletes_its_recovery(emulator, http, member):
     assert emulator.delete_record(user_id, "workout", workout["id"]) == ["workout.deleted"]
 
 
-
 def test_minute_limit_answers_429_then_the_next_window_serves(http):
     clock = FastClock(120)  # a minute in half a second
     with WhoopEmulator(redirect_uris=[REDIRECT], clock=clock) as emu:
@@ -355,11 +445,14 @@ def test_burst_429_and_member_api_calls(emulator, http, member):
     assert http.get(emulator.base_url + V2 + "/cycle", timeout=5).status_code == 401
     calls = emulator.member_api_calls()
     assert [(c["path"], c["status"], c["user_id"]) for c in calls[-5:]] == [
-        (V2 + "/recovery", 429, user_id), (V2 + "/recovery", 429, user_id), (V2 + "/recovery", 200, user_id),
-        (V2 + "/cycle", 503, user_id), (V2 + "/cycle", 401, None)]
+        (V2 + "/recovery", 429, user_id),
+        (V2 + "/recovery", 429, user_id),
+        (V2 + "/recovery", 200, user_id),
+        (V2 + "/cycle", 503, user_id),
+        (V2 + "/cycle", 401, None),
+    ]
     assert calls[0]["path"] == V2 + "/user/profile/basic" and isinstance(calls[0]["time"], float)
     assert len(emulator.rate_limited_calls()) == 2
-
 
 
 class Receiver:
@@ -397,11 +490,17 @@ def test_member_webhook_is_signed_with_the_client_secret(emulator, member, recei
     sleep = emulator.records(user_id, "sleep")[0]
     assert emulator.send_member_webhook(user_id, "recovery.updated", sleep["id"], trace_id="trace-1") == 204
     headers, body = receiver.deliveries[0]
-    assert json.loads(body) == {"user_id": user_id, "id": sleep["id"], "type": "recovery.updated", "trace_id": "trace-1"}
+    assert json.loads(body) == {
+        "user_id": user_id,
+        "id": sleep["id"],
+        "type": "recovery.updated",
+        "trace_id": "trace-1",
+    }
     assert headers["Content-Type"] == "application/json"
     timestamp = headers["X-WHOOP-Signature-Timestamp"]
-    expected = base64.b64encode(hmac.new(emulator.member_client_secret.encode(), timestamp.encode() + body,
-                                         hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(emulator.member_client_secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    ).decode()
     assert hmac.compare_digest(headers["X-WHOOP-Signature"], expected)
     assert abs(int(timestamp) - emulator.member_webhook_deliveries[0]["time"] * 1000) < 5000
 
@@ -411,7 +510,9 @@ def test_member_webhook_is_signed_with_the_client_secret(emulator, member, recei
     assert uuid.UUID(json.loads(body)["trace_id"])
     deliveries = emulator.member_webhook_deliveries
     assert [(d["type"], d["id"], d["status"]) for d in deliveries] == [
-        ("recovery.updated", sleep["id"], 204), ("sleep.deleted", sleep["id"], 204)]
+        ("recovery.updated", sleep["id"], 204),
+        ("sleep.deleted", sleep["id"], 204),
+    ]
     assert emulator.member_client_secret not in json.dumps(deliveries)
     with pytest.raises(ValueError):
         emulator.send_member_webhook(user_id, "cycle.updated", sleep["id"])
@@ -425,7 +526,11 @@ def test_control_api_for_history_records_and_webhooks(http, receiver):
         assert counts.status_code == 200 and counts.json()["cycle"] == counts.json()["recovery"] == 3
         records = http.get(f"{control}/{user_id}/records/sleep", timeout=5).json()["records"]
         assert records == emu.records(user_id, "sleep")
-        sent = http.post(f"{control}/{user_id}/webhooks", json={"type": "sleep.updated", "id": records[0]["id"]}, timeout=5)
+        sent = http.post(
+            f"{control}/{user_id}/webhooks", json={"type": "sleep.updated", "id": records[0]["id"]}, timeout=5
+        )
         assert sent.json() == {"status": 204} and len(receiver.deliveries) == 1
-        assert http.post(f"{control}/{user_id}/webhooks", json={"type": "bogus", "id": "x"}, timeout=5).status_code == 400
+        assert (
+            http.post(f"{control}/{user_id}/webhooks", json={"type": "bogus", "id": "x"}, timeout=5).status_code == 400
+        )
         assert http.get(f"{control}/999/records/sleep", timeout=5).status_code == 404

@@ -44,8 +44,11 @@ def http():
 
 def authorize(emu: WhoopEmulator, http: requests.Session, **overrides: str | None) -> requests.Response:
     params: dict[str, str | None] = {
-        "response_type": "code", "client_id": emu.member_client_id, "redirect_uri": REDIRECT,
-        "scope": SCOPES, "state": STATE,
+        "response_type": "code",
+        "client_id": emu.member_client_id,
+        "redirect_uri": REDIRECT,
+        "scope": SCOPES,
+        "state": STATE,
     }
     params.update(overrides)
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, quote_via=urllib.parse.quote)
@@ -77,8 +80,9 @@ def token_call(emu: WhoopEmulator, http: requests.Session, **form: str | None) -
     return http.post(emu.base_url + TOKEN, data={k: v for k, v in body.items() if v is not None}, timeout=5)
 
 
-def exchange(emu: WhoopEmulator, http: requests.Session, code: str, redirect_uri: str = REDIRECT,
-             **form: str | None) -> requests.Response:
+def exchange(
+    emu: WhoopEmulator, http: requests.Session, code: str, redirect_uri: str = REDIRECT, **form: str | None
+) -> requests.Response:
     return token_call(emu, http, grant_type="authorization_code", code=code, redirect_uri=redirect_uri, **form)
 
 
@@ -102,9 +106,16 @@ def get_profile(emu: WhoopEmulator, http: requests.Session, token: str) -> reque
 
 
 def partner_token(emu: WhoopEmulator, http: requests.Session) -> str:
-    response = http.post(emu.base_url + "/developer/v2/partner/token", json={
-        "grant_type": "client_credentials", "client_id": emu.client_id,
-        "client_secret": emu.client_secret, "scope": "whoop-partner/token"}, timeout=5)
+    response = http.post(
+        emu.base_url + "/developer/v2/partner/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+            "scope": "whoop-partner/token",
+        },
+        timeout=5,
+    )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
@@ -159,12 +170,15 @@ def test_state_is_echoed_unchanged_and_the_redirect_query_is_kept(emulator, http
     assert exchange(emulator, http, params["code"], redirect_uri=uri).status_code == 200
 
 
-@pytest.mark.parametrize("redirect_uri", [
-    "http://127.0.0.1:9/whoop/callback/",        # trailing slash
-    "http://127.0.0.1:9/whoop/callback?x=1",     # extra query
-    "http://127.0.0.1:8/whoop/callback",         # other port
-    "https://evil.example.com/whoop/callback",
-])
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://127.0.0.1:9/whoop/callback/",  # trailing slash
+        "http://127.0.0.1:9/whoop/callback?x=1",  # extra query
+        "http://127.0.0.1:8/whoop/callback",  # other port
+        "https://evil.example.com/whoop/callback",
+    ],
+)
 def test_redirect_uri_mismatch_is_400_and_never_redirects(emulator, http, redirect_uri):
     before = emulator.issued_credentials()
 
@@ -185,14 +199,17 @@ def test_unknown_client_id_is_400_and_never_redirects(emulator, http):
     assert response.json()["error"] == "invalid_client"
 
 
-@pytest.mark.parametrize(("overrides", "error"), [
-    ({"response_type": "token"}, "invalid_request"),
-    ({"response_type": None}, "invalid_request"),
-    ({"state": "short"}, "invalid_request"),
-    ({"state": None}, "invalid_request"),
-    ({"scope": "read:everything offline"}, "invalid_scope"),
-    ({"scope": ""}, "invalid_scope"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"response_type": "token"}, "invalid_request"),
+        ({"response_type": None}, "invalid_request"),
+        ({"state": "short"}, "invalid_request"),
+        ({"state": None}, "invalid_request"),
+        ({"scope": "read:everything offline"}, "invalid_scope"),
+        ({"scope": ""}, "invalid_scope"),
+    ],
+)
 def test_bad_authorize_request_redirects_with_error(emulator, http, overrides, error):
     params = redirected(authorize(emulator, http, **overrides))
 
@@ -204,9 +221,16 @@ def test_bad_authorize_request_redirects_with_error(emulator, http, overrides, e
 
 
 def test_repeated_authorize_parameter_is_invalid_request(emulator, http):
-    query = urllib.parse.urlencode([("response_type", "code"), ("client_id", emulator.member_client_id),
-                                    ("redirect_uri", REDIRECT), ("scope", "offline"), ("scope", "read:profile"),
-                                    ("state", STATE)])
+    query = urllib.parse.urlencode(
+        [
+            ("response_type", "code"),
+            ("client_id", emulator.member_client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "offline"),
+            ("scope", "read:profile"),
+            ("state", STATE),
+        ]
+    )
 
     response = http.get(f"{emulator.base_url}{AUTHORIZE}?{query}", allow_redirects=False, timeout=5)
 
@@ -296,11 +320,14 @@ def test_unknown_code_is_invalid_grant_and_missing_fields_invalid_request(emulat
 # ---------------------------------------------------------------- client authentication and form
 
 
-@pytest.mark.parametrize("credentials", [
-    {"client_secret": "wrong"},
-    {"client_secret": None},
-    {"client_id": "local-partner-client", "client_secret": "local-partner-secret"},
-])
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"client_secret": "wrong"},
+        {"client_secret": None},
+        {"client_id": "local-partner-client", "client_secret": "local-partner-secret"},
+    ],
+)
 def test_bad_client_credentials_are_401_and_do_not_consume_the_code(emulator, http, credentials):
     code = get_code(emulator, http)
 
@@ -313,8 +340,13 @@ def test_bad_client_credentials_are_401_and_do_not_consume_the_code(emulator, ht
 
 def test_json_body_on_token_endpoint_is_400(emulator, http):
     code = get_code(emulator, http)
-    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret}
+    body = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": emulator.member_client_id,
+        "client_secret": emulator.member_client_secret,
+    }
 
     response = http.post(emulator.base_url + TOKEN, json=body, timeout=5)
 
@@ -325,16 +357,20 @@ def test_json_body_on_token_endpoint_is_400(emulator, http):
     assert exchange(emulator, http, code).status_code == 200
 
 
-@pytest.mark.parametrize("raw", [
-    "grant_type=authorization_code&grant_type=refresh_token",
-    "grant_type=authorization_code&&code=x",
-    "grant_type",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "grant_type=authorization_code&grant_type=refresh_token",
+        "grant_type=authorization_code&&code=x",
+        "grant_type",
+    ],
+)
 def test_repeated_or_malformed_form_is_400(emulator, http, raw):
     body = f"{raw}&client_id={emulator.member_client_id}&client_secret={emulator.member_client_secret}"
 
-    response = http.post(emulator.base_url + TOKEN, data=body,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5)
+    response = http.post(
+        emulator.base_url + TOKEN, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5
+    )
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
@@ -380,8 +416,12 @@ def test_concurrent_refreshes_with_the_same_token_exactly_one_wins(emulator, htt
         results: list[requests.Response] = []
         lock = threading.Lock()
 
-        def race(token: str = refresh_token, barrier: threading.Barrier = barrier,
-                 results: list = results, lock: threading.Lock = lock) -> None:
+        def race(
+            token: str = refresh_token,
+            barrier: threading.Barrier = barrier,
+            results: list = results,
+            lock: threading.Lock = lock,
+        ) -> None:
             with requests.Session() as session:
                 session.trust_env = False
                 barrier.wait(timeout=5)
@@ -405,13 +445,20 @@ def test_concurrent_refreshes_with_the_same_token_exactly_one_wins(emulator, htt
     assert refresh(emulator, http, refresh_token).status_code == 200
 
 
-@pytest.mark.parametrize(("scope", "error"), [(None, "invalid_request"), ("read:profile", "invalid_scope"),
-                                              ("offline read:profile", "invalid_scope")])
+@pytest.mark.parametrize(
+    ("scope", "error"),
+    [(None, "invalid_request"), ("read:profile", "invalid_scope"), ("offline read:profile", "invalid_scope")],
+)
 def test_refresh_without_scope_offline_is_400_and_keeps_the_token(emulator, http, scope, error):
     tokens = connect(emulator, http)
 
-    response = token_call(emulator, http, grant_type="refresh_token", refresh_token=tokens["refresh_token"],
-                          **({"scope": scope} if scope is not None else {}))
+    response = token_call(
+        emulator,
+        http,
+        grant_type="refresh_token",
+        refresh_token=tokens["refresh_token"],
+        **({"scope": scope} if scope is not None else {}),
+    )
 
     assert response.status_code == 400
     assert response.json()["error"] == error
@@ -556,10 +603,20 @@ def test_recorded_token_bodies_hide_secrets_codes_and_refresh_tokens(emulator, h
     http.delete(emulator.base_url + ACCESS, headers=bearer(rotated["access_token"]), timeout=5)
 
     exchange_call, refresh_call = emulator.calls_to("POST", TOKEN)
-    assert exchange_call["body"] == {"grant_type": "authorization_code", "code": "***", "redirect_uri": REDIRECT,
-                                     "client_id": emulator.member_client_id, "client_secret": "***"}
-    assert refresh_call["body"] == {"grant_type": "refresh_token", "refresh_token": "***", "scope": "offline",
-                                    "client_id": emulator.member_client_id, "client_secret": "***"}
+    assert exchange_call["body"] == {
+        "grant_type": "authorization_code",
+        "code": "***",
+        "redirect_uri": REDIRECT,
+        "client_id": emulator.member_client_id,
+        "client_secret": "***",
+    }
+    assert refresh_call["body"] == {
+        "grant_type": "refresh_token",
+        "refresh_token": "***",
+        "scope": "offline",
+        "client_id": emulator.member_client_id,
+        "client_secret": "***",
+    }
     [authorize_call] = emulator.calls_to("GET", AUTHORIZE)
     assert authorize_call["path"] == AUTHORIZE and authorize_call["body"] is None
 
@@ -584,9 +641,17 @@ def test_issued_credentials_contains_everything_just_issued(emulator, http):
 
     issued = emulator.issued_credentials()
 
-    for value in (code, tokens["access_token"], tokens["refresh_token"], rotated["access_token"],
-                  rotated["refresh_token"], partner, emulator.client_secret, emulator.member_client_secret,
-                  emulator.webhook_secret):
+    for value in (
+        code,
+        tokens["access_token"],
+        tokens["refresh_token"],
+        rotated["access_token"],
+        rotated["refresh_token"],
+        partner,
+        emulator.client_secret,
+        emulator.member_client_secret,
+        emulator.webhook_secret,
+    ):
         assert value in issued
     assert emulator.member_client_id not in issued
 
@@ -641,8 +706,14 @@ def test_control_api_oauth_switches(emulator, http):
     assert http.post(base + "/oauth", json={"decline_consent": True}, timeout=5).status_code == 204
     assert redirected(authorize(emulator, http))["error"] == "access_denied"
 
-    switches = {"decline_consent": False, "withhold_scopes": ["offline"], "user_limit": 5,
-                "signed_in_user_id": 42, "member_token_ttl_seconds": 60, "redirect_uris": [REDIRECT, OTHER_REDIRECT]}
+    switches = {
+        "decline_consent": False,
+        "withhold_scopes": ["offline"],
+        "user_limit": 5,
+        "signed_in_user_id": 42,
+        "member_token_ttl_seconds": 60,
+        "redirect_uris": [REDIRECT, OTHER_REDIRECT],
+    }
     assert http.post(base + "/oauth", json=switches, timeout=5).status_code == 204
     assert emulator.redirect_uris is uris and uris == [REDIRECT, OTHER_REDIRECT]
     tokens = exchange(emulator, http, get_code(emulator, http, redirect_uri=OTHER_REDIRECT), OTHER_REDIRECT).json()
@@ -660,23 +731,27 @@ def test_control_api_oauth_switches(emulator, http):
     for credential in emulator.issued_credentials():
         assert credential not in view.text
 
-    assert http.post(base + "/oauth", json={"user_limit": None, "signed_in_user_id": None},
-                     timeout=5).status_code == 204
+    assert (
+        http.post(base + "/oauth", json={"user_limit": None, "signed_in_user_id": None}, timeout=5).status_code == 204
+    )
     assert emulator.user_limit is None and emulator.signed_in_user_id is None
 
 
-@pytest.mark.parametrize("body", [
-    {"decline_consent": "yes"},
-    {"withhold_scopes": "offline"},
-    {"withhold_scopes": ["read:everything"]},
-    {"user_limit": "10"},
-    {"user_limit": True},
-    {"signed_in_user_id": 0},
-    {"member_token_ttl_seconds": 1.5},
-    {"redirect_uris": REDIRECT},
-    {"unknown_switch": 1},
-    [],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"decline_consent": "yes"},
+        {"withhold_scopes": "offline"},
+        {"withhold_scopes": ["read:everything"]},
+        {"user_limit": "10"},
+        {"user_limit": True},
+        {"signed_in_user_id": 0},
+        {"member_token_ttl_seconds": 1.5},
+        {"redirect_uris": REDIRECT},
+        {"unknown_switch": 1},
+        [],
+    ],
+)
 def test_control_api_oauth_rejects_wrong_types_and_changes_nothing(emulator, http, body):
     response = http.post(emulator.base_url + "/_emulator/oauth", json=body, timeout=5)
 

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_webhook_intake_imports_neither_pydantic_nor_xray_nor_event_handler():
     probe = f"""
 import importlib.util, sys
-sys.path.insert(0, {str(ROOT / 'layers' / 'bridge')!r})
-spec = importlib.util.spec_from_file_location("app", {str(ROOT / 'functions' / 'webhook_intake' / 'app.py')!r})
+sys.path.insert(0, {str(ROOT / "layers" / "bridge")!r})
+spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions" / "webhook_intake" / "app.py")!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 heavy = sorted(name for name in sys.modules if name.split(".")[0] == "pydantic"
@@ -22,7 +22,10 @@ heavy = sorted(name for name in sys.modules if name.split(".")[0] == "pydantic"
 print(",".join(heavy))
 """
     answer = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
     )
     assert answer.stdout.strip() == ""

@@ -53,7 +53,14 @@ def test_a_fhir_status_other_than_active_is_no_work_and_nothing_sent(status):
 def test_every_readable_test_is_kept_with_its_decision_and_whoops_value_as_received():
     items, unreadable = read_service_requests(
         [
-            {"id": "sr-1", "status": "active", "code": "CBC", "task_business_status": "Specimen collected", "based_on": [], "priority": 1},
+            {
+                "id": "sr-1",
+                "status": "active",
+                "code": "CBC",
+                "task_business_status": "Specimen collected",
+                "based_on": [],
+                "priority": 1,
+            },
             {"id": "sr-2", "status": "active", "code": "LIPID_PANEL", "task_business_status": "APPOINTMENT_ATTENDED"},
             {"id": "sr-3", "code": "HBA1C", "task_business_status": None, "task_description": None},
         ],
@@ -67,20 +74,29 @@ def test_every_readable_test_is_kept_with_its_decision_and_whoops_value_as_recei
     assert by_id["sr-1"]["whoop_task_business_status"] == "Specimen collected"
     assert "task_business_status" not in by_id["sr-1"]  # nothing sent yet
     assert (by_id["sr-2"]["decision"], by_id["sr-2"]["task_business_status"]) == ("resume", "APPOINTMENT_ATTENDED")
-    assert (by_id["sr-3"]["decision"], by_id["sr-3"]["decision_reason"]) == ("reject", "Test code HBA1C is not offered by this lab.")
+    assert (by_id["sr-3"]["decision"], by_id["sr-3"]["decision_reason"]) == (
+        "reject",
+        "Test code HBA1C is not offered by this lab.",
+    )
     assert all(item["requisition_id"] == "req-1" for item in items)
 
 
 def test_a_test_without_a_readable_code_is_held_and_one_without_an_id_only_named():
     items, unreadable = read_service_requests(
-        [{"id": "sr-1", "code": None}, {"code": "CBC"}, "not an object", {"id": "sr-4", "code": "CBC"}], "req-1", accepts
+        [{"id": "sr-1", "code": None}, {"code": "CBC"}, "not an object", {"id": "sr-4", "code": "CBC"}],
+        "req-1",
+        accepts,
     )
     assert [(item["service_request_id"], item["decision"], item["workflow"]) for item in items] == [
         ("sr-1", "hold", "held"),
         ("sr-4", "confirm", "starting"),
     ]
     assert items[0]["problems"] == [{"field": "service_requests.0.code", "problem": "Input should be a valid string"}]
-    assert {problem["field"] for problem in unreadable} == {"service_requests.0.code", "service_requests.1.id", "service_requests.2"}
+    assert {problem["field"] for problem in unreadable} == {
+        "service_requests.0.code",
+        "service_requests.1.id",
+        "service_requests.2",
+    }
 
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -91,7 +91,10 @@ def test_return_url_that_could_send_the_member_elsewhere_is_refused(monkeypatch,
     assert return_url_allowed(return_url) is False
 
 
-@pytest.mark.parametrize("return_url", ["https://platform.example:abc/whoop/done", "https://platform.example:99999/whoop/done", "https://[::1/whoop/done"])
+@pytest.mark.parametrize(
+    "return_url",
+    ["https://platform.example:abc/whoop/done", "https://platform.example:99999/whoop/done", "https://[::1/whoop/done"],
+)
 def test_unparsable_return_url_is_refused_not_raised(monkeypatch, return_url):
     configure(monkeypatch, ALLOWED_RETURN_URLS=ALLOWED)
     assert return_url_allowed(return_url) is False
@@ -110,7 +113,11 @@ def test_http_localhost_is_refused_unless_listed(monkeypatch):
 @pytest.mark.parametrize("raw", ["", " , "])
 def test_empty_allowed_list_refuses_every_return_url(monkeypatch, raw):
     configure(monkeypatch, ALLOWED_RETURN_URLS=raw)
-    for return_url in ("https://platform.example/whoop/done", "http://localhost:3000/whoop/done", "https://evil.example/"):
+    for return_url in (
+        "https://platform.example/whoop/done",
+        "http://localhost:3000/whoop/done",
+        "https://evil.example/",
+    ):
         assert return_url_allowed(return_url) is False, return_url
 
 
@@ -147,7 +154,10 @@ def test_redirect_uri_follows_the_requests_host_and_stage():
 
 
 def test_location_adds_the_status_to_the_return_url():
-    assert Outcome("connected", "https://platform.example/whoop/done").location == "https://platform.example/whoop/done?status=connected"
+    assert (
+        Outcome("connected", "https://platform.example/whoop/done").location
+        == "https://platform.example/whoop/done?status=connected"
+    )
 
 
 def test_location_keeps_the_return_urls_own_query():
@@ -157,7 +167,9 @@ def test_location_keeps_the_return_urls_own_query():
     assert parse_qsl(parts.query) == [("session", "abc"), ("lang", "en"), ("status", "denied")]
 
 
-@pytest.mark.parametrize("query", ["status=connected", "status=connected&session=abc", "session=abc&status=connected&status=x"])
+@pytest.mark.parametrize(
+    "query", ["status=connected", "status=connected&session=abc", "session=abc&status=connected&status=x"]
+)
 def test_location_replaces_a_status_the_return_url_already_had(query):
     location = Outcome("user_limit", f"https://platform.example/whoop/done?{query}").location
     values = parse_qs(urlsplit(location).query)
@@ -201,7 +213,9 @@ def test_whoop_user_limit_phrase_is_recognised_in_any_case(description):
     assert is_user_limit(description) is True
 
 
-@pytest.mark.parametrize("description", [None, "", "The user denied access", "access_denied", "rate limit exceeded", "user-limit"])
+@pytest.mark.parametrize(
+    "description", [None, "", "The user denied access", "access_denied", "rate limit exceeded", "user-limit"]
+)
 def test_other_error_descriptions_are_not_the_user_limit(description):
     assert is_user_limit(description) is False
 
@@ -259,7 +273,9 @@ def test_authorization_url_opens_whoops_consent_page_with_the_exact_redirect_uri
 
 def test_authorization_url_encodes_a_redirect_uri_that_carries_its_own_query():
     callback = "https://whoop.example.com/oauth/whoop/callback?tenant=a&b=c d"
-    url = MemberApi("https://api.prod.whoop.com", "client-123", "s").authorization_url(callback, ("read:profile",), "s1")
+    url = MemberApi("https://api.prod.whoop.com", "client-123", "s").authorization_url(
+        callback, ("read:profile",), "s1"
+    )
     query = parse_qs(urlsplit(url).query)
     assert query["redirect_uri"] == [callback]
     assert set(query) == {"response_type", "client_id", "redirect_uri", "scope", "state"}

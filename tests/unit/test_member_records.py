@@ -188,14 +188,22 @@ def test_a_cycle_keeps_its_step_count_and_null_or_absent_is_none():
 @pytest.mark.parametrize(
     ("record_type", "field"),
     [
-        ("sleep", "cycle_id"), ("sleep", "nap"), ("sleep", "end"), ("sleep", "timezone_offset"),
-        ("workout", "sport_name"), ("workout", "end"), ("recovery", "cycle_id"), ("cycle", "timezone_offset"),
+        ("sleep", "cycle_id"),
+        ("sleep", "nap"),
+        ("sleep", "end"),
+        ("sleep", "timezone_offset"),
+        ("workout", "sport_name"),
+        ("workout", "end"),
+        ("recovery", "cycle_id"),
+        ("cycle", "timezone_offset"),
     ],
 )
 def test_a_null_where_whoop_promised_a_value_is_stored_as_received(record_type, field):
     record = normalize(record_type, {**SAMPLES[record_type], field: None})
     assert record[field] is None
-    assert records.record_id(record_type, record) == records.record_id(record_type, normalize(record_type, SAMPLES[record_type]))
+    assert records.record_id(record_type, record) == records.record_id(
+        record_type, normalize(record_type, SAMPLES[record_type])
+    )
 
 
 def test_raw_record_id_reads_the_key_of_a_record_the_bridge_cannot_otherwise_read():
@@ -211,7 +219,10 @@ def test_a_partial_score_still_validates_with_the_missing_parts_none():
     score = normalize("sleep", raw)["score"]
 
     assert score["respiratory_rate"] == 15.5 and score["sleep_needed"] is None
-    assert score["stage_summary"]["sleep_cycle_count"] == 4 and score["stage_summary"]["total_rem_sleep_time_milli"] is None
+    assert (
+        score["stage_summary"]["sleep_cycle_count"] == 4
+        and score["stage_summary"]["total_rem_sleep_time_milli"] is None
+    )
 
 
 def test_a_pending_record_has_no_score_and_the_current_cycle_no_end():
@@ -224,7 +235,9 @@ def test_a_pending_record_has_no_score_and_the_current_cycle_no_end():
 
 def test_optional_fields_whoop_may_leave_out_become_none():
     workout = {key: value for key, value in WORKOUT.items() if key not in ("v1_id", "sport_id")}
-    workout["score"] = {key: value for key, value in WORKOUT["score"].items() if key not in ("distance_meter", "zone_durations")}
+    workout["score"] = {
+        key: value for key, value in WORKOUT["score"].items() if key not in ("distance_meter", "zone_durations")
+    }
 
     record = normalize("workout", workout)
 
@@ -289,7 +302,9 @@ def test_record_ids_are_the_cycle_id_as_text_the_uuid_and_a_recoverys_sleep_id()
 
 def test_record_time_is_the_start_or_a_recoverys_sleep_start_as_whoop_windows_them():
     for record_type in ("cycle", "sleep", "workout"):
-        assert records.record_time(record_type, normalize(record_type, SAMPLES[record_type])) == "2022-04-24T02:25:44.774Z"
+        assert (
+            records.record_time(record_type, normalize(record_type, SAMPLES[record_type])) == "2022-04-24T02:25:44.774Z"
+        )
     recovery = normalize("recovery", RECOVERY)
     assert records.record_time("recovery", recovery, "2022-04-23T23:25:44.774-03:00") == "2022-04-24T02:25:44.774Z"
     # Until its sleep is known, a recovery goes by its own created_at.
@@ -315,7 +330,9 @@ def test_the_updated_event_carries_record_version_2_and_the_record(record_type):
 
 
 def test_the_deleted_event_names_the_record_and_the_cause():
-    detail_type, detail = records.deleted_event("platform-user-8841", 10129, "recovery", RECOVERY["sleep_id"], "reconciliation")
+    detail_type, detail = records.deleted_event(
+        "platform-user-8841", 10129, "recovery", RECOVERY["sleep_id"], "reconciliation"
+    )
 
     assert detail_type == "member.record.deleted"
     assert detail == {

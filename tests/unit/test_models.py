@@ -109,9 +109,7 @@ def test_requisition_missing_service_requests_or_id_is_unreadable():
     assert fields(problems(caught.value)) == {"service_requests", "id"}
 
 
-@pytest.mark.parametrize(
-    "patient", [None, {}, {"id": None}, "Jordan"], ids=["null", "empty", "null-id", "text"]
-)
+@pytest.mark.parametrize("patient", [None, {}, {"id": None}, "Jordan"], ids=["null", "empty", "null-id", "text"])
 def test_patient_and_times_are_kept_as_received_whatever_their_shape(patient):
     parsed = LabRequisition.model_validate(requisition(patient=patient, created_at=None, updated_at=1735787045))
     assert parsed.model_dump()["patient"] == patient
@@ -162,7 +160,9 @@ def test_documented_example_report_is_valid_from_json_text():
 
 
 def test_observation_with_both_values_is_valid():
-    DiagnosticReport.model_validate(with_observation(code="HBA1C", value_numeric=5.4, value_text="5.4 %", status="final"))
+    DiagnosticReport.model_validate(
+        with_observation(code="HBA1C", value_numeric=5.4, value_text="5.4 %", status="final")
+    )
 
 
 def test_observation_with_neither_value_names_its_index():
@@ -181,13 +181,21 @@ def test_no_observations_is_a_problem():
 def test_what_whoop_accepts_is_accepted_observation_without_status_and_with_a_bundle():
     bundle = "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"
     parsed = DiagnosticReport.model_validate(
-        {"status": "final", "observations": [{"code": "LDL", "value_numeric": 100, "bundle_id": bundle}, {"code": "HDL", "value_text": "52"}]}
+        {
+            "status": "final",
+            "observations": [
+                {"code": "LDL", "value_numeric": 100, "bundle_id": bundle},
+                {"code": "HDL", "value_text": "52"},
+            ],
+        }
     )
     assert parsed.observations[0].bundle_id == bundle
     assert parsed.observations[0].status is None
 
 
-@pytest.mark.parametrize("body", [{"status": "cancelled"}, {"status": "cancelled", "observations": []}], ids=["absent", "empty"])
+@pytest.mark.parametrize(
+    "body", [{"status": "cancelled"}, {"status": "cancelled", "observations": []}], ids=["absent", "empty"]
+)
 def test_a_cancelled_report_needs_no_observations(body):
     assert DiagnosticReport.model_validate(body).observations in (None, [])
 
@@ -201,7 +209,9 @@ def test_every_other_report_needs_an_observation(status):
 
 @pytest.mark.parametrize("bundle_id", ["bundle-1", "", 7])
 def test_bundle_id_must_be_a_uuid(bundle_id):
-    assert fields(report_problems(with_observation(code="LDL", value_numeric=1, bundle_id=bundle_id))) == {"observations.0.bundle_id"}
+    assert fields(report_problems(with_observation(code="LDL", value_numeric=1, bundle_id=bundle_id))) == {
+        "observations.0.bundle_id"
+    }
 
 
 @pytest.mark.parametrize("field", ["value_text", "unit", "status", "bundle_id"])
@@ -213,7 +223,9 @@ def test_an_optional_field_is_absent_never_null(field):
 
 def test_cross_field_problems_are_listed_with_the_field_problems():
     # The first has no value and no status, the second no code: one answer names both.
-    listed = report_problems({"status": "final", "observations": [{"unit": "mg/dL", "code": "LDL"}, {"value_numeric": 52.5}]})
+    listed = report_problems(
+        {"status": "final", "observations": [{"unit": "mg/dL", "code": "LDL"}, {"value_numeric": 52.5}]}
+    )
     assert {(problem["field"], problem["problem"]) for problem in listed} >= {("observations.0", NEEDS_A_VALUE)}
     assert fields(listed) == {"observations.0", "observations.1.code"}
     # Also when the same observation has a field problem, and with the report's own rule.
@@ -228,7 +240,9 @@ def test_unknown_report_status_is_a_problem(status):
 
 @pytest.mark.parametrize("status", ["FINAL", "partial", "pending", None])
 def test_unknown_observation_status_is_a_problem(status):
-    assert fields(report_problems(with_observation(code="X", value_text="A+", status=status))) == {"observations.0.status"}
+    assert fields(report_problems(with_observation(code="X", value_text="A+", status=status))) == {
+        "observations.0.status"
+    }
 
 
 @pytest.mark.parametrize("extra", ["reference_range", "interpretation", "pdf"])
@@ -250,7 +264,9 @@ def test_value_numeric_is_strict(value):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_value_numeric_must_be_finite(value):
-    body = json.loads(json.dumps(with_observation(code="LDL", value_numeric=value, status="final")))  # as lab_api parses it
+    body = json.loads(
+        json.dumps(with_observation(code="LDL", value_numeric=value, status="final"))
+    )  # as lab_api parses it
     assert fields(report_problems(body)) == {"observations.0.value_numeric"}
 
 
@@ -346,7 +362,10 @@ def test_unknown_status_and_extra_fields_are_problems():
         {"status": "cancelled", "observations": []},
         {"status": "partial", "observations": [{"code": "LDL", "value_numeric": 1}]},
         {"status": "final", "observations": [{"code": "LDL"}]},
-        {"status": "final", "observations": [{"code": "LDL", "value_text": "A+", "bundle_id": "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"}]},
+        {
+            "status": "final",
+            "observations": [{"code": "LDL", "value_text": "A+", "bundle_id": "3f2c1a9e-7b6d-4e5f-8a1b-2c3d4e5f6a7b"}],
+        },
     ],
 )
 def test_the_served_json_schema_says_what_the_model_accepts(body):

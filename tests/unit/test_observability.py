@@ -124,7 +124,11 @@ def test_package_loggers_share_the_json_format_and_redaction(capsys, package_log
     logger.info("from the handler")
     logging.getLogger("whoop_bridge.something").warning(
         "from the layer",
-        extra={"client_secret": "cs_live_123", "reason": "Jordan missed the draw", "task_business_status": "APPOINTMENT_ISSUE"},
+        extra={
+            "client_secret": "cs_live_123",
+            "reason": "Jordan missed the draw",
+            "task_business_status": "APPOINTMENT_ISSUE",
+        },
     )
     out = capsys.readouterr().out
     assert "cs_live_123" not in out

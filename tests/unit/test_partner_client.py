@@ -53,7 +53,9 @@ def emulator():
     emu.stop()
 
 
-def client_for(emu: WhoopEmulator, *, secret: str | None = None, clock=None, base_url: str | None = None) -> PartnerClient:
+def client_for(
+    emu: WhoopEmulator, *, secret: str | None = None, clock=None, base_url: str | None = None
+) -> PartnerClient:
     credentials = {"client_id": emu.client_id, "client_secret": emu.client_secret if secret is None else secret}
     kwargs = {"clock": clock} if clock is not None else {}
     return PartnerClient(
@@ -296,7 +298,9 @@ def secrets_manager():
 def test_secret_with_a_placeholder_fails_closed_naming_the_field(secrets_manager):
     arn = secrets_manager.create_secret(
         Name="partner",
-        SecretString=json.dumps({"client_id": "cid-real-123", "client_secret": "REPLACE_ME", "webhook_secret": "whsec_real_456"}),
+        SecretString=json.dumps(
+            {"client_id": "cid-real-123", "client_secret": "REPLACE_ME", "webhook_secret": "whsec_real_456"}
+        ),
     )["ARN"]
     with pytest.raises(secrets.SecretNotConfigured) as caught:
         secrets.read_secret(arn, FIELDS)
@@ -334,7 +338,12 @@ def test_good_secret_returns_the_required_fields(secrets_manager):
     arn = secrets_manager.create_secret(
         Name="partner",
         SecretString=json.dumps(
-            {"client_id": "cid-real-123", "client_secret": "cs-real-789", "webhook_secret": "whsec_real_456", "note": "x"}
+            {
+                "client_id": "cid-real-123",
+                "client_secret": "cs-real-789",
+                "webhook_secret": "whsec_real_456",
+                "note": "x",
+            }
         ),
     )["ARN"]
     fields = secrets.read_secret(arn, ("client_id", "client_secret"))

@@ -31,7 +31,9 @@ def emulator():
 @pytest.fixture
 def client(emulator):
     credentials = {"client_id": emulator.client_id, "client_secret": emulator.client_secret}
-    return PartnerClient(emulator.base_url, lambda: dict(credentials), timeout_seconds=5, max_retries=1, backoff_seconds=0.01)
+    return PartnerClient(
+        emulator.base_url, lambda: dict(credentials), timeout_seconds=5, max_retries=1, backoff_seconds=0.01
+    )
 
 
 def test_a_document_reads_as_whoops_partner_document_and_its_content_as_the_same_bytes(emulator, client):
@@ -46,7 +48,10 @@ def test_a_document_reads_as_whoops_partner_document_and_its_content_as_the_same
     assert fetched["document_type"] == "LAB_ORDER_FORM"
     assert content == b"%PDF-1.7 order form"
     paths = [call["path"] for call in emulator.calls_to("GET", "/document/")]
-    assert paths == [f"/developer/v2/partner/document/{document['id']}", f"/developer/v2/partner/document/{document['id']}/content"]
+    assert paths == [
+        f"/developer/v2/partner/document/{document['id']}",
+        f"/developer/v2/partner/document/{document['id']}/content",
+    ]
 
 
 def test_the_default_document_is_a_small_pdf(emulator, client):
@@ -97,11 +102,15 @@ def test_the_control_api_adds_a_document_with_given_bytes(emulator, client):
 
 
 def test_the_control_api_refuses_a_bad_document_body(emulator):
-    answer = requests.post(f"{emulator.base_url}/_emulator/documents", json={"content_base64": "not base64!", "colour": "red"}, timeout=5)
+    answer = requests.post(
+        f"{emulator.base_url}/_emulator/documents", json={"content_base64": "not base64!", "colour": "red"}, timeout=5
+    )
     assert answer.status_code == 400
 
 
-@pytest.mark.parametrize("reference_type", ["DocumentReference", "documentreference", "Document", "PartnerDocument", "document_reference"])
+@pytest.mark.parametrize(
+    "reference_type", ["DocumentReference", "documentreference", "Document", "PartnerDocument", "document_reference"]
+)
 def test_a_reference_whose_type_names_a_document_is_a_document(reference_type):
     assert Reference(type=reference_type, id="d1").is_document
 
@@ -115,7 +124,13 @@ def test_references_of_reads_every_service_request_and_skips_malformed_entries()
     requisition = {
         "id": "r1",
         "service_requests": [
-            {"id": "sr1", "based_on": [{"type": "DocumentReference", "id": "d1", "display": "order form"}, {"type": "Patient", "id": "p1"}]},
+            {
+                "id": "sr1",
+                "based_on": [
+                    {"type": "DocumentReference", "id": "d1", "display": "order form"},
+                    {"type": "Patient", "id": "p1"},
+                ],
+            },
             {"id": "sr2", "based_on": [{"type": "DocumentReference"}, "d2", {"type": "DocumentReference", "id": "d1"}]},
             {"id": "sr3"},
             {"id": "sr4", "based_on": None},
@@ -136,16 +151,27 @@ def test_a_reference_whose_id_is_empty_or_longer_than_an_id_is_skipped_as_malfor
         "service_requests": [
             {
                 "id": "sr1",
-                "based_on": [{"type": "DocumentReference", "id": "x" * 3000}, {"type": "DocumentReference", "id": ""}, {"type": "DocumentReference", "id": "d" * 128}],
+                "based_on": [
+                    {"type": "DocumentReference", "id": "x" * 3000},
+                    {"type": "DocumentReference", "id": ""},
+                    {"type": "DocumentReference", "id": "d" * 128},
+                ],
             },
         ],
     }
-    assert references_of(requisition) == [{"service_request_id": "sr1", "type": "DocumentReference", "id": "d" * 128, "document": True}]
+    assert references_of(requisition) == [
+        {"service_request_id": "sr1", "type": "DocumentReference", "id": "d" * 128, "document": True}
+    ]
 
 
 @pytest.mark.parametrize(
     ("content", "media_type"),
-    [(b"%PDF-1.4 x", "application/pdf"), (b"\x89PNG\r\n\x1a\n...", "image/png"), (b"\xff\xd8\xff\xe0", "image/jpeg"), (b"hello", "application/octet-stream")],
+    [
+        (b"%PDF-1.4 x", "application/pdf"),
+        (b"\x89PNG\r\n\x1a\n...", "image/png"),
+        (b"\xff\xd8\xff\xe0", "image/jpeg"),
+        (b"hello", "application/octet-stream"),
+    ],
 )
 def test_stored_content_gets_the_media_type_its_bytes_show(content, media_type):
     assert _content_type(content) == media_type

@@ -37,7 +37,7 @@ def test_fixed_vector_matches_the_documented_algorithm():
     [
         b"{}",
         b'{"event_type":"clinical_report_review.requested","resource_id":"0b6f0a52-1111-4a4a-9f9f-000000000001"}',
-        "{\"note\":\"caf\u00e9 \u2014 \u00fc\"}".encode(),
+        '{"note":"caf\u00e9 \u2014 \u00fc"}'.encode(),
         b"",
     ],
 )
@@ -134,7 +134,12 @@ def test_member_signature_matches_the_frozen_openssl_value():
         (MEMBER_TIMESTAMP, MEMBER_BODY, None, MEMBER_SECRET),
         (None, MEMBER_BODY, MEMBER_SIGNATURE, MEMBER_SECRET),
         # A hex digest of the same HMAC (the partner format) is not the data-webhook format.
-        (MEMBER_TIMESTAMP, MEMBER_BODY, hmac.new(MEMBER_SECRET.encode(), MEMBER_TIMESTAMP.encode() + MEMBER_BODY, hashlib.sha256).hexdigest(), MEMBER_SECRET),
+        (
+            MEMBER_TIMESTAMP,
+            MEMBER_BODY,
+            hmac.new(MEMBER_SECRET.encode(), MEMBER_TIMESTAMP.encode() + MEMBER_BODY, hashlib.sha256).hexdigest(),
+            MEMBER_SECRET,
+        ),
     ],
 )
 def test_member_signature_refuses_anything_else(timestamp, body, signature, secret):

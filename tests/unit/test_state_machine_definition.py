@@ -168,7 +168,8 @@ def test_every_whoop_call_retries_transient_failures_and_records_a_final_failure
         retrier = next(r for r in state["Retry"] if WhoopTransientError.__name__ in r["ErrorEquals"])
         assert retrier["MaxAttempts"] >= 1 and retrier.get("BackoffRate", 1.0) > 1.0, name
         assert any(
-            catcher["ErrorEquals"] == ["States.ALL"] and catcher["Next"] == "RecordFailure" for catcher in state.get("Catch", [])
+            catcher["ErrorEquals"] == ["States.ALL"] and catcher["Next"] == "RecordFailure"
+            for catcher in state.get("Catch", [])
         ), f"{name} can fail without recording the failure"
 
 

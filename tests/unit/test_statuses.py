@@ -108,7 +108,13 @@ def test_parse_reads_whoop_values_and_null():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("ORDER_CONFIRMED", TaskBusinessStatus.ORDER_CONFIRMED), ("Specimen collected", None), ("order_confirmed", None), (None, None), (7, None)],
+    [
+        ("ORDER_CONFIRMED", TaskBusinessStatus.ORDER_CONFIRMED),
+        ("Specimen collected", None),
+        ("order_confirmed", None),
+        (None, None),
+        (7, None),
+    ],
 )
 def test_known_reads_whoops_free_text_without_failing(value, expected):
     assert known(value) is expected

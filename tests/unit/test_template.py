@@ -128,8 +128,7 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(template):
         watching = [
             alarm
             for alarm in alarms.values()
-            if alarm["Properties"]["Namespace"] == "AWS/SQS"
-            and _refers_to(alarm["Properties"]["Dimensions"], dlq)
+            if alarm["Properties"]["Namespace"] == "AWS/SQS" and _refers_to(alarm["Properties"]["Dimensions"], dlq)
         ]
         assert watching, f"no alarm on dead-letter queue {dlq}"
         assert watching[0]["Properties"]["Threshold"] == 1
@@ -184,7 +183,10 @@ def test_member_table_is_sealed_with_the_bridge_key_recoverable_retained_and_exp
         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
     ]
     assert indexes[member_store.INDEX]["Projection"] == {"ProjectionType": "ALL"}
-    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
 
 
 def _policy_names(template: dict[str, Any], function: str, logical_id: str) -> bool:
@@ -234,7 +236,11 @@ def test_the_requisition_processor_puts_read_lag_retries_back_on_its_own_queue_f
 
 
 def test_the_lab_api_asks_for_test_data_with_iam_the_partner_secret_and_the_partner_queue_only(template):
-    routes = {(props["Path"], props["Method"]): props for function, _, props in _api_events(template) if function == "LabApiFunction"}
+    routes = {
+        (props["Path"], props["Method"]): props
+        for function, _, props in _api_events(template)
+        if function == "LabApiFunction"
+    }
     assert "Auth" not in routes[("/lab/test-data", "post")]  # the API's default authorizer: AWS_IAM
     variables = template["Resources"]["LabApiFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["PARTNER_EVENTS_QUEUE_URL"] == {"Ref": "PartnerEventsQueue"}
@@ -255,11 +261,16 @@ def test_member_queues_dead_letter_after_five_receives_into_an_alarmed_queue(tem
     alarms = [
         resource["Properties"]
         for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::CloudWatch::Alarm" and _refers_to(resource["Properties"].get("Dimensions"), dead_letter)
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and _refers_to(resource["Properties"].get("Dimensions"), dead_letter)
     ]
     assert alarms and all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms)
     events = template["Resources"]["MemberSyncFunction"]["Properties"]["Events"].values()
-    sources = [event["Properties"] for event in events if event["Type"] == "SQS" and _refers_to(event["Properties"]["Queue"], queue)]
+    sources = [
+        event["Properties"]
+        for event in events
+        if event["Type"] == "SQS" and _refers_to(event["Properties"]["Queue"], queue)
+    ]
     assert sources and sources[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
@@ -319,7 +330,11 @@ def test_member_api_reads_the_connect_settings_from_the_stack_parameters(templat
 
 def test_member_sync_renews_tokens_every_ten_minutes_and_reconciles_daily(template):
     events = template["Resources"]["MemberSyncFunction"]["Properties"]["Events"]
-    schedules = {event["Properties"]["ScheduleExpression"]: event["Properties"] for event in events.values() if event["Type"] == "ScheduleV2"}
+    schedules = {
+        event["Properties"]["ScheduleExpression"]: event["Properties"]
+        for event in events.values()
+        if event["Type"] == "ScheduleV2"
+    }
     assert set(schedules) == {"rate(10 minutes)", "rate(1 day)"}
     # The handler refuses any other action.
     assert json.loads(schedules["rate(10 minutes)"]["Input"]) == {"action": "refresh_tokens"}
@@ -334,7 +349,14 @@ def test_default_oauth_scopes_are_the_bridges_and_pass_the_parameters_own_patter
     assert re.fullmatch(pattern, "read:profile")
     assert re.fullmatch(pattern, "offline read:profile")
     # read:profile gives WHOOP's user_id: a stack without it would refuse every connect link.
-    for refused in ("read:everything", "read:profile read:everything", "offline,read:profile", "", "offline read:recovery", "read:profiles"):
+    for refused in (
+        "read:everything",
+        "read:profile read:everything",
+        "offline,read:profile",
+        "",
+        "offline read:recovery",
+        "read:profiles",
+    ):
         assert not re.fullmatch(pattern, refused), refused
     # The pattern names exactly the scopes the bridge knows, no more, no fewer.
     listed = re.search(r"\(\(([^()]*)\)", pattern).group(1).split("|")
@@ -349,7 +371,10 @@ def test_oauth_redirect_url_output_matches_the_callback_route_on_either_domain(t
     stage = template["Resources"]["BridgeApi"]["Properties"]["StageName"]
     assert CALLBACK_PATH == "/oauth/whoop/callback"
     assert execute_api["Fn::Sub"].endswith(f"/{stage}{CALLBACK_PATH}")
-    assert execute_api["Fn::Sub"] == "https://${BridgeApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/oauth/whoop/callback"
+    assert (
+        execute_api["Fn::Sub"]
+        == "https://${BridgeApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1/oauth/whoop/callback"
+    )
     # The custom domain maps the stage at its root: no stage in the path.
     assert custom_domain["Fn::Sub"] == f"https://${{RedirectDomainName}}{CALLBACK_PATH}"
     routes = {props["Path"]: name for name, _, props in _api_events(template)}
@@ -357,7 +382,9 @@ def test_oauth_redirect_url_output_matches_the_callback_route_on_either_domain(t
 
 
 def test_custom_redirect_domain_exists_only_when_named_and_needs_a_certificate(template):
-    assert template["Conditions"]["HasRedirectDomain"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedirectDomainName"}, ""]}]}
+    assert template["Conditions"]["HasRedirectDomain"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RedirectDomainName"}, ""]}]
+    }
     resources = template["Resources"]
     for name in ("RedirectDomain", "RedirectDomainMapping"):
         assert resources[name]["Condition"] == "HasRedirectDomain", name
@@ -438,7 +465,9 @@ def test_every_connections_and_members_route_keeps_the_default_iam_authorizer(te
         ("get", "/members/{client_user_id}/profile"),
     } <= set(member_routes)
     served_by = {
-        function_name for function_name, _, props in _api_events(template) if props["Path"].startswith(("/connections", "/members"))
+        function_name
+        for function_name, _, props in _api_events(template)
+        if props["Path"].startswith(("/connections", "/members"))
     }
     assert served_by == {"MemberApiFunction"}
     for route, props in member_routes.items():
@@ -579,7 +608,10 @@ def test_the_document_bucket_is_private_kms_encrypted_with_the_bridge_key_versio
     assert _refers_to(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], KEY)
     assert rule["BucketKeyEnabled"] is True
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
@@ -587,7 +619,10 @@ def test_the_document_bucket_is_private_kms_encrypted_with_the_bridge_key_versio
 
 
 def test_the_document_bucket_expires_old_versions_and_unfinished_uploads_and_keeps_documents_unless_told(template):
-    rules = {rule["Id"]: rule for rule in template["Resources"][DOCUMENT_BUCKET]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rules = {
+        rule["Id"]: rule
+        for rule in template["Resources"][DOCUMENT_BUCKET]["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
     assert rules["ExpireOldVersions"]["Status"] == "Enabled"
     assert rules["ExpireOldVersions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
     assert rules["ExpireOldVersions"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
@@ -596,7 +631,9 @@ def test_the_document_bucket_expires_old_versions_and_unfinished_uploads_and_kee
     assert expire["Status"] == {"Fn::If": ["HasDocumentRetention", "Enabled", "Disabled"]}
     assert expire["ExpirationInDays"]["Fn::If"][1] == {"Ref": "DocumentRetentionDays"}
     assert template["Parameters"]["DocumentRetentionDays"]["Default"] == 0
-    assert template["Conditions"]["HasDocumentRetention"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DocumentRetentionDays"}, "0"]}]}
+    assert template["Conditions"]["HasDocumentRetention"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "DocumentRetentionDays"}, "0"]}]
+    }
 
 
 def test_the_document_bucket_refuses_every_request_without_tls(template):
@@ -619,7 +656,11 @@ def test_the_document_bucket_refuses_every_request_without_tls(template):
 
 def test_only_the_requisition_processor_writes_documents_and_only_lab_api_reads_them(template):
     for name in _functions(template):
-        s3_statements = [statement for statement in _statements(template, name) if any(action.startswith("s3:") for action in _actions(statement))]
+        s3_statements = [
+            statement
+            for statement in _statements(template, name)
+            if any(action.startswith("s3:") for action in _actions(statement))
+        ]
         actions = sorted(action for statement in s3_statements for action in _actions(statement))
         if name == DOCUMENT_WRITER:
             assert actions == ["s3:PutObject"], name
@@ -632,7 +673,12 @@ def test_only_the_requisition_processor_writes_documents_and_only_lab_api_reads_
             assert statement["Effect"] == "Allow"
             assert statement["Resource"] == {"Fn::Sub": "${DocumentBucket.Arn}/documents/*"}, name
     # The writer encrypts with the stack's key; the reader's links decrypt with it.
-    writer_kms = [action for statement in _statements(template, DOCUMENT_WRITER) for action in _actions(statement) if action.startswith("kms:")]
+    writer_kms = [
+        action
+        for statement in _statements(template, DOCUMENT_WRITER)
+        for action in _actions(statement)
+        if action.startswith("kms:")
+    ]
     assert {"kms:Encrypt", "kms:GenerateDataKey"} <= set(writer_kms)
     assert _policy_names(template, DOCUMENT_READER, KEY)
     reader_policies = template["Resources"][DOCUMENT_READER]["Properties"]["Policies"]
@@ -648,7 +694,9 @@ def test_the_document_functions_are_told_the_bucket_and_the_writer_its_key_queue
     assert variables["BRIDGE_KEY_ARN"] == {"Fn::GetAtt": [KEY, "Arn"]}
     assert variables["PARTNER_EVENTS_QUEUE_URL"] == {"Ref": "PartnerEventsQueue"}
     assert variables["DOCUMENT_RETRY_DELAYS"] == {"Ref": "DocumentRetryDelays"}
-    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["PartnerEventsQueue", "QueueName"]}}} in writer["Policies"]
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["PartnerEventsQueue", "QueueName"]}}} in writer[
+        "Policies"
+    ]
     # Every delay fits SQS's longest message delay (900 s), default included.
     parameter = template["Parameters"]["DocumentRetryDelays"]
     assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
@@ -658,7 +706,11 @@ def test_the_document_functions_are_told_the_bucket_and_the_writer_its_key_queue
 
 def test_the_lab_reads_documents_through_an_iam_route(template):
     events = template["Resources"][DOCUMENT_READER]["Properties"]["Events"]
-    routes = {(event["Properties"]["Method"], event["Properties"]["Path"]): event["Properties"] for event in events.values() if event["Type"] == "Api"}
+    routes = {
+        (event["Properties"]["Method"], event["Properties"]["Path"]): event["Properties"]
+        for event in events.values()
+        if event["Type"] == "Api"
+    }
     route = routes[("get", "/lab/documents/{document_id}")]
     assert "Auth" not in route  # the API's default authorizer: AWS_IAM
 

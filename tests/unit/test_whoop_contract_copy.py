@@ -42,13 +42,20 @@ def test_the_committed_copy_has_no_prose():
     assert not prose & set(_keys(document))
     assert document["servers"] == [{"url": "https://api.prod.whoop.com/developer"}]
     assert schemas["ServiceRequest"]["required"] == ["based_on", "code", "id", "intent", "status"]
-    assert "step_count" in schemas["Cycle"]["properties"] and schemas["Cycle"]["properties"]["step_count"]["nullable"] is True
+    assert (
+        "step_count" in schemas["Cycle"]["properties"]
+        and schemas["Cycle"]["properties"]["step_count"]["nullable"] is True
+    )
     assert set(document["paths"]["/v2/partner/development/add-test-data"]["post"]["responses"]) == {"200", "404", "500"}
 
 
 def test_strip_keeps_fields_named_like_prose():
     module = _regenerate_module()
-    schema = {"type": "object", "description": "drop", "properties": {"description": {"type": "string", "example": "x"}}}
+    schema = {
+        "type": "object",
+        "description": "drop",
+        "properties": {"description": {"type": "string", "example": "x"}},
+    }
     assert module.strip(schema) == {"type": "object", "properties": {"description": {"type": "string"}}}
 
 

@@ -41,7 +41,10 @@ from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError, IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from pydantic import BaseModel, Field
 
 from whoop_bridge.config import settings
@@ -124,21 +127,39 @@ class InternalErrorBody(BaseModel):
     message: str
 
 
-ERROR_MODELS: tuple[type[BaseModel], ...] = (Problem, ProblemBody, NotFoundBody, BusyBody, TransitionForbiddenBody, NotConfiguredBody, InternalErrorBody)
+ERROR_MODELS: tuple[type[BaseModel], ...] = (
+    Problem,
+    ProblemBody,
+    NotFoundBody,
+    BusyBody,
+    TransitionForbiddenBody,
+    NotConfiguredBody,
+    InternalErrorBody,
+)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
 
 # One description per answer kind, for routes' `responses=`.
 ANSWERS: dict[int, OpenAPIResponse] = {
-    400: {"description": "Invalid request: every problem named (field and problem)", "content": {JSON: {"schema": _ref(ProblemBody)}}},
+    400: {
+        "description": "Invalid request: every problem named (field and problem)",
+        "content": {JSON: {"schema": _ref(ProblemBody)}},
+    },
     403: {
         "description": "API Gateway's own answer: no SigV4 signature, a wrong one, or a caller IAM does not allow (the function never runs)",
-        "content": {JSON: {"schema": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}}},
+        "content": {
+            JSON: {"schema": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}}
+        },
     },
     404: {"description": "No such resource", "content": {JSON: {"schema": _ref(NotFoundBody)}}},
     409: {
@@ -147,16 +168,27 @@ ANSWERS: dict[int, OpenAPIResponse] = {
         "content": {JSON: {"schema": _ref(BusyBody)}},
     },
     415: {"description": "The body is not application/json", "content": {JSON: {"schema": _ref(ProblemBody)}}},
-    422: {"description": "The Idempotency-Key was first used with another body", "content": {JSON: {"schema": _ref(ProblemBody)}}},
-    500: {"description": "A fault of the bridge (logged); never caused by the input", "content": {JSON: {"schema": _ref(InternalErrorBody)}}},
-    503: {"description": "The stack is not configured; the function's log names what", "content": {JSON: {"schema": _ref(NotConfiguredBody)}}},
+    422: {
+        "description": "The Idempotency-Key was first used with another body",
+        "content": {JSON: {"schema": _ref(ProblemBody)}},
+    },
+    500: {
+        "description": "A fault of the bridge (logged); never caused by the input",
+        "content": {JSON: {"schema": _ref(InternalErrorBody)}},
+    },
+    503: {
+        "description": "The stack is not configured; the function's log names what",
+        "content": {JSON: {"schema": _ref(NotConfiguredBody)}},
+    },
 }
 # What any route may answer besides its own success, and what a POST adds.
 COMMON = (400, 403, 500)
 POST = (409, 415, 422)
 
 
-def answers(success: dict[int, OpenAPIResponse], *codes: int, overrides: Optional[dict[int, OpenAPIResponse]] = None) -> dict[int, OpenAPIResponse]:
+def answers(
+    success: dict[int, OpenAPIResponse], *codes: int, overrides: Optional[dict[int, OpenAPIResponse]] = None
+) -> dict[int, OpenAPIResponse]:
     """A route's `responses=`: its own success answers, the common ones, `codes` from
     ANSWERS, then `overrides` (e.g. a 409 with more than one body)."""
     listed: dict[int, OpenAPIResponse] = {code: ANSWERS[code] for code in sorted({*COMMON, *codes})}
@@ -170,7 +202,9 @@ def schema_of(*models: type[BaseModel]) -> dict[str, Any]:
 
 def json_response(status: int, body: Any, headers: Optional[dict[str, str]] = None) -> Response:
     """A JSON answer; `Cache-Control: no-store` on every answer (they may hold health data)."""
-    return Response(status_code=status, content_type=JSON, body=body, headers={"Cache-Control": "no-store", **(headers or {})})
+    return Response(
+        status_code=status, content_type=JSON, body=body, headers={"Cache-Control": "no-store", **(headers or {})}
+    )
 
 
 def problem(status: int, listed: list[dict[str, str]], error: str = "invalid_request") -> Response:
@@ -284,7 +318,10 @@ def _guard(event: dict[str, Any]) -> None:
 
 
 def _proxy_answer(response: Response) -> dict[str, Any]:
-    headers = {"Content-Type": response.content_type or JSON, **{k: v for k, v in response.headers.items() if isinstance(v, str)}}
+    headers = {
+        "Content-Type": response.content_type or JSON,
+        **{k: v for k, v in response.headers.items() if isinstance(v, str)},
+    }
     return {
         "statusCode": response.status_code,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
@@ -298,7 +335,9 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     try:
         _guard(event)
     except _Refused as refused:
-        return _proxy_answer(problem(refused.status, [{"field": refused.field, "problem": refused.text}], refused.error))
+        return _proxy_answer(
+            problem(refused.status, [{"field": refused.field, "problem": refused.text}], refused.error)
+        )
     return app.resolve(event, context)
 
 
@@ -342,7 +381,11 @@ def _caller(event: Any) -> str:
 
 
 def _stored(response: Response) -> dict[str, Any]:
-    return {"status": response.status_code, "headers": dict(response.headers), "body": response.body if response.body != "" else None}
+    return {
+        "status": response.status_code,
+        "headers": dict(response.headers),
+        "body": response.body if response.body != "" else None,
+    }
 
 
 def _replayed(stored: dict[str, Any]) -> Response:
@@ -350,7 +393,9 @@ def _replayed(stored: dict[str, Any]) -> Response:
     body = stored.get("body")
     if body is None:
         return Response(status_code=stored["status"], body="", headers={**headers, "Idempotent-Replayed": "true"})
-    return Response(status_code=stored["status"], content_type=JSON, body=body, headers={**headers, "Idempotent-Replayed": "true"})
+    return Response(
+        status_code=stored["status"], content_type=JSON, body=body, headers={**headers, "Idempotent-Replayed": "true"}
+    )
 
 
 def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Callable[..., Response]) -> Response:
@@ -389,7 +434,12 @@ def idempotency_middleware(app: APIGatewayRestResolver, next_middleware: Callabl
     except IdempotencyValidationError:
         return problem(
             422,
-            [{"field": f"header.{IDEMPOTENCY_KEY}", "problem": "already used with another body for this route; use a new key for a new request"}],
+            [
+                {
+                    "field": f"header.{IDEMPOTENCY_KEY}",
+                    "problem": "already used with another body for this route; use a new key for a new request",
+                }
+            ],
             "idempotency_key_reused",
         )
     return first[0] if first else _replayed(answer)
@@ -416,7 +466,11 @@ def _server_url(event: Any) -> str:
     return f"/{stage}" if stage and path.startswith(f"/{stage}/") else "/"
 
 
-def openapi_document(app: APIGatewayRestResolver, server_url: str = "/", links: Optional[dict[tuple[str, str, int], dict[str, Any]]] = None) -> dict[str, Any]:
+def openapi_document(
+    app: APIGatewayRestResolver,
+    server_url: str = "/",
+    links: Optional[dict[tuple[str, str, int], dict[str, Any]]] = None,
+) -> dict[str, Any]:
     """The app's OpenAPI document (Powertools' generator, configured by `configure`), with
     the shared error bodies, without Powertools' 422 where a route never gives it, and with
     `links` ((path, method, status) -> OpenAPI links) between operations."""
@@ -441,7 +495,14 @@ def openapi_document(app: APIGatewayRestResolver, server_url: str = "/", links: 
     return document
 
 
-def configure(app: APIGatewayRestResolver, *, title: str, description: str, schema_path: str, links: Optional[dict[tuple[str, str, int], dict[str, Any]]] = None) -> None:
+def configure(
+    app: APIGatewayRestResolver,
+    *,
+    title: str,
+    description: str,
+    schema_path: str,
+    links: Optional[dict[tuple[str, str, int], dict[str, Any]]] = None,
+) -> None:
     """Give `app` the shared error mapping, the idempotency middleware, the OpenAPI set-up
     (SigV4 on every route) and its `schema_path` route."""
     app.configure_openapi(

@@ -49,7 +49,15 @@ def _codes(raw: str) -> frozenset[str]:
 
 
 # Every read scope of WHOOP's standard API plus `offline` (refresh tokens), whoop-api.md §1.
-DEFAULT_OAUTH_SCOPES = ("offline", "read:recovery", "read:cycles", "read:workout", "read:sleep", "read:profile", "read:body_measurement")
+DEFAULT_OAUTH_SCOPES = (
+    "offline",
+    "read:recovery",
+    "read:cycles",
+    "read:workout",
+    "read:sleep",
+    "read:profile",
+    "read:body_measurement",
+)
 OAUTH_SCOPES = frozenset(DEFAULT_OAUTH_SCOPES)
 
 
@@ -60,7 +68,9 @@ def _scopes(raw: str) -> tuple[str, ...]:
         raise ConfigurationError(f"OAUTH_SCOPES has scopes WHOOP does not define: {', '.join(unknown)}")
     # The callback reads WHOOP's user_id from the basic profile.
     if "read:profile" not in scopes:
-        raise ConfigurationError("OAUTH_SCOPES must include read:profile: the bridge learns the WHOOP user_id from the profile")
+        raise ConfigurationError(
+            "OAUTH_SCOPES must include read:profile: the bridge learns the WHOOP user_id from the profile"
+        )
     return scopes
 
 
@@ -74,8 +84,17 @@ def _urls(name: str) -> tuple[str, ...]:
             parts.port  # noqa: B018 - raises on a malformed port
         except ValueError:
             parts = None
-        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment or parts.username or any(c.isspace() for c in url):
-            raise ConfigurationError(f"{name} must hold comma-separated absolute http(s) URLs without spaces, fragments or user info, got {url!r}")
+        if (
+            parts is None
+            or parts.scheme not in ("https", "http")
+            or not parts.hostname
+            or parts.fragment
+            or parts.username
+            or any(c.isspace() for c in url)
+        ):
+            raise ConfigurationError(
+                f"{name} must hold comma-separated absolute http(s) URLs without spaces, fragments or user info, got {url!r}"
+            )
     return urls
 
 

@@ -44,7 +44,12 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> list[bool]:
     for start in range(0, len(events), MAX_ENTRIES):
         chunk = events[start : start + MAX_ENTRIES]
         entries = [
-            {"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps({"version": DETAIL_VERSION, **detail}, default=str), "EventBusName": bus}
+            {
+                "Source": SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps({"version": DETAIL_VERSION, **detail}, default=str),
+                "EventBusName": bus,
+            }
             for detail_type, detail in chunk
         ]
         result = aws.client("events").put_events(Entries=entries)
@@ -54,5 +59,8 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> list[bool]:
             if ok:
                 logger.info("event published", extra={"detail_type": detail_type})
             else:
-                logger.warning("event not published", extra={"detail_type": detail_type, "error_code": answer.get("ErrorCode", "unknown")})
+                logger.warning(
+                    "event not published",
+                    extra={"detail_type": detail_type, "error_code": answer.get("ErrorCode", "unknown")},
+                )
     return taken

@@ -88,7 +88,11 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
         return Answer(400, "body is not JSON")
     event_type = message.get("event_type") if isinstance(message, dict) else None
     resource_id = message.get("resource_id") if isinstance(message, dict) else None
-    if not isinstance(event_type, str) or not isinstance(resource_id, str) or not 0 < len(resource_id) <= MAX_RESOURCE_ID_LENGTH:
+    if (
+        not isinstance(event_type, str)
+        or not isinstance(resource_id, str)
+        or not 0 < len(resource_id) <= MAX_RESOURCE_ID_LENGTH
+    ):
         return Answer(400, "body must be {event_type, resource_id}")
     if event_type not in PARTNER_EVENT_TYPES:
         logger.warning("partner webhook ignored: unknown event type", extra={"event_type": event_type[:64]})
@@ -120,7 +124,9 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     try:
         client_secret = read_secret(config.member_secret_arn, ("client_secret",))["client_secret"]
     except SecretNotConfigured as error:
-        logger.error("data webhook refused: the member app's client secret is not configured", extra={"detail": str(error)})
+        logger.error(
+            "data webhook refused: the member app's client secret is not configured", extra={"detail": str(error)}
+        )
         return Answer(503, "not configured")
     if not verify_member(timestamp, body, signature, client_secret):
         logger.warning("data webhook refused: bad signature")
@@ -128,7 +134,10 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     # Genuine: now its age. A late one is WHOOP retrying; too old or from the future is not.
     age = time.time() - int(timestamp) / 1000
     if age > MAX_SIGNATURE_AGE_SECONDS or age < -SIGNATURE_WINDOW_SECONDS:
-        logger.warning("data webhook refused: genuine, but signed outside WHOOP's retry schedule", extra={"age_seconds": round(age)})
+        logger.warning(
+            "data webhook refused: genuine, but signed outside WHOOP's retry schedule",
+            extra={"age_seconds": round(age)},
+        )
         return Answer(401, "stale signature")
     if age > SIGNATURE_WINDOW_SECONDS:
         logger.info("data webhook is late (WHOOP retrying): accepted", extra={"age_seconds": round(age)})
@@ -140,14 +149,23 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     if not isinstance(message, dict):
         return Answer(400, "body must be {user_id, id, type, trace_id}")
     user_id, record_id, event_type, trace_id = (message.get(key) for key in ("user_id", "id", "type", "trace_id"))
-    if type(user_id) is not int or user_id <= 0 or not isinstance(event_type, str) or not isinstance(trace_id, str) or not 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH:
+    if (
+        type(user_id) is not int
+        or user_id <= 0
+        or not isinstance(event_type, str)
+        or not isinstance(trace_id, str)
+        or not 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH
+    ):
         return Answer(400, "body must be {user_id, id, type, trace_id}")
     if event_type not in MEMBER_EVENT_TYPES:
         logger.warning("data webhook ignored: unknown event type", extra={"event_type": event_type[:64]})
         return Answer(204)
     if not isinstance(record_id, str) or not RECORD_UUID.match(record_id):
         # A v1 webhook (integer id): the app's webhook model version must be v2.
-        logger.error("data webhook refused: id is not a v2 UUID; set the app's webhook model version to v2", extra={"event_type": event_type})
+        logger.error(
+            "data webhook refused: id is not a v2 UUID; set the app's webhook model version to v2",
+            extra={"event_type": event_type},
+        )
         return Answer(400, "id must be a UUID (v2 webhooks)")
 
     config.require("member_events_queue_url")
@@ -157,4 +175,3 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     )
     logger.info("data webhook enqueued", extra={"event_type": event_type, "trace_id": trace_id})
     return Answer(204)
-

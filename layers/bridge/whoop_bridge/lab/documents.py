@@ -109,7 +109,14 @@ def references_of(requisition: dict[str, Any]) -> list[dict[str, Any]]:
             except ValidationError:
                 metrics.add_metric(name="DocumentReferenceMalformed", unit=MetricUnit.Count, value=1)
                 continue
-            found.append({"service_request_id": service_request["id"], "type": reference.type, "id": reference.id, "document": reference.is_document})
+            found.append(
+                {
+                    "service_request_id": service_request["id"],
+                    "type": reference.type,
+                    "id": reference.id,
+                    "document": reference.is_document,
+                }
+            )
     return found
 
 
@@ -130,7 +137,9 @@ def receive_references(requisition: dict[str, Any], client: PartnerClient) -> di
             by_document.setdefault(reference["id"], []).append(reference)
     outcomes: dict[str, str] = {}
     for document_id, refs in by_document.items():
-        item = document_store.register(document_id, refs[0]["type"], requisition["id"], [ref["service_request_id"] for ref in refs])
+        item = document_store.register(
+            document_id, refs[0]["type"], requisition["id"], [ref["service_request_id"] for ref in refs]
+        )
         # Never fetched, or an attempt stopped before it scheduled the next: fetch now.
         if item["state"] == DocumentState.PENDING and not item.get("next_attempt_at"):
             outcomes[document_id] = fetch(document_id, 1, client)
@@ -186,7 +195,10 @@ def fetch(document_id: str, attempt: int, client: PartnerClient) -> str:
     except (BotoCoreError, ClientError) as error:
         # The bucket or the table failed us, not WHOOP: the same attempt later.
         code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
-        logger.warning("document could not be kept", extra={"document_id": document_id, "error_type": type(error).__name__, "error_code": code})
+        logger.warning(
+            "document could not be kept",
+            extra={"document_id": document_id, "error_type": type(error).__name__, "error_code": code},
+        )
         return _failed(document_id, attempt, "storage_error", transient=True)
 
 
@@ -195,15 +207,23 @@ def _failed(document_id: str, attempt: int, reason: str, *, transient: bool) -> 
     delays = settings().document_retry_delays
     if attempt <= len(delays):
         delay = delays[attempt - 1]
-        next_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        next_at = (
+            (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
         # Scheduled before it is recorded: a recorded retry always has its message.
         partner_queue.enqueue(FETCH_EVENT, document_id, delay_seconds=delay, attempt=attempt + 1)
         document_store.mark_failed(document_id, reason, next_at)
-        logger.warning("document fetch failed; retry scheduled", extra={"document_id": document_id, "attempt": attempt, "failure": reason, "delay_seconds": delay})
+        logger.warning(
+            "document fetch failed; retry scheduled",
+            extra={"document_id": document_id, "attempt": attempt, "failure": reason, "delay_seconds": delay},
+        )
         return RETRY_SCHEDULED
     if document_store.mark_unavailable(document_id, reason):
         metrics.add_metric(name="DocumentUnavailable", unit=MetricUnit.Count, value=1)
-    logger.error("document unavailable after every attempt", extra={"document_id": document_id, "attempt": attempt, "failure": reason})
+    logger.error(
+        "document unavailable after every attempt",
+        extra={"document_id": document_id, "attempt": attempt, "failure": reason},
+    )
     if transient:
         raise DocumentFetchFailed(f"document fetch failed {attempt} times ({reason})")
     return DocumentState.UNAVAILABLE.value
@@ -226,7 +246,9 @@ _SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"
 
 
 def _content_type(content: bytes) -> str:
-    return next((media for signature, media in _SIGNATURES if content.startswith(signature)), "application/octet-stream")
+    return next(
+        (media for signature, media in _SIGNATURES if content.startswith(signature)), "application/octet-stream"
+    )
 
 
 # The lab's view ---------------------------------------------------------------------------
@@ -262,7 +284,9 @@ def document_view(document_id: str) -> dict[str, Any] | None:
             content_type=item.get("content_type"),
             size=item.get("size"),
             sha256=item.get("sha256"),
-            download_url=document_store.download_link(item["object_key"], item.get("object_version", ""), DOWNLOAD_LINK_SECONDS),
+            download_url=document_store.download_link(
+                item["object_key"], item.get("object_version", ""), DOWNLOAD_LINK_SECONDS
+            ),
             download_url_expires_at=expires_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         )
     elif item["state"] == DocumentState.LINKED:
@@ -277,7 +301,11 @@ def references_by_service_request(requisition_id: str) -> dict[str, list[dict[st
     documents = document_store.get_documents([ref["id"] for ref in references if ref.get("document")])
     listed: dict[str, list[dict[str, Any]]] = {}
     for reference in references:
-        entry: dict[str, Any] = {"type": reference["type"], "id": reference["id"], "document": bool(reference.get("document"))}
+        entry: dict[str, Any] = {
+            "type": reference["type"],
+            "id": reference["id"],
+            "document": bool(reference.get("document")),
+        }
         if entry["document"]:
             entry["state"] = documents.get(reference["id"], {}).get("state", DocumentState.PENDING.value)
         listed.setdefault(reference["service_request_id"], []).append(entry)

@@ -114,13 +114,17 @@ def request_test_data(client: PartnerClient, appointment_type: str | None = None
     try:
         requisition_id = client.add_test_data(appointment_type)
     except WhoopNotFound:
-        raise TestDataUnavailable("WHOOP answered 404: it makes test data only in its sandbox (non-production) environment") from None
+        raise TestDataUnavailable(
+            "WHOOP answered 404: it makes test data only in its sandbox (non-production) environment"
+        ) from None
     partner_queue.enqueue(REQUISITION_CREATED, requisition_id)
     logger.info("test data requested", extra={"requisition_id": requisition_id})
     return requisition_id
 
 
-def receive_requisition(requisition_id: str, client: PartnerClient, *, not_found_since: str | None = None, attempt: int = 0) -> str:
+def receive_requisition(
+    requisition_id: str, client: PartnerClient, *, not_found_since: str | None = None, attempt: int = 0
+) -> str:
     """Fetch, read, store and start a requisition's service requests."""
     try:
         raw = client.get_requisition(requisition_id)
@@ -131,24 +135,45 @@ def receive_requisition(requisition_id: str, client: PartnerClient, *, not_found
     except ValidationError as error:
         raise Unsettled(_record_unreadable(requisition_id, problems(error))) from None
     if requisition.id != requisition_id:
-        raise Unsettled(_record_unreadable(requisition_id, [{"field": "id", "problem": "is not the id WHOOP announced"}]))
+        raise Unsettled(
+            _record_unreadable(requisition_id, [{"field": "id", "problem": "is not the id WHOOP announced"}])
+        )
 
     config = settings()
     items, unreadable = read_service_requests(requisition.service_requests, requisition.id, config.accepts)
-    lab_store.put_requisition_if_new(raw, lab_store.now_iso(), [item["service_request_id"] for item in items], unreadable)
+    lab_store.put_requisition_if_new(
+        raw, lab_store.now_iso(), [item["service_request_id"] for item in items], unreadable
+    )
     decisions = []
     for item in items:
         lab_store.put_service_request_if_new(item)
         decision = item["decision"]
         if decision in ("confirm", "reject", "resume"):
-            _start_execution(item["service_request_id"], requisition.id, decision, item.get("decision_reason"), config.lab_event_timeout_days)
+            _start_execution(
+                item["service_request_id"],
+                requisition.id,
+                decision,
+                item.get("decision_reason"),
+                config.lab_event_timeout_days,
+            )
         else:
-            metrics.add_metric(name="ServiceRequestHeld" if decision == "hold" else "ServiceRequestSkipped", unit=MetricUnit.Count, value=1)
-        decisions.append({"service_request_id": item["service_request_id"], "code": item.get("code"), "decision": decision})
+            metrics.add_metric(
+                name="ServiceRequestHeld" if decision == "hold" else "ServiceRequestSkipped",
+                unit=MetricUnit.Count,
+                value=1,
+            )
+        decisions.append(
+            {"service_request_id": item["service_request_id"], "code": item.get("code"), "decision": decision}
+        )
     if unreadable:
         metrics.add_metric(name="RequisitionInvalid", unit=MetricUnit.Count, value=1)
-        logger.warning("requisition has tests the bridge cannot read", extra={"requisition_id": requisition.id, "problem_fields": [p["field"] for p in unreadable]})
-    _publish_once(requisition.id, "requisition.received", {"requisition_id": requisition.id, "service_requests": decisions})
+        logger.warning(
+            "requisition has tests the bridge cannot read",
+            extra={"requisition_id": requisition.id, "problem_fields": [p["field"] for p in unreadable]},
+        )
+    _publish_once(
+        requisition.id, "requisition.received", {"requisition_id": requisition.id, "service_requests": decisions}
+    )
     metrics.add_metric(name="RequisitionReceived", unit=MetricUnit.Count, value=1)
     # Last, once the order is stored and started: a document never holds it up.
     documents.receive_references(raw, client)
@@ -169,7 +194,11 @@ def read_service_requests(
             service_request = ServiceRequest.model_validate(raw)
         except ValidationError as error:
             found = [
-                {**problem, "field": f"service_requests.{index}" + ("" if problem["field"] == "body" else f".{problem['field']}")}
+                {
+                    **problem,
+                    "field": f"service_requests.{index}"
+                    + ("" if problem["field"] == "body" else f".{problem['field']}"),
+                }
                 for problem in problems(error)
             ]
             unreadable += found
@@ -236,7 +265,9 @@ def decide(service_request: ServiceRequest, accepts: Callable[[str], bool]) -> t
     return "confirm", None
 
 
-def _start_execution(service_request_id: str, requisition_id: str, decision: str, reason: str | None, timeout_days: int) -> None:
+def _start_execution(
+    service_request_id: str, requisition_id: str, decision: str, reason: str | None, timeout_days: int
+) -> None:
     """One execution per service request, named by its id: a second start is a no-op."""
     config = settings()
     config.require("state_machine_arn")
@@ -266,8 +297,15 @@ def _record_unreadable(requisition_id: str, found: list[dict[str, str]]) -> str:
     on the strength of what the bridge did not understand; a person decides instead."""
     lab_store.put_unavailable_requisition(requisition_id, "invalid", found)
     metrics.add_metric(name="RequisitionInvalid", unit=MetricUnit.Count, value=1)
-    _publish_once(requisition_id, "requisition.unavailable", {"requisition_id": requisition_id, "outcome": "invalid", "problems": found})
-    logger.warning("requisition could not be read", extra={"requisition_id": requisition_id, "problem_fields": [p["field"] for p in found]})
+    _publish_once(
+        requisition_id,
+        "requisition.unavailable",
+        {"requisition_id": requisition_id, "outcome": "invalid", "problems": found},
+    )
+    logger.warning(
+        "requisition could not be read",
+        extra={"requisition_id": requisition_id, "problem_fields": [p["field"] for p in found]},
+    )
     return "invalid"
 
 
@@ -290,7 +328,9 @@ def _not_found(requisition_id: str, not_found_since: str | None, attempt: int) -
     bound = settings().requisition_fetch_retry_seconds
     if not_found_since is None:
         since = now
-        if not lab_store.start_not_found_wait(requisition_id, lab_store.iso(since), lab_store.iso(since + timedelta(seconds=bound))):
+        if not lab_store.start_not_found_wait(
+            requisition_id, lab_store.iso(since), lab_store.iso(since + timedelta(seconds=bound))
+        ):
             logger.info("requisition fetch already being retried", extra={"requisition_id": requisition_id})
             return "retrying"
     else:
@@ -301,9 +341,18 @@ def _not_found(requisition_id: str, not_found_since: str | None, attempt: int) -
     delay = retry_delay(attempt + 1, since, now, bound)
     if delay is None:
         return _declare_not_found(requisition_id, lab_store.iso(since))
-    partner_queue.enqueue(REQUISITION_CREATED, requisition_id, delay_seconds=delay, not_found_since=lab_store.iso(since), not_found_attempt=attempt + 1)
+    partner_queue.enqueue(
+        REQUISITION_CREATED,
+        requisition_id,
+        delay_seconds=delay,
+        not_found_since=lab_store.iso(since),
+        not_found_attempt=attempt + 1,
+    )
     metrics.add_metric(name="RequisitionFetchRetried", unit=MetricUnit.Count, value=1)
-    logger.info("requisition not found yet; fetching again later", extra={"requisition_id": requisition_id, "delay_seconds": delay, "attempt": attempt + 1})
+    logger.info(
+        "requisition not found yet; fetching again later",
+        extra={"requisition_id": requisition_id, "delay_seconds": delay, "attempt": attempt + 1},
+    )
     return "retrying"
 
 
@@ -331,7 +380,9 @@ def receive_review(review_id: str, client: PartnerClient) -> str:
     lab_store.put_review_if_new(review_id, details)
     stored = lab_store.get_review(review_id) or {}
     if not stored.get("published"):
-        events.publish("clinical_report_review.requested", {"review_id": review_id, "details_fetched": details is not None})
+        events.publish(
+            "clinical_report_review.requested", {"review_id": review_id, "details_fetched": details is not None}
+        )
         lab_store.mark_review_published(review_id)
     metrics.add_metric(name="ClinicalReportReviewRequested", unit=MetricUnit.Count, value=1)
     return "review_stored"

@@ -103,7 +103,9 @@ def service_request_view(item: dict[str, Any], reports: list[dict[str, Any]] | N
     return view
 
 
-def requisition_view(item: dict[str, Any], service_requests: list[dict[str, Any]], *, with_reports: bool) -> dict[str, Any]:
+def requisition_view(
+    item: dict[str, Any], service_requests: list[dict[str, Any]], *, with_reports: bool
+) -> dict[str, Any]:
     """A requisition with each test's status and history."""
     return {
         "id": item["requisition_id"],
@@ -231,7 +233,11 @@ def _decode_token(token: str | None, listing: str, window: dict[str, Any]) -> di
         return None
     try:
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeError, RecursionError):  # RecursionError: a made-up token nested deeper than json can read
+    except (
+        ValueError,
+        UnicodeError,
+        RecursionError,
+    ):  # RecursionError: a made-up token nested deeper than json can read
         raise BadQuery(INVALID_TOKEN) from None
     if not isinstance(decoded, dict) or decoded.get("of") != _listing_digest(listing, window):
         raise BadQuery(INVALID_TOKEN)
@@ -284,13 +290,17 @@ def _forbidden(item: dict[str, Any], message: str) -> TransitionForbidden:
 # Events and results ---------------------------------------------------------------------
 
 
-def apply_status_event(service_request_id: str, event: LabStatusEvent, *, deadline: float | None = None) -> dict[str, Any]:
+def apply_status_event(
+    service_request_id: str, event: LabStatusEvent, *, deadline: float | None = None
+) -> dict[str, Any]:
     """Resume one test's execution with `{status, reason?}`; 409s come as TransitionForbidden.
     `deadline` (time.monotonic) ends the wait for a busy test; BUSY_WAIT_SECONDS from now by default."""
 
     def check(item: dict[str, Any]) -> dict[str, Any]:
         if event.status not in _allowed_events(item):
-            raise _forbidden(item, f"{event.status.value} is not allowed after {item.get('task_business_status') or 'a new order'}")
+            raise _forbidden(
+                item, f"{event.status.value} is not allowed after {item.get('task_business_status') or 'a new order'}"
+            )
         return {"kind": "status", "task_business_status": event.status.value, "reason": event.reason}
 
     return _resume(service_request_id, check, deadline=deadline)
@@ -342,12 +352,20 @@ def submit_results(service_request_id: str, report: DiagnosticReport, as_written
     def check(item: dict[str, Any]) -> dict[str, Any]:
         if report.status not in _accepted_report_statuses(item):
             if report.status in CORRECTION_REPORT_STATUSES:
-                message = f"a {report.status} report is accepted only after the final report, within the correction window"
+                message = (
+                    f"a {report.status} report is accepted only after the final report, within the correction window"
+                )
             else:
                 message = f"a {report.status} report is not accepted after {item.get('task_business_status') or 'a new order'}"
             raise _forbidden(item, message)
         target = status_after_report(report.status)
-        report_kind = "correction" if target is None else "final" if target is TaskBusinessStatus.FULL_RESULTS_READY else "partial"
+        report_kind = (
+            "correction"
+            if target is None
+            else "final"
+            if target is TaskBusinessStatus.FULL_RESULTS_READY
+            else "partial"
+        )
         return {"kind": "report", "report_id": report_id, "report_status": report.status, "report_kind": report_kind}
 
     def keep(payload: dict[str, Any]) -> None:

@@ -48,7 +48,10 @@ def set_status(
     event_id = event_id or status.value
     stored = _load(service_request_id)
     if stored.get("task_business_status") == status.value and stored.get("last_event_id") == event_id:
-        logger.info("status already recorded", extra={"service_request_id": service_request_id, "task_business_status": status.value})
+        logger.info(
+            "status already recorded",
+            extra={"service_request_id": service_request_id, "task_business_status": status.value},
+        )
         _flush_outbox(lab_store.service_request_key(service_request_id), stored.get("outbox"))
         return {"task_business_status": status.value, "repeated": True}
 
@@ -106,7 +109,9 @@ def submit_diagnostic_report(client: PartnerClient, service_request_id: str, rep
         raise ServiceRequestMissing(f"{service_request_id} report {report_id}")
     key = {"pk": lab_store.service_request_key(service_request_id)["pk"], "sk": report["sk"]}
     if report.get("submitted_at"):
-        logger.info("report already submitted", extra={"service_request_id": service_request_id, "report_id": report_id})
+        logger.info(
+            "report already submitted", extra={"service_request_id": service_request_id, "report_id": report_id}
+        )
         _flush_outbox(key, report.get("outbox"))
         return {"report_id": report_id, "repeated": True}
 

@@ -78,20 +78,27 @@ def _optional(**schema: Any) -> Any:
     return Field(default=None, json_schema_extra=absent_not_null)
 
 
-def _with_cross_field_problems(data: Any, handler: Any, title: str, found: list[tuple[tuple[str | int, ...], str]]) -> Any:
+def _with_cross_field_problems(
+    data: Any, handler: Any, title: str, found: list[tuple[tuple[str | int, ...], str]]
+) -> Any:
     """Validate the fields and report the cross-field `found` problems in the same error.
 
     pydantic skips after-validators once a field fails, so a lab would learn of a missing
     value only after fixing every other problem; the rules run on the raw input instead.
     """
-    extra = [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=data) for loc, message in found]
+    extra = [
+        InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=data)
+        for loc, message in found
+    ]
     try:
         validated = handler(data)
     except ValidationError as error:
         if not extra:
             raise
         field_errors = [
-            InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {}))
+            InitErrorDetails(
+                type=e["type"], loc=e["loc"], input=e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})
+            )
             for e in error.errors()
         ]
         raise ValidationError.from_exception_data(error.title, field_errors + extra) from None
@@ -111,8 +118,12 @@ class Observation(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"anyOf": [{"required": ["value_numeric"], "properties": {"value_numeric": {"type": "number"}}},
-                                     {"required": ["value_text"], "properties": {"value_text": {"type": "string"}}}]},
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["value_numeric"], "properties": {"value_numeric": {"type": "number"}}},
+                {"required": ["value_text"], "properties": {"value_text": {"type": "string"}}},
+            ]
+        },
     )
 
     code: NonEmpty
@@ -158,7 +169,9 @@ class DiagnosticReport(BaseModel):
         found = []
         no_results = isinstance(data, dict) and ("observations" not in data or data["observations"] == [])
         if no_results and data.get("status") != "cancelled":
-            found.append((("observations",), "a report needs at least one observation (only a cancelled report may have none)"))
+            found.append(
+                (("observations",), "a report needs at least one observation (only a cancelled report may have none)")
+            )
         return _with_cross_field_problems(data, handler, cls.__name__, found)
 
 
@@ -169,7 +182,10 @@ class LabStatusEvent(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "if": {"required": ["status"], "properties": {"status": {"enum": sorted(status.value for status in ISSUE_STATUSES)}}},
+            "if": {
+                "required": ["status"],
+                "properties": {"status": {"enum": sorted(status.value for status in ISSUE_STATUSES)}},
+            },
             "then": {"required": ["reason"], "properties": {"reason": {"type": "string"}}},
         },
     )

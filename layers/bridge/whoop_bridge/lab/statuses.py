@@ -57,7 +57,9 @@ def is_allowed(current: TaskBusinessStatus | None, new: TaskBusinessStatus) -> b
 
 def lab_event_statuses(current: TaskBusinessStatus | None) -> list[TaskBusinessStatus]:
     """The statuses a lab may send as a bare event now (results come with a report)."""
-    return [status for status in allowed_next(current) if status not in RESULTS_STATUSES and status is not S.ORDER_CONFIRMED]
+    return [
+        status for status in allowed_next(current) if status not in RESULTS_STATUSES and status is not S.ORDER_CONFIRMED
+    ]
 
 
 def status_after_report(report_status: str) -> TaskBusinessStatus | None:

@@ -68,7 +68,12 @@ def return_url_allowed(return_url: str) -> bool:
         return False
     for allowed in settings().allowed_return_urls:
         entry = urlsplit(allowed)
-        if (entry.scheme, entry.hostname, entry.port, entry.path or "/") == (wanted.scheme, wanted.hostname, wanted_port, wanted.path or "/"):
+        if (entry.scheme, entry.hostname, entry.port, entry.path or "/") == (
+            wanted.scheme,
+            wanted.hostname,
+            wanted_port,
+            wanted.path or "/",
+        ):
             return True
     return False
 
@@ -85,7 +90,10 @@ def create_link(client_user_id: str, return_url: str | None, callback_url: str) 
         link["return_url"] = return_url
     member_store.put_oauth_state(_state_hash(state), link, expires_at)
     logger.info("connect link created", extra={"client_user_id": client_user_id})
-    return {"authorization_url": api.authorization_url(callback_url, settings().oauth_scopes, state), "expires_at": _iso(expires_at)}
+    return {
+        "authorization_url": api.authorization_url(callback_url, settings().oauth_scopes, state),
+        "expires_at": _iso(expires_at),
+    }
 
 
 def _state_hash(state: str) -> str:
@@ -159,7 +167,10 @@ def _repeated(state_hash: str) -> Outcome:
             logger.warning("OAuth callback refused: the state is unknown or expired")
             return INVALID_STATE
         if stored.get("outcome") and stored["outcome_until"] > time.time():
-            logger.info("OAuth callback repeated: answering its outcome again", extra={"client_user_id": stored["client_user_id"], "outcome": stored["outcome"]})
+            logger.info(
+                "OAuth callback repeated: answering its outcome again",
+                extra={"client_user_id": stored["client_user_id"], "outcome": stored["outcome"]},
+            )
             return Outcome(stored["outcome"], stored.get("return_url"), stored["client_user_id"], repeated=True)
         if stored.get("outcome") or time.monotonic() >= deadline:
             logger.warning("OAuth callback refused: the state was already used")
@@ -182,7 +193,9 @@ def _complete(link: dict[str, Any], query: dict[str, str]) -> Outcome:
         if error == "access_denied":
             return outcome("denied")  # the member declined on WHOOP's page
         error_code = error if OAUTH_ERROR_CODE.match(error) else "unrecognised"
-        logger.error("WHOOP refused the authorization", extra={"client_user_id": client_user_id, "error_code": error_code})
+        logger.error(
+            "WHOOP refused the authorization", extra={"client_user_id": client_user_id, "error_code": error_code}
+        )
         return outcome("error")
     code = query.get("code")
     if not code:
@@ -194,13 +207,19 @@ def _complete(link: dict[str, Any], query: dict[str, str]) -> Outcome:
     except UserLimitReached:
         return outcome("user_limit")
     except WhoopError as error:
-        logger.error("OAuth code exchange failed", extra={"client_user_id": client_user_id, "error_code": type(error).__name__, "status_code": error.status})
+        logger.error(
+            "OAuth code exchange failed",
+            extra={"client_user_id": client_user_id, "error_code": type(error).__name__, "status_code": error.status},
+        )
         return outcome("error")
     try:
         profile = api.basic_profile(grant.access_token)
         user_id = int(profile["user_id"])
     except (WhoopError, KeyError, TypeError, ValueError) as error:
-        logger.error("WHOOP profile could not be read after consent", extra={"client_user_id": client_user_id, "error_code": type(error).__name__})
+        logger.error(
+            "WHOOP profile could not be read after consent",
+            extra={"client_user_id": client_user_id, "error_code": type(error).__name__},
+        )
         _revoke_quietly(api, grant.access_token)  # no user_id, no connection: leave nothing open
         return outcome("error")
     try:
@@ -208,7 +227,10 @@ def _complete(link: dict[str, Any], query: dict[str, str]) -> Outcome:
     except Exception as error:  # noqa: BLE001 - the member is sent back either way, and told
         # The grant cannot be kept (DynamoDB, KMS): end it at WHOOP rather than leave it live
         # and unknown, and send the member back with `error` instead of a bare 502.
-        logger.error("connection could not be stored after consent", extra={"client_user_id": client_user_id, "error_code": type(error).__name__})
+        logger.error(
+            "connection could not be stored after consent",
+            extra={"client_user_id": client_user_id, "error_code": type(error).__name__},
+        )
         _revoke_quietly(api, grant.access_token)
         return outcome("error")
     return outcome("connected" if grant.refresh_token else "offline_not_granted")
@@ -259,29 +281,54 @@ def _save_connection(client_user_id: str, user_id: int, grant: Any, profile: dic
         "sealed_tokens": vault.seal(client_user_id, TokenPair(grant.access_token, grant.refresh_token)),
     }
     if offline:
-        connection.update({"gsi1pk": member_store.TOKEN_EXPIRY, "gsi1sk": member_store.expiry_sort_key(expires_at, client_user_id)})
+        connection.update(
+            {"gsi1pk": member_store.TOKEN_EXPIRY, "gsi1sk": member_store.expiry_sort_key(expires_at, client_user_id)}
+        )
     stored_events = [
         member_store.new_event(
             "member.connected",
-            {"client_user_id": client_user_id, "user_id": user_id, "scopes": list(grant.scopes), "offline_access": offline},
+            {
+                "client_user_id": client_user_id,
+                "user_id": user_id,
+                "scopes": list(grant.scopes),
+                "offline_access": offline,
+            },
         )
     ]
     if moved_from:
         stored_events.append(
-            member_store.new_event("member.connection_moved", {"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
+            member_store.new_event(
+                "member.connection_moved",
+                {"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id},
+            )
         )
-    if not member_store.save_connection(connection, profile, moved_from=moved_from, released_user_id=released, events=stored_events):
+    if not member_store.save_connection(
+        connection, profile, moved_from=moved_from, released_user_id=released, events=stored_events
+    ):
         return False
     if moved_from:
         # One WHOOP account, one member: the newer connection wins, and both sides hear of it.
-        logger.warning("WHOOP account moved to another member", extra={"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id})
+        logger.warning(
+            "WHOOP account moved to another member",
+            extra={"user_id": user_id, "from_client_user_id": moved_from, "to_client_user_id": client_user_id},
+        )
     outbox.publish_stored(stored_events)
     return True
 
 
 # Status and disconnect ---------------------------------------------------------------------
 
-STATUS_FIELDS = ("client_user_id", "status", "status_reason", "user_id", "scopes", "offline_access", "connected_at", "last_refreshed_at", "disconnected_at")
+STATUS_FIELDS = (
+    "client_user_id",
+    "status",
+    "status_reason",
+    "user_id",
+    "scopes",
+    "offline_access",
+    "connected_at",
+    "last_refreshed_at",
+    "disconnected_at",
+)
 
 
 def status(client_user_id: str) -> dict[str, Any] | None:
@@ -314,7 +361,8 @@ def disconnect(client_user_id: str, tokens: TokenService | None = None, *, attem
         connection = member_store.get_connection(client_user_id) or connection  # a refresh may have rotated it
     delete_data = settings().delete_data_on_disconnect
     event = member_store.new_event(
-        "member.disconnected", {"client_user_id": client_user_id, "user_id": connection.get("user_id"), "data_deleted": delete_data}
+        "member.disconnected",
+        {"client_user_id": client_user_id, "user_id": connection.get("user_id"), "data_deleted": delete_data},
     )
     if not member_store.mark_disconnected(connection, revoke_pending=revoke_pending, event=event):
         if attempt >= DISCONNECT_ATTEMPTS:
@@ -341,7 +389,10 @@ def _revoke(connection: dict[str, Any], tokens: TokenService) -> bool:
     except WhoopTransientError:
         logger.warning("revoke at WHOOP deferred: WHOOP unreachable", extra={"client_user_id": client_user_id})
         return False
-    logger.info("member access revoked at WHOOP" if revoked else "member access was already revoked at WHOOP", extra={"client_user_id": client_user_id})
+    logger.info(
+        "member access revoked at WHOOP" if revoked else "member access was already revoked at WHOOP",
+        extra={"client_user_id": client_user_id},
+    )
     return True
 
 
@@ -373,7 +424,9 @@ def _revoke_pending(connection: dict[str, Any]) -> None:
                 # Stored before the revoke, so a failed revoke never leaves a live pair unknown.
                 renewed = TokenPair(grant.access_token, grant.refresh_token)
                 expires_at = int(time.time()) + grant.expires_in
-                if not member_store.replace_pending_tokens(client_user_id, version, vault.seal(client_user_id, renewed), expires_at):
+                if not member_store.replace_pending_tokens(
+                    client_user_id, version, vault.seal(client_user_id, renewed), expires_at
+                ):
                     return
                 access_token, version = renewed.access_token, version + 1
     if access_token is not None:

@@ -14,5 +14,12 @@ class ConnectRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    client_user_id: str = Field(pattern=CLIENT_USER_ID.pattern, description="the platform's own id of its user: opaque, URL-safe, not an email address")
-    return_url: Optional[str] = Field(default=None, max_length=2048, description="one of AllowedReturnUrls (the query may differ); omit to show a page")
+    client_user_id: str = Field(
+        pattern=CLIENT_USER_ID.pattern,
+        description="the platform's own id of its user: opaque, URL-safe, not an email address",
+    )
+    return_url: Optional[str] = Field(
+        default=None,
+        max_length=2048,
+        description="one of AllowedReturnUrls (the query may differ); omit to show a page",
+    )

@@ -27,13 +27,17 @@ def publish_stored(stored: list[dict[str, Any]]) -> None:
     except Exception:  # noqa: BLE001 - they stay in the outbox and are published later
         taken = [False] * len(stored)
     if not all(taken):
-        logger.warning("member events left in the outbox for the scheduled publish", extra={"events": taken.count(False)})
+        logger.warning(
+            "member events left in the outbox for the scheduled publish", extra={"events": taken.count(False)}
+        )
     member_store.forget_events([event["id"] for event, ok in zip(stored, taken, strict=True) if ok])
 
 
 def publish_pending() -> int:
     """Publish every event an earlier call left stored; how many went out."""
-    cutoff = (datetime.now(UTC) - timedelta(seconds=GRACE_SECONDS)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    cutoff = (
+        (datetime.now(UTC) - timedelta(seconds=GRACE_SECONDS)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
     published = 0
     for event in member_store.pending_events(cutoff):
         events.publish(event["detail_type"], event["detail"])

@@ -256,7 +256,9 @@ def normalize(record_type: str, raw: dict[str, Any]) -> dict[str, Any]:
             field = ".".join(str(part) for part in item.get("loc", ())) or "record"
             fields.append(field)
             problems.append(f"{field}: {str(item.get('msg', 'invalid')).removeprefix('Value error, ')}")
-        raise RecordInvalid(f"{record_type} record invalid: " + "; ".join(problems), tuple(fields), raw_record_id(record_type, raw)) from None
+        raise RecordInvalid(
+            f"{record_type} record invalid: " + "; ".join(problems), tuple(fields), raw_record_id(record_type, raw)
+        ) from None
     return parsed.model_dump(mode="json")
 
 
@@ -290,7 +292,9 @@ def record_time(record_type: str, record: dict[str, Any], sleep_start: str | Non
     return record["start"]
 
 
-def updated_event(client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str) -> tuple[str, dict[str, Any]]:
+def updated_event(
+    client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str
+) -> tuple[str, dict[str, Any]]:
     """The `member.record.updated` detail type and detail: who, which record, why, and the
     normalised record itself (its shape is `record_version`)."""
     return UPDATED, {
@@ -304,7 +308,9 @@ def updated_event(client_user_id: str, user_id: int, record_type: str, record: d
     }
 
 
-def deleted_event(client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str) -> tuple[str, dict[str, Any]]:
+def deleted_event(
+    client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str
+) -> tuple[str, dict[str, Any]]:
     """The `member.record.deleted` detail type and detail: who, which record, and why."""
     _model(record_type)
     return DELETED, {

@@ -80,7 +80,10 @@ class ReadLagRetry(Exception):
 
 def _unreadable(error: records.RecordInvalid, record_type: str) -> None:
     # The record's id and the fields it lacks; never a value (a record is health data).
-    logger.warning("WHOOP record skipped: the bridge cannot read it", extra={"record_type": record_type, "record_id": error.record_id, "fields": list(error.fields)})
+    logger.warning(
+        "WHOOP record skipped: the bridge cannot read it",
+        extra={"record_type": record_type, "record_id": error.record_id, "fields": list(error.fields)},
+    )
 
 
 # Webhooks ----------------------------------------------------------------------------------
@@ -130,7 +133,10 @@ def _read_lag(message: dict[str, Any]) -> dict[str, Any]:
     first = message.get("not_found_since")
     first = float(first) if isinstance(first, (int, float)) else now
     if now - first >= READ_LAG_SECONDS:
-        logger.warning("WHOOP record still not found after read-lag retries; nothing deleted", extra={"event_type": message["type"], "record_id": message["id"]})
+        logger.warning(
+            "WHOOP record still not found after read-lag retries; nothing deleted",
+            extra={"event_type": message["type"], "record_id": message["id"]},
+        )
         return {"outcome": "not_found", "changed": 0}
     raise ReadLagRetry({**message, "not_found_since": first}, READ_LAG_RETRY_SECONDS)
 
@@ -139,7 +145,9 @@ class _MemberSession:
     """One member's WHOOP calls for one message: a token (refreshed once on a 401), the
     scopes the member granted, and the stored records."""
 
-    def __init__(self, connection: dict[str, Any], tokens: TokenService, priority: str, api: MemberApi | None = None) -> None:
+    def __init__(
+        self, connection: dict[str, Any], tokens: TokenService, priority: str, api: MemberApi | None = None
+    ) -> None:
         self.client_user_id = connection["client_user_id"]
         self.user_id = int(connection["user_id"])
         self._connection: dict[str, Any] | None = connection
@@ -187,7 +195,9 @@ class _MemberSession:
         if record_type == "recovery" and sleep_start is None:
             sleep = record_store.get(self.client_user_id, "sleep", record["sleep_id"])
             sleep_start = sleep["start"] if sleep else None
-        stored = record_store.upsert(self.client_user_id, self.user_id, record_type, record, cause, sleep_start=sleep_start)
+        stored = record_store.upsert(
+            self.client_user_id, self.user_id, record_type, record, cause, sleep_start=sleep_start
+        )
         self.events += stored
         return 1 if stored else 0
 
@@ -230,7 +240,9 @@ class _MemberSession:
             raise _NotYetReadable() from None
         sleep = records.normalize("sleep", raw)
         if sleep["cycle_id"] is None:
-            raise records.RecordInvalid("sleep record invalid: cycle_id: needed to read its recovery", ("cycle_id",), sleep_id)
+            raise records.RecordInvalid(
+                "sleep record invalid: cycle_id: needed to read its recovery", ("cycle_id",), sleep_id
+            )
         return sleep
 
     def reconcile_missing(self, record_type: str, record_id: str, cause: str) -> int:
@@ -242,7 +254,9 @@ class _MemberSession:
                 sleep = self._sleep(record_id)
                 raw = self._call(self._api.cycle_recovery, sleep["cycle_id"], scope=SCOPES["recovery"])
                 return self.store("recovery", raw, cause, sleep_start=sleep["start"])
-            return self.store(record_type, self._call(self._api.record, record_type, record_id, scope=SCOPES[record_type]), cause)
+            return self.store(
+                record_type, self._call(self._api.record, record_type, record_id, scope=SCOPES[record_type]), cause
+            )
         except (WhoopNotFound, _NotYetReadable):
             return self.delete(record_type, record_id, cause)
         except records.RecordInvalid as error:
@@ -251,18 +265,31 @@ class _MemberSession:
 
     def page(self, job: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
         return self._call(
-            self._api.page, job["record_type"], start=job["start"], end=job["end"], next_token=job.get("next_token"), scope=SCOPES[job["record_type"]]
+            self._api.page,
+            job["record_type"],
+            start=job["start"],
+            end=job["end"],
+            next_token=job.get("next_token"),
+            scope=SCOPES[job["record_type"]],
         )
 
     def profile(self) -> int:
         profile = self._call(self._api.basic_profile, scope=SCOPES["profile"])
-        member_store.put_member_item(self.client_user_id, "PROFILE", {key: profile.get(key) for key in ("user_id", "email", "first_name", "last_name")})
+        member_store.put_member_item(
+            self.client_user_id,
+            "PROFILE",
+            {key: profile.get(key) for key in ("user_id", "email", "first_name", "last_name")},
+        )
         stored = 1
         try:
             body = self._call(self._api.body_measurement, scope=SCOPES["body_measurement"])
         except _Skip:
             return stored
-        member_store.put_member_item(self.client_user_id, "BODY_MEASUREMENT", {key: body.get(key) for key in ("height_meter", "weight_kilogram", "max_heart_rate")})
+        member_store.put_member_item(
+            self.client_user_id,
+            "BODY_MEASUREMENT",
+            {key: body.get(key) for key in ("height_meter", "weight_kilogram", "max_heart_rate")},
+        )
         return stored + 1
 
 
@@ -327,7 +354,9 @@ def run_job(job: dict[str, Any], tokens: TokenService | None = None) -> dict[str
     if connection is None or connection.get("user_id") is None or connection.get("status") == "disconnected":
         return {"outcome": "skipped_not_connected", "records": 0, "repairs": 0}
     session = _MemberSession(connection, tokens or TokenService(), BACKGROUND)
-    cursor = {key: job[key] for key in ("steps", "next_token") if key in job} | ({"seen": job["seen"]} if "seen" in job else {})
+    cursor = {key: job[key] for key in ("steps", "next_token") if key in job} | (
+        {"seen": job["seen"]} if "seen" in job else {}
+    )
     totals = {"records": 0, "repairs": 0, "unreadable": 0}
     try:
         for _ in range(MAX_PAGES_PER_RUN):
@@ -351,17 +380,23 @@ def _step(session: _MemberSession, job: dict[str, Any], cursor: dict[str, Any], 
     step, cause = cursor["steps"][0], job["cause"]
     if SCOPES[step] not in session._granted():
         # This type only (OAuthScopes may leave it out): the job's other steps still run.
-        member_store.note_sync_progress(session.client_user_id, cause, step, pages=0, records=0, state="skipped_scope_not_granted")
+        member_store.note_sync_progress(
+            session.client_user_id, cause, step, pages=0, records=0, state="skipped_scope_not_granted"
+        )
         if "seen" in cursor:
             cursor["seen"] = []
         cursor.update(steps=cursor["steps"][1:], next_token=None)
         return
     if step == "profile":
         stored = session.profile()
-        member_store.note_sync_progress(session.client_user_id, cause, "profile", pages=stored, records=stored, state="done")
+        member_store.note_sync_progress(
+            session.client_user_id, cause, "profile", pages=stored, records=stored, state="done"
+        )
         cursor["steps"] = cursor["steps"][1:]
         return
-    page, next_token = session.page({"record_type": step, "start": job["start"], "end": job["end"], "next_token": cursor["next_token"]})
+    page, next_token = session.page(
+        {"record_type": step, "start": job["start"], "end": job["end"], "next_token": cursor["next_token"]}
+    )
     # A job runs for minutes on one token: a member who disconnected meanwhile (their records
     # deleted) gets none of this page stored after that deletion.
     if (member_store.get_connection(session.client_user_id) or {}).get("status", "disconnected") == "disconnected":
@@ -387,7 +422,9 @@ def _step(session: _MemberSession, job: dict[str, Any], cursor: dict[str, Any], 
         if seen is not None:
             # Stored in the window but no longer listed: a delete the webhooks missed, once
             # WHOOP's own GET confirms it.
-            for record_id in sorted(record_store.ids_between(session.client_user_id, step, job["start"], job["end"]) - set(seen)):
+            for record_id in sorted(
+                record_store.ids_between(session.client_user_id, step, job["start"], job["end"]) - set(seen)
+            ):
                 changed += session.reconcile_missing(step, record_id, cause)
         if "seen" in cursor:
             cursor["seen"] = []  # the next step starts its own list
@@ -421,7 +458,10 @@ def defer(queue_url: str, body: dict[str, Any], retry_after: float) -> int:
 def _send(queue_url: str, bodies: list[str], delay_seconds: int) -> None:
     sqs = aws.client("sqs")
     for start in range(0, len(bodies), 10):
-        entries = [{"Id": str(index), "MessageBody": body, "DelaySeconds": delay_seconds} for index, body in enumerate(bodies[start : start + 10])]
+        entries = [
+            {"Id": str(index), "MessageBody": body, "DelaySeconds": delay_seconds}
+            for index, body in enumerate(bodies[start : start + 10])
+        ]
         answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         if answer.get("Failed"):
             raise RuntimeError(f"{len(answer['Failed'])} messages were not queued")

@@ -57,7 +57,9 @@ class TokenService:
         self._api = api
         self._clock = clock
 
-    def access_token(self, client_user_id: str, *, margin: float = REFRESH_MARGIN_SECONDS, connection: dict[str, Any] | None = None) -> str:
+    def access_token(
+        self, client_user_id: str, *, margin: float = REFRESH_MARGIN_SECONDS, connection: dict[str, Any] | None = None
+    ) -> str:
         """A token valid for at least `margin` seconds, refreshed first when needed.
         `connection`: the item just read, to save reading it again."""
         connection = self._usable(client_user_id, connection)
@@ -84,7 +86,9 @@ class TokenService:
             if connection.get("status") == "offline_not_granted" or not self._pair(connection).refresh_token:
                 return self._without_refresh(connection)
             owner = uuid.uuid4().hex
-            if member_store.take_refresh_lease(client_user_id, connection["token_version"], owner, self._clock(), LEASE_SECONDS):
+            if member_store.take_refresh_lease(
+                client_user_id, connection["token_version"], owner, self._clock(), LEASE_SECONDS
+            ):
                 return self._refresh_holding_lease(connection, owner)
             # Another caller is refreshing this member: wait for the pair it stores.
             version = connection["token_version"]
@@ -97,7 +101,10 @@ class TokenService:
                     break
                 if connection.get("refresh_lease_until", 0) < self._clock():
                     break  # the holder gave up or died: try for the lease again
-            if connection["token_version"] != version and connection["access_expires_at"] - self._clock() > MINIMUM_VALIDITY_SECONDS:
+            if (
+                connection["token_version"] != version
+                and connection["access_expires_at"] - self._clock() > MINIMUM_VALIDITY_SECONDS
+            ):
                 return self._pair(connection).access_token
 
     def _refresh_holding_lease(self, connection: dict[str, Any], owner: str) -> str:
@@ -120,7 +127,14 @@ class TokenService:
         new_pair = TokenPair(grant.access_token, grant.refresh_token)
         expires_at = int(self._clock()) + grant.expires_in
         sealed = vault.seal(client_user_id, new_pair)
-        if not member_store.store_refreshed_tokens(client_user_id, version, sealed, expires_at, bool(grant.refresh_token), list(grant.scopes) or connection["scopes"]):
+        if not member_store.store_refreshed_tokens(
+            client_user_id,
+            version,
+            sealed,
+            expires_at,
+            bool(grant.refresh_token),
+            list(grant.scopes) or connection["scopes"],
+        ):
             # Disconnected while we refreshed: the new pair must not be used.
             raise NotConnected(client_user_id)
         logger.info("member tokens refreshed", extra={"client_user_id": client_user_id, "token_version": version + 1})
@@ -139,8 +153,12 @@ class TokenService:
             "member.reauthorization_required",
             {"client_user_id": connection["client_user_id"], "user_id": connection.get("user_id"), "reason": reason},
         )
-        if member_store.mark_reauthorization_required(connection["client_user_id"], connection["token_version"], reason, event):
-            logger.warning("member must reconnect", extra={"client_user_id": connection["client_user_id"], "status_reason": reason})
+        if member_store.mark_reauthorization_required(
+            connection["client_user_id"], connection["token_version"], reason, event
+        ):
+            logger.warning(
+                "member must reconnect", extra={"client_user_id": connection["client_user_id"], "status_reason": reason}
+            )
             outbox.publish_stored([event])
 
     def refresh_expiring(self, *, margin: float = SCHEDULED_MARGIN_SECONDS) -> dict[str, int]:
@@ -155,7 +173,9 @@ class TokenService:
             except NotConnected:
                 continue
             except Exception:  # noqa: BLE001 - one member's failure must not stop the rest
-                logger.exception("scheduled token refresh failed", extra={"client_user_id": connection["client_user_id"]})
+                logger.exception(
+                    "scheduled token refresh failed", extra={"client_user_id": connection["client_user_id"]}
+                )
                 counts["failed"] += 1
         return counts
 

@@ -43,7 +43,9 @@ def seal(client_user_id: str, pair: TokenPair) -> bytes:
     config = settings()
     config.require("bridge_key_arn")
     plaintext = json.dumps({"access_token": pair.access_token, "refresh_token": pair.refresh_token}).encode()
-    sealed = aws.client("kms").encrypt(KeyId=config.bridge_key_arn, Plaintext=plaintext, EncryptionContext=_context(client_user_id))["CiphertextBlob"]
+    sealed = aws.client("kms").encrypt(
+        KeyId=config.bridge_key_arn, Plaintext=plaintext, EncryptionContext=_context(client_user_id)
+    )["CiphertextBlob"]
     _remember(_cache_key(client_user_id, sealed), pair)
     return sealed
 
@@ -56,7 +58,9 @@ def open_pair(client_user_id: str, sealed: bytes) -> TokenPair:
         if key in _opened:
             _opened.move_to_end(key)
             return _opened[key]
-    plaintext = aws.client("kms").decrypt(CiphertextBlob=sealed, EncryptionContext=_context(client_user_id))["Plaintext"]
+    plaintext = aws.client("kms").decrypt(CiphertextBlob=sealed, EncryptionContext=_context(client_user_id))[
+        "Plaintext"
+    ]
     value = json.loads(plaintext)
     pair = TokenPair(value["access_token"], value.get("refresh_token"))
     _remember(key, pair)

@@ -46,7 +46,9 @@ def _is_condition_failure(error: ClientError) -> bool:
 # Documents ------------------------------------------------------------------------------
 
 
-def register(document_id: str, reference_type: str, requisition_id: str, service_request_ids: list[str]) -> dict[str, Any]:
+def register(
+    document_id: str, reference_type: str, requisition_id: str, service_request_ids: list[str]
+) -> dict[str, Any]:
     """Note that a requisition's service requests are based on this document; returns the
     item as it now is (`state` "pending" and `attempts` 0 when it was never fetched)."""
     answer = _table().update_item(
@@ -86,7 +88,14 @@ def start_attempt(document_id: str, attempt: int) -> int | None:
                 "AND (attribute_not_exists(next_attempt_at) OR attempts < :attempt)"
             ),
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":zero": 0, ":one": 1, ":now": now_iso(), ":stored": "stored", ":linked": "linked", ":attempt": attempt},
+            ExpressionAttributeValues={
+                ":zero": 0,
+                ":one": 1,
+                ":now": now_iso(),
+                ":stored": "stored",
+                ":linked": "linked",
+                ":attempt": attempt,
+            },
             ReturnValues="UPDATED_NEW",
         )
     except ClientError as error:
@@ -107,7 +116,11 @@ def _finish(document_id: str, sets: dict[str, Any], removes: tuple[str, ...] = (
             UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored_state, :linked_state)",
             ExpressionAttributeNames={"#state": "state", **{f"#{name}": name for name in sets}},
-            ExpressionAttributeValues={":stored_state": "stored", ":linked_state": "linked", **{f":{name}": value for name, value in sets.items()}},
+            ExpressionAttributeValues={
+                ":stored_state": "stored",
+                ":linked_state": "linked",
+                **{f":{name}": value for name, value in sets.items()},
+            },
         )
     except ClientError as error:
         if _is_condition_failure(error):
@@ -127,7 +140,9 @@ def mark_stored(document_id: str, metadata: dict[str, Any], stored_object: dict[
 
 def mark_linked(document_id: str, metadata: dict[str, Any]) -> bool:
     """A link-only document (WHOOP's `url`, no content): state `linked`."""
-    return _finish(document_id, {"state": "linked", "fetched_at": now_iso(), **metadata}, ("last_failure", "next_attempt_at"))
+    return _finish(
+        document_id, {"state": "linked", "fetched_at": now_iso(), **metadata}, ("last_failure", "next_attempt_at")
+    )
 
 
 def mark_failed(document_id: str, reason: str, next_attempt_at: str) -> bool:
@@ -143,7 +158,13 @@ def mark_unavailable(document_id: str, reason: str) -> bool:
             UpdateExpression="SET #state = :unavailable, last_failure = :reason, unavailable_at = :now REMOVE next_attempt_at",
             ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored, :linked, :unavailable)",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":unavailable": "unavailable", ":reason": reason, ":now": now_iso(), ":stored": "stored", ":linked": "linked"},
+            ExpressionAttributeValues={
+                ":unavailable": "unavailable",
+                ":reason": reason,
+                ":now": now_iso(),
+                ":stored": "stored",
+                ":linked": "linked",
+            },
         )
     except ClientError as error:
         if _is_condition_failure(error):
@@ -166,7 +187,9 @@ def get_documents(document_ids: list[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     unique = list(dict.fromkeys(document_ids))
     for start in range(0, len(unique), 100):
-        request: dict[str, Any] = {name: {"Keys": [_key(doc_id) for doc_id in unique[start : start + 100]], "ConsistentRead": True}}
+        request: dict[str, Any] = {
+            name: {"Keys": [_key(doc_id) for doc_id in unique[start : start + 100]], "ConsistentRead": True}
+        }
         while request:
             answer = aws.dynamodb().batch_get_item(RequestItems=request)
             for item in answer.get("Responses", {}).get(name, []):
@@ -183,7 +206,13 @@ def put_references(requisition_id: str, references: list[dict[str, Any]]) -> Non
     (`[{service_request_id, type, id, document}]`). The same requisition gives the same list,
     so writing it again changes nothing."""
     _table().put_item(
-        Item={"pk": f"BASEDON#{requisition_id}", "sk": "BASEDON", "kind": "based_on", "requisition_id": requisition_id, "references": references}
+        Item={
+            "pk": f"BASEDON#{requisition_id}",
+            "sk": "BASEDON",
+            "kind": "based_on",
+            "requisition_id": requisition_id,
+            "references": references,
+        }
     )
 
 

@@ -218,7 +218,9 @@ def mark_requisition(requisition_id: str, **flags: bool) -> None:
     )
 
 
-def list_requisitions(since: str | None, limit: int, start_key: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def list_requisitions(
+    since: str | None, limit: int, start_key: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Received requisitions, newest first, from `since` on; with the key for the next page."""
     condition = Key("gsi1pk").eq(REQUISITION_LISTING)
     if since:
@@ -243,10 +245,16 @@ def is_listing_key(listing: str, key: Any) -> bool:
     table's and the index's key attributes, naming one of its items): anything else would
     be a DynamoDB ValidationException as ExclusiveStartKey."""
     prefix, sort_key = _LISTING_ITEMS[listing]
-    if not isinstance(key, dict) or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"} or not all(isinstance(v, str) for v in key.values()):
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}
+        or not all(isinstance(v, str) for v in key.values())
+    ):
         return False
     # DynamoDB's key size limits: a partition key of at most 2,048 bytes, a sort key of 1,024.
-    if any(len(key[name].encode()) > 2048 for name in ("pk", "gsi1pk")) or any(len(key[name].encode()) > 1024 for name in ("sk", "gsi1sk")):
+    if any(len(key[name].encode()) > 2048 for name in ("pk", "gsi1pk")) or any(
+        len(key[name].encode()) > 1024 for name in ("sk", "gsi1sk")
+    ):
         return False
     item_id = key["pk"].removeprefix(prefix)
     return (
@@ -313,7 +321,11 @@ def record_status(
         UpdateExpression="SET history = list_append(if_not_exists(history, :empty), :entry), "
         + ", ".join(f"#{key} = :{key}" for key in sets),
         ExpressionAttributeNames={f"#{key}": key for key in sets},
-        ExpressionAttributeValues={":empty": [], ":entry": [entry], **{f":{key}": value for key, value in sets.items()}},
+        ExpressionAttributeValues={
+            ":empty": [],
+            ":entry": [entry],
+            **{f":{key}": value for key, value in sets.items()},
+        },
     )
 
 
@@ -462,7 +474,9 @@ def mark_review_published(review_id: str) -> None:
     )
 
 
-def list_pending_reviews(limit: int, start_key: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def list_pending_reviews(
+    limit: int, start_key: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Pending reviews, oldest first, with the key for the next page."""
     query: dict[str, Any] = {
         "IndexName": REQUISITION_INDEX,

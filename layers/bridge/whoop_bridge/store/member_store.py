@@ -203,14 +203,30 @@ def save_connection(
         {
             "Put": {
                 "TableName": table,
-                "Item": {**user_key(connection["user_id"]), "client_user_id": client_user_id, "updated_at": connection["connected_at"]},
+                "Item": {
+                    **user_key(connection["user_id"]),
+                    "client_user_id": client_user_id,
+                    "updated_at": connection["connected_at"],
+                },
                 "ConditionExpression": mapping_condition,
                 "ExpressionAttributeValues": mapping_values,
             }
         },
     ]
     if profile is not None:
-        items.append({"Put": {"TableName": table, "Item": {"pk": f"MEMBER#{client_user_id}", "sk": "PROFILE", **profile, "updated_at": connection["connected_at"]}}})
+        items.append(
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {
+                        "pk": f"MEMBER#{client_user_id}",
+                        "sk": "PROFILE",
+                        **profile,
+                        "updated_at": connection["connected_at"],
+                    },
+                }
+            }
+        )
     if moved_from:
         items.append(
             {
@@ -254,7 +270,12 @@ def take_refresh_lease(client_user_id: str, token_version: int, owner: str, now:
         Key=member_key(client_user_id),
         UpdateExpression="SET refresh_lease_owner = :owner, refresh_lease_until = :until",
         ConditionExpression="token_version = :version AND (attribute_not_exists(refresh_lease_until) OR refresh_lease_until < :now)",
-        ExpressionAttributeValues={":owner": owner, ":until": _decimal(now + lease_seconds), ":version": token_version, ":now": _decimal(now)},
+        ExpressionAttributeValues={
+            ":owner": owner,
+            ":until": _decimal(now + lease_seconds),
+            ":version": token_version,
+            ":now": _decimal(now),
+        },
     )
 
 
@@ -327,7 +348,7 @@ def mark_reauthorization_required(client_user_id: str, token_version: int, reaso
                 }
             },
             *_outbox_puts([event]),
-        ]
+        ],
     )
 
 
@@ -337,9 +358,16 @@ def mark_disconnected(connection: dict[str, Any], *, revoke_pending: bool, event
     table = _table().name
     client_user_id = connection["client_user_id"]
     update = "SET #status = :disconnected, disconnected_at = :at, token_version = token_version + :one"
-    values: dict[str, Any] = {":disconnected": "disconnected", ":at": now_iso(), ":one": 1, ":version": connection["token_version"]}
+    values: dict[str, Any] = {
+        ":disconnected": "disconnected",
+        ":at": now_iso(),
+        ":one": 1,
+        ":version": connection["token_version"],
+    }
     if revoke_pending:
-        update += ", revoke_pending = :true, gsi1pk = :index, gsi1sk = :sort REMOVE refresh_lease_owner, refresh_lease_until"
+        update += (
+            ", revoke_pending = :true, gsi1pk = :index, gsi1sk = :sort REMOVE refresh_lease_owner, refresh_lease_until"
+        )
         values.update({":true": True, ":index": REVOKE_PENDING, ":sort": f"{now_iso()}#{client_user_id}"})
     else:
         update += " REMOVE sealed_tokens, revoke_pending, gsi1pk, gsi1sk, refresh_lease_owner, refresh_lease_until"
@@ -376,7 +404,13 @@ def replace_pending_tokens(client_user_id: str, token_version: int, sealed_token
         Key=member_key(client_user_id),
         UpdateExpression="SET sealed_tokens = :tokens, access_expires_at = :expires, token_version = :next",
         ConditionExpression="token_version = :version AND revoke_pending = :true",
-        ExpressionAttributeValues={":tokens": sealed_tokens, ":expires": expires_at, ":next": token_version + 1, ":version": token_version, ":true": True},
+        ExpressionAttributeValues={
+            ":tokens": sealed_tokens,
+            ":expires": expires_at,
+            ":next": token_version + 1,
+            ":version": token_version,
+            ":true": True,
+        },
     )
 
 
@@ -426,7 +460,10 @@ def delete_member_records(client_user_id: str) -> int:
     """Delete every stored record of a member (the connection item stays); how many went."""
     table = _table()
     deleted = 0
-    arguments: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"MEMBER#{client_user_id}"), "ProjectionExpression": "pk, sk"}
+    arguments: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(f"MEMBER#{client_user_id}"),
+        "ProjectionExpression": "pk, sk",
+    }
     with table.batch_writer() as batch:
         while True:
             page = table.query(**arguments)
@@ -446,7 +483,11 @@ def delete_member_records(client_user_id: str) -> int:
 def pending_events(stored_before: str) -> Iterator[dict[str, Any]]:
     """Member events stored before the given time and not yet published, oldest first."""
     for item in _index_items(OUTBOX, Key("gsi1sk").lt(stored_before)):
-        yield {"id": item["pk"].removeprefix("OUTBOX#"), "detail_type": item["detail_type"], "detail": json.loads(item["detail_json"])}
+        yield {
+            "id": item["pk"].removeprefix("OUTBOX#"),
+            "detail_type": item["detail_type"],
+            "detail": json.loads(item["detail_json"]),
+        }
 
 
 def forget_event(event_id: str) -> None:
@@ -507,7 +548,9 @@ def create_budget(app: str, slots: int) -> None:
     )
 
 
-def take_budget_call(app: str, version: int, calls: list[float], head: int, day: str, day_used: int, background_next_at: float | None) -> bool:
+def take_budget_call(
+    app: str, version: int, calls: list[float], head: int, day: str, day_used: int, background_next_at: float | None
+) -> bool:
     """Record one call in the budget, if nobody else did since `version` was read; WHOOP's
     own count of what is left goes down by one with it."""
     values: dict[str, Any] = {
@@ -564,11 +607,20 @@ def start_sync_progress(client_user_id: str, cause: str, record_types: tuple[str
     with _table().batch_writer() as batch:
         for record_type in record_types:
             batch.put_item(
-                Item={"pk": f"MEMBER#{client_user_id}", "sk": f"SYNC#{cause}#{record_type}", "state": "queued", "pages": 0, "records": 0, "started_at": now_iso()}
+                Item={
+                    "pk": f"MEMBER#{client_user_id}",
+                    "sk": f"SYNC#{cause}#{record_type}",
+                    "state": "queued",
+                    "pages": 0,
+                    "records": 0,
+                    "started_at": now_iso(),
+                }
             )
 
 
-def note_sync_progress(client_user_id: str, cause: str, record_type: str, *, pages: int, records: int, state: str) -> None:
+def note_sync_progress(
+    client_user_id: str, cause: str, record_type: str, *, pages: int, records: int, state: str
+) -> None:
     """One more page of a backfill or reconciliation, and where it stands."""
     _table().update_item(
         Key={"pk": f"MEMBER#{client_user_id}", "sk": f"SYNC#{cause}#{record_type}"},
@@ -581,10 +633,13 @@ def note_sync_progress(client_user_id: str, cause: str, record_type: str, *, pag
 def sync_progress(client_user_id: str, cause: str) -> dict[str, dict[str, Any]]:
     """Per record type: `state`, `pages`, `records`, `updated_at`."""
     answer = _table().query(
-        KeyConditionExpression=Key("pk").eq(f"MEMBER#{client_user_id}") & Key("sk").begins_with(f"SYNC#{cause}#"), ConsistentRead=True
+        KeyConditionExpression=Key("pk").eq(f"MEMBER#{client_user_id}") & Key("sk").begins_with(f"SYNC#{cause}#"),
+        ConsistentRead=True,
     )
     return {
-        item["sk"].rsplit("#", 1)[-1]: {key: plain(item.get(key)) for key in ("state", "pages", "records", "updated_at")}
+        item["sk"].rsplit("#", 1)[-1]: {
+            key: plain(item.get(key)) for key in ("state", "pages", "records", "updated_at")
+        }
         for item in answer.get("Items", [])
     }
 

@@ -76,7 +76,13 @@ def _committed(items: list[dict[str, Any]]) -> bool:
 
 
 def upsert(
-    client_user_id: str, user_id: int, record_type: str, record: dict[str, Any], cause: str, *, sleep_start: str | None = None
+    client_user_id: str,
+    user_id: int,
+    record_type: str,
+    record: dict[str, Any],
+    cause: str,
+    *,
+    sleep_start: str | None = None,
 ) -> list[dict[str, Any]]:
     """Store a record unless the stored one is as new or newer (by `updated_at`; at the same
     `updated_at` a scored or unscorable record still replaces a pending one). A recovery is
@@ -106,7 +112,14 @@ def upsert(
     }
     if record_type == "recovery" and sleep_start:
         item["sleep_start"] = records.normalize_timestamp(sleep_start)
-    put = {"Put": {"TableName": _table().name, "Item": item, "ConditionExpression": condition, "ExpressionAttributeValues": values}}
+    put = {
+        "Put": {
+            "TableName": _table().name,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+    }
     return [event] if _committed([put, *_outbox_puts([event])]) else []
 
 
@@ -114,7 +127,13 @@ def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, 
     """Delete a stored record. Returns the stored `member.record.deleted` event for
     `outbox.publish_stored`, or [] when no such record was stored."""
     event = new_event(*records.deleted_event(client_user_id, user_id, record_type, record_id, cause))
-    remove = {"Delete": {"TableName": _table().name, "Key": record_key(client_user_id, record_type, record_id), "ConditionExpression": "attribute_exists(pk)"}}
+    remove = {
+        "Delete": {
+            "TableName": _table().name,
+            "Key": record_key(client_user_id, record_type, record_id),
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+    }
     return [event] if _committed([remove, *_outbox_puts([event])]) else []
 
 
@@ -208,7 +227,11 @@ def _decode(token: str, client_user_id: str, record_type: str, start: str | None
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPageToken("next_token is not a page token") from None
     # DynamoDB refuses an empty or over-long key value (a 5xx): refuse it here as a 400.
-    if not isinstance(key, dict) or set(key) != _TOKEN_KEYS or not all(isinstance(value, str) and 0 < len(value.encode()) <= 1024 for value in key.values()):
+    if (
+        not isinstance(key, dict)
+        or set(key) != _TOKEN_KEYS
+        or not all(isinstance(value, str) and 0 < len(value.encode()) <= 1024 for value in key.values())
+    ):
         raise InvalidPageToken("next_token is not a page token")
     expected = record_key(client_user_id, record_type, "")
     ours = key["pk"] == expected["pk"] and key["sk"].startswith(expected["sk"]) and key["sk"] != expected["sk"]

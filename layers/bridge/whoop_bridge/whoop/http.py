@@ -84,7 +84,9 @@ def _reset_seconds(headers: Any) -> float | None:
         return None
 
 
-def new_session(max_retries: int, backoff_seconds: float, *, retry_reads: bool = True, retry_statuses: bool = True) -> requests.Session:
+def new_session(
+    max_retries: int, backoff_seconds: float, *, retry_reads: bool = True, retry_statuses: bool = True
+) -> requests.Session:
     """A pooled session retrying transient faults on every method, sending `User-Agent: whoop-bridge/<version>`.
 
     POST is retried too: WHOOP's results endpoint has no idempotency key, and a report

@@ -17,7 +17,13 @@ from urllib.parse import urlencode
 import requests
 
 from whoop_bridge.whoop import http
-from whoop_bridge.whoop.budget import BRIEF_WAIT_SECONDS, DEFAULT_RESET_SECONDS, INTERACTIVE, BudgetExhausted, RateBudget
+from whoop_bridge.whoop.budget import (
+    BRIEF_WAIT_SECONDS,
+    DEFAULT_RESET_SECONDS,
+    INTERACTIVE,
+    BudgetExhausted,
+    RateBudget,
+)
 from whoop_bridge.whoop.http import TRANSIENT_STATUSES, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
 
 logger = logging.getLogger(__name__)
@@ -92,7 +98,13 @@ class MemberApi:
     def authorization_url(self, redirect_uri: str, scopes: tuple[str, ...], state: str) -> str:
         """The link that sends a member to WHOOP's consent page."""
         query = urlencode(
-            {"response_type": "code", "client_id": self._client_id, "redirect_uri": redirect_uri, "scope": " ".join(scopes), "state": state}
+            {
+                "response_type": "code",
+                "client_id": self._client_id,
+                "redirect_uri": redirect_uri,
+                "scope": " ".join(scopes),
+                "state": state,
+            }
         )
         return f"{self._base}{AUTHORIZE_PATH}?{query}"
 
@@ -100,11 +112,17 @@ class MemberApi:
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
         """`authorization_code` grant: the member's first token pair."""
-        return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}, "POST token (authorization_code)")
+        return self._token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+            "POST token (authorization_code)",
+        )
 
     def refresh(self, refresh_token: str) -> TokenGrant:
         """`refresh_token` grant. WHOOP rotates: the old pair is dead once this succeeds."""
-        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": "offline"}, "POST token (refresh_token)")
+        return self._token(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": "offline"},
+            "POST token (refresh_token)",
+        )
 
     def _token(self, form: dict[str, str], what: str) -> TokenGrant:
         response = http.send(
@@ -133,7 +151,9 @@ class MemberApi:
             expires_in = int(body.get("expires_in") or 0)
         except (ValueError, KeyError, TypeError, AttributeError):
             # A success that holds no token (e.g. a proxy's page): a failed call, never its body.
-            raise WhoopTransientError(f"{what}: HTTP {response.status_code} without a token", response.status_code) from None
+            raise WhoopTransientError(
+                f"{what}: HTTP {response.status_code} without a token", response.status_code
+            ) from None
         return TokenGrant(
             access_token=access_token,
             expires_in=expires_in,
@@ -149,7 +169,9 @@ class MemberApi:
 
     def body_measurement(self, access_token: str, *, priority: str) -> dict[str, Any]:
         """`GET /v2/user/measurement/body`: `height_meter`, `weight_kilogram`, `max_heart_rate`."""
-        return self._member("GET", "/v2/user/measurement/body", access_token, "GET body measurement", priority=priority).json()
+        return self._member(
+            "GET", "/v2/user/measurement/body", access_token, "GET body measurement", priority=priority
+        ).json()
 
     def record(self, access_token: str, record_type: str, record_id: str, *, priority: str) -> dict[str, Any]:
         """One cycle, sleep or workout by id; `WhoopNotFound` when WHOOP has none."""
@@ -158,7 +180,9 @@ class MemberApi:
 
     def cycle_recovery(self, access_token: str, cycle_id: int, *, priority: str) -> dict[str, Any]:
         """`GET /v2/cycle/{cycleId}/recovery`: the only way to read one recovery."""
-        return self._member("GET", f"/v2/cycle/{int(cycle_id)}/recovery", access_token, "GET cycle recovery", priority=priority).json()
+        return self._member(
+            "GET", f"/v2/cycle/{int(cycle_id)}/recovery", access_token, "GET cycle recovery", priority=priority
+        ).json()
 
     def page(
         self, access_token: str, record_type: str, *, start: str, end: str, next_token: str | None, priority: str
@@ -168,7 +192,14 @@ class MemberApi:
         params = {"limit": PAGE_LIMIT, "start": start, "end": end}
         if next_token:
             params["nextToken"] = next_token
-        body = self._member("GET", COLLECTION_PATHS[record_type], access_token, f"GET {record_type} collection", priority=priority, params=params).json()
+        body = self._member(
+            "GET",
+            COLLECTION_PATHS[record_type],
+            access_token,
+            f"GET {record_type} collection",
+            priority=priority,
+            params=params,
+        ).json()
         return list(body.get("records") or []), body.get("next_token") or None
 
     def revoke(self, access_token: str) -> bool:
@@ -181,7 +212,16 @@ class MemberApi:
             raise
         return True
 
-    def _member(self, method: str, path: str, access_token: str, what: str, *, priority: str, params: dict[str, Any] | None = None) -> requests.Response:
+    def _member(
+        self,
+        method: str,
+        path: str,
+        access_token: str,
+        what: str,
+        *,
+        priority: str,
+        params: dict[str, Any] | None = None,
+    ) -> requests.Response:
         """One member call, each attempt taken from the app's rate budget. A 429 holds the
         whole app until WHOOP's reset and defers this work (`BudgetExhausted`)."""
         for attempt in range(self._max_retries + 1):

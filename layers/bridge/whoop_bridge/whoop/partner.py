@@ -82,7 +82,9 @@ class PartnerClient:
                 },
             )
             if response.status_code in (400, 401):
-                raise WhoopUnauthorized("POST partner token: WHOOP refused the partner credentials", response.status_code)
+                raise WhoopUnauthorized(
+                    "POST partner token: WHOOP refused the partner credentials", response.status_code
+                )
             http.raise_for_status(response, "POST partner token")
             body = response.json()
             expires_in = float(body.get("expires_in") or 0)
@@ -94,14 +96,24 @@ class PartnerClient:
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
         url = f"{self._base}{path}"
         response = http.send(
-            self._session, method, url, what=what, timeout_seconds=self._timeout,
-            headers={"Authorization": f"Bearer {self._token()}"}, **kwargs,
+            self._session,
+            method,
+            url,
+            what=what,
+            timeout_seconds=self._timeout,
+            headers={"Authorization": f"Bearer {self._token()}"},
+            **kwargs,
         )
         if response.status_code == 401:
             # The token expired early or was revoked: one fresh token, one more try.
             response = http.send(
-                self._session, method, url, what=what, timeout_seconds=self._timeout,
-                headers={"Authorization": f"Bearer {self._token(renew=True)}"}, **kwargs,
+                self._session,
+                method,
+                url,
+                what=what,
+                timeout_seconds=self._timeout,
+                headers={"Authorization": f"Bearer {self._token(renew=True)}"},
+                **kwargs,
             )
         http.raise_for_status(response, what)
         return response
@@ -112,10 +124,14 @@ class PartnerClient:
         """`GET /v2/partner/requisition/{id}`: the LabRequisition."""
         return self._call("GET", f"/v2/partner/requisition/{requisition_id}", "GET requisition").json()
 
-    def update_requisition_status(self, requisition_id: str, task_business_status: str, reason: str | None = None) -> None:
+    def update_requisition_status(
+        self, requisition_id: str, task_business_status: str, reason: str | None = None
+    ) -> None:
         """`PATCH /v2/partner/requisition/{id}/status`: sets every service request of the requisition."""
         self._call(
-            "PATCH", f"/v2/partner/requisition/{requisition_id}/status", "PATCH requisition status",
+            "PATCH",
+            f"/v2/partner/requisition/{requisition_id}/status",
+            "PATCH requisition status",
             json=_status_body(task_business_status, reason),
         )
 
@@ -128,7 +144,9 @@ class PartnerClient:
     ) -> dict[str, Any]:
         """`PATCH /v2/partner/service-request/{id}/status`: the updated ServiceRequest."""
         response = self._call(
-            "PATCH", f"/v2/partner/service-request/{service_request_id}/status", "PATCH service request status",
+            "PATCH",
+            f"/v2/partner/service-request/{service_request_id}/status",
+            "PATCH service request status",
             json=_status_body(task_business_status, reason),
         )
         return response.json() if response.content else {}
@@ -159,7 +177,9 @@ class PartnerClient:
     def get_document_content(self, document_id: str) -> bytes:
         """`GET /v2/partner/document/{id}/content`: the document's raw bytes. A document that
         is only a link (its `url`) has no content: WHOOP answers 404 (`WhoopNotFound`)."""
-        return self._call("GET", f"/v2/partner/document/{quote(document_id, safe='')}/content", "GET document content").content
+        return self._call(
+            "GET", f"/v2/partner/document/{quote(document_id, safe='')}/content", "GET document content"
+        ).content
 
     def get(self, path: str, what: str) -> dict[str, Any]:
         """A GET under the partner API for endpoints WHOOP has not published yet (reviews)."""
@@ -191,7 +211,9 @@ def partner_client(*, timeout_seconds: float | None = None, max_retries: int | N
     return PartnerClient(
         config.whoop_api_base_url,
         lambda: read_secret(config.partner_secret_arn, ("client_id", "client_secret")),
-        timeout_seconds=config.whoop_timeout_seconds if timeout_seconds is None else min(timeout_seconds, config.whoop_timeout_seconds),
+        timeout_seconds=config.whoop_timeout_seconds
+        if timeout_seconds is None
+        else min(timeout_seconds, config.whoop_timeout_seconds),
         max_retries=config.whoop_max_retries if max_retries is None else min(max_retries, config.whoop_max_retries),
         backoff_seconds=config.whoop_backoff_seconds,
     )
