@@ -107,7 +107,7 @@ def test_schedule_sample_runs_the_upkeep(bridge):
 
 
 def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge, monkeypatch):
-    from whoop_bridge import events
+    from whoop_bridge import bus
 
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(bridge.stack.output("MemberTable"))
     from whoop_bridge.store import member_store
@@ -117,9 +117,9 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     member_store._client().transact_write_items(TransactItems=member_store._outbox_puts([event]))
 
     def refuse(*_args, **_kwargs):
-        raise events.PublishFailed("EventBridge refused it")
+        raise bus.PublishFailed("EventBridge refused it")
 
-    monkeypatch.setattr(events, "publish_many", refuse)
+    monkeypatch.setattr(bus, "publish_many", refuse)
     from whoop_bridge.members import outbox
 
     outbox.publish_stored([event])

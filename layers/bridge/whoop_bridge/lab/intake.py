@@ -34,7 +34,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from whoop_bridge import aws, events
+from whoop_bridge import aws, bus
 from whoop_bridge.config import settings
 from whoop_bridge.lab import documents, partner_queue
 from whoop_bridge.lab.models import LabRequisition, ServiceRequest
@@ -370,7 +370,7 @@ def _publish_once(requisition_id: str, detail_type: str, detail: dict[str, Any])
     stored = lab_store.get_requisition(requisition_id)
     if stored and stored.get("published"):
         return
-    events.publish(detail_type, detail)
+    bus.publish(detail_type, detail)
     lab_store.mark_requisition(requisition_id, published=True)
 
 
@@ -380,7 +380,7 @@ def receive_review(review_id: str, client: PartnerClient) -> str:
     lab_store.put_review_if_new(review_id, details)
     stored = lab_store.get_review(review_id) or {}
     if not stored.get("published"):
-        events.publish(
+        bus.publish(
             "clinical_report_review.requested", {"review_id": review_id, "details_fetched": details is not None}
         )
         lab_store.mark_review_published(review_id)

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from whoop_bridge import events
+from whoop_bridge import bus
 from whoop_bridge.config import settings
 from whoop_bridge.lab.statuses import TERMINAL_STATUSES, TaskBusinessStatus
 from whoop_bridge.store import lab_store
@@ -92,7 +92,7 @@ def _flush_outbox(key: dict[str, str], outbox: dict[str, Any] | None) -> None:
     """Publish the event an item keeps, then forget it (at least once, never lost)."""
     if not outbox:
         return
-    events.publish(outbox["detail_type"], outbox["detail"])
+    bus.publish(outbox["detail_type"], outbox["detail"])
     lab_store.clear_outbox(key)
 
 
@@ -154,7 +154,7 @@ def record_failure(service_request_id: str, error: str, cause: str | None) -> No
     failure = {"error": str(error)[:200], "cause": str(cause or "")[:1000], "at": lab_store.now_iso()}
     if stored:
         lab_store.set_workflow(service_request_id, "failed", failure=failure)
-    events.publish(
+    bus.publish(
         "service_request.failed",
         {
             "service_request_id": service_request_id,

@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from whoop_bridge import events
+from whoop_bridge import bus
 from whoop_bridge.store import member_store
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def publish_stored(stored: list[dict[str, Any]]) -> None:
     if not stored:
         return
     try:
-        taken = events.publish_many([(event["detail_type"], event["detail"]) for event in stored])
+        taken = bus.publish_many([(event["detail_type"], event["detail"]) for event in stored])
     except Exception:  # noqa: BLE001 - they stay in the outbox and are published later
         taken = [False] * len(stored)
     if not all(taken):
@@ -40,7 +40,7 @@ def publish_pending() -> int:
     )
     published = 0
     for event in member_store.pending_events(cutoff):
-        events.publish(event["detail_type"], event["detail"])
+        bus.publish(event["detail_type"], event["detail"])
         member_store.forget_event(event["id"])
         published += 1
     return published

@@ -1,4 +1,4 @@
-"""Domain events on the stack's EventBridge bus (`requisition.received`,
+"""The stack's EventBridge bus: what happened, published for the integrator (`requisition.received`,
 `service_request.status_changed`, `member.record.updated`, ...). Lab events carry ids,
 codes and statuses, never patient fields or results; `member.record.updated` carries the
 member's WHOOP record itself, because handing it on is its purpose (the bus stays in the
