@@ -173,9 +173,9 @@ def test_a_high_remaining_count_is_not_written(clock, bridge):
     budget = fresh(per_minute=100)
     take(budget, 1)
     budget.observe(200, {"X-RateLimit-Remaining": "99", "X-RateLimit-Reset": "59"})
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import budget_store
 
-    assert member_store.get_budget(budget.app)["whoop_reset_at"] == 0
+    assert budget_store.get_budget(budget.app)["whoop_reset_at"] == 0
 
 
 def test_the_daily_limit_defers_until_midnight_and_background_stops_at_four_fifths(clock):

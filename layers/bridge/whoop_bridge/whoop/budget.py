@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from whoop_bridge.store import member_store
+from whoop_bridge.store import budget_store
 from whoop_bridge.whoop.http import WhoopTransientError
 
 logger = logging.getLogger(__name__)
@@ -151,20 +151,20 @@ class RateBudget:
         if status == 429:
             wait = reset if reset is not None else DEFAULT_RESET_SECONDS
             self._state()  # the hold needs the budget's item (rare: a 429 with no call taken)
-            member_store.note_whoop_limit(self.app, 0, now + wait, hold=True)
+            budget_store.note_whoop_limit(self.app, 0, now + wait, hold=True)
             self._cached = None
             logger.warning("WHOOP answered 429: the app's calls are held", extra={"hold_seconds": round(wait, 1)})
         elif remaining is not None and reset is not None and remaining <= self.per_minute * OBSERVE_BELOW_SHARE:
-            member_store.note_whoop_limit(self.app, int(remaining), now + reset, hold=False)
+            budget_store.note_whoop_limit(self.app, int(remaining), now + reset, hold=False)
             self._cached = None
 
     # The shared state --------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
-        state = member_store.get_budget(self.app)
+        state = budget_store.get_budget(self.app)
         if state is None:
-            member_store.create_budget(self.app, self.per_minute)
-            state = member_store.get_budget(self.app)
+            budget_store.create_budget(self.app, self.per_minute)
+            state = budget_store.get_budget(self.app)
             assert state is not None
         if len(state["calls"]) != self.per_minute:
             state = {**state, **_resized(state["calls"], state["head"], self.per_minute)}
@@ -202,7 +202,7 @@ class RateBudget:
             share = self.per_minute - math.floor(self.per_minute * RESERVED_SHARE)
             background_next_at = max(now, state.get("background_next_at", 0)) + CALL_SPACING_SECONDS / share
         head = (head + 1) % len(calls)
-        if not member_store.take_budget_call(self.app, state["version"], calls, head, today, used, background_next_at):
+        if not budget_store.take_budget_call(self.app, state["version"], calls, head, today, used, background_next_at):
             return False
         self._cached = {
             **state,
