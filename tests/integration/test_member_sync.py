@@ -108,8 +108,8 @@ def test_a_webhook_whoop_answers_429_for_goes_back_on_its_queue_with_a_delay(bri
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
     from whoop_bridge.store import budget_store
 
-    budget = budget_store.get_budget(bridge.emulator.member_client_id)
-    assert budget["hold_until"] > budget["calls"][budget["head"] - 1]
+    budget = budget_store.get(bridge.emulator.member_client_id)
+    assert budget.hold_until > budget.calls[budget.head - 1]
 
 
 def test_a_message_that_is_neither_a_webhook_nor_a_job_is_dropped_as_malformed(bridge, member):
@@ -126,7 +126,7 @@ def fresh_budget(bridge):
     """No hold left by the 429 test above: the app's budget starts over."""
     from whoop_bridge.store import budget_store
 
-    budget_store.forget_budget(bridge.emulator.member_client_id)
+    budget_store.forget(bridge.emulator.member_client_id)
     yield
 
 
