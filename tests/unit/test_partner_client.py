@@ -16,10 +16,10 @@ import pytest
 from moto import mock_aws
 
 from local.emulator import WhoopEmulator
-from whoop_bridge import __version__, secrets
+from whoop_bridge import __version__, caches, secrets
 from whoop_bridge.whoop import http as whoop_http
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
-from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
+from whoop_bridge.whoop.partner import PartnerClient
 
 REQUISITION = r"/v2/partner/requisition/[^/]+$"
 REPORT = {
@@ -41,9 +41,9 @@ class FakeClock:
 
 @pytest.fixture(autouse=True)
 def no_cached_tokens():
-    forget_tokens()
+    caches.reset_all()
     yield
-    forget_tokens()
+    caches.reset_all()
 
 
 @pytest.fixture
@@ -289,10 +289,10 @@ FIELDS = ("client_id", "client_secret", "webhook_secret")
 
 @pytest.fixture
 def secrets_manager():
-    secrets.clear_cache()
+    caches.reset_all()
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
-    secrets.clear_cache()
+    caches.reset_all()
 
 
 def test_secret_with_a_placeholder_fails_closed_naming_the_field(secrets_manager):

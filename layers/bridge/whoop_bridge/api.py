@@ -47,6 +47,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, Field
 
+from whoop_bridge import caches
 from whoop_bridge.config import settings
 from whoop_bridge.validation import problems
 
@@ -369,6 +370,7 @@ def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table_name)
 
 
+@caches.register
 def reset() -> None:
     """Forget the persistence layer (its client belongs to the previous AWS session)."""
     _persistence.cache_clear()

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from whoop_bridge import caches
 from whoop_bridge.whoop import http
 from whoop_bridge.whoop.budget import (
     BRIEF_WAIT_SECONDS,
@@ -296,6 +297,7 @@ def member_api() -> MemberApi:
     return _clients[key]
 
 
+@caches.register
 def forget_clients() -> None:
     """Drop cached clients (tests; after a credential rotation)."""
     _clients.clear()
