@@ -6,11 +6,13 @@ change the OAuth switches. Control calls are neither recorded nor subject to inj
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from local.emulator.core import CONTROL_PREFIX, Request, Response, RouteSpec, bad_request, error, json_body
+from local.emulator.documents import SAMPLE_DOCUMENT
 from local.emulator.oauth import MEMBER_SCOPES
 from local.emulator.records import RECORD_TYPES
 
@@ -46,6 +48,7 @@ class ControlApi:
             ("GET", member + r"/records/(?P<record_type>[^/]+)", self._records),
             ("GET", c + r"/oauth", self._get_oauth),
             ("POST", c + r"/oauth", self._set_oauth),
+            ("POST", c + r"/documents", self._add_document),
         ]
 
     def _health(self, request: Request) -> Response:
@@ -261,3 +264,23 @@ class ControlApi:
         if record_type not in RECORD_TYPES:
             raise error(404, "not_found", f"record type must be one of {', '.join(RECORD_TYPES)}")
         return Response(200, {"records": self._emulator.records(user_id, record_type)})
+
+    def _add_document(self, request: Request) -> Response:
+        """`POST /_emulator/documents` `{document_type?, content_base64?, url?}` -> 201 PartnerDocument.
+        Without `content_base64` and `url` the document gets the sample PDF."""
+        body = json_body(request, required=False) or {}
+        if not isinstance(body, dict) or set(body) - {"document_type", "content_base64", "url"}:
+            raise bad_request("body must be a JSON object with optional document_type, content_base64 and url")
+        content: bytes | None = SAMPLE_DOCUMENT if "content_base64" not in body and "url" not in body else None
+        if body.get("content_base64") is not None:
+            try:
+                content = base64.b64decode(body["content_base64"], validate=True)
+            except (ValueError, TypeError):
+                raise bad_request("content_base64 must be base64") from None
+        try:
+            document = self._emulator.add_document(
+                document_type=body.get("document_type", "LAB_ORDER_FORM"), content=content, url=body.get("url")
+            )
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return Response(201, document)

@@ -161,6 +161,7 @@ class Router:
         return Response(404, {"error": "not_found"})
 
 
+@dataclass(eq=False)
 class Core:
     """What every face shares. Faces lock `lock` (re-entrant) around any state they touch.
 
@@ -169,27 +170,17 @@ class Core:
     runs the rate-limit windows (a `local.clock.FastClock` makes a minute pass in a second).
     """
 
-    def __init__(
-        self,
-        *,
-        client_id: str = "local-partner-client",
-        client_secret: str = "local-partner-secret",
-        webhook_secret: str = "local-webhook-secret",
-        member_client_id: str = "local-member-client",
-        member_client_secret: str = "local-member-secret",
-        clock: Clock | None = None,
-    ) -> None:
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.webhook_secret = webhook_secret
-        self.member_client_id = member_client_id
-        self.member_client_secret = member_client_secret
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.lock = threading.RLock()
-        self.members: dict[int, dict[str, Any]] = {}
-        self._next_member_id = FIRST_MEMBER_ID
-        self.issued: list[str] = []  # every token and code ever issued, member and partner
-        self._violations: list[dict[str, Any]] = []
+    client_id: str = "local-partner-client"
+    client_secret: str = "local-partner-secret"
+    webhook_secret: str = "local-webhook-secret"
+    member_client_id: str = "local-member-client"
+    member_client_secret: str = "local-member-secret"
+    clock: Clock = field(default_factory=SystemClock)
+    lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    members: dict[int, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    issued: list[str] = field(default_factory=list, init=False, repr=False)  # every token and code ever issued
+    _violations: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
+    _next_member_id: int = field(default=FIRST_MEMBER_ID, init=False, repr=False)
 
     # ------------------------------------------------------------------ members
 

@@ -1,28 +1,15 @@
-"""Partner documents (lab order forms): `GET /v2/partner/document/{id}` and its `/content`,
-and `POST /_emulator/documents` to add one."""
+"""Partner documents (lab order forms): `GET /v2/partner/document/{id}` and its `/content`
+(`POST /_emulator/documents` in the control API adds one)."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from local.emulator.core import (
-    CONTROL_PREFIX,
-    PARTNER_PREFIX,
-    Core,
-    Handler,
-    Request,
-    Response,
-    RouteSpec,
-    bad_request,
-    error,
-    json_body,
-    utc_iso,
-)
+from local.emulator.core import PARTNER_PREFIX, Core, Handler, Request, Response, RouteSpec, error, utc_iso
 
 # A tiny, valid one-page PDF: what a lab order form from WHOOP looks like to the bridge.
 SAMPLE_DOCUMENT = (
@@ -81,7 +68,6 @@ class Documents:
         return [
             ("GET", p + rf"/document/{ident}", self._authed(self._get_document)),
             ("GET", p + rf"/document/{ident}/content", self._authed(self._get_document_content)),
-            ("POST", re.escape(CONTROL_PREFIX) + r"/documents", self._control_add_document),
         ]
 
     def _get_document(self, request: Request, ident: str) -> Response:
@@ -99,23 +85,3 @@ class Documents:
         content = found[1]
         media = "application/pdf" if content.startswith(b"%PDF-") else "application/octet-stream"
         return Response(200, None, {"Content-Type": media}, raw=content)
-
-    def _control_add_document(self, request: Request) -> Response:
-        """`POST /_emulator/documents` `{document_type?, content_base64?, url?}` -> 201 PartnerDocument.
-        Without `content_base64` and `url` the document gets the sample PDF."""
-        body = json_body(request, required=False) or {}
-        if not isinstance(body, dict) or set(body) - {"document_type", "content_base64", "url"}:
-            raise bad_request("body must be a JSON object with optional document_type, content_base64 and url")
-        content: bytes | None = SAMPLE_DOCUMENT if "content_base64" not in body and "url" not in body else None
-        if body.get("content_base64") is not None:
-            try:
-                content = base64.b64decode(body["content_base64"], validate=True)
-            except (ValueError, TypeError):
-                raise bad_request("content_base64 must be base64") from None
-        try:
-            document = self.add_document(
-                document_type=body.get("document_type", "LAB_ORDER_FORM"), content=content, url=body.get("url")
-            )
-        except ValueError as exc:
-            raise bad_request(str(exc)) from None
-        return Response(201, document)

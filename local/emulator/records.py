@@ -13,48 +13,12 @@ SCORED, PENDING_SCORE, UNSCORABLE = "SCORED", "PENDING_SCORE", "UNSCORABLE"
 SCORE_STATES = frozenset({SCORED, PENDING_SCORE, UNSCORABLE})
 FIRST_CYCLE_ID = 93845
 # Field order as WHOOP's v2 schemas list them; `score` only when SCORED.
+_TIMED = ("user_id", "created_at", "updated_at", "start", "end", "timezone_offset")
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
-    "cycle": (
-        "id",
-        "user_id",
-        "created_at",
-        "updated_at",
-        "start",
-        "end",
-        "timezone_offset",
-        "score_state",
-        "step_count",
-        "score",
-    ),
-    "sleep": (
-        "id",
-        "cycle_id",
-        "v1_id",
-        "user_id",
-        "created_at",
-        "updated_at",
-        "start",
-        "end",
-        "timezone_offset",
-        "nap",
-        "score_state",
-        "score",
-    ),
+    "cycle": ("id", *_TIMED, "score_state", "step_count", "score"),
+    "sleep": ("id", "cycle_id", "v1_id", *_TIMED, "nap", "score_state", "score"),
     "recovery": ("cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score"),
-    "workout": (
-        "id",
-        "v1_id",
-        "user_id",
-        "created_at",
-        "updated_at",
-        "start",
-        "end",
-        "timezone_offset",
-        "sport_name",
-        "sport_id",
-        "score_state",
-        "score",
-    ),
+    "workout": ("id", "v1_id", *_TIMED, "sport_name", "sport_id", "score_state", "score"),
 }
 # Fields WHOOP documents as "only present if" / "not present" / gone since 2025-09-01: absent, never
 # null (a current cycle has no `end`; `v1_id` and `sport_id` "will not exist past 09/01/2025").

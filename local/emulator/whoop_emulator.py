@@ -23,7 +23,7 @@ from local.emulator.partner import PartnerApi
 from local.emulator.rate_limits import RateLimits
 from local.emulator.server import HttpServer
 from local.emulator.webhooks import Webhooks
-from whoop_bridge.clock import Clock
+from whoop_bridge.clock import Clock, SystemClock
 
 
 class _On:
@@ -105,7 +105,7 @@ class WhoopEmulator:
             webhook_secret=webhook_secret,
             member_client_id=member_client_id,
             member_client_secret=member_client_secret,
-            clock=clock,
+            clock=clock if clock is not None else SystemClock(),
         )
         core = self.core
         self.server = HttpServer(self._handle, host=host, port=port)
