@@ -321,6 +321,23 @@ def test_every_pointer_into_docs_names_a_section_that_exists():
     assert not broken, "\n".join(broken)
 
 
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_link_of_the_readme_contributing_and_docs_resolves():
+    """Relative links (and their `#section`) in README.md, CONTRIBUTING.md and docs/*.md."""
+    broken = []
+    for document in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.glob("*.md"))]:
+        for link in MARKDOWN_LINK.findall(document.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", link):
+                continue  # https:, mailto:
+            path, _, anchor = link.partition("#")
+            target = (document.parent / path).resolve() if path else document
+            if not target.exists() or (anchor and target.is_file() and anchor not in _anchors(target)):
+                broken.append(f"{document.relative_to(ROOT)}: {link}")
+    assert not broken, "\n".join(broken)
+
+
 def test_the_checks_see_what_they_check(tmp_path):
     """The rules above would pass vacuously if the parsing found nothing: it finds imports of
     every form, lazy ones included, and private names both ways."""
