@@ -112,6 +112,8 @@ RequisitionId = Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, descripti
 ServiceRequestId = Annotated[
     str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the service request (one test)")
 ]
+StatusEventBody = Annotated[LabStatusEvent, Body()]
+ReportBody = Annotated[DiagnosticReport, Body()]
 
 
 # A lab event's 409: the workflow's rules forbid it, or the test is busy with the previous one.
@@ -180,43 +182,30 @@ _REQUISITION_ACCEPTED = {
     overrides=_EVENT_CONFLICT,
 )
 def post_requisition_event(
-    requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None
+    requisition_id: RequisitionId, event: StatusEventBody, idempotency_key: IdempotencyKey = None
 ):
     return json_response(202, lab_events.apply_requisition_event(requisition_id, event))
 
 
-_TEST_ACCEPTED = ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED)
+def _test_post(path: str, operation_id: str, summary: str):
+    """A POST about one test: 202 accepted, 404, and the workflow's 409."""
+    accepted = ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED)
+    return routes.post(path, operation_id, summary, accepted, 404, overrides=_EVENT_CONFLICT)
 
 
-@routes.post(
-    "/lab/service-requests/<service_request_id>/events",
-    "recordServiceRequestEvent",
-    "A progress event for one test",
-    _TEST_ACCEPTED,
-    404,
-    overrides=_EVENT_CONFLICT,
+@_test_post(
+    "/lab/service-requests/<service_request_id>/events", "recordServiceRequestEvent", "A progress event for one test"
 )
 def post_service_request_event(
-    service_request_id: ServiceRequestId,
-    event: Annotated[LabStatusEvent, Body()],
-    idempotency_key: IdempotencyKey = None,
+    service_request_id: ServiceRequestId, event: StatusEventBody, idempotency_key: IdempotencyKey = None
 ):
     return json_response(202, lab_events.apply_status_event(service_request_id, event))
 
 
-@routes.post(
-    "/lab/service-requests/<service_request_id>/results",
-    "submitResults",
-    "A diagnostic report (results) for one test",
-    _TEST_ACCEPTED,
-    404,
-    overrides=_EVENT_CONFLICT,
+@_test_post(
+    "/lab/service-requests/<service_request_id>/results", "submitResults", "A diagnostic report (results) for one test"
 )
-def post_results(
-    service_request_id: ServiceRequestId,
-    report: Annotated[DiagnosticReport, Body()],
-    idempotency_key: IdempotencyKey = None,
-):
+def post_results(service_request_id: ServiceRequestId, report: ReportBody, idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
     return json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
 
