@@ -1,4 +1,4 @@
-"""WHOOP Healthcare Partner API client (whoop-api.md §2).
+"""WHOOP Healthcare Partner API client (docs/whoop.md#partner-endpoints).
 
 Client-credentials token from the partner secret, cached per warm container until shortly
 before `expires_in`; one renewal and one retry when WHOOP answers 401.
@@ -111,7 +111,7 @@ class PartnerClient:
         http.raise_for_status(response, what)
         return response
 
-    # Endpoints (whoop-api.md §2.2) ---------------------------------------------------
+    # Endpoints (docs/whoop.md#partner-endpoints) ------------------------------------
 
     def get_requisition(self, requisition_id: str) -> dict[str, Any]:
         """`GET /v2/partner/requisition/{id}`: the LabRequisition."""
