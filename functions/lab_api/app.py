@@ -16,11 +16,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from whoop_bridge import api
 from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
 from whoop_bridge.config import ConfigurationError
-from whoop_bridge.lab import intake, lab_events
-from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, TestDataRequest
+from whoop_bridge.lab import intake, listings, status_updates, views
+from whoop_bridge.lab.errors import BadQuery, Busy, NotFound, TestDataUnavailable, TransitionForbidden
+from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
+from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.observability import get_logger
 from whoop_bridge.secrets import SecretNotConfigured
-from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.whoop.http import WhoopTransientError, WhoopUnauthorized
 from whoop_bridge.whoop.partner import partner_client
 
@@ -28,7 +29,7 @@ logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
 TAGS = ["lab"]
 # An unknown status filter is a 400, not an empty page.
-StatusFilter = StrEnum("StatusFilter", {value: value for value in lab_events.STATUS_FILTERS})
+StatusFilter = StrEnum("StatusFilter", {value: value for value in listings.STATUS_FILTERS})
 
 # Success bodies, as far as a caller relies on them (the views may grow fields).
 _SERVICE_REQUEST = {
@@ -129,25 +130,25 @@ _EVENT_CONFLICT = {
 }
 
 
-@app.exception_handler(lab_events.NotFound)
-def _not_found(error: lab_events.NotFound) -> Response:
+@app.exception_handler(NotFound)
+def _not_found(error: NotFound) -> Response:
     return api.not_found(f"no {error}")
 
 
-@app.exception_handler(lab_events.TransitionForbidden)
-def _forbidden(error: lab_events.TransitionForbidden) -> Response:
+@app.exception_handler(TransitionForbidden)
+def _forbidden(error: TransitionForbidden) -> Response:
     return api.message(
         409, "transition_forbidden", str(error), task_business_status=error.current, allowed_next_statuses=error.allowed
     )
 
 
-@app.exception_handler(lab_events.Busy)
-def _busy(error: lab_events.Busy) -> Response:
+@app.exception_handler(Busy)
+def _busy(error: Busy) -> Response:
     return api.busy("the previous event for this test is still being sent to WHOOP; retry")
 
 
-@app.exception_handler(lab_events.BadQuery)
-def _bad_query(error: lab_events.BadQuery) -> Response:
+@app.exception_handler(BadQuery)
+def _bad_query(error: BadQuery) -> Response:
     return api.problem(400, [{"field": "query", "problem": str(error)}])
 
 
@@ -182,7 +183,7 @@ def list_requisitions(
     next_token: Annotated[Optional[str], Query()] = None,
 ):
     return api.json_response(
-        200, lab_events.list_requisitions(status.value if status else None, since, limit, next_token)
+        200, listings.list_requisitions(status.value if status else None, since, limit, next_token)
     )
 
 
@@ -194,7 +195,7 @@ def list_requisitions(
     responses=answers(_ok(200, "The requisition", _REQUISITION), 404),
 )
 def get_requisition(requisition_id: RequisitionId):
-    return api.json_response(200, lab_events.get_requisition(requisition_id))
+    return api.json_response(200, views.get_requisition(requisition_id))
 
 
 @app.post(
@@ -220,7 +221,7 @@ def get_requisition(requisition_id: RequisitionId):
 def post_requisition_event(
     requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None
 ):
-    return api.json_response(202, lab_events.apply_requisition_event(requisition_id, event))
+    return api.json_response(202, status_updates.apply_requisition_update(requisition_id, event))
 
 
 @app.post(
@@ -237,7 +238,7 @@ def post_service_request_event(
     event: Annotated[LabStatusEvent, Body()],
     idempotency_key: IdempotencyKey = None,
 ):
-    return api.json_response(202, lab_events.apply_status_event(service_request_id, event))
+    return api.json_response(202, status_updates.apply_status_update(service_request_id, event))
 
 
 @app.post(
@@ -255,7 +256,9 @@ def post_results(
     idempotency_key: IdempotencyKey = None,
 ):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
-    return api.json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
+    return api.json_response(
+        202, status_updates.submit_results(service_request_id, report, app.current_event.json_body)
+    )
 
 
 @app.get(
@@ -269,7 +272,7 @@ def get_document(
     document_id: Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="the id a test's based_on names")],
 ):
     # A presigned link is a credential for a few minutes: never cached on the way.
-    return api.json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
+    return api.json_response(200, views.get_document(document_id), headers={"Cache-Control": "no-store"})
 
 
 _TEST_DATA_UNAVAILABLE = {
@@ -288,8 +291,8 @@ _WHOOP_UNAVAILABLE = {
 }
 
 
-@app.exception_handler(intake.TestDataUnavailable)
-def _test_data_unavailable(error: intake.TestDataUnavailable) -> Response:
+@app.exception_handler(TestDataUnavailable)
+def _test_data_unavailable(error: TestDataUnavailable) -> Response:
     return api.message(409, "test_data_unavailable", str(error))
 
 
@@ -373,7 +376,7 @@ def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return api.json_response(200, lab_events.list_pending_reviews(limit, next_token))
+    return api.json_response(200, listings.list_pending_reviews(limit, next_token))
 
 
 def _link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
