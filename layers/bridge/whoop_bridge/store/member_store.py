@@ -29,7 +29,8 @@ from botocore.exceptions import ClientError
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
-from whoop_bridge.store.lab_store import now_iso, plain
+from whoop_bridge.store.dynamo import plain
+from whoop_bridge.times import now_iso
 
 INDEX = "gsi1"
 TOKEN_EXPIRY = "TOKEN_EXPIRY"
