@@ -8,6 +8,7 @@ import hmac
 from email.message import Message
 
 import pytest
+from fakes.clock import ManualClock
 
 from local.emulator.core import Core, HttpError, Request, Response, Router, error
 from local.emulator.data_api import DataApi, page_query
@@ -16,20 +17,6 @@ from local.emulator.lab_orders import report_problems, status_body_problems, tra
 from local.emulator.member_data import MemberData
 from local.emulator.rate_limits import RateLimits
 from local.emulator.webhooks import member_signature, partner_signature
-
-
-class StoppedClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def real_seconds(self, seconds: float) -> float:
-        return seconds
 
 
 def request(method: str = "GET", path: str = "/", query: str = "", body: bytes = b"") -> Request:
@@ -94,7 +81,7 @@ def test_the_router_answers_404_405_with_allow_and_500_for_a_failing_handler():
 
 
 def test_the_minute_window_refuses_past_its_limit_and_opens_again_on_the_clock():
-    clock = StoppedClock(1_800_000_000.0)  # a minute boundary
+    clock = ManualClock(1_800_000_000.0)  # a minute boundary
     limits = RateLimits(Core(clock=clock), per_minute=2, per_day=100)
     assert [limits.check()[0] for _ in range(3)] == [False, False, True]
     refused, headers = limits.check(consume=False)
@@ -109,7 +96,7 @@ def test_the_minute_window_refuses_past_its_limit_and_opens_again_on_the_clock()
 
 
 def test_burst_429_refuses_the_next_calls_whatever_the_windows_say():
-    limits = RateLimits(Core(clock=StoppedClock(0.0)))
+    limits = RateLimits(Core(clock=ManualClock(0.0)))
     limits.burst_429(1, reset_seconds=2.5)
     assert limits.check() == (
         True,
