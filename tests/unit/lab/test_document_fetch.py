@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fakes.lab import FakePartnerClient, fake_ports
 
-from whoop_bridge.config import settings
+from whoop_bridge import caches
 from whoop_bridge.lab import documents
 from whoop_bridge.lab.documents import DocumentFetchFailed, fetch, handle_fetch_message, receive_references
 from whoop_bridge.models.document import DocumentState
@@ -19,9 +19,9 @@ DOC = {"id": "doc-1", "document_type": "order_form", "created_at": "2026-11-30T1
 @pytest.fixture(autouse=True)
 def retry_delays(monkeypatch):
     monkeypatch.setenv("DOCUMENT_RETRY_DELAYS", "60,300")
-    settings.cache_clear()
+    caches.reset_all()
     yield
-    settings.cache_clear()
+    caches.reset_all()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from fakes.lab import FakePartnerClient, fake_ports
 
+from whoop_bridge import caches
 from whoop_bridge.config import settings
 from whoop_bridge.lab import intake
 from whoop_bridge.lab.errors import TestDataUnavailable
@@ -22,9 +23,9 @@ REQ = "req-1"
 def lab_settings(monkeypatch):
     monkeypatch.setenv("ACCEPTED_TEST_CODES", "LIPID_PANEL,CBC")
     monkeypatch.setenv("REQUISITION_FETCH_RETRY_SECONDS", "900")
-    settings.cache_clear()
+    caches.reset_all()
     yield
-    settings.cache_clear()
+    caches.reset_all()
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fakes.lab import FakePartnerClient, fake_ports
 
-from whoop_bridge import times
-from whoop_bridge.config import settings
+from whoop_bridge import caches, times
 from whoop_bridge.lab import lifecycle
 from whoop_bridge.lab.errors import ServiceRequestMissing
 from whoop_bridge.models.diagnostic_report import ReportKind
@@ -23,9 +22,9 @@ SR = "sr-1"
 @pytest.fixture(autouse=True)
 def lab_settings(monkeypatch):
     monkeypatch.setenv("CORRECTION_WINDOW_DAYS", "30")
-    settings.cache_clear()
+    caches.reset_all()
     yield
-    settings.cache_clear()
+    caches.reset_all()
 
 
 @pytest.fixture
