@@ -16,11 +16,13 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from whoop_bridge import api
 from whoop_bridge.api import JSON, IdempotencyKey, answers
 from whoop_bridge.config import ConfigurationError
-from whoop_bridge.members import connections, records
-from whoop_bridge.members.models import ConnectRequest
+from whoop_bridge.members import connections, disconnect, views
+from whoop_bridge.models import member_record as records
+from whoop_bridge.models.connect_request import ConnectRequest
+from whoop_bridge.models.member_record import InvalidWindow
 from whoop_bridge.observability import get_logger
 from whoop_bridge.secrets import SecretNotConfigured
-from whoop_bridge.store import member_store, record_store
+from whoop_bridge.store.dynamo import InvalidPageToken
 from whoop_bridge.validation import query_date_time
 
 logger = get_logger("member_api")
@@ -110,13 +112,13 @@ def _misconfigured(error: ConfigurationError) -> Response:
     return api.message(503, "not_configured", "a stack setting is invalid; the function's log names it")
 
 
-@app.exception_handler(record_store.InvalidPageToken)
-def _page_token(error: record_store.InvalidPageToken) -> Response:
+@app.exception_handler(InvalidPageToken)
+def _page_token(error: InvalidPageToken) -> Response:
     return api.problem(400, [{"field": "query.next_token", "problem": str(error)}])
 
 
-@app.exception_handler(record_store.InvalidWindow)
-def _window(error: record_store.InvalidWindow) -> Response:
+@app.exception_handler(InvalidWindow)
+def _window(error: InvalidWindow) -> Response:
     return api.problem(400, [{"field": "query.end", "problem": str(error)}])
 
 
@@ -141,7 +143,7 @@ def create_connection(request: Annotated[ConnectRequest, Body()], idempotency_ke
     responses=answers(_ok(200, "The connection", _CONNECTION), 404),
 )
 def get_connection(client_user_id: ClientUserId):
-    found = connections.status(client_user_id)
+    found = views.connection_status(client_user_id)
     if found is None:
         return api.not_found("no connection for this client_user_id")
     return api.json_response(200, found)
@@ -155,7 +157,7 @@ def get_connection(client_user_id: ClientUserId):
     responses=answers({204: {"description": "Disconnected (or never connected)", "content": {}}}, 404, 503),
 )
 def delete_connection(client_user_id: ClientUserId):
-    connections.disconnect(client_user_id)
+    disconnect.disconnect(client_user_id)
     return Response(status_code=204, body="", headers={"Cache-Control": "no-store"})
 
 
@@ -167,12 +169,10 @@ def delete_connection(client_user_id: ClientUserId):
     responses=answers(_ok(200, "The profile", _PROFILE), 404),
 )
 def get_profile(client_user_id: ClientUserId):
-    profile = member_store.get_record(client_user_id, "PROFILE")
+    profile = views.profile(client_user_id)
     if profile is None:
         return api.not_found("no stored profile for this client_user_id")
-    return api.json_response(
-        200, {key: profile.get(key) for key in connections.PROFILE_FIELDS} | {"updated_at": profile.get("updated_at")}
-    )
+    return api.json_response(200, profile)
 
 
 def _record_route(record_type: str) -> None:
@@ -188,12 +188,13 @@ def _record_route(record_type: str) -> None:
             Optional[str], Query(min_length=1, max_length=2048, description="the previous page's next_token")
         ] = None,
     ):
-        if member_store.get_connection(client_user_id) is None:
+        try:
+            found = views.record_page(
+                client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
+            )
+        except views.NoConnection:
             return api.not_found("no connection for this client_user_id")
-        found, token = record_store.page(
-            client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
-        )
-        return api.json_response(200, {"records": found, "next_token": token})
+        return api.json_response(200, found)
 
     read_records.__name__ = f"list_{record_type}_records"
     read_records.__doc__ = f"The member's stored {record_type} records, newest first, in [start, end)."
