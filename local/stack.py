@@ -464,8 +464,8 @@ class LocalStack:
             sys.modules["whoop_bridge.secrets"].clear_cache()
         if "whoop_bridge.whoop.partner" in sys.modules:
             sys.modules["whoop_bridge.whoop.partner"].forget_tokens()
-        if "whoop_bridge.whoop.member" in sys.modules:
-            sys.modules["whoop_bridge.whoop.member"].forget_clients()
+        if "whoop_bridge.clients" in sys.modules:
+            sys.modules["whoop_bridge.clients"].forget_clients()
         if "whoop_bridge.members.vault" in sys.modules:
             sys.modules["whoop_bridge.members.vault"].forget()
         if "whoop_bridge.whoop.budget" in sys.modules:

@@ -29,7 +29,8 @@ from whoop_bridge.store import (
     record_store,
     sync_progress_store,
 )
-from whoop_bridge.whoop.member import MemberApi, member_api
+from whoop_bridge.clients import member_api
+from whoop_bridge.whoop.member import MemberApi
 
 
 class ConnectionStore(Protocol):
