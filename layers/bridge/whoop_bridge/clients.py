@@ -8,6 +8,7 @@ needs no store and is built by `whoop.partner.partner_client`.
 
 from __future__ import annotations
 
+from whoop_bridge import caches
 from whoop_bridge.config import settings
 from whoop_bridge.secrets import read_secret
 from whoop_bridge.store import budget_store
@@ -38,6 +39,7 @@ def member_api() -> MemberApi:
     return _clients[key]
 
 
+@caches.register
 def forget_clients() -> None:
     """Drop cached clients (tests; after a credential rotation)."""
     _clients.clear()

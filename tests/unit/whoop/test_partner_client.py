@@ -13,10 +13,10 @@ import socket
 import pytest
 
 from local.emulator import WhoopEmulator
-from whoop_bridge import __version__
+from whoop_bridge import __version__, caches
 from whoop_bridge.whoop import http as whoop_http
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
-from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
+from whoop_bridge.whoop.partner import PartnerClient
 
 REQUISITION = r"/v2/partner/requisition/[^/]+$"
 REPORT = {
@@ -38,9 +38,9 @@ class FakeClock:
 
 @pytest.fixture(autouse=True)
 def no_cached_tokens():
-    forget_tokens()
+    caches.reset_all()
     yield
-    forget_tokens()
+    caches.reset_all()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from whoop_bridge import caches
 from whoop_bridge.api.bodies import JSON, busy, problem
 from whoop_bridge.config import settings
 
@@ -75,6 +76,7 @@ def persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table_name)
 
 
+@caches.register
 def reset() -> None:
     """Forget the persistence layer (its client belongs to the previous AWS session)."""
     persistence.cache_clear()

@@ -18,12 +18,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from whoop_bridge.clock import clock
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.session import MemberSession, Skip, log_unreadable
 from whoop_bridge.members.tokens import TokenService
 from whoop_bridge.models import member_record as records
 from whoop_bridge.models.sync_job import PROFILE_STEP, StepState, SyncCause, SyncJob, SyncOutcome
-from whoop_bridge.whoop import budget
 from whoop_bridge.whoop.budget import BACKGROUND, BudgetExhausted
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,6 @@ def enqueue_jobs(jobs: Iterable[dict[str, Any]], delay_seconds: int = 0, ports: 
 def defer(queue_url: str, body: dict[str, Any], retry_after: float, ports: MemberPorts = PORTS) -> int:
     """Put a message back on its queue to run after `retry_after` seconds of the budget's
     clock, its `deferrals` counted; how many real seconds it waits."""
-    delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(budget.clock().real_seconds(retry_after))))
+    delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(clock().real_seconds(retry_after))))
     ports.queues.send(queue_url, [json.dumps({**body, "deferrals": int(body.get("deferrals", 0)) + 1})], delay)
     return delay

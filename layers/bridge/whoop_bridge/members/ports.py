@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from whoop_bridge import bus, queues
+from whoop_bridge.clients import member_api
 from whoop_bridge.config import Settings, settings
 from whoop_bridge.members import vault
 from whoop_bridge.members.vault import TokenPair
@@ -29,7 +30,6 @@ from whoop_bridge.store import (
     record_store,
     sync_progress_store,
 )
-from whoop_bridge.clients import member_api
 from whoop_bridge.whoop.member import MemberApi
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from whoop_bridge.clock import clock
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.session import MemberSession, NotYetReadable, Skip, log_unreadable
 from whoop_bridge.members.tokens import TokenService
 from whoop_bridge.models import member_record as records
 from whoop_bridge.models.sync_job import SyncCause, SyncOutcome
-from whoop_bridge.whoop import budget
 from whoop_bridge.whoop.budget import WEBHOOK
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _read_lag(message: dict[str, Any]) -> dict[str, Any]:
     """WHOOP answered 404 for the record of a `*.updated` webhook: ask again later, until
     READ_LAG_SECONDS after the first 404; then it is declared missing, and nothing stored is
     deleted (a `*.deleted` webhook or reconciliation does that)."""
-    now = budget.clock().time()
+    now = clock().time()
     first = message.get("not_found_since")
     first = float(first) if isinstance(first, (int, float)) else now
     if now - first >= READ_LAG_SECONDS:

@@ -20,6 +20,9 @@ import random
 import time
 from typing import Any, Protocol
 
+from whoop_bridge import caches
+from whoop_bridge.clock import clock
+from whoop_bridge.clock import use_clock as use_clock  # the budget's clock is set here too
 from whoop_bridge.models.budget import BudgetState, Priority
 from whoop_bridge.whoop.http import WhoopTransientError
 
@@ -39,40 +42,6 @@ MAX_CONFLICTS = 50
 # WHOOP's remaining count is recorded only when it is this share of the minute or lower:
 # far from the limit it changes nothing, and each record is a write.
 OBSERVE_BELOW_SHARE = 0.5
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-    def real_seconds(self, seconds: float) -> float: ...
-
-
-class SystemClock:
-    """Wall-clock time; tests replace it (`use_clock`) to run minutes in seconds."""
-
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
-
-    def real_seconds(self, seconds: float) -> float:
-        return seconds
-
-
-_clock: Clock = SystemClock()
-
-
-def use_clock(clock: Clock | None) -> None:
-    """Count the budget on another clock (the local stack's fast clock); None: wall clock."""
-    global _clock
-    _clock = clock or SystemClock()
-
-
-def clock() -> Clock:
-    return _clock
 
 
 class BudgetExhausted(WhoopTransientError):
@@ -120,11 +89,11 @@ class RateBudget:
         """Take one call now, waiting up to `max_wait` seconds for one to free up;
         `BudgetExhausted` when none would within that, ValueError for an unknown priority."""
         priority = Priority(priority)
-        deadline = _clock.time() + max_wait
+        deadline = clock().time() + max_wait
         conflicts = 0
         while True:
             state = self._cached or self._state()
-            now = _clock.time()
+            now = clock().time()
             wait = state.wait(now, priority, self.per_minute, self.per_day)
             if wait.seconds <= 0:
                 taken = state.taken(now, priority, self.per_minute)
@@ -142,14 +111,14 @@ class RateBudget:
                 continue
             if now + wait.seconds > deadline:
                 raise BudgetExhausted(wait.seconds, wait.reason)
-            _clock.sleep(wait.seconds)
+            clock().sleep(wait.seconds)
 
     def observe(self, status: int, headers: Any) -> None:
         """Correct the shared view with what WHOOP answered: its remaining count when low,
         and after a 429 a hold until its reset."""
         remaining = _header_number(headers, "X-RateLimit-Remaining")
         reset = _header_number(headers, "X-RateLimit-Reset")
-        now = _clock.time()
+        now = clock().time()
         if status == 429:
             wait = reset if reset is not None else DEFAULT_RESET_SECONDS
             self._state()  # the hold needs the budget's state (rare: a 429 with no call taken)
@@ -181,9 +150,9 @@ def _header_number(headers: Any, name: str) -> float | None:
 _budgets: dict[tuple[str, int, int], RateBudget] = {}
 
 
+@caches.register
 def reset() -> None:
-    """Back to the wall clock, budgets forgotten (tests; a new local stack)."""
-    use_clock(None)
+    """Forget the budgets (tests; a new local stack)."""
     _budgets.clear()
 
 
