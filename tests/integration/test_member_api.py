@@ -110,8 +110,8 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     from whoop_bridge import bus
 
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(bridge.stack.output("MemberTable"))
-    from whoop_bridge.models.outbox_message import OutboxMessage
-    from whoop_bridge.store import member_table, outbox_store
+    from whoop_bridge.models.outbox_message import OutboxMessage, outbox_key
+    from whoop_bridge.store import outbox_store
 
     event = OutboxMessage("member.connected", {"client_user_id": "outbox-member", "user_id": 1})
     event.stored_at = "2000-01-01T00:00:00.000Z"  # older than the grace period
@@ -124,14 +124,14 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     from whoop_bridge.members import outbox
 
     outbox.publish_stored([event])
-    assert table.get_item(Key=member_table.outbox_key(event.id))["Item"]["detail_type"] == "member.connected"
+    assert table.get_item(Key=outbox_key(event.id))["Item"]["detail_type"] == "member.connected"
     monkeypatch.undo()
 
     counts = bridge.invoke("MemberSyncFunction", load_event("schedule_member_sync_refresh_tokens.json"))
 
     assert counts["events_published"] >= 1
     assert bridge.published("member.connected", client_user_id="outbox-member")
-    assert "Item" not in table.get_item(Key=member_table.outbox_key(event.id))
+    assert "Item" not in table.get_item(Key=outbox_key(event.id))
 
 
 def test_two_members_consenting_with_one_whoop_account_at_once_leave_exactly_one_owner(bridge, monkeypatch):

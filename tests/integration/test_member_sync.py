@@ -418,12 +418,12 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
     sleeps after it in the same backfill are still fetched and stored."""
     from datetime import UTC, datetime, timedelta
 
-    from whoop_bridge.store import connection_store, member_table, sync_progress_store
+    from whoop_bridge.store import connection_store, dynamo, sync_progress_store
 
     sleep = bridge.emulator.add_record(member, "sleep", pending=False)
     connection = connection_store.get(SAMPLE_CLIENT_USER_ID)
     granted = list(connection.scopes)
-    table = member_table.table()
+    table = dynamo.table("member_table_name")
     table.update_item(
         Key=connection_store.connection_key(SAMPLE_CLIENT_USER_ID),
         UpdateExpression="SET scopes = :scopes",

@@ -1,5 +1,5 @@
 """Backfill and reconciliation: sync jobs on the member jobs queue (models/sync_job.py),
-all through the app's one rate budget (see docs/whoop.md for WHOOP's limits).
+all through the app's one rate budget (docs/whoop.md#rate-limits).
 
 A job runs page by page: a page is fetched and stored and the cursor moves past it, so a
 job that stops resumes at its page. When the budget has no call to give, `JobDeferred`

@@ -3,7 +3,7 @@
 
 A member whose data cannot be fetched now, and for whom retrying will not help, ends the
 work with `Skip` (its outcome); WHOOP answering 404 for a record a `*.updated` webhook
-named is `NotYetReadable` (WHOOP's read lag; see docs/whoop.md).
+named is `NotYetReadable` (WHOOP's read lag; docs/whoop.md#data-webhooks).
 """
 
 from __future__ import annotations

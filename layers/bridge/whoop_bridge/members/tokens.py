@@ -1,7 +1,7 @@
 """The token service: a valid WHOOP access token for a member, on request.
 
 WHOOP rotates on every refresh, and of two concurrent refreshes the second fails with
-`invalid_grant` (whoop-api.md §3.1). So one caller at a time refreshes a member's pair, across
+`invalid_grant` (docs/whoop.md#token-rotation). So one caller at a time refreshes a member's pair, across
 every Lambda: it takes a lease on the connection item with a conditional write on
 `token_version`, refreshes, and stores the new pair (version + 1) before using it. A caller
 that loses the lease waits for the new version and reads it. `invalid_grant` is believed

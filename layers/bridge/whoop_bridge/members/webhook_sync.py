@@ -1,5 +1,5 @@
 """WHOOP's data webhooks: a webhook names a record; it is fetched (a recovery through its
-sleep's cycle) and upserted, or deleted (see docs/whoop.md for WHOOP's webhooks).
+sleep's cycle) and upserted, or deleted (docs/whoop.md#data-webhooks).
 
 WHOOP may redeliver: the caller dedupes on `trace_id`, and upserts keep the newer
 `updated_at`, so a repeat changes nothing. WHOOP may answer 404 for a record right after

@@ -1,4 +1,4 @@
-"""WHOOP's member records (whoop-api.md §3.2): cycle, sleep, recovery and workout, as the
+"""WHOOP's member records (docs/whoop.md#records): cycle, sleep, recovery and workout, as the
 bridge stores them and announces them.
 
 A record keeps WHOOP v2's own field names. Fields WHOOP adds later are dropped, so the

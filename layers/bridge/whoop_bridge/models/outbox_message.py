@@ -4,6 +4,7 @@ never lost; see `members/outbox.py`)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,3 +33,28 @@ class OutboxMessage:
     detail: dict[str, Any]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     stored_at: str = field(default_factory=now_iso)
+
+    # Its stored form: one item of MemberTable's outbox, listed by `stored_at` on gsi1 until
+    # published (docs/data-model.md). Kept with the message so that every store that writes
+    # a change with its messages writes them the same way.
+    def item(self) -> dict[str, Any]:
+        return {
+            **outbox_key(self.id),
+            "gsi1pk": OUTBOX,
+            "gsi1sk": f"{self.stored_at}#{self.id}",
+            "detail_type": str(self.detail_type),
+            "detail_json": json.dumps(self.detail, default=str),
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> OutboxMessage:
+        stored_at, message_id = item["gsi1sk"].rsplit("#", 1)
+        return cls(item["detail_type"], json.loads(item["detail_json"]), message_id, stored_at)
+
+
+OUTBOX = "OUTBOX"
+
+
+def outbox_key(message_id: str) -> dict[str, str]:
+    """The outbox item's key in MemberTable."""
+    return {"pk": f"OUTBOX#{message_id}", "sk": OUTBOX}

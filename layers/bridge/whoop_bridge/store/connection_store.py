@@ -18,9 +18,9 @@ from boto3.dynamodb.conditions import Key
 from whoop_bridge.models.connection import Connection, ConnectionStatus, StatusReason
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.store import dynamo
-from whoop_bridge.store.member_table import member_item, member_pk, outbox_puts, query_index, table
 from whoop_bridge.times import now_iso
 
+INDEX = "gsi1"
 CONNECTION = "CONNECTION"
 TOKEN_EXPIRY = "TOKEN_EXPIRY"
 REVOKE_PENDING = "REVOKE_PENDING"
@@ -29,8 +29,16 @@ _DROP_PAIR = "REMOVE sealed_tokens, gsi1pk, gsi1sk, refresh_lease_owner, refresh
 _USABLE = {":connected": ConnectionStatus.CONNECTED.value, ":offline": ConnectionStatus.OFFLINE_NOT_GRANTED.value}
 
 
+def _table() -> Any:
+    return dynamo.table("member_table_name")
+
+
+def _outbox_puts(name: str, messages: list[OutboxMessage]) -> list[dict[str, Any]]:
+    return [{"Put": {"TableName": name, "Item": message.item()}} for message in messages]
+
+
 def connection_key(client_user_id: str) -> dict[str, str]:
-    return {"pk": member_pk(client_user_id), "sk": CONNECTION}
+    return {"pk": f"MEMBER#{client_user_id}", "sk": CONNECTION}
 
 
 def user_key(user_id: int) -> dict[str, str]:
@@ -67,13 +75,13 @@ def _connection(item: dict[str, Any]) -> Connection:
 
 
 def get(client_user_id: str) -> Connection | None:
-    item = table().get_item(Key=connection_key(client_user_id), ConsistentRead=True).get("Item")
+    item = _table().get_item(Key=connection_key(client_user_id), ConsistentRead=True).get("Item")
     return _connection(item) if item else None
 
 
 def whoop_user_owner(user_id: int) -> str | None:
     """The `client_user_id` whose connection holds this WHOOP account, or None."""
-    item = table().get_item(Key=user_key(user_id), ConsistentRead=True).get("Item")
+    item = _table().get_item(Key=user_key(user_id), ConsistentRead=True).get("Item")
     return item["client_user_id"] if item else None
 
 
@@ -93,7 +101,7 @@ def save(
     or `moved_from`), so of two members consenting with one WHOOP account at once exactly
     one owns it. False, and nothing written, when another connection took it meanwhile:
     read the owner again and save with it as `moved_from`."""
-    name = table().name
+    name = _table().name
     client_user_id = connection.client_user_id
     mapping_condition = "attribute_not_exists(pk) OR client_user_id = :me"
     mapping_values: dict[str, Any] = {":me": client_user_id}
@@ -117,7 +125,9 @@ def save(
         },
     ]
     if profile is not None:
-        profile_item = member_item(client_user_id, "PROFILE", profile, connection.connected_at or now_iso())
+        # The profile WHOOP gave at consent (see member_item_store), written with the connection.
+        at = connection.connected_at or now_iso()
+        profile_item = {"pk": f"MEMBER#{client_user_id}", "sk": "PROFILE", **profile, "updated_at": at}
         items.append({"Put": {"TableName": name, "Item": profile_item}})
     if moved_from:
         items.append(
@@ -142,7 +152,7 @@ def save(
         )
     if released_user_id is not None:
         items.append(_release_user(name, released_user_id, client_user_id))
-    return dynamo.applied(dynamo.client().transact_write_items, TransactItems=items + outbox_puts(messages))
+    return dynamo.applied(dynamo.client().transact_write_items, TransactItems=items + _outbox_puts(name, messages))
 
 
 def _release_user(name: str, user_id: int, client_user_id: str) -> dict[str, Any]:
@@ -161,7 +171,7 @@ def take_refresh_lease(client_user_id: str, token_version: int, owner: str, now:
     """The one right to refresh this member's pair now; False when another caller holds it
     or the pair has already changed."""
     return dynamo.applied(
-        table().update_item,
+        _table().update_item,
         Key=connection_key(client_user_id),
         UpdateExpression="SET refresh_lease_owner = :owner, refresh_lease_until = :until",
         ConditionExpression="token_version = :version AND (attribute_not_exists(refresh_lease_until) OR refresh_lease_until < :now)",
@@ -177,7 +187,7 @@ def take_refresh_lease(client_user_id: str, token_version: int, owner: str, now:
 def release_refresh_lease(client_user_id: str, owner: str) -> None:
     """Give the lease back after a failed refresh, so the next caller need not wait it out."""
     dynamo.applied(
-        table().update_item,
+        _table().update_item,
         Key=connection_key(client_user_id),
         UpdateExpression="REMOVE refresh_lease_owner, refresh_lease_until",
         ConditionExpression="refresh_lease_owner = :owner",
@@ -207,7 +217,7 @@ def store_refreshed_tokens(
     else:
         update += ", #status = :offline REMOVE refresh_lease_owner, refresh_lease_until, gsi1pk, gsi1sk"
     return dynamo.applied(
-        table().update_item,
+        _table().update_item,
         Key=connection_key(client_user_id),
         UpdateExpression=update,
         ConditionExpression="token_version = :version AND #status IN (:connected, :offline)",
@@ -221,8 +231,9 @@ def mark_reauthorization_required(
 ) -> bool:
     """The pair of `token_version` is dead at WHOOP: the member must connect again. The
     sealed tokens are dropped (useless now) and the message is kept in the same write."""
+    name = _table().name
     update = {
-        "TableName": table().name,
+        "TableName": name,
         "Key": connection_key(client_user_id),
         "UpdateExpression": "SET #status = :status, status_reason = :reason, reauthorization_required_at = :at, "
         f"token_version = token_version + :one {_DROP_PAIR}",
@@ -238,7 +249,7 @@ def mark_reauthorization_required(
         },
     }
     return dynamo.applied(
-        dynamo.client().transact_write_items, TransactItems=[{"Update": update}, *outbox_puts([message])]
+        dynamo.client().transact_write_items, TransactItems=[{"Update": update}, *_outbox_puts(name, [message])]
     )
 
 
@@ -246,7 +257,7 @@ def mark_disconnected(connection: Connection, *, revoke_pending: bool, message: 
     """End a connection: its tokens are dropped unless WHOOP still has to revoke them (it
     is then listed as awaiting a revoke), and its WHOOP user mapping goes. False when the
     connection changed since it was read."""
-    name = table().name
+    name = _table().name
     client_user_id = connection.client_user_id
     update = "SET #status = :disconnected, disconnected_at = :at, token_version = token_version + :one"
     values: dict[str, Any] = {
@@ -277,14 +288,14 @@ def mark_disconnected(connection: Connection, *, revoke_pending: bool, message: 
     if connection.user_id is not None:
         items.append(_release_user(name, int(connection.user_id), client_user_id))
     return dynamo.applied(
-        dynamo.client().transact_write_items, TransactItems=items + outbox_puts([message] if message else [])
+        dynamo.client().transact_write_items, TransactItems=items + _outbox_puts(name, [message] if message else [])
     )
 
 
 def replace_pending_tokens(client_user_id: str, token_version: int, sealed_tokens: bytes, expires_at: int) -> bool:
     """A disconnected member's pair, renewed only so it can be revoked, replaces the old one."""
     return dynamo.applied(
-        table().update_item,
+        _table().update_item,
         Key=connection_key(client_user_id),
         UpdateExpression="SET sealed_tokens = :tokens, access_expires_at = :expires, token_version = :next",
         ConditionExpression="token_version = :version AND revoke_pending = :true",
@@ -301,7 +312,7 @@ def replace_pending_tokens(client_user_id: str, token_version: int, sealed_token
 def forget_revoked_tokens(client_user_id: str, token_version: int) -> None:
     """WHOOP has revoked them: the sealed tokens of a disconnected member go."""
     dynamo.applied(
-        table().update_item,
+        _table().update_item,
         Key=connection_key(client_user_id),
         UpdateExpression="REMOVE sealed_tokens, revoke_pending, gsi1pk, gsi1sk",
         ConditionExpression="token_version = :version",
@@ -311,17 +322,18 @@ def forget_revoked_tokens(client_user_id: str, token_version: int) -> None:
 
 def expiring_before(expires_before: int) -> Iterator[Connection]:
     """Refreshable connections whose access token expires before the given epoch second."""
-    for item in query_index(TOKEN_EXPIRY, Key("gsi1sk").lt(f"{expires_before:012d}#\uffff")):
+    condition = Key("gsi1pk").eq(TOKEN_EXPIRY) & Key("gsi1sk").lt(f"{expires_before:012d}#\uffff")
+    for item in dynamo.query_all(_table(), IndexName=INDEX, KeyConditionExpression=condition):
         yield _connection(item)
 
 
 def awaiting_revoke() -> Iterator[Connection]:
     """Disconnected connections whose grant WHOOP has yet to revoke."""
-    for item in query_index(REVOKE_PENDING):
+    for item in dynamo.query_all(_table(), IndexName=INDEX, KeyConditionExpression=Key("gsi1pk").eq(REVOKE_PENDING)):
         yield _connection(item)
 
 
 def refreshed_connections() -> Iterator[Connection]:
     """Every connection whose tokens the bridge keeps fresh (the token-expiry index)."""
-    for item in query_index(TOKEN_EXPIRY):
+    for item in dynamo.query_all(_table(), IndexName=INDEX, KeyConditionExpression=Key("gsi1pk").eq(TOKEN_EXPIRY)):
         yield _connection(item)

@@ -14,12 +14,15 @@ from botocore.exceptions import ClientError
 
 from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
 from whoop_bridge.store import dynamo
-from whoop_bridge.store.member_table import table
 
 _FIELDS = frozenset(field.name for field in fields(OAuthState))
 _LINK_FIELDS = ("client_user_id", "redirect_uri", "created_at", "return_url")
 # How long past its expiry DynamoDB's TTL may sweep a state.
 _TTL_SLACK_SECONDS = 3600
+
+
+def _table() -> Any:
+    return dynamo.table("member_table_name")
 
 
 def state_key(state_hash: str) -> dict[str, str]:
@@ -36,7 +39,7 @@ def _state(item: dict[str, Any]) -> OAuthState:
 def put(state_hash: str, state: OAuthState) -> None:
     """A connect link's state, bound to its member and URLs; DynamoDB's TTL sweeps it later."""
     link = {key: getattr(state, key) for key in _LINK_FIELDS if getattr(state, key) is not None}
-    table().put_item(
+    _table().put_item(
         Item={
             **state_key(state_hash),
             **link,
@@ -51,7 +54,7 @@ def take(state_hash: str, now: int) -> OAuthState | None:
     """Consume a state once: the state, or None when unknown, expired or already used. The
     item stays (marked `taken_at`) to keep the callback's outcome for a repeat."""
     try:
-        answer = table().update_item(
+        answer = _table().update_item(
             Key=state_key(state_hash),
             UpdateExpression="SET taken_at = :now",
             ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
@@ -68,7 +71,7 @@ def take(state_hash: str, now: int) -> OAuthState | None:
 def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
     """Keep a consumed state's outcome (a status word, never a token or code) until
     `keep_until`, so a repeated callback (a reload, a double submit) gets the same answer."""
-    table().update_item(
+    _table().update_item(
         Key=state_key(state_hash),
         UpdateExpression="SET outcome = :outcome, outcome_until = :until, #ttl = :ttl",
         ConditionExpression="attribute_exists(taken_at)",
@@ -83,5 +86,5 @@ def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
 
 def get(state_hash: str) -> OAuthState | None:
     """A state as stored (link, `taken_at`, `outcome`, `outcome_until`), or None."""
-    item = table().get_item(Key=state_key(state_hash), ConsistentRead=True).get("Item")
+    item = _table().get_item(Key=state_key(state_hash), ConsistentRead=True).get("Item")
     return _state(item) if item else None

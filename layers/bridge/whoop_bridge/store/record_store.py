@@ -28,28 +28,34 @@ from whoop_bridge.models.member_record import InvalidWindow, window
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.store import dynamo
 from whoop_bridge.store.dynamo import InvalidPageToken
-from whoop_bridge.store.member_table import INDEX, member_pk, outbox_puts, table
 
 __all__ = ["InvalidPageToken", "InvalidWindow", "delete", "get", "ids_between", "page", "upsert"]
 
+INDEX = "gsi1"
 # Page-token keys: the table's and the index's (LastEvaluatedKey of a gsi1 query).
 _TOKEN_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
 
 
+def _table() -> Any:
+    return dynamo.table("member_table_name")
+
+
+def _with_message(change: dict[str, Any], message: OutboxMessage) -> bool:
+    """Write a change and the message that announces it in one transaction; False only when
+    the change's condition did not hold (dynamo.applied raises a cancellation for any other
+    reason, so the caller retries instead of losing the record)."""
+    items = [change, {"Put": {"TableName": _table().name, "Item": message.item()}}]
+    return dynamo.applied(dynamo.client().transact_write_items, TransactItems=items)
+
+
 def record_key(client_user_id: str, record_type: str, record_id: str) -> dict[str, str]:
     """The table key of one record."""
-    return {"pk": member_pk(client_user_id), "sk": f"{records.key_prefix(record_type)}#{record_id}"}
+    return {"pk": f"MEMBER#{client_user_id}", "sk": f"{records.key_prefix(record_type)}#{record_id}"}
 
 
 def listing_key(client_user_id: str, record_type: str) -> str:
     """The gsi1 partition holding one member's records of one type, by time."""
     return f"RECORDS#{client_user_id}#{record_type}"
-
-
-def _committed(items: list[dict[str, Any]]) -> bool:
-    """Run a transaction; False only when a condition did not hold (dynamo.applied raises a
-    cancellation for any other reason, so the caller retries instead of losing the record)."""
-    return dynamo.applied(dynamo.client().transact_write_items, TransactItems=items)
 
 
 # Writes --------------------------------------------------------------------------------------
@@ -94,13 +100,13 @@ def upsert(
         item["sleep_start"] = records.normalize_timestamp(sleep_start)
     put = {
         "Put": {
-            "TableName": table().name,
+            "TableName": _table().name,
             "Item": item,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
         }
     }
-    return [message] if _committed([put, *outbox_puts([message])]) else []
+    return [message] if _with_message(put, message) else []
 
 
 def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str) -> list[OutboxMessage]:
@@ -109,12 +115,12 @@ def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, 
     message = OutboxMessage(*records.deleted_event(client_user_id, user_id, record_type, record_id, cause))
     remove = {
         "Delete": {
-            "TableName": table().name,
+            "TableName": _table().name,
             "Key": record_key(client_user_id, record_type, record_id),
             "ConditionExpression": "attribute_exists(pk)",
         }
     }
-    return [message] if _committed([remove, *outbox_puts([message])]) else []
+    return [message] if _with_message(remove, message) else []
 
 
 # Reads ---------------------------------------------------------------------------------------
@@ -122,7 +128,7 @@ def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, 
 
 def get(client_user_id: str, record_type: str, record_id: str) -> dict[str, Any] | None:
     """One stored record (normalised), or None."""
-    item = table().get_item(Key=record_key(client_user_id, record_type, record_id), ConsistentRead=True).get("Item")
+    item = _table().get_item(Key=record_key(client_user_id, record_type, record_id), ConsistentRead=True).get("Item")
     return json.loads(item["record_json"]) if item else None
 
 
@@ -151,7 +157,7 @@ def page(
     }
     if next_token is not None:
         arguments["ExclusiveStartKey"] = _start_key(next_token, client_user_id, record_type, start, end)
-    answer = table().query(**arguments)
+    answer = _table().query(**arguments)
     found = [json.loads(item["record_json"]) for item in answer.get("Items", [])]
     last = answer.get("LastEvaluatedKey")
     return found, dynamo.encode_page_token(last, listing_key(client_user_id, record_type)) if last else None
@@ -167,7 +173,7 @@ def ids_between(client_user_id: str, record_type: str, start: str | datetime, en
     }
     found: set[str] = set()
     while True:
-        answer = table().query(**arguments)
+        answer = _table().query(**arguments)
         found.update(item["record_id"] for item in answer.get("Items", []))
         if "LastEvaluatedKey" not in answer:
             return found

@@ -3,20 +3,26 @@ where a backfill or reconciliation stands (`SYNC#<cause>#<step>`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from boto3.dynamodb.conditions import Key
 
 from whoop_bridge.models.sync_job import StepState, SyncCause, SyncProgress
-from whoop_bridge.store.member_table import member_pk, query_all, table
+from whoop_bridge.store import dynamo
 from whoop_bridge.times import now_iso
 
 
+def _table() -> Any:
+    return dynamo.table("member_table_name")
+
+
 def _key(client_user_id: str, cause: SyncCause, step: str) -> dict[str, str]:
-    return {"pk": member_pk(client_user_id), "sk": f"SYNC#{cause}#{step}"}
+    return {"pk": f"MEMBER#{client_user_id}", "sk": f"SYNC#{cause}#{step}"}
 
 
 def start(client_user_id: str, cause: SyncCause, steps: tuple[str, ...]) -> None:
     """A job's progress per step, from `queued`."""
-    with table().batch_writer() as batch:
+    with _table().batch_writer() as batch:
         for step in steps:
             batch.put_item(
                 Item={
@@ -31,7 +37,7 @@ def start(client_user_id: str, cause: SyncCause, steps: tuple[str, ...]) -> None
 
 def note(client_user_id: str, cause: SyncCause, step: str, *, pages: int, records: int, state: str) -> None:
     """More pages of a step, and where it stands (a StepState or a `skipped_*` outcome)."""
-    table().update_item(
+    _table().update_item(
         Key=_key(client_user_id, cause, step),
         UpdateExpression="SET #state = :state, updated_at = :at ADD pages :pages, #records :records",
         ExpressionAttributeNames={"#state": "state", "#records": "records"},
@@ -41,8 +47,9 @@ def note(client_user_id: str, cause: SyncCause, step: str, *, pages: int, record
 
 def progress(client_user_id: str, cause: SyncCause) -> dict[str, SyncProgress]:
     """Per step: its progress (empty when no such job ran)."""
-    found = query_all(
-        KeyConditionExpression=Key("pk").eq(member_pk(client_user_id)) & Key("sk").begins_with(f"SYNC#{cause}#"),
+    found = dynamo.query_all(
+        _table(),
+        KeyConditionExpression=Key("pk").eq(f"MEMBER#{client_user_id}") & Key("sk").begins_with(f"SYNC#{cause}#"),
         ConsistentRead=True,
     )
     return {
