@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from whoop_bridge.lab.intake import decide, read_service_requests, retry_delay
-from whoop_bridge.lab.models import ServiceRequest
+from whoop_bridge.models.lab_order import ServiceRequest
 
 OFFERED = {"LIPID_PANEL", "CBC"}
 
@@ -68,17 +68,17 @@ def test_every_readable_test_is_kept_with_its_decision_and_whoops_value_as_recei
         accepts,
     )
     assert unreadable == []
-    by_id = {item["service_request_id"]: item for item in items}
-    assert [item["service_request_id"] for item in items] == ["sr-1", "sr-2", "sr-3"]
-    assert by_id["sr-1"]["decision"] == "confirm"
-    assert by_id["sr-1"]["whoop_task_business_status"] == "Specimen collected"
-    assert "task_business_status" not in by_id["sr-1"]  # nothing sent yet
-    assert (by_id["sr-2"]["decision"], by_id["sr-2"]["task_business_status"]) == ("resume", "APPOINTMENT_ATTENDED")
-    assert (by_id["sr-3"]["decision"], by_id["sr-3"]["decision_reason"]) == (
+    by_id = {item.service_request_id: item for item in items}
+    assert [item.service_request_id for item in items] == ["sr-1", "sr-2", "sr-3"]
+    assert by_id["sr-1"].decision == "confirm"
+    assert by_id["sr-1"].whoop_task_business_status == "Specimen collected"
+    assert by_id["sr-1"].task_business_status is None  # nothing sent yet
+    assert (by_id["sr-2"].decision, by_id["sr-2"].task_business_status) == ("resume", "APPOINTMENT_ATTENDED")
+    assert (by_id["sr-3"].decision, by_id["sr-3"].decision_reason) == (
         "reject",
         "Test code HBA1C is not offered by this lab.",
     )
-    assert all(item["requisition_id"] == "req-1" for item in items)
+    assert all(item.requisition_id == "req-1" for item in items)
 
 
 def test_a_test_without_a_readable_code_is_held_and_one_without_an_id_only_named():
@@ -87,11 +87,11 @@ def test_a_test_without_a_readable_code_is_held_and_one_without_an_id_only_named
         "req-1",
         accepts,
     )
-    assert [(item["service_request_id"], item["decision"], item["workflow"]) for item in items] == [
+    assert [(item.service_request_id, item.decision, item.workflow) for item in items] == [
         ("sr-1", "hold", "held"),
         ("sr-4", "confirm", "starting"),
     ]
-    assert items[0]["problems"] == [{"field": "service_requests.0.code", "problem": "Input should be a valid string"}]
+    assert items[0].problems == [{"field": "service_requests.0.code", "problem": "Input should be a valid string"}]
     assert {problem["field"] for problem in unreadable} == {
         "service_requests.0.code",
         "service_requests.1.id",

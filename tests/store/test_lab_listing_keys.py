@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from whoop_bridge.store.lab_store import PENDING_REVIEWS, REQUISITION_LISTING, is_listing_key
+from whoop_bridge.store import lab_table
+from whoop_bridge.store.requisition_store import LISTING as REQUISITION_LISTING
+from whoop_bridge.store.review_store import PENDING as PENDING_REVIEWS
+
+ITEM_KEYS = {REQUISITION_LISTING: ("REQ#", "REQ"), PENDING_REVIEWS: ("REVIEW#", "REVIEW")}
+
+
+def is_listing_key(listing: str, key) -> bool:
+    return lab_table.is_listing_key(key, listing, *ITEM_KEYS[listing])
+
 
 REQ = "0f8b6c2e-4d1a-4c3b-9a7e-2b5d8e1f3a64"
 GOOD = {"pk": f"REQ#{REQ}", "sk": "REQ", "gsi1pk": "REQUISITION", "gsi1sk": f"2026-11-30T12:00:00.000Z#{REQ}"}

@@ -1,4 +1,4 @@
-"""Pydantic models at the lab boundaries (whoop-api.md §2.3).
+"""Pydantic models at the lab boundaries (docs/whoop.md).
 
 WHOOP's shapes are tolerant (WHOOP may add fields); the lab's report is strict, because
 it goes to WHOOP exactly as the lab wrote it. A lab that sends a bad body gets a 400 that
@@ -15,14 +15,15 @@ import pytest
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from whoop_bridge.lab.models import NEEDS_A_VALUE, DiagnosticReport, LabRequisition, LabStatusEvent, ServiceRequest
-from whoop_bridge.lab.statuses import TaskBusinessStatus
+from whoop_bridge.models.lab_order import LabRequisition, ServiceRequest
+from whoop_bridge.models.lab_results import NEEDS_A_VALUE, DiagnosticReport, LabStatusEvent
+from whoop_bridge.models.task_status import TaskBusinessStatus
 from whoop_bridge.validation import problems
 
 # A patient-like value: must never appear in a problem list.
 PATIENT_LIKE = "Jordan Rivera 1988-04-17 jordan.rivera@example.com"
 
-# whoop-api.md §2.3, verbatim.
+# docs/whoop.md, verbatim.
 DOC_REPORT = {
     "status": "final",
     "observations": [

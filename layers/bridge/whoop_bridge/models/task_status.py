@@ -1,6 +1,6 @@
 """`task_business_status`: the lab's workflow, and the order the bridge enforces.
 
-WHOOP does not document which transitions it enforces (whoop-api.md §2.4), so the bridge
+WHOOP does not document which transitions it enforces (docs/whoop.md), so the bridge
 keeps a safe order locally: forward only; PARTIAL_RESULTS_READY may repeat; nothing after
 an issue status or FULL_RESULTS_READY (only amended or corrected reports, within the
 correction window); an issue status always carries a reason.
@@ -28,7 +28,7 @@ TERMINAL_STATUSES = ISSUE_STATUSES | {S.FULL_RESULTS_READY}
 # Results statuses are reached by submitting a diagnostic report, never by a bare event.
 RESULTS_STATUSES = frozenset({S.PARTIAL_RESULTS_READY, S.FULL_RESULTS_READY})
 
-# Diagnostic report statuses (whoop-api.md §2.3) and what each does to the workflow.
+# Diagnostic report statuses (docs/whoop.md) and what each does to the workflow.
 PARTIAL_REPORT_STATUSES = frozenset({"partial", "preliminary"})
 FINAL_REPORT_STATUSES = frozenset({"final"})
 CORRECTION_REPORT_STATUSES = frozenset({"amended", "corrected", "cancelled"})
@@ -55,8 +55,8 @@ def is_allowed(current: TaskBusinessStatus | None, new: TaskBusinessStatus) -> b
     return new in allowed_next(current)
 
 
-def lab_event_statuses(current: TaskBusinessStatus | None) -> list[TaskBusinessStatus]:
-    """The statuses a lab may send as a bare event now (results come with a report)."""
+def lab_update_statuses(current: TaskBusinessStatus | None) -> list[TaskBusinessStatus]:
+    """The statuses a lab may send as a bare status update now (results come with a report)."""
     return [
         status for status in allowed_next(current) if status not in RESULTS_STATUSES and status is not S.ORDER_CONFIRMED
     ]

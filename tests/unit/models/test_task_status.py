@@ -1,4 +1,4 @@
-"""The `task_business_status` order the bridge enforces (whoop-api.md §2.4).
+"""The `task_business_status` order the bridge enforces (docs/whoop.md).
 
 Forward only; PARTIAL_RESULTS_READY may repeat; nothing after FULL_RESULTS_READY or any
 issue status. A lab that breaks the order gets a 409 from lab_api, so this table is what
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from whoop_bridge.lab.statuses import (
+from whoop_bridge.models.task_status import (
     TaskBusinessStatus,
     allowed_next,
     is_allowed,
     known,
-    lab_event_statuses,
+    lab_update_statuses,
     parse,
     status_after_report,
 )
@@ -68,20 +68,20 @@ def test_backwards_repeated_and_after_terminal_moves_are_refused(current, backwa
 
 
 @pytest.mark.parametrize("current", list(EXPECTED_NEXT), ids=lambda s: "None" if s is None else s.value)
-def test_lab_event_statuses_never_offer_confirmation_or_results(current):
-    offered = lab_event_statuses(current)
+def test_lab_update_statuses_never_offer_confirmation_or_results(current):
+    offered = lab_update_statuses(current)
     assert not {S.ORDER_CONFIRMED, S.PARTIAL_RESULTS_READY, S.FULL_RESULTS_READY} & set(offered)
     # Whatever is offered must also be an allowed transition.
     assert set(offered) <= set(EXPECTED_NEXT[current])
 
 
-def test_lab_event_statuses_for_each_stage():
-    assert lab_event_statuses(None) == [S.APPOINTMENT_ATTENDED, *ISSUES]
-    assert lab_event_statuses(S.ORDER_CONFIRMED) == [S.APPOINTMENT_ATTENDED, *ISSUES]
-    assert lab_event_statuses(S.APPOINTMENT_ATTENDED) == ISSUES
-    assert lab_event_statuses(S.PARTIAL_RESULTS_READY) == ISSUES
+def test_lab_update_statuses_for_each_stage():
+    assert lab_update_statuses(None) == [S.APPOINTMENT_ATTENDED, *ISSUES]
+    assert lab_update_statuses(S.ORDER_CONFIRMED) == [S.APPOINTMENT_ATTENDED, *ISSUES]
+    assert lab_update_statuses(S.APPOINTMENT_ATTENDED) == ISSUES
+    assert lab_update_statuses(S.PARTIAL_RESULTS_READY) == ISSUES
     for terminal in (S.FULL_RESULTS_READY, *ISSUES):
-        assert lab_event_statuses(terminal) == []
+        assert lab_update_statuses(terminal) == []
 
 
 @pytest.mark.parametrize(

@@ -1,61 +1,19 @@
-"""Pydantic models at the lab boundaries: WHOOP's shapes (whoop-api.md §2.3) and the
-lab's requests. Field names are WHOOP's and FHIR's own.
+"""What the lab sends the bridge, as the lab API's bodies: a status update, a diagnostic
+report with its observations (WHOOP's `DiagnosticReportCreateRequest`, sent on as written;
+docs/whoop.md) and the sandbox's test-data request. Field names are WHOOP's and FHIR's own.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from whoop_bridge.lab.statuses import ISSUE_STATUSES, TaskBusinessStatus
+from whoop_bridge.models.lab_order import NonEmpty
+from whoop_bridge.models.task_status import ISSUE_STATUSES, TaskBusinessStatus
 
-# The pattern says in the OpenAPI document what the stripping implies: not only blanks.
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S")]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000, pattern=r"\S")]
-
-
-class _WhoopShape(BaseModel):
-    # WHOOP may add fields: keep them rather than fail an order over a new key.
-    model_config = ConfigDict(extra="allow")
-
-
-def _as_text(value: Any) -> Any:
-    """A value the bridge only keeps and shows, as text whatever its JSON type."""
-    return value if value is None or isinstance(value, str) else json.dumps(value)
-
-
-# A string WHOOP may send as anything (a new value, a null, another type): kept, never an error.
-FreeText = Annotated[str | None, BeforeValidator(_as_text)]
-
-
-class ServiceRequest(_WhoopShape):
-    """One test of an order. Only `id` and `code` must be readable for the bridge to act on
-    it; every other field is kept as received."""
-
-    id: NonEmpty
-    code: NonEmpty
-    # FHIR request status (active, completed, revoked, on-hold, ...). Absent reads as active
-    # (WHOOP's examples omit it); null or any other value means no work for the lab.
-    status: FreeText = "active"
-    intent: FreeText = None
-    # A free string at WHOOP: one of our seven, prose such as "Specimen collected", or null.
-    task_business_status: FreeText = None
-    task_description: FreeText = None
-
-
-class LabRequisition(_WhoopShape):
-    """What the bridge needs to take an order: its id and its list of service requests.
-
-    Each service request is read on its own (`ServiceRequest`), so one it cannot read does
-    not hold up the others; `patient`, `appointments`, the times and any new field are kept
-    as WHOOP sent them (the spec marks `appointments` required, WHOOP's examples omit it).
-    """
-
-    id: NonEmpty
-    service_requests: list[Any] = Field(min_length=1)
 
 
 ObservationStatus = Literal[
