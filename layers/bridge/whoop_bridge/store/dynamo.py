@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -113,3 +113,14 @@ def decode_page_token(token: str, scope: str) -> dict[str, Any]:
 
 def _digest(scope: str) -> str:
     return hashlib.sha256(scope.encode()).hexdigest()[:16]
+
+
+def query_all(table_: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
+    """Every item a `table_.query(**arguments)` finds, following its pages, as plain values."""
+    while True:
+        page = table_.query(**arguments)
+        for item in page.get("Items", []):
+            yield plain(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -10,9 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from whoop_bridge import caches
-from whoop_bridge.members.connections import CALLBACK_PATH, CLIENT_USER_ID, Outcome, redirect_uri, return_url_allowed
-from whoop_bridge.members.models import ConnectRequest
+from whoop_bridge.members.connections import CALLBACK_PATH, redirect_uri, return_url_allowed
 from whoop_bridge.members.vault import TokenPair
+from whoop_bridge.models.connect_request import ConnectRequest
+from whoop_bridge.models.connection import CLIENT_USER_ID
+from whoop_bridge.models.oauth_state import CallbackOutcome as Outcome
 from whoop_bridge.whoop.member import MemberApi, TokenGrant, is_user_limit
 
 ALLOWED = "https://platform.example/whoop/done,http://localhost:3000/whoop/done"

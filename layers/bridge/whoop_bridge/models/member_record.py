@@ -1,4 +1,4 @@
-"""WHOOP's member records (whoop-api.md §3.2): cycle, sleep, recovery and workout, as the
+"""WHOOP's member records (docs/whoop.md#records): cycle, sleep, recovery and workout, as the
 bridge stores them and announces them.
 
 A record keeps WHOOP v2's own field names. Fields WHOOP adds later are dropped, so the
@@ -24,6 +24,9 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
+from whoop_bridge.models.outbox_message import MemberMessage
+from whoop_bridge.models.sync_job import SyncCause
+
 RECORD_TYPES = ("cycle", "sleep", "recovery", "workout")
 RECORD_VERSION = 2
 SCORE_STATES = ("SCORED", "PENDING_SCORE", "UNSCORABLE")
@@ -33,10 +36,10 @@ PENDING_SCORE = "PENDING_SCORE"
 FINAL_SCORE_STATES = ("SCORED", "UNSCORABLE")
 # Why a record event was sent: a WHOOP data webhook, the first fetch of a member's history,
 # or the scheduled poll that catches webhooks WHOOP never delivered.
-CAUSES = ("webhook", "backfill", "reconciliation")
+CAUSES = tuple(SyncCause)
 
-UPDATED = "member.record.updated"
-DELETED = "member.record.deleted"
+UPDATED = MemberMessage.RECORD_UPDATED
+DELETED = MemberMessage.RECORD_DELETED
 
 
 class RecordInvalid(ValueError):
@@ -70,6 +73,20 @@ def normalize_timestamp(value: str | datetime) -> str:
         # e.g. 0001-01-01T00:00:00+01:00: a ValueError, so a record is unreadable, a query a 400.
         raise ValueError("an ISO-8601 date-time whose UTC time is in the years 1 to 9999") from None
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class InvalidWindow(ValueError):
+    """A window whose end is not after its start."""
+
+
+def window(start: str | datetime | None, end: str | datetime | None) -> tuple[str | None, str | None]:
+    """A listing's window [start, end) as normalised timestamps (either may be open).
+    Raises InvalidWindow when end is not after start, ValueError for a bad time."""
+    since = normalize_timestamp(start) if start is not None else None
+    until = normalize_timestamp(end) if end is not None else None
+    if since is not None and until is not None and since >= until:
+        raise InvalidWindow("end must be after start")
+    return since, until
 
 
 def _timestamp(value: Any) -> str:
@@ -229,6 +246,13 @@ def _model(record_type: str) -> type[_Shape]:
         return MODELS[record_type]
     except KeyError:
         raise ValueError(f"unknown record type {record_type!r}; one of {', '.join(RECORD_TYPES)}") from None
+
+
+def key_prefix(record_type: str) -> str:
+    """The sort-key prefix of a record type's items (`SLEEP` for `sleep`); ValueError for
+    a type the bridge does not keep."""
+    _model(record_type)
+    return record_type.upper()
 
 
 def _cause(cause: str) -> str:

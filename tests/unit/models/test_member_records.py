@@ -7,8 +7,8 @@ import copy
 
 import pytest
 
-from whoop_bridge.members import records
-from whoop_bridge.members.records import RecordInvalid, normalize
+from whoop_bridge.models import member_record as records
+from whoop_bridge.models.member_record import RecordInvalid, normalize
 
 # Hand-written from WHOOP v2's field lists (whoop-api.md §3.2), with WHOOP's example values.
 CYCLE = {

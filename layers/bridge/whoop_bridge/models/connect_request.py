@@ -1,4 +1,5 @@
-"""Pydantic models of the platform's member API requests."""
+"""`POST /connections`'s body (pydantic). Apart from `connection.py` so the OAuth callback,
+which imports the connection model, does not load pydantic on its cold start."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from whoop_bridge.members.connections import CLIENT_USER_ID
+from whoop_bridge.models.connection import CLIENT_USER_ID
 
 
 class ConnectRequest(BaseModel):
