@@ -1,33 +1,24 @@
 """Clocks for running WHOOP's per-minute rate limits faster than real time.
 
 The emulator counts its rate-limit windows on a clock, and so does the bridge's rate
-budget; a test gives both the same `FastClock` so that an hour of budget passes in a
-minute. Everything else (token lifetimes, signature timestamps, SQS) stays on real time.
-Standard library only.
+budget (`whoop_bridge.clock`); a test gives both the same `FastClock` so that an hour of
+budget passes in a minute. Everything else (token lifetimes, signature timestamps, SQS)
+stays on real time. Standard library and the layer's clock only.
 """
 
 from __future__ import annotations
 
 import time
 
+from whoop_bridge.clock import Clock, SystemClock
 
-class RealClock:
-    """Wall-clock time: what production uses."""
+# Wall-clock time, under the name the local tools have always used.
+RealClock = SystemClock
 
-    speed = 1.0
-
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
-
-    def real_seconds(self, seconds: float) -> float:
-        """How long `seconds` of this clock take in real time."""
-        return seconds
+__all__ = ["Clock", "FastClock", "RealClock"]
 
 
-class FastClock(RealClock):
+class FastClock(SystemClock):
     """Starts at the real time now and runs `speed` times faster."""
 
     def __init__(self, speed: float) -> None:

@@ -47,12 +47,14 @@ CBC_FINAL = {
         {"code": "BLOOD_TYPE", "value_text": "A+", "status": "final"},
     ],
 }
+# The lab corrects one value of the final CBC: the haemoglobin.
 CBC_AMENDED = {
     "status": "amended",
     "observations": [
-        {"code": "WBC", "value_numeric": 6.1, "unit": "10^3/uL", "status": "final"},
-        {"code": "HEMOGLOBIN", "value_numeric": 14.0, "unit": "g/dL", "status": "amended"},
-        {"code": "BLOOD_TYPE", "value_text": "A+", "status": "final"},
+        {**observation, "value_numeric": 14.0, "status": "amended"}
+        if observation["code"] == "HEMOGLOBIN"
+        else observation
+        for observation in CBC_FINAL["observations"]
     ],
 }
 HBA1C_ISSUE = {"status": "RESULTS_ISSUE", "reason": "Sample haemolysed; HbA1c could not be measured."}

@@ -39,6 +39,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.cfn import ROOT, Resolver, load_template, resources_of
+from whoop_bridge import caches
+from whoop_bridge.clock import use_clock
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -180,7 +182,7 @@ class LocalStack:
         self._create_resources()
         self._load_functions()
         if self.clock is not None:
-            sys.modules["whoop_bridge.whoop.budget"].use_clock(self.clock)
+            use_clock(self.clock)
         self._patch_step_functions_lambda()
         self._serialise_dynamodb_writes()
         if self.consume_queues:
@@ -456,22 +458,7 @@ class LocalStack:
     @staticmethod
     def _reset_layer_caches() -> None:
         """Layer caches hold clients and settings of the previous mock: drop them."""
-        if "whoop_bridge.config" in sys.modules:
-            sys.modules["whoop_bridge.config"].settings.cache_clear()
-        if "whoop_bridge.aws" in sys.modules:
-            sys.modules["whoop_bridge.aws"].reset()
-        if "whoop_bridge.secrets" in sys.modules:
-            sys.modules["whoop_bridge.secrets"].clear_cache()
-        if "whoop_bridge.whoop.partner" in sys.modules:
-            sys.modules["whoop_bridge.whoop.partner"].forget_tokens()
-        if "whoop_bridge.whoop.member" in sys.modules:
-            sys.modules["whoop_bridge.whoop.member"].forget_clients()
-        if "whoop_bridge.members.vault" in sys.modules:
-            sys.modules["whoop_bridge.members.vault"].forget()
-        if "whoop_bridge.whoop.budget" in sys.modules:
-            sys.modules["whoop_bridge.whoop.budget"].reset()
-        if "whoop_bridge.api" in sys.modules:
-            sys.modules["whoop_bridge.api"].reset()
+        caches.reset_all()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in-process as Lambda would."""

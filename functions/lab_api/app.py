@@ -7,27 +7,25 @@ The OpenAPI document (every route, answer, body and header, SigV4) is served at
 """
 
 from enum import StrEnum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.logging import correlation_paths
 
-from whoop_bridge import api
-from whoop_bridge.api import ANSWERS, JSON, IdempotencyKey, answers, schema_of
-from whoop_bridge.config import ConfigurationError
+from whoop_bridge.api import errors
+from whoop_bridge.api.bodies import JSON, BusyBody, NotConfiguredBody, TransitionForbiddenBody, json_response
+from whoop_bridge.api.guard import lambda_handler
+from whoop_bridge.api.idempotency import IdempotencyKey
+from whoop_bridge.api.openapi import ANSWERS, RETRY_AFTER_HEADER, Routes, configure, link, ok, schema_of
 from whoop_bridge.lab import intake, listings, status_updates, views
-from whoop_bridge.lab.errors import BadQuery, Busy, NotFound, TestDataUnavailable, TransitionForbidden
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.observability import get_logger
-from whoop_bridge.secrets import SecretNotConfigured
-from whoop_bridge.whoop.http import WhoopTransientError, WhoopUnauthorized
 from whoop_bridge.whoop.partner import partner_client
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
-TAGS = ["lab"]
+routes = Routes(app, "lab")
 # An unknown status filter is a 400, not an empty page.
 StatusFilter = StrEnum("StatusFilter", {value: value for value in listings.STATUS_FILTERS})
 
@@ -116,58 +114,28 @@ ServiceRequestId = Annotated[
 ]
 
 
-def _ok(status: int, description: str, schema: dict[str, Any]) -> dict:
-    return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
-
-
 # A lab event's 409: the workflow's rules forbid it, or the test is busy with the previous one.
 _EVENT_CONFLICT = {
     409: {
         **ANSWERS[409],
         "description": "Forbidden by the workflow's rules now, or busy (Retry-After)",
-        "content": {JSON: {"schema": schema_of(api.TransitionForbiddenBody, api.BusyBody)}},
+        "content": {JSON: {"schema": schema_of(TransitionForbiddenBody, BusyBody)}},
     }
 }
 
 
-@app.exception_handler(NotFound)
-def _not_found(error: NotFound) -> Response:
-    return api.not_found(f"no {error}")
+_REQUISITIONS = {
+    "type": "object",
+    "required": ["requisitions", "next_token"],
+    "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN},
+}
 
 
-@app.exception_handler(TransitionForbidden)
-def _forbidden(error: TransitionForbidden) -> Response:
-    return api.message(
-        409, "transition_forbidden", str(error), task_business_status=error.current, allowed_next_statuses=error.allowed
-    )
-
-
-@app.exception_handler(Busy)
-def _busy(error: Busy) -> Response:
-    return api.busy("the previous event for this test is still being sent to WHOOP; retry")
-
-
-@app.exception_handler(BadQuery)
-def _bad_query(error: BadQuery) -> Response:
-    return api.problem(400, [{"field": "query", "problem": str(error)}])
-
-
-@app.get(
+@routes.get(
     "/lab/requisitions",
-    operation_id="listRequisitions",
-    summary="The lab's orders, newest first",
-    tags=TAGS,
-    responses=answers(
-        _ok(
-            200,
-            "A page of requisitions",
-            {
-                "type": "object",
-                "required": ["requisitions", "next_token"],
-                "properties": {"requisitions": {"type": "array", "items": _REQUISITION}, "next_token": _NEXT_TOKEN},
-            },
-        )
-    ),
+    "listRequisitions",
+    "The lab's orders, newest first",
+    ok(200, "A page of requisitions", _REQUISITIONS),
 )
 def list_requisitions(
     status: Annotated[Optional[StatusFilter], Query(description="a task_business_status, or open / closed")] = None,
@@ -182,73 +150,67 @@ def list_requisitions(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return api.json_response(
-        200, listings.list_requisitions(status.value if status else None, since, limit, next_token)
-    )
+    return json_response(200, listings.list_requisitions(status.value if status else None, since, limit, next_token))
 
 
-@app.get(
+@routes.get(
     "/lab/requisitions/<requisition_id>",
-    operation_id="getRequisition",
-    summary="One order with each test's status, history and reports",
-    tags=TAGS,
-    responses=answers(_ok(200, "The requisition", _REQUISITION), 404),
+    "getRequisition",
+    "One order with each test's status, history and reports",
+    ok(200, "The requisition", _REQUISITION),
+    404,
 )
 def get_requisition(requisition_id: RequisitionId):
-    return api.json_response(200, views.get_requisition(requisition_id))
+    return json_response(200, views.get_requisition(requisition_id))
 
 
-@app.post(
+_REQUISITION_ACCEPTED = {
+    "type": "object",
+    "required": ["requisition_id", "service_requests"],
+    "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}},
+}
+
+
+@routes.post(
     "/lab/requisitions/<requisition_id>/events",
-    operation_id="recordRequisitionEvent",
-    summary="A progress event for each test of the order it moves forward (each outcome in the answer; 409 if none)",
-    tags=TAGS,
-    responses=answers(
-        _ok(
-            202,
-            "Accepted: sent to WHOOP by each test's workflow",
-            {
-                "type": "object",
-                "required": ["requisition_id", "service_requests"],
-                "properties": {"requisition_id": {"type": "string"}, "service_requests": {"type": "array"}},
-            },
-        ),
-        404,
-        *api.POST,
-        overrides=_EVENT_CONFLICT,
-    ),
+    "recordRequisitionEvent",
+    "A progress event for each test of the order it moves forward (each outcome in the answer; 409 if none)",
+    ok(202, "Accepted: sent to WHOOP by each test's workflow", _REQUISITION_ACCEPTED),
+    404,
+    overrides=_EVENT_CONFLICT,
 )
 def post_requisition_event(
     requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None
 ):
-    return api.json_response(202, status_updates.apply_requisition_update(requisition_id, event))
+    return json_response(202, status_updates.apply_requisition_update(requisition_id, event))
 
 
-@app.post(
+_TEST_ACCEPTED = ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED)
+
+
+@routes.post(
     "/lab/service-requests/<service_request_id>/events",
-    operation_id="recordServiceRequestEvent",
-    summary="A progress event for one test",
-    tags=TAGS,
-    responses=answers(
-        _ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT
-    ),
+    "recordServiceRequestEvent",
+    "A progress event for one test",
+    _TEST_ACCEPTED,
+    404,
+    overrides=_EVENT_CONFLICT,
 )
 def post_service_request_event(
     service_request_id: ServiceRequestId,
     event: Annotated[LabStatusEvent, Body()],
     idempotency_key: IdempotencyKey = None,
 ):
-    return api.json_response(202, status_updates.apply_status_update(service_request_id, event))
+    return json_response(202, status_updates.apply_status_update(service_request_id, event))
 
 
-@app.post(
+@routes.post(
     "/lab/service-requests/<service_request_id>/results",
-    operation_id="submitResults",
-    summary="A diagnostic report (results) for one test",
-    tags=TAGS,
-    responses=answers(
-        _ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED), 404, *api.POST, overrides=_EVENT_CONFLICT
-    ),
+    "submitResults",
+    "A diagnostic report (results) for one test",
+    _TEST_ACCEPTED,
+    404,
+    overrides=_EVENT_CONFLICT,
 )
 def post_results(
     service_request_id: ServiceRequestId,
@@ -256,23 +218,21 @@ def post_results(
     idempotency_key: IdempotencyKey = None,
 ):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
-    return api.json_response(
-        202, status_updates.submit_results(service_request_id, report, app.current_event.json_body)
-    )
+    return json_response(202, status_updates.submit_results(service_request_id, report, app.current_event.json_body))
 
 
-@app.get(
+@routes.get(
     "/lab/documents/<document_id>",
-    operation_id="getDocument",
-    summary="A document an order is based on: its metadata and a short-lived download link",
-    tags=TAGS,
-    responses=answers(_ok(200, "The document", _DOCUMENT), 404),
+    "getDocument",
+    "A document an order is based on: its metadata and a short-lived download link",
+    ok(200, "The document", _DOCUMENT),
+    404,
 )
 def get_document(
     document_id: Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="the id a test's based_on names")],
 ):
     # A presigned link is a credential for a few minutes: never cached on the way.
-    return api.json_response(200, views.get_document(document_id), headers={"Cache-Control": "no-store"})
+    return json_response(200, views.get_document(document_id), headers={"Cache-Control": "no-store"})
 
 
 _TEST_DATA_UNAVAILABLE = {
@@ -291,121 +251,85 @@ _WHOOP_UNAVAILABLE = {
 }
 
 
-@app.exception_handler(TestDataUnavailable)
-def _test_data_unavailable(error: TestDataUnavailable) -> Response:
-    return api.message(409, "test_data_unavailable", str(error))
+_TEST_DATA_MADE = {
+    "type": "object",
+    "required": ["requisition_id"],
+    "properties": {"requisition_id": {"type": "string", "format": "uuid"}},
+}
+_TEST_DATA_REFUSED = {
+    409: {
+        "description": "WHOOP makes no test data in production; or busy (Retry-After)",
+        "headers": RETRY_AFTER_HEADER,
+        "content": {JSON: {"schema": {"oneOf": [_TEST_DATA_UNAVAILABLE, schema_of(BusyBody)]}}},
+    },
+    503: {
+        "description": "WHOOP could not be reached (Retry-After), or the partner credentials are not configured",
+        "content": {JSON: {"schema": {"oneOf": [_WHOOP_UNAVAILABLE, schema_of(NotConfiguredBody)]}}},
+    },
+}
 
 
-@app.exception_handler(WhoopTransientError)
-def _whoop_unavailable(error: WhoopTransientError) -> Response:
-    return api.message(
-        503, "whoop_unavailable", "WHOOP could not be reached; retry", {"Retry-After": "30"}, retryable=True
-    )
-
-
-@app.exception_handler(SecretNotConfigured)
-@app.exception_handler(ConfigurationError)
-@app.exception_handler(WhoopUnauthorized)
-def _not_configured(error: Exception) -> Response:
-    # Fail closed, and say so to the operator without naming a value.
-    logger.error(
-        "lab API refused: the partner credentials are not configured or refused",
-        extra={"error_type": type(error).__name__},
-    )
-    return api.message(503, "not_configured", "the WHOOP partner credentials are not configured or WHOOP refused them")
-
-
-@app.post(
+@routes.post(
     "/lab/test-data",
-    operation_id="requestTestData",
-    summary="Sandbox only: WHOOP makes a test member and order, which the bridge takes in like any other",
-    tags=TAGS,
-    responses=answers(
-        _ok(
-            202,
-            "WHOOP made the order; the bridge is taking it in",
-            {
-                "type": "object",
-                "required": ["requisition_id"],
-                "properties": {"requisition_id": {"type": "string", "format": "uuid"}},
-            },
-        ),
-        503,
-        *api.POST,
-        overrides={
-            409: {
-                "description": "WHOOP makes no test data in production; or busy (Retry-After)",
-                "headers": api.RETRY_AFTER_HEADER,
-                "content": {JSON: {"schema": {"oneOf": [_TEST_DATA_UNAVAILABLE, schema_of(api.BusyBody)]}}},
-            },
-            503: {
-                "description": "WHOOP could not be reached (Retry-After), or the partner credentials are not configured",
-                "content": {JSON: {"schema": {"oneOf": [_WHOOP_UNAVAILABLE, schema_of(api.NotConfiguredBody)]}}},
-            },
-        },
-    ),
+    "requestTestData",
+    "Sandbox only: WHOOP makes a test member and order, which the bridge takes in like any other",
+    ok(202, "WHOOP made the order; the bridge is taking it in", _TEST_DATA_MADE),
+    503,
+    overrides=_TEST_DATA_REFUSED,
 )
 def post_test_data(request: Annotated[TestDataRequest, Body()], idempotency_key: IdempotencyKey = None):
     # Two tries of at most 5 s each (and the token call's): well inside API Gateway's 29 s.
     client = partner_client(timeout_seconds=5.0, max_retries=1)
     requisition_id = intake.request_test_data(client, request.appointment_type)
-    return api.json_response(202, {"requisition_id": requisition_id})
+    return json_response(202, {"requisition_id": requisition_id})
 
 
-@app.get(
+_REVIEWS = {
+    "type": "object",
+    "required": ["clinical_report_reviews", "next_token"],
+    "properties": {
+        "clinical_report_reviews": {"type": "array", "items": {"type": "object"}},
+        "next_token": _NEXT_TOKEN,
+    },
+}
+
+
+@routes.get(
     "/lab/clinical-report-reviews",
-    operation_id="listClinicalReportReviews",
-    summary="Clinical report reviews awaiting the lab, oldest first",
-    tags=TAGS,
-    responses=answers(
-        _ok(
-            200,
-            "A page of reviews",
-            {
-                "type": "object",
-                "required": ["clinical_report_reviews", "next_token"],
-                "properties": {
-                    "clinical_report_reviews": {"type": "array", "items": {"type": "object"}},
-                    "next_token": _NEXT_TOKEN,
-                },
-            },
-        )
-    ),
+    "listClinicalReportReviews",
+    "Clinical report reviews awaiting the lab, oldest first",
+    ok(200, "A page of reviews", _REVIEWS),
 )
 def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return api.json_response(200, listings.list_pending_reviews(limit, next_token))
-
-
-def _link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
-    return {"operationId": operation_id, "description": description, "parameters": parameters}
+    return json_response(200, listings.list_pending_reviews(limit, next_token))
 
 
 _FIRST_TEST = "$response.body#/service_requests/0/id"
 LINKS = {
     ("/lab/requisitions", "get", 200): {
-        "GetRequisition": _link(
+        "GetRequisition": link(
             "getRequisition", "the first listed order", requisition_id="$response.body#/requisitions/0/id"
         ),
     },
     ("/lab/requisitions/{requisition_id}", "get", 200): {
-        "RecordRequisitionEvent": _link(
+        "RecordRequisitionEvent": link(
             "recordRequisitionEvent", "an event for the whole order", requisition_id="$response.body#/id"
         ),
-        "RecordServiceRequestEvent": _link(
+        "RecordServiceRequestEvent": link(
             "recordServiceRequestEvent", "an event for its first test", service_request_id=_FIRST_TEST
         ),
-        "SubmitResults": _link("submitResults", "results for its first test", service_request_id=_FIRST_TEST),
-        "GetDocument": _link(
+        "SubmitResults": link("submitResults", "results for its first test", service_request_id=_FIRST_TEST),
+        "GetDocument": link(
             "getDocument",
             "the first reference its first test is based on",
             document_id="$response.body#/service_requests/0/based_on/0/id",
         ),
     },
     ("/lab/requisitions/{requisition_id}/events", "post", 202): {
-        "GetRequisition": _link(
+        "GetRequisition": link(
             "getRequisition",
             "the order, with the event in each test's history",
             requisition_id="$request.path.requisition_id",
@@ -417,20 +341,12 @@ for _operation in (
     "/lab/service-requests/{service_request_id}/results",
 ):
     LINKS[(_operation, "post", 202)] = {
-        "RecordServiceRequestEvent": _link(
+        "RecordServiceRequestEvent": link(
             "recordServiceRequestEvent", "the test's next event", service_request_id="$request.path.service_request_id"
         ),
     }
 
-api.configure(
-    app,
-    title="WHOOP Bridge lab API",
-    description="The lab's orders from WHOOP, and its progress events and results back to WHOOP. Every route is IAM-authorized (SigV4).",
-    schema_path="/lab/openapi.json",
-    links=LINKS,
-)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def handler(event, context):
-    return api.resolve(app, event, context)
+TITLE = "WHOOP Bridge lab API"
+DESCRIPTION = "The lab's orders from WHOOP, and its progress events and results back to WHOOP. Every route is IAM-authorized (SigV4)."
+configure(app, TITLE, DESCRIPTION, "/lab/openapi.json", links=LINKS, errors=errors.for_lab())
+handler = lambda_handler(app, logger)

@@ -20,10 +20,10 @@ from requests.adapters import BaseAdapter
 from whoop_openapi import document, operation_id, operations, request_errors, whoop_url
 
 from local.emulator import WhoopEmulator
-from whoop_bridge import __version__
+from whoop_bridge import __version__, caches
 from whoop_bridge.whoop import http as whoop_http
 from whoop_bridge.whoop.member import MemberApi
-from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
+from whoop_bridge.whoop.partner import PartnerClient
 
 OAUTH_TOKEN = "/oauth/oauth2/token"
 FORM = "application/x-www-form-urlencoded"
@@ -101,9 +101,9 @@ def checked_session(emu: WhoopEmulator, **options: Any) -> tuple[requests.Sessio
 
 @pytest.fixture(autouse=True)
 def no_cached_tokens():
-    forget_tokens()
+    caches.reset_all()
     yield
-    forget_tokens()
+    caches.reset_all()
 
 
 # Every partner operation of WHOOP's document: the bridge's client speaks them all.

@@ -181,8 +181,9 @@ def test_the_emulator_itself_refuses_the_second_of_two_concurrent_refreshes(brid
     bridge.emulator.member_token_ttl_seconds = 3600
     member = _member()
     _connect(bridge, member)
+    from whoop_bridge.clients import member_api
     from whoop_bridge.members import vault
-    from whoop_bridge.whoop.member import InvalidGrant, member_api
+    from whoop_bridge.whoop.member import InvalidGrant
 
     item = _connection_item(bridge, member)
     pair = vault.open_pair(member, bytes(item["sealed_tokens"]))

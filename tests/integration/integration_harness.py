@@ -2,7 +2,7 @@
 
 `LocalStack` (local/stack.py) makes every AWS resource from template.yaml in moto, loads
 each function's real `handler(event, context)` in-process and runs the real ASL in moto's
-Step Functions interpreter; `WhoopEmulator` (local/emulator.py) answers the partner API.
+Step Functions interpreter; `WhoopEmulator` (local/emulator/) answers the partner API.
 
 These are handler-level tests, so the queue pollers are left off: a test delivers an SQS
 event to `requisition_processor` itself and can read `PartnerEventsQueue` without racing a

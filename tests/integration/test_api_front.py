@@ -14,7 +14,7 @@ import pytest
 
 from integration_harness import SAMPLE_REQUISITION_ID, SAMPLE_SERVICE_REQUEST_ID, load_event
 from local.stack import wait_until
-from whoop_bridge import api
+from whoop_bridge.api import bodies, idempotency
 
 CODES = ["LIPID_PANEL", "CBC"]
 POST_EVENTS = (
@@ -141,14 +141,15 @@ def test_a_repeat_while_the_first_is_running_is_409_busy_with_retry_after(bridge
         "caller": identity.get("userArn") or identity.get("caller"),
         "payload": json.loads(event["body"]),
     }
-    persistence = api._persistence()
-    persistence.configure(api._config, "whoop_bridge.api.idempotency_middleware.<locals>.run")
+    persistence = idempotency.persistence()
+    # The name Powertools keys records on, as it was before the api package (keys stored then still match).
+    persistence.configure(idempotency.CONFIG, "whoop_bridge.api.idempotency_middleware.<locals>.run")
     persistence.save_inprogress(data=running, remaining_time_in_millis=60_000)
 
     status, body, headers = _answer(bridge, "LabApiFunction", event)
 
     assert status == 409 and body["error"] == "busy" and body["retryable"] is True
-    assert headers["Retry-After"] == str(api.RETRY_AFTER_SECONDS)
+    assert headers["Retry-After"] == str(bodies.RETRY_AFTER_SECONDS)
     assert bridge.emulator.reports(lipid) == []
 
 

@@ -106,10 +106,10 @@ def test_a_webhook_whoop_answers_429_for_goes_back_on_its_queue_with_a_delay(bri
         QueueUrl=bridge.stack.output("MemberEventsQueue"), AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import budget_store
 
-    budget = member_store.get_budget(bridge.emulator.member_client_id)
-    assert budget["hold_until"] > budget["calls"][budget["head"] - 1]
+    budget = budget_store.get(bridge.emulator.member_client_id)
+    assert budget.hold_until > budget.calls[budget.head - 1]
 
 
 def test_a_message_that_is_neither_a_webhook_nor_a_job_is_dropped_as_malformed(bridge, member):
@@ -124,9 +124,9 @@ def test_a_message_that_is_neither_a_webhook_nor_a_job_is_dropped_as_malformed(b
 @pytest.fixture
 def fresh_budget(bridge):
     """No hold left by the 429 test above: the app's budget starts over."""
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import budget_store
 
-    member_store._table().delete_item(Key=member_store.budget_key(bridge.emulator.member_client_id))
+    budget_store.forget(bridge.emulator.member_client_id)
     yield
 
 

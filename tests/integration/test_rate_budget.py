@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from whoop_bridge.store import budget_store
 from whoop_bridge.whoop import budget as budget_module
 from whoop_bridge.whoop.budget import BACKGROUND, INTERACTIVE, WEBHOOK, BudgetExhausted, RateBudget
 
@@ -40,7 +41,7 @@ def clock(bridge):
 
 
 def fresh(per_minute: int = 10, per_day: int = 10_000) -> RateBudget:
-    return RateBudget(f"app-{uuid.uuid4().hex[:8]}", per_minute, per_day)
+    return RateBudget(f"app-{uuid.uuid4().hex[:8]}", per_minute, per_day, budget_store)
 
 
 def take(budget: RateBudget, count: int, priority: str = WEBHOOK) -> int:
@@ -173,9 +174,7 @@ def test_a_high_remaining_count_is_not_written(clock, bridge):
     budget = fresh(per_minute=100)
     take(budget, 1)
     budget.observe(200, {"X-RateLimit-Remaining": "99", "X-RateLimit-Reset": "59"})
-    from whoop_bridge.store import member_store
-
-    assert member_store.get_budget(budget.app)["whoop_reset_at"] == 0
+    assert budget_store.get(budget.app).whoop_reset_at == 0
 
 
 def test_the_daily_limit_defers_until_midnight_and_background_stops_at_four_fifths(clock):
@@ -199,11 +198,11 @@ def test_the_daily_limit_defers_until_midnight_and_background_stops_at_four_fift
 
 def test_a_lowered_limit_keeps_the_newest_calls(clock):
     app = f"app-{uuid.uuid4().hex[:8]}"
-    assert take(RateBudget(app, 10, 10_000), 6) == 6
+    assert take(RateBudget(app, 10, 10_000, budget_store), 6) == 6
     # Redeployed with 4 a minute: the 6 calls of the last minute already spend it.
-    assert take(RateBudget(app, 4, 10_000), 4) == 0
+    assert take(RateBudget(app, 4, 10_000, budget_store), 4) == 0
     clock.now += 61
-    assert take(RateBudget(app, 4, 10_000), 10) == 4
+    assert take(RateBudget(app, 4, 10_000, budget_store), 10) == 4
 
 
 def test_an_unknown_priority_is_refused(clock):

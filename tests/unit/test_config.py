@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from whoop_bridge import caches
 from whoop_bridge.config import DEFAULT_OAUTH_SCOPES, ConfigurationError, settings
 
 VARIABLES = (
@@ -40,22 +41,22 @@ VARIABLES = (
 def clean_environment(monkeypatch):
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
+    caches.reset_all()
     yield monkeypatch
-    settings.cache_clear()
+    caches.reset_all()
 
 
 def configured(monkeypatch, **env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings.cache_clear()
+    caches.reset_all()
     return settings()
 
 
 def refused(monkeypatch, **env) -> str:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings.cache_clear()
+    caches.reset_all()
     with pytest.raises(ConfigurationError) as caught:
         settings()
     return str(caught.value)
@@ -351,7 +352,7 @@ def test_delete_data_on_disconnect_refuses_anything_but_true_or_false(monkeypatc
 )
 def test_a_malformed_allowed_return_url_is_refused_at_start(monkeypatch, entry):
     monkeypatch.setenv("ALLOWED_RETURN_URLS", entry)
-    settings.cache_clear()
+    caches.reset_all()
 
     with pytest.raises(ConfigurationError, match="ALLOWED_RETURN_URLS"):
         settings()

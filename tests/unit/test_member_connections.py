@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from whoop_bridge.config import settings
+from whoop_bridge import caches
 from whoop_bridge.members.connections import CALLBACK_PATH, CLIENT_USER_ID, Outcome, redirect_uri, return_url_allowed
 from whoop_bridge.members.models import ConnectRequest
 from whoop_bridge.members.vault import TokenPair
@@ -24,15 +24,15 @@ API_CONTEXT = {"domainName": "abc123.execute-api.us-east-1.amazonaws.com", "stag
 def clean_environment(monkeypatch):
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
+    caches.reset_all()
     yield monkeypatch
-    settings.cache_clear()
+    caches.reset_all()
 
 
 def configure(monkeypatch, **env):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings.cache_clear()
+    caches.reset_all()
 
 
 # return_url_allowed ----------------------------------------------------------------------

@@ -9,17 +9,18 @@ import pytest
 import requests
 
 from local.emulator import SAMPLE_DOCUMENT, WhoopEmulator
+from whoop_bridge import caches
 from whoop_bridge.lab.documents import content_type, references_of
 from whoop_bridge.models.lab_order import Reference
 from whoop_bridge.whoop.http import WhoopNotFound
-from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
+from whoop_bridge.whoop.partner import PartnerClient
 
 
 @pytest.fixture(autouse=True)
 def no_cached_tokens():
-    forget_tokens()
+    caches.reset_all()
     yield
-    forget_tokens()
+    caches.reset_all()
 
 
 @pytest.fixture
@@ -187,11 +188,11 @@ def document_settings(monkeypatch):
             monkeypatch.delenv("DOCUMENT_RETRY_DELAYS", raising=False)
         else:
             monkeypatch.setenv("DOCUMENT_RETRY_DELAYS", raw)
-        settings.cache_clear()
+        caches.reset_all()
         return settings()
 
     yield read
-    settings.cache_clear()
+    caches.reset_all()
 
 
 def test_document_retries_default_to_five_delays_of_about_37_minutes_in_all(document_settings):

@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from whoop_bridge import caches
+
 # Fail fast and let the SDK's standard mode retry throttling and transient errors.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
 
@@ -36,6 +38,7 @@ def table(name: str) -> Any:
     return dynamodb().Table(name)
 
 
+@caches.register
 def reset() -> None:
     """Forget every client (tests that start a new AWS mock)."""
     client.cache_clear()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from whoop_bridge import caches
+
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or malformed: the function cannot run safely."""
@@ -216,3 +218,6 @@ def settings() -> Settings:
         # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
         requisition_fetch_retry_seconds=_int("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
     )
+
+
+caches.register(settings.cache_clear)

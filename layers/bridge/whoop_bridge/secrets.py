@@ -11,6 +11,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 
+from whoop_bridge import caches
+
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER = "REPLACE_ME"
@@ -41,6 +43,7 @@ def read_secret(secret_arn: str, required: tuple[str, ...]) -> dict[str, str]:
     return {key: value[key] for key in required}
 
 
+@caches.register
 def clear_cache() -> None:
     """Forget cached secrets (tests, and after an operator rotates a value)."""
     parameters.clear_caches()

@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from whoop_bridge.clients import member_api
 from whoop_bridge.config import settings
 from whoop_bridge.members import outbox, vault
 from whoop_bridge.members.tokens import NotConnected, ReauthorizationRequired, TokenService
 from whoop_bridge.members.vault import TokenPair
 from whoop_bridge.store import member_store
 from whoop_bridge.whoop.http import WhoopError, WhoopTransientError
-from whoop_bridge.whoop.member import InvalidGrant, MemberApi, UserLimitReached, is_user_limit, member_api
+from whoop_bridge.whoop.member import InvalidGrant, MemberApi, UserLimitReached, is_user_limit
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from whoop_bridge import aws
+from whoop_bridge.clients import member_api
 from whoop_bridge.config import settings
 from whoop_bridge.members import outbox, records
 from whoop_bridge.members.tokens import NotConnected, ReauthorizationRequired, TokenService
@@ -33,7 +34,7 @@ from whoop_bridge.store import member_store, record_store
 from whoop_bridge.whoop import budget
 from whoop_bridge.whoop.budget import BACKGROUND, WEBHOOK, BudgetExhausted
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopUnauthorized
-from whoop_bridge.whoop.member import MemberApi, member_api
+from whoop_bridge.whoop.member import MemberApi
 
 logger = logging.getLogger(__name__)
 

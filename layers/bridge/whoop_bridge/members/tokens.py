@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from whoop_bridge.clients import member_api
 from whoop_bridge.members import outbox, vault
 from whoop_bridge.members.vault import TokenPair
 from whoop_bridge.store import member_store
 from whoop_bridge.whoop.http import WhoopTransientError
-from whoop_bridge.whoop.member import InvalidGrant, MemberApi, member_api
+from whoop_bridge.whoop.member import InvalidGrant, MemberApi
 
 logger = logging.getLogger(__name__)
 

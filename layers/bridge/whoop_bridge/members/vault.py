@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from whoop_bridge import aws
+from whoop_bridge import aws, caches
 from whoop_bridge.config import settings
 
 PURPOSE = "whoop-member-tokens"
@@ -79,6 +79,7 @@ def _remember(key: bytes, pair: TokenPair) -> None:
             _opened.popitem(last=False)
 
 
+@caches.register
 def forget() -> None:
     """Drop every opened pair (tests; a new mock)."""
     with _lock:

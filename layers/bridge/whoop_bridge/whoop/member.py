@@ -267,35 +267,3 @@ def _oauth_error(response: requests.Response) -> tuple[str | None, str | None]:
         return None, None
     error, description = body.get("error"), body.get("error_description")
     return (error if isinstance(error, str) else None), (description if isinstance(description, str) else None)
-
-
-# One client (two pooled sessions) per warm container and credential set.
-_clients: dict[tuple[str, str, str], MemberApi] = {}
-
-
-def member_api() -> MemberApi:
-    """The client for this deployment: base URL and retries from the environment, the app's
-    credentials from the member-app secret (fails closed while it holds placeholders)."""
-    from whoop_bridge.config import settings
-    from whoop_bridge.secrets import read_secret
-    from whoop_bridge.whoop.budget import app_budget
-
-    config = settings()
-    config.require("member_secret_arn", "member_table_name")
-    secret = read_secret(config.member_secret_arn, ("client_id", "client_secret"))
-    key = (config.whoop_api_base_url, secret["client_id"], secret["client_secret"])
-    if key not in _clients:
-        _clients.clear()  # a rotated secret replaces the old client
-        _clients[key] = MemberApi(
-            *key,
-            timeout_seconds=config.whoop_timeout_seconds,
-            max_retries=config.whoop_max_retries,
-            backoff_seconds=config.whoop_backoff_seconds,
-            budget=app_budget(secret["client_id"]),
-        )
-    return _clients[key]
-
-
-def forget_clients() -> None:
-    """Drop cached clients (tests; after a credential rotation)."""
-    _clients.clear()

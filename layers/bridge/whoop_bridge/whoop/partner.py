@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import requests
 
+from whoop_bridge import caches
 from whoop_bridge.whoop import http
 from whoop_bridge.whoop.http import WhoopUnauthorized
 
@@ -193,6 +194,7 @@ def _status_body(task_business_status: str, reason: str | None) -> dict[str, str
     return body
 
 
+@caches.register
 def forget_tokens() -> None:
     """Drop every cached token (tests; after a credential rotation)."""
     with _tokens_lock:

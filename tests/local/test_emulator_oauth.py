@@ -1,4 +1,4 @@
-"""Unit tests for the emulator's WHOOP standard-API OAuth and member endpoints (local/emulator.py)."""
+"""Unit tests for the emulator's WHOOP standard-API OAuth and member endpoints (local/emulator/)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for the local WHOOP partner API emulator (local/emulator.py)."""
+"""Unit tests for the local WHOOP partner API emulator (local/emulator/)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for the emulator's WHOOP v2 data API, rate limits and data webhooks (local/emulator.py)."""
+"""Unit tests for the emulator's WHOOP v2 data API, rate limits and data webhooks (local/emulator/)."""
 
 from __future__ import annotations
 
@@ -358,7 +358,7 @@ def test_scoring_a_pending_sleep_adds_a_score_and_bumps_updated_at(emulator, htt
 
 def test_updated_at_strictly_increases_even_when_the_clock_stands_still(monkeypatch):
     # Records are stamped on wall-clock time; freeze it.
-    monkeypatch.setattr("local.emulator.time.time", lambda: 1_790_000_000.0)
+    monkeypatch.setattr("local.emulator.member_data.time.time", lambda: 1_790_000_000.0)
     emu = WhoopEmulator()
     user_id = emu.add_member()["user_id"]
     emu.add_record(user_id, "cycle", start=1_789_990_000)

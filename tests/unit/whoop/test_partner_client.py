@@ -1,25 +1,22 @@
-"""The WHOOP partner API client against the local emulator, and the partner secret.
+"""The WHOOP partner API client against the local emulator (no AWS: the credentials are
+passed in; the partner secret's own tests are in tests/integration/test_partner_secret.py).
 
 What an integrator notices: one token per warm container, renewed before it lapses or
 when WHOOP says 401; transient faults retried; every other failure mapped to an error the
-caller can act on; every §2.2 endpoint speaking WHOOP's shapes; and a placeholder secret
-failing closed without leaking a value.
+caller can act on; and every partner endpoint speaking WHOOP's shapes.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from local.emulator import WhoopEmulator
-from whoop_bridge import __version__, secrets
+from whoop_bridge import __version__, caches
 from whoop_bridge.whoop import http as whoop_http
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
-from whoop_bridge.whoop.partner import PartnerClient, forget_tokens
+from whoop_bridge.whoop.partner import PartnerClient
 
 REQUISITION = r"/v2/partner/requisition/[^/]+$"
 REPORT = {
@@ -41,9 +38,9 @@ class FakeClock:
 
 @pytest.fixture(autouse=True)
 def no_cached_tokens():
-    forget_tokens()
+    caches.reset_all()
     yield
-    forget_tokens()
+    caches.reset_all()
 
 
 @pytest.fixture
@@ -280,74 +277,6 @@ def test_add_test_data_is_not_found_in_production():
     with WhoopEmulator(production=True) as emu:
         with pytest.raises(WhoopNotFound):
             client_for(emu).add_test_data()
-
-
-# Partner secret ------------------------------------------------------------------------------
-
-FIELDS = ("client_id", "client_secret", "webhook_secret")
-
-
-@pytest.fixture
-def secrets_manager():
-    secrets.clear_cache()
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
-    secrets.clear_cache()
-
-
-def test_secret_with_a_placeholder_fails_closed_naming_the_field(secrets_manager):
-    arn = secrets_manager.create_secret(
-        Name="partner",
-        SecretString=json.dumps(
-            {"client_id": "cid-real-123", "client_secret": "REPLACE_ME", "webhook_secret": "whsec_real_456"}
-        ),
-    )["ARN"]
-    with pytest.raises(secrets.SecretNotConfigured) as caught:
-        secrets.read_secret(arn, FIELDS)
-    message = str(caught.value)
-    assert "client_secret" in message
-    assert "client_id" not in message and "webhook_secret" not in message
-    for value in ("cid-real-123", "whsec_real_456", "REPLACE_ME"):
-        assert value not in message
-
-
-def test_secret_with_a_blank_or_missing_field_fails_closed(secrets_manager):
-    arn = secrets_manager.create_secret(
-        Name="partner", SecretString=json.dumps({"client_id": "  ", "webhook_secret": "whsec_real_456"})
-    )["ARN"]
-    with pytest.raises(secrets.SecretNotConfigured) as caught:
-        secrets.read_secret(arn, FIELDS)
-    assert "client_id" in str(caught.value) and "client_secret" in str(caught.value)
-
-
-def test_missing_secret_fails_closed(secrets_manager):
-    with pytest.raises(secrets.SecretNotConfigured):
-        secrets.read_secret("arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf", FIELDS)
-    with pytest.raises(secrets.SecretNotConfigured):
-        secrets.read_secret("", FIELDS)
-
-
-def test_secret_that_is_not_json_fails_closed(secrets_manager):
-    arn = secrets_manager.create_secret(Name="partner", SecretString="client_secret=abc")["ARN"]
-    with pytest.raises(secrets.SecretNotConfigured) as caught:
-        secrets.read_secret(arn, FIELDS)
-    assert "abc" not in str(caught.value)
-
-
-def test_good_secret_returns_the_required_fields(secrets_manager):
-    arn = secrets_manager.create_secret(
-        Name="partner",
-        SecretString=json.dumps(
-            {
-                "client_id": "cid-real-123",
-                "client_secret": "cs-real-789",
-                "webhook_secret": "whsec_real_456",
-                "note": "x",
-            }
-        ),
-    )["ARN"]
-    fields = secrets.read_secret(arn, ("client_id", "client_secret"))
-    assert fields == {"client_id": "cid-real-123", "client_secret": "cs-real-789"}
 
 
 def test_every_call_names_the_bridge_and_its_version(emulator, client):
