@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from whoop_bridge.store import lab_table
+from whoop_bridge.store import dynamo
 from whoop_bridge.store.requisition_store import LISTING as REQUISITION_LISTING
 from whoop_bridge.store.review_store import PENDING as PENDING_REVIEWS
 
@@ -13,7 +13,7 @@ ITEM_KEYS = {REQUISITION_LISTING: ("REQ#", "REQ"), PENDING_REVIEWS: ("REVIEW#", 
 
 
 def is_listing_key(listing: str, key) -> bool:
-    return lab_table.is_listing_key(key, listing, *ITEM_KEYS[listing])
+    return dynamo.is_index_key(key, listing, ITEM_KEYS[listing])
 
 
 REQ = "0f8b6c2e-4d1a-4c3b-9a7e-2b5d8e1f3a64"

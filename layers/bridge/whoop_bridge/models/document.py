@@ -1,6 +1,6 @@
 """Partner documents as the bridge keeps them: a service request's `based_on` references,
 and each referenced document's fetch state and metadata (its bytes live in the document
-bucket; docs/data-model.md)."""
+bucket; docs/data-model.md#partner-document)."""
 
 from __future__ import annotations
 

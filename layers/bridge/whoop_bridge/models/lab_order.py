@@ -1,5 +1,5 @@
 """WHOOP's shapes of a lab order, read tolerantly: the requisition, its service requests,
-their `based_on` references and the partner documents these name (docs/whoop.md). Field
+their `based_on` references and the partner documents these name (docs/whoop.md#requisitions). Field
 names are WHOOP's and FHIR's own; WHOOP may add fields, which are kept.
 """
 

@@ -1,6 +1,6 @@
 """What the lab sends the bridge, as the lab API's bodies: a status update, a diagnostic
 report with its observations (WHOOP's `DiagnosticReportCreateRequest`, sent on as written;
-docs/whoop.md) and the sandbox's test-data request. Field names are WHOOP's and FHIR's own.
+docs/whoop.md#diagnostic-reports) and the sandbox's test-data request. Field names are WHOOP's and FHIR's own.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A requisition (a lab order) as the bridge keeps it: what became of WHOOP's
-`lab_requisition.created` (docs/data-model.md)."""
+`lab_requisition.created` (docs/data-model.md#requisition)."""
 
 from __future__ import annotations
 

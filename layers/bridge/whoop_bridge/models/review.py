@@ -8,7 +8,7 @@ from typing import Any
 
 
 class ReviewStatus(StrEnum):
-    # Awaiting the lab; WHOOP has published no route to answer a review yet (docs/whoop.md).
+    # Awaiting the lab; WHOOP has published no route to answer a review yet (docs/whoop.md#clinical-report-reviews).
     PENDING = "pending"
 
 

@@ -3,7 +3,7 @@ rules of what the lab may send it now.
 
 Step Functions runs one execution per service request (statemachines/service_request.asl.json);
 `workflow` says where that execution is, `task_business_status` what WHOOP holds. Values are
-the stored strings (StrEnum), so items and API answers read as before. See docs/data-model.md.
+the stored strings (StrEnum), so items and API answers read as before. See docs/data-model.md#service-request.
 """
 
 from __future__ import annotations

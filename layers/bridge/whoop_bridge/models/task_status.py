@@ -1,6 +1,6 @@
 """`task_business_status`: the lab's workflow, and the order the bridge enforces.
 
-WHOOP does not document which transitions it enforces (docs/whoop.md), so the bridge
+WHOOP does not document which transitions it enforces (docs/whoop.md#task-business-status), so the bridge
 keeps a safe order locally: forward only; PARTIAL_RESULTS_READY may repeat; nothing after
 an issue status or FULL_RESULTS_READY (only amended or corrected reports, within the
 correction window); an issue status always carries a reason.
@@ -28,7 +28,7 @@ TERMINAL_STATUSES = ISSUE_STATUSES | {S.FULL_RESULTS_READY}
 # Results statuses are reached by submitting a diagnostic report, never by a bare event.
 RESULTS_STATUSES = frozenset({S.PARTIAL_RESULTS_READY, S.FULL_RESULTS_READY})
 
-# Diagnostic report statuses (docs/whoop.md) and what each does to the workflow.
+# Diagnostic report statuses (docs/whoop.md#diagnostic-reports) and what each does to the workflow.
 PARTIAL_REPORT_STATUSES = frozenset({"partial", "preliminary"})
 FINAL_REPORT_STATUSES = frozenset({"final"})
 CORRECTION_REPORT_STATUSES = frozenset({"amended", "corrected", "cancelled"})

@@ -1,5 +1,5 @@
 """Partner documents: their state and metadata in LabTable, their bytes in the document
-bucket (store/lab_table.py; docs/data-model.md).
+bucket (docs/data-model.md#partner-document).
 
 | item | pk | sk |
 |---|---|---|
@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from whoop_bridge import aws
 from whoop_bridge.config import settings
 from whoop_bridge.models.document import BasedOn, DocumentRecord, DocumentState
-from whoop_bridge.store import dynamo, lab_table
+from whoop_bridge.store import dynamo
 from whoop_bridge.times import now_iso
 
 OBJECT_PREFIX = "documents/"
@@ -33,6 +33,11 @@ _FIELDS = tuple(field.name for field in fields(DocumentRecord))
 # The item's condition that the document is neither stored nor linked (final).
 _NOT_FETCHED = "attribute_exists(pk) AND NOT #state IN (:stored, :linked)"
 _FETCHED_VALUES = {":stored": DocumentState.STORED.value, ":linked": DocumentState.LINKED.value}
+
+
+def _table() -> Any:
+    # LabTable (docs/data-model.md#partner-document), by the setting `lab_table_name`.
+    return dynamo.table("lab_table_name")
 
 
 def _key(document_id: str) -> dict[str, str]:
@@ -52,7 +57,7 @@ def register(
 ) -> DocumentRecord:
     """Note that a requisition's service requests are based on this document; returns the
     document as it now is (`state` pending and `attempts` 0 when it was never fetched)."""
-    answer = lab_table.table().update_item(
+    answer = _table().update_item(
         Key=_key(document_id),
         UpdateExpression=(
             "SET kind = :kind, document_id = :id, #state = if_not_exists(#state, :pending), "
@@ -81,7 +86,7 @@ def start_attempt(document_id: str, attempt: int) -> int | None:
     is scheduled (a duplicate message). An attempt that stopped before it scheduled the next
     (no `next_attempt_at`) may run again."""
     try:
-        answer = lab_table.table().update_item(
+        answer = _table().update_item(
             Key=_key(document_id),
             UpdateExpression="SET attempts = if_not_exists(attempts, :zero) + :one, last_attempt_at = :now REMOVE next_attempt_at",
             ConditionExpression=f"{_NOT_FETCHED} AND (attribute_not_exists(next_attempt_at) OR attempts < :attempt)",
@@ -109,7 +114,7 @@ def _finish(document_id: str, sets: dict[str, Any], removes: tuple[str, ...] = (
     if removes:
         expression += " REMOVE " + ", ".join(removes)
     return dynamo.applied(
-        lab_table.table().update_item,
+        _table().update_item,
         Key=_key(document_id),
         UpdateExpression=expression,
         ConditionExpression=_NOT_FETCHED,
@@ -147,7 +152,7 @@ def mark_failed(document_id: str, reason: str, next_attempt_at: str) -> bool:
 def mark_unavailable(document_id: str, reason: str) -> bool:
     """Every attempt failed: state `unavailable`. True only for the write that made it so."""
     if dynamo.applied(
-        lab_table.table().update_item,
+        _table().update_item,
         Key=_key(document_id),
         UpdateExpression="SET #state = :unavailable, last_failure = :reason, unavailable_at = :now REMOVE next_attempt_at",
         ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored, :linked, :unavailable)",
@@ -167,13 +172,13 @@ def mark_unavailable(document_id: str, reason: str) -> bool:
 
 def get(document_id: str) -> DocumentRecord | None:
     """The stored document, or None."""
-    item = lab_table.get_item(**_key(document_id))
+    item = dynamo.get_item(_table(), _key(document_id))
     return _record(item) if item else None
 
 
 def get_many(document_ids: list[str]) -> dict[str, DocumentRecord]:
     """Several documents by id (missing ones left out)."""
-    items = lab_table.get_items([_key(doc_id) for doc_id in dict.fromkeys(document_ids)])
+    items = dynamo.get_items(_table(), [_key(doc_id) for doc_id in dict.fromkeys(document_ids)])
     return {item["document_id"]: _record(item) for item in items}
 
 
@@ -183,7 +188,7 @@ def get_many(document_ids: list[str]) -> dict[str, DocumentRecord]:
 def put_references(requisition_id: str, references: list[BasedOn]) -> None:
     """Keep every `based_on` reference of a requisition's service requests, documents or
     not. The same requisition gives the same list, so writing it again changes nothing."""
-    lab_table.table().put_item(
+    _table().put_item(
         Item={
             "pk": f"BASEDON#{requisition_id}",
             "sk": "BASEDON",
@@ -196,7 +201,7 @@ def put_references(requisition_id: str, references: list[BasedOn]) -> None:
 
 def get_references(requisition_id: str) -> list[BasedOn]:
     """The requisition's `based_on` references, or [] when it has none."""
-    item = lab_table.get_item(f"BASEDON#{requisition_id}", "BASEDON")
+    item = dynamo.get_item(_table(), {"pk": f"BASEDON#{requisition_id}", "sk": "BASEDON"})
     return [BasedOn(**reference) for reference in item["references"]] if item else []
 
 

@@ -1,5 +1,5 @@
 """Diagnostic reports in LabTable, under their service request: `SR#<id>` /
-`REPORT#<received_at>#<report_id>` (store/lab_table.py; docs/data-model.md).
+`REPORT#<received_at>#<report_id>` (docs/data-model.md#diagnostic-report).
 
 A report is kept as the lab wrote it before the execution hears of it, so an accepted
 report is never lost; `submitted_at` marks WHOOP's acceptance, so a retried step does not
@@ -15,7 +15,12 @@ from boto3.dynamodb.conditions import Key
 
 from whoop_bridge import times
 from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord, ReportKind
-from whoop_bridge.store import dynamo, lab_table
+from whoop_bridge.store import dynamo
+
+
+def _table() -> Any:
+    # LabTable (docs/data-model.md#diagnostic-report), by the setting `lab_table_name`.
+    return dynamo.table("lab_table_name")
 
 
 def _key(record: DiagnosticReportRecord) -> dict[str, str]:
@@ -34,7 +39,7 @@ def put(service_request_id: str, report_id: str, body: dict[str, Any], kind: Rep
         body=body,
         received_at=times.now_iso(),
     )
-    lab_table.table().put_item(
+    _table().put_item(
         Item={
             **_key(record),
             "kind": "diagnostic_report",
@@ -52,7 +57,7 @@ def put(service_request_id: str, report_id: str, body: dict[str, Any], kind: Rep
 
 def list_for(service_request_id: str) -> list[DiagnosticReportRecord]:
     """The service request's reports, oldest first."""
-    page = lab_table.table().query(
+    page = _table().query(
         KeyConditionExpression=Key("pk").eq(f"SR#{service_request_id}") & Key("sk").begins_with("REPORT#"),
         ConsistentRead=True,
     )
@@ -66,7 +71,7 @@ def get(service_request_id: str, report_id: str) -> DiagnosticReportRecord | Non
 
 def mark_submitted(record: DiagnosticReportRecord, outbox: dict[str, Any]) -> None:
     """Note that WHOOP accepted the report, with the bus message still to publish."""
-    lab_table.table().update_item(
+    _table().update_item(
         Key=_key(record),
         UpdateExpression="SET submitted_at = :at, outbox = :outbox",
         ExpressionAttributeValues={":at": times.now_iso(), ":outbox": outbox},
@@ -75,7 +80,7 @@ def mark_submitted(record: DiagnosticReportRecord, outbox: dict[str, Any]) -> No
 
 def clear_outbox(record: DiagnosticReportRecord) -> None:
     """Forget the published bus message."""
-    lab_table.table().update_item(Key=_key(record), UpdateExpression="REMOVE outbox")
+    _table().update_item(Key=_key(record), UpdateExpression="REMOVE outbox")
 
 
 def _record(item: dict[str, Any]) -> DiagnosticReportRecord:

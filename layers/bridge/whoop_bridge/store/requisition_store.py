@@ -1,5 +1,5 @@
 """Requisitions in LabTable: `REQ#<id>` / `REQ`, listed by the index as `REQUISITION` /
-`<received_at>#<id>` (store/lab_table.py; docs/data-model.md).
+`<received_at>#<id>` (docs/data-model.md#requisition).
 
 A received requisition is final; an `awaiting_whoop`, `not_found` or `invalid` one is
 replaced by a later successful fetch. Every write is conditional, so a redelivered webhook
@@ -13,12 +13,17 @@ from typing import Any
 
 from whoop_bridge import times
 from whoop_bridge.models.requisition import RequisitionOutcome, RequisitionRecord
-from whoop_bridge.store import dynamo, lab_table
+from whoop_bridge.store import dynamo
 
 LISTING = "REQUISITION"
 _ITEM_KEY = ("REQ#", "REQ")
 RECEIVED = RequisitionOutcome.RECEIVED.value
 AWAITING = RequisitionOutcome.AWAITING_WHOOP.value
+
+
+def _table() -> Any:
+    # LabTable (docs/data-model.md#requisition), by the setting `lab_table_name`.
+    return dynamo.table("lab_table_name")
 
 
 def _key(requisition_id: str) -> dict[str, str]:
@@ -32,7 +37,7 @@ def _text(value: Any) -> str | None:
 
 def _put(item: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
     return dynamo.applied(
-        lab_table.table().put_item,
+        _table().put_item,
         Item={**_key(item["requisition_id"]), "kind": "requisition", "published": False, **item},
         ConditionExpression=condition,
         ExpressionAttributeValues=values,
@@ -98,7 +103,7 @@ def give_up_not_found(requisition_id: str, since: str) -> bool:
     """The wait that began at `since` is over: the requisition is `not_found`. False when it
     was received meanwhile or another wait replaced this one."""
     return dynamo.applied(
-        lab_table.table().update_item,
+        _table().update_item,
         Key=_key(requisition_id),
         UpdateExpression="SET outcome = :not_found",
         ConditionExpression="outcome = :awaiting AND not_found_since = :since",
@@ -112,7 +117,7 @@ def give_up_not_found(requisition_id: str, since: str) -> bool:
 
 def mark_published(requisition_id: str) -> None:
     """Note that the requisition's bus message went out."""
-    lab_table.table().update_item(
+    _table().update_item(
         Key=_key(requisition_id),
         UpdateExpression="SET published = :yes",
         ExpressionAttributeValues={":yes": True},
@@ -121,7 +126,7 @@ def mark_published(requisition_id: str) -> None:
 
 def get(requisition_id: str) -> RequisitionRecord | None:
     """The stored requisition, or None."""
-    item = lab_table.get_item(**_key(requisition_id))
+    item = dynamo.get_item(_table(), _key(requisition_id))
     return _record(item) if item else None
 
 
@@ -131,8 +136,8 @@ def list_received(
     """Received requisitions, newest first, received at or after `since` (a `times.iso`
     text), and the `next_token` for the next page. `scope` names the query parameters the
     token is bound to; InvalidPageToken for one this listing did not issue for them."""
-    items, token = lab_table.listing_page(
-        LISTING, _ITEM_KEY, limit, next_token, f"requisitions {scope}", since=since, newest_first=True
+    items, token = dynamo.index_page(
+        _table(), LISTING, _ITEM_KEY, limit, next_token, f"requisitions {scope}", since=since, newest_first=True
     )
     return [_record(item) for item in items], token
 

@@ -1,5 +1,5 @@
 """Clinical report reviews in LabTable: `REVIEW#<id>` / `REVIEW`, listed by the index as
-`REVIEW#pending` / `<received_at>#<id>` (store/lab_table.py; docs/data-model.md)."""
+`REVIEW#pending` / `<received_at>#<id>` (docs/data-model.md#clinical-report-review)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from typing import Any
 
 from whoop_bridge import times
 from whoop_bridge.models.review import ReviewRecord, ReviewStatus
-from whoop_bridge.store import dynamo, lab_table
+from whoop_bridge.store import dynamo
 
 PENDING = "REVIEW#pending"
 _ITEM_KEY = ("REVIEW#", "REVIEW")
+
+
+def _table() -> Any:
+    # LabTable (docs/data-model.md#clinical-report-review), by the setting `lab_table_name`.
+    return dynamo.table("lab_table_name")
 
 
 def _key(review_id: str) -> dict[str, str]:
@@ -34,18 +39,18 @@ def put_if_new(review_id: str, details: dict[str, Any] | None) -> bool:
     }
     if details is not None:
         item["details_json"] = json.dumps(details)
-    return dynamo.put_if_new(lab_table.table(), item)
+    return dynamo.put_if_new(_table(), item)
 
 
 def get(review_id: str) -> ReviewRecord | None:
     """The stored review, or None."""
-    item = lab_table.get_item(**_key(review_id))
+    item = dynamo.get_item(_table(), _key(review_id))
     return _record(item) if item else None
 
 
 def mark_published(review_id: str) -> None:
     """Note that `clinical_report_review.requested` went out."""
-    lab_table.table().update_item(
+    _table().update_item(
         Key=_key(review_id),
         UpdateExpression="SET published = :yes",
         ExpressionAttributeValues={":yes": True},
@@ -55,7 +60,7 @@ def mark_published(review_id: str) -> None:
 def list_pending(limit: int, next_token: str | None) -> tuple[list[ReviewRecord], str | None]:
     """Pending reviews, oldest first, and the `next_token` for the next page;
     InvalidPageToken for a token this listing did not issue."""
-    items, token = lab_table.listing_page(PENDING, _ITEM_KEY, limit, next_token, "pending reviews")
+    items, token = dynamo.index_page(_table(), PENDING, _ITEM_KEY, limit, next_token, "pending reviews")
     return [_record(item) for item in items], token
 
 

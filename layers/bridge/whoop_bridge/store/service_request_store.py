@@ -1,4 +1,4 @@
-"""Service requests in LabTable: `SR#<id>` / `SR` (store/lab_table.py; docs/data-model.md).
+"""Service requests in LabTable: `SR#<id>` / `SR` (docs/data-model.md#service-request).
 
 Intake stores each once; the execution's steps record the statuses WHOOP accepted and its
 workflow state; its waits keep their task token here, which the lab API claims with a
@@ -19,7 +19,7 @@ from whoop_bridge.models.service_request import (
     WorkflowState,
 )
 from whoop_bridge.models.task_status import TaskBusinessStatus
-from whoop_bridge.store import dynamo, lab_table
+from whoop_bridge.store import dynamo
 
 # The record's `pending_update` is kept as `pending_event` (the item's older name).
 _ATTRIBUTES = {field.name: field.name for field in fields(ServiceRequestRecord)} | {"pending_update": "pending_event"}
@@ -31,6 +31,11 @@ _ENUMS = {
 }
 
 
+def _table() -> Any:
+    # LabTable (docs/data-model.md#service-request), by the setting `lab_table_name`.
+    return dynamo.table("lab_table_name")
+
+
 def _key(service_request_id: str) -> dict[str, str]:
     return {"pk": f"SR#{service_request_id}", "sk": "SR"}
 
@@ -38,7 +43,7 @@ def _key(service_request_id: str) -> dict[str, str]:
 def _update(service_request_id: str, sets: dict[str, Any], *, prefix: str = "", suffix: str = "", **extra: Any) -> None:
     """SET each of `sets` (with `prefix` clauses before them and `suffix` after)."""
     clauses = prefix + ", ".join(f"#{name} = :{name}" for name in sets)
-    lab_table.table().update_item(
+    _table().update_item(
         Key=_key(service_request_id),
         UpdateExpression="SET " + clauses + suffix,
         ExpressionAttributeNames={f"#{name}": name for name in sets},
@@ -55,12 +60,12 @@ def put_if_new(record: ServiceRequestRecord) -> bool:
         for name, value in vars(record).items()
         if value is not None
     }
-    return dynamo.put_if_new(lab_table.table(), {**_key(record.service_request_id), "kind": "service_request", **item})
+    return dynamo.put_if_new(_table(), {**_key(record.service_request_id), "kind": "service_request", **item})
 
 
 def get(service_request_id: str) -> ServiceRequestRecord | None:
     """The stored service request, or None."""
-    item = lab_table.get_item(**_key(service_request_id))
+    item = dynamo.get_item(_table(), _key(service_request_id))
     return _record(item) if item else None
 
 
@@ -68,7 +73,7 @@ def get_many(service_request_ids: list[str]) -> list[ServiceRequestRecord]:
     """Several service requests by id, in the order asked (missing ones left out)."""
     found = {
         item["service_request_id"]: item
-        for item in lab_table.get_items([_key(sr_id) for sr_id in dict.fromkeys(service_request_ids)])
+        for item in dynamo.get_items(_table(), [_key(sr_id) for sr_id in dict.fromkeys(service_request_ids)])
     }
     return [_record(found[sr_id]) for sr_id in service_request_ids if sr_id in found]
 
@@ -125,7 +130,7 @@ def _end(service_request_id: str, workflow: WorkflowState, attributes: dict[str,
 
 def clear_outbox(service_request_id: str) -> None:
     """Forget the published bus message."""
-    lab_table.table().update_item(Key=_key(service_request_id), UpdateExpression="REMOVE outbox")
+    _table().update_item(Key=_key(service_request_id), UpdateExpression="REMOVE outbox")
 
 
 # Task tokens ------------------------------------------------------------------------------
@@ -133,7 +138,7 @@ def clear_outbox(service_request_id: str) -> None:
 
 def store_task_token(service_request_id: str, task_token: str, phase: TokenPhase) -> None:
     """Keep the token of the execution's wait so the lab API can resume it."""
-    lab_table.table().update_item(
+    _table().update_item(
         Key=_key(service_request_id),
         UpdateExpression="SET task_token = :token, token_phase = :phase, workflow = :workflow, updated_at = :at",
         ConditionExpression="attribute_exists(pk)",
@@ -150,7 +155,7 @@ def claim_task_token(service_request_id: str, task_token: str, pending_update: d
     """Take the token for one update (workflow `processing`), so no second update can resume
     the same wait. False when the token is no longer the stored one (another update took it)."""
     return dynamo.applied(
-        lab_table.table().update_item,
+        _table().update_item,
         Key=_key(service_request_id),
         UpdateExpression="SET pending_event = :update, workflow = :workflow, updated_at = :at REMOVE task_token",
         ConditionExpression="task_token = :token",
@@ -166,7 +171,7 @@ def claim_task_token(service_request_id: str, task_token: str, pending_update: d
 def restore_task_token(service_request_id: str, task_token: str, workflow: WorkflowState) -> None:
     """Give a claimed token back when the execution could not be resumed (a transient fault).
     Raises ConditionalCheckFailed when a token is stored meanwhile."""
-    lab_table.table().update_item(
+    _table().update_item(
         Key=_key(service_request_id),
         UpdateExpression="SET task_token = :token, workflow = :workflow REMOVE pending_event",
         ConditionExpression="attribute_not_exists(task_token)",
