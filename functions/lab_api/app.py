@@ -17,17 +17,17 @@ from whoop_bridge.api.bodies import JSON, BusyBody, NotConfiguredBody, Transitio
 from whoop_bridge.api.guard import lambda_handler
 from whoop_bridge.api.idempotency import IdempotencyKey
 from whoop_bridge.api.openapi import ANSWERS, RETRY_AFTER_HEADER, Routes, configure, link, ok, schema_of
-from whoop_bridge.lab import intake, lab_events
-from whoop_bridge.lab.models import DiagnosticReport, LabStatusEvent, TestDataRequest
+from whoop_bridge.lab import intake, listings, status_updates, views
+from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
+from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.observability import get_logger
-from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.whoop.partner import partner_client
 
 logger = get_logger("lab_api")
 app = APIGatewayRestResolver(enable_validation=True)
 routes = Routes(app, "lab")
 # An unknown status filter is a 400, not an empty page.
-StatusFilter = StrEnum("StatusFilter", {value: value for value in lab_events.STATUS_FILTERS})
+StatusFilter = StrEnum("StatusFilter", {value: value for value in listings.STATUS_FILTERS})
 
 # Success bodies, as far as a caller relies on them (the views may grow fields).
 _SERVICE_REQUEST = {
@@ -112,6 +112,8 @@ RequisitionId = Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, descripti
 ServiceRequestId = Annotated[
     str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="WHOOP's id of the service request (one test)")
 ]
+StatusEventBody = Annotated[LabStatusEvent, Body()]
+ReportBody = Annotated[DiagnosticReport, Body()]
 
 
 # A lab event's 409: the workflow's rules forbid it, or the test is busy with the previous one.
@@ -150,7 +152,7 @@ def list_requisitions(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return json_response(200, lab_events.list_requisitions(status.value if status else None, since, limit, next_token))
+    return json_response(200, listings.list_requisitions(status.value if status else None, since, limit, next_token))
 
 
 @routes.get(
@@ -161,7 +163,7 @@ def list_requisitions(
     404,
 )
 def get_requisition(requisition_id: RequisitionId):
-    return json_response(200, lab_events.get_requisition(requisition_id))
+    return json_response(200, views.get_requisition(requisition_id))
 
 
 _REQUISITION_ACCEPTED = {
@@ -180,45 +182,32 @@ _REQUISITION_ACCEPTED = {
     overrides=_EVENT_CONFLICT,
 )
 def post_requisition_event(
-    requisition_id: RequisitionId, event: Annotated[LabStatusEvent, Body()], idempotency_key: IdempotencyKey = None
+    requisition_id: RequisitionId, event: StatusEventBody, idempotency_key: IdempotencyKey = None
 ):
-    return json_response(202, lab_events.apply_requisition_event(requisition_id, event))
+    return json_response(202, status_updates.apply_requisition_update(requisition_id, event))
 
 
-_TEST_ACCEPTED = ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED)
+def _test_post(path: str, operation_id: str, summary: str):
+    """A POST about one test: 202 accepted, 404, and the workflow's 409."""
+    accepted = ok(202, "Accepted: sent to WHOOP by the test's workflow", _ACCEPTED)
+    return routes.post(path, operation_id, summary, accepted, 404, overrides=_EVENT_CONFLICT)
 
 
-@routes.post(
-    "/lab/service-requests/<service_request_id>/events",
-    "recordServiceRequestEvent",
-    "A progress event for one test",
-    _TEST_ACCEPTED,
-    404,
-    overrides=_EVENT_CONFLICT,
+@_test_post(
+    "/lab/service-requests/<service_request_id>/events", "recordServiceRequestEvent", "A progress event for one test"
 )
 def post_service_request_event(
-    service_request_id: ServiceRequestId,
-    event: Annotated[LabStatusEvent, Body()],
-    idempotency_key: IdempotencyKey = None,
+    service_request_id: ServiceRequestId, event: StatusEventBody, idempotency_key: IdempotencyKey = None
 ):
-    return json_response(202, lab_events.apply_status_event(service_request_id, event))
+    return json_response(202, status_updates.apply_status_update(service_request_id, event))
 
 
-@routes.post(
-    "/lab/service-requests/<service_request_id>/results",
-    "submitResults",
-    "A diagnostic report (results) for one test",
-    _TEST_ACCEPTED,
-    404,
-    overrides=_EVENT_CONFLICT,
+@_test_post(
+    "/lab/service-requests/<service_request_id>/results", "submitResults", "A diagnostic report (results) for one test"
 )
-def post_results(
-    service_request_id: ServiceRequestId,
-    report: Annotated[DiagnosticReport, Body()],
-    idempotency_key: IdempotencyKey = None,
-):
+def post_results(service_request_id: ServiceRequestId, report: ReportBody, idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
-    return json_response(202, lab_events.submit_results(service_request_id, report, app.current_event.json_body))
+    return json_response(202, status_updates.submit_results(service_request_id, report, app.current_event.json_body))
 
 
 @routes.get(
@@ -232,7 +221,7 @@ def get_document(
     document_id: Annotated[str, Path(max_length=MAX_RESOURCE_ID_LENGTH, description="the id a test's based_on names")],
 ):
     # A presigned link is a credential for a few minutes: never cached on the way.
-    return json_response(200, lab_events.get_document(document_id), headers={"Cache-Control": "no-store"})
+    return json_response(200, views.get_document(document_id), headers={"Cache-Control": "no-store"})
 
 
 _TEST_DATA_UNAVAILABLE = {
@@ -304,7 +293,7 @@ def list_clinical_report_reviews(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[Optional[str], Query()] = None,
 ):
-    return json_response(200, lab_events.list_pending_reviews(limit, next_token))
+    return json_response(200, listings.list_pending_reviews(limit, next_token))
 
 
 _FIRST_TEST = "$response.body#/service_requests/0/id"

@@ -17,10 +17,10 @@ from whoop_bridge.api.bodies import json_response, not_found
 from whoop_bridge.api.guard import lambda_handler
 from whoop_bridge.api.idempotency import IdempotencyKey
 from whoop_bridge.api.openapi import Routes, configure, link, ok
-from whoop_bridge.members import connections, records
-from whoop_bridge.members.models import ConnectRequest
+from whoop_bridge.members import connections, disconnect, views
+from whoop_bridge.models import member_record as records
+from whoop_bridge.models.connect_request import ConnectRequest
 from whoop_bridge.observability import get_logger
-from whoop_bridge.store import member_store, record_store
 from whoop_bridge.validation import query_date_time
 
 logger = get_logger("member_api")
@@ -108,7 +108,7 @@ def create_connection(request: Annotated[ConnectRequest, Body()], idempotency_ke
     404,
 )
 def get_connection(client_user_id: ClientUserId):
-    found = connections.status(client_user_id)
+    found = views.connection_status(client_user_id)
     if found is None:
         return not_found("no connection for this client_user_id")
     return json_response(200, found)
@@ -123,7 +123,7 @@ def get_connection(client_user_id: ClientUserId):
     503,
 )
 def delete_connection(client_user_id: ClientUserId):
-    connections.disconnect(client_user_id)
+    disconnect.disconnect(client_user_id)
     return Response(status_code=204, body="", headers={"Cache-Control": "no-store"})
 
 
@@ -135,12 +135,10 @@ def delete_connection(client_user_id: ClientUserId):
     404,
 )
 def get_profile(client_user_id: ClientUserId):
-    profile = member_store.get_record(client_user_id, "PROFILE")
+    profile = views.profile(client_user_id)
     if profile is None:
         return not_found("no stored profile for this client_user_id")
-    return json_response(
-        200, {key: profile.get(key) for key in connections.PROFILE_FIELDS} | {"updated_at": profile.get("updated_at")}
-    )
+    return json_response(200, profile)
 
 
 def _record_route(record_type: str) -> None:
@@ -156,12 +154,13 @@ def _record_route(record_type: str) -> None:
             Optional[str], Query(min_length=1, max_length=2048, description="the previous page's next_token")
         ] = None,
     ):
-        if member_store.get_connection(client_user_id) is None:
+        try:
+            found = views.record_page(
+                client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
+            )
+        except views.NoConnection:
             return not_found("no connection for this client_user_id")
-        found, token = record_store.page(
-            client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
-        )
-        return json_response(200, {"records": found, "next_token": token})
+        return json_response(200, found)
 
     read_records.__name__ = f"list_{record_type}_records"
     read_records.__doc__ = f"The member's stored {record_type} records, newest first, in [start, end)."

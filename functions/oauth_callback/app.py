@@ -11,17 +11,16 @@ import html
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from whoop_bridge.config import ConfigurationError
 from whoop_bridge.members import connections
+from whoop_bridge.models.oauth_state import CallbackStatus
 from whoop_bridge.observability import get_logger, get_metrics
-from whoop_bridge.secrets import SecretNotConfigured
 
 logger = get_logger("oauth_callback")
 metrics = get_metrics("oauth_callback")
 
 # The callback URL carries the code: keep it out of caches and of the next page's Referer.
 SECURITY_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
-PAGES = {
+PAGES = {  # by CallbackStatus
     "connected": (200, "WHOOP connected", "Your WHOOP account is connected. You can close this window."),
     "offline_not_granted": (
         200,
@@ -55,14 +54,8 @@ PAGES = {
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event, context):
-    query = event.get("queryStringParameters") or {}
-    try:
-        outcome = connections.complete(query)
-    except (SecretNotConfigured, ConfigurationError) as error:
-        # Fail closed: nothing is exchanged without the app's own credentials.
-        logger.error("OAuth callback refused: the bridge is not configured", extra={"detail": str(error)})
-        outcome = connections.Outcome("not_configured")
-    if outcome.status == "error" and not outcome.repeated:
+    outcome = connections.complete(event.get("queryStringParameters") or {})
+    if outcome.status == CallbackStatus.ERROR and not outcome.repeated:
         metrics.add_metric(name="OAuthAuthorizationFailed", unit=MetricUnit.Count, value=1)
     if outcome.location:
         return {"statusCode": 302, "headers": {**SECURITY_HEADERS, "Location": outcome.location}, "body": ""}

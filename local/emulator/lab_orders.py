@@ -13,7 +13,7 @@ from typing import Any
 
 from local.emulator.core import is_uuid, utc_iso
 
-# Happy path rank; WHOOP does not document its rules, this is the safe order (docs/whoop.md).
+# Happy path rank; WHOOP does not document its rules, this is the safe order (docs/whoop.md#task-business-status).
 HAPPY_RANK: dict[str | None, int] = {
     None: 0,
     "ORDER_CONFIRMED": 1,

@@ -33,7 +33,7 @@ from local.emulator.core import (
     media_type,
 )
 
-# The standard API's scopes (docs/whoop.md); `offline` is what earns a refresh token.
+# The standard API's scopes (docs/whoop.md#oauth); `offline` is what earns a refresh token.
 MEMBER_SCOPES = frozenset(
     {
         "read:recovery",
@@ -380,7 +380,7 @@ class OAuth:
         if form["scope"] != "offline":
             raise oauth_error(400, "invalid_scope", "scope must be offline")
         # Check and rotate in one critical section: of two concurrent refreshes with the
-        # same refresh token exactly one succeeds (WHOOP's rotation, docs/whoop.md).
+        # same refresh token exactly one succeeds (WHOOP's rotation, docs/whoop.md#token-rotation).
         with self._core.lock:
             old = self._member_refresh.get(form["refresh_token"])
             if old is None or old.client_id != form["client_id"]:

@@ -1,6 +1,6 @@
 """WHOOP's per-app rate limits of the standard API: fixed windows of a minute and a day,
 counted on the core's clock, with the `X-RateLimit-*` headers WHOOP sends, and `burst_429`
-to force 429s."""
+to force 429s (docs/whoop.md#rate-limits)."""
 
 from __future__ import annotations
 

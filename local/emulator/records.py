@@ -1,6 +1,6 @@
 """WHOOP's member records (cycles, sleeps, recoveries, workouts) as the data API sends
 them: field order, `score_state`, the fields WHOOP leaves out rather than null, WHOOP's
-timestamp format, and realistic made-up scores. Pure functions: no state, no HTTP."""
+timestamp format, and realistic made-up scores. Pure functions: no state, no HTTP (docs/whoop.md#records)."""
 
 from __future__ import annotations
 

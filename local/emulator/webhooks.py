@@ -18,7 +18,7 @@ from typing import Any
 
 from local.emulator.core import Core
 
-# Data webhooks: only these six (docs/whoop.md); a create arrives as `updated`, cycles never appear.
+# Data webhooks: only these six (docs/whoop.md#data-webhooks); a create arrives as `updated`, cycles never appear.
 MEMBER_WEBHOOK_TYPES = frozenset(
     f"{kind}.{action}" for kind in ("recovery", "sleep", "workout") for action in ("updated", "deleted")
 )

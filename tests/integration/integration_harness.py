@@ -175,23 +175,25 @@ class Bridge:
     def store_order(self, codes: list[str]) -> dict[str, Any]:
         """An order the emulator knows, stored in LabTable as intake stores it, but with no
         execution: the state machine's steps are then driven by the test alone."""
-        from whoop_bridge.store import lab_store
+        from whoop_bridge import times
+        from whoop_bridge.models.service_request import Decision, ServiceRequestRecord, WorkflowState
+        from whoop_bridge.store import requisition_store, service_request_store
 
         requisition = self.emulator.create_requisition(codes)
-        assert lab_store.put_requisition_if_new(requisition, lab_store.now_iso())
+        ids = [service_request["id"] for service_request in requisition["service_requests"]]
+        assert requisition_store.put_received(requisition, times.now_iso(), ids, [])
         for service_request in requisition["service_requests"]:
-            assert lab_store.put_service_request_if_new(
-                {
-                    "service_request_id": service_request["id"],
-                    "requisition_id": requisition["id"],
-                    "code": service_request["code"],
-                    "task_description": service_request["task_description"],
-                    "fhir_status": service_request["status"],
-                    "decision": "confirm",
-                    "workflow": "starting",
-                    "history": [],
-                    "created_at": lab_store.now_iso(),
-                }
+            assert service_request_store.put_if_new(
+                ServiceRequestRecord(
+                    service_request_id=service_request["id"],
+                    requisition_id=requisition["id"],
+                    code=service_request["code"],
+                    task_description=service_request["task_description"],
+                    fhir_status=service_request["status"],
+                    decision=Decision.CONFIRM,
+                    workflow=WorkflowState.STARTING,
+                    created_at=times.now_iso(),
+                )
             )
         return requisition
 

@@ -195,9 +195,9 @@ def test_requisition_event_applies_where_it_is_a_step_forward_and_reports_the_re
 def test_requisition_event_waits_for_busy_tests_once_in_all(bridge, monkeypatch):
     """Three tests whose executions never wait for the lab: they share one wait (the old
     code waited BUSY_WAIT_SECONDS for each in turn, 30 s for three, past API Gateway's 29)."""
-    from whoop_bridge.lab import lab_events
+    from whoop_bridge.lab import executions
 
-    monkeypatch.setattr(lab_events, "BUSY_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(executions, "BUSY_WAIT_SECONDS", 1.0)
     requisition = bridge.store_order(CODES)  # stored "starting", with no execution behind it
     started = time.monotonic()
 

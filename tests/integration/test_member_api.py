@@ -110,11 +110,12 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     from whoop_bridge import bus
 
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(bridge.stack.output("MemberTable"))
-    from whoop_bridge.store import member_store
+    from whoop_bridge.models.outbox_message import OutboxMessage, outbox_key
+    from whoop_bridge.store import outbox_store
 
-    event = member_store.new_event("member.connected", {"client_user_id": "outbox-member", "user_id": 1})
-    event["stored_at"] = "2000-01-01T00:00:00.000Z"  # older than the grace period
-    member_store._client().transact_write_items(TransactItems=member_store._outbox_puts([event]))
+    event = OutboxMessage("member.connected", {"client_user_id": "outbox-member", "user_id": 1})
+    event.stored_at = "2000-01-01T00:00:00.000Z"  # older than the grace period
+    outbox_store.keep([event])
 
     def refuse(*_args, **_kwargs):
         raise bus.PublishFailed("EventBridge refused it")
@@ -123,26 +124,26 @@ def test_a_member_event_whose_publish_failed_is_published_by_the_schedule(bridge
     from whoop_bridge.members import outbox
 
     outbox.publish_stored([event])
-    assert table.get_item(Key=member_store.outbox_key(event["id"]))["Item"]["detail_type"] == "member.connected"
+    assert table.get_item(Key=outbox_key(event.id))["Item"]["detail_type"] == "member.connected"
     monkeypatch.undo()
 
     counts = bridge.invoke("MemberSyncFunction", load_event("schedule_member_sync_refresh_tokens.json"))
 
     assert counts["events_published"] >= 1
     assert bridge.published("member.connected", client_user_id="outbox-member")
-    assert "Item" not in table.get_item(Key=member_store.outbox_key(event["id"]))
+    assert "Item" not in table.get_item(Key=outbox_key(event.id))
 
 
 def test_two_members_consenting_with_one_whoop_account_at_once_leave_exactly_one_owner(bridge, monkeypatch):
     """B reads "no owner", then A connects the same WHOOP account and commits, then B
     writes: B's mapping write must not overwrite A's silently; B takes the moved path."""
     from whoop_bridge.members import connections
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import connection_store
     from whoop_bridge.whoop.member import TokenGrant
 
     user_id, scopes = 77001, ("offline", "read:profile")
     profile = {"user_id": user_id, "email": None, "first_name": None, "last_name": None}
-    real_get_user = member_store.get_user
+    real_get_user = connection_store.whoop_user_owner
     reads: list[str] = []
 
     def interleaved(wanted: int):
@@ -150,20 +151,20 @@ def test_two_members_consenting_with_one_whoop_account_at_once_leave_exactly_one
         if not reads:
             reads.append("b read")
             # Between B's read and B's write, A connects the same account and commits.
-            monkeypatch.setattr(member_store, "get_user", real_get_user)
+            monkeypatch.setattr(connection_store, "whoop_user_owner", real_get_user)
             connections._store_connection("race-a", user_id, TokenGrant("access-a", 3600, "refresh-a", scopes), profile)
-            monkeypatch.setattr(member_store, "get_user", interleaved)
+            monkeypatch.setattr(connection_store, "whoop_user_owner", interleaved)
         return found
 
-    monkeypatch.setattr(member_store, "get_user", interleaved)
+    monkeypatch.setattr(connection_store, "whoop_user_owner", interleaved)
     connections._store_connection("race-b", user_id, TokenGrant("access-b", 3600, "refresh-b", scopes), profile)
-    monkeypatch.setattr(member_store, "get_user", real_get_user)
+    monkeypatch.setattr(connection_store, "whoop_user_owner", real_get_user)
 
     assert reads == ["b read"]
-    assert member_store.get_user(user_id)["client_user_id"] == "race-b"
-    a, b = member_store.get_connection("race-a"), member_store.get_connection("race-b")
-    assert (a["status"], a["status_reason"], "sealed_tokens" in a) == ("disconnected", "moved_to_another_member", False)
-    assert b["status"] == "connected"
+    assert connection_store.whoop_user_owner(user_id) == "race-b"
+    a, b = connection_store.get("race-a"), connection_store.get("race-b")
+    assert (a.status, a.status_reason, a.sealed_tokens) == ("disconnected", "moved_to_another_member", None)
+    assert b.status == "connected"
     assert bridge.published(
         "member.connection_moved", user_id=user_id, from_client_user_id="race-a", to_client_user_id="race-b"
     )
@@ -173,7 +174,7 @@ def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owne
     import threading
 
     from whoop_bridge.members import connections
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import connection_store
     from whoop_bridge.whoop.member import TokenGrant
 
     user_id, scopes = 77002, ("offline", "read:profile")
@@ -198,14 +199,12 @@ def test_concurrent_consents_with_one_whoop_account_in_threads_end_with_one_owne
         thread.join(60)
 
     assert failures == []
-    owner = member_store.get_user(user_id)["client_user_id"]
-    statuses = {member: member_store.get_connection(member)["status"] for member in members}
+    owner = connection_store.whoop_user_owner(user_id)
+    statuses = {member: connection_store.get(member).status for member in members}
     assert statuses[owner] == "connected"
     assert all(status == "disconnected" for member, status in statuses.items() if member != owner), statuses
     assert all(
-        member_store.get_connection(member)["status_reason"] == "moved_to_another_member"
-        for member in members
-        if member != owner
+        connection_store.get(member).status_reason == "moved_to_another_member" for member in members if member != owner
     )
 
 
@@ -217,7 +216,7 @@ def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with
     reload answers the same, and the grant is not left live at WHOOP unknown to the bridge."""
     from botocore.exceptions import ClientError
 
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import connection_store
 
     member = "store-fails-member"
     _status, link = _member_api(bridge, "member_api_create_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
@@ -229,7 +228,7 @@ def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with
             {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "TransactWriteItems"
         )
 
-    monkeypatch.setattr(member_store, "save_connection", refuse)
+    monkeypatch.setattr(connection_store, "save", refuse)
     answer = _callback(bridge, "oauth_callback_approved.json", redirect["state"], redirect["code"])
     monkeypatch.undo()
 

@@ -113,21 +113,17 @@ def _record(record_type: str, start: str, number: int = 1) -> dict:
 def _connect(client_user_id: str, user_id: int | None = None) -> None:
     """A connected member, stored as the OAuth callback stores one (no tokens needed here),
     with a WHOOP user of its own."""
-    from whoop_bridge.store import member_store
+    from whoop_bridge.models.connection import Connection, ConnectionStatus
+    from whoop_bridge.store import connection_store
+    from whoop_bridge.times import now_iso
 
     user_id = user_id or next(_USER_IDS)
-    connection = {
-        "client_user_id": client_user_id,
-        "user_id": user_id,
-        "status": "connected",
-        "token_version": 1,
-        "connected_at": member_store.now_iso(),
-    }
-    member_store.save_connection(connection, None, moved_from=None, released_user_id=None, events=[])
+    connection = Connection(client_user_id, ConnectionStatus.CONNECTED, 1, user_id, connected_at=now_iso())
+    connection_store.save(connection, None, moved_from=None, released_user_id=None, messages=[])
 
 
-def _store(client_user_id: str, record_type: str, record: dict, cause: str = "webhook") -> list[dict]:
-    """Upsert and publish, as member_sync does; the stored events."""
+def _store(client_user_id: str, record_type: str, record: dict, cause: str = "webhook") -> list:
+    """Upsert and publish, as member_sync does; the stored outbox messages."""
     from whoop_bridge.members import outbox
     from whoop_bridge.store import record_store
 
@@ -268,7 +264,7 @@ def test_the_updated_event_is_published_with_the_record_and_leaves_the_outbox(br
     assert detail["user_id"] == 10129
     assert detail["record"]["created_at"] == "2026-11-14T05:30:00.000Z"
     assert detail["record"]["score"]["hrv_rmssd_milli"] == 31.813562
-    assert all(item["pk"] != f"OUTBOX#{stored['id']}" for item in _outbox_left(bridge))
+    assert all(item["pk"] != f"OUTBOX#{stored.id}" for item in _outbox_left(bridge))
 
 
 def test_a_delete_is_announced_once(bridge):
@@ -300,7 +296,7 @@ def test_a_delete_is_announced_once(bridge):
 
 
 def test_an_invalid_record_is_refused_and_nothing_is_stored(bridge):
-    from whoop_bridge.members.records import RecordInvalid
+    from whoop_bridge.models.member_record import RecordInvalid
     from whoop_bridge.store import record_store
 
     member = "records-invalid"
@@ -446,22 +442,18 @@ def test_a_page_token_of_another_member_type_or_window_is_a_400(bridge):
 
 
 def test_the_profile_route_still_answers_beside_the_record_routes(bridge):
-    from whoop_bridge.store import member_store
+    from whoop_bridge.models.connection import Connection, ConnectionStatus
+    from whoop_bridge.store import connection_store
+    from whoop_bridge.times import now_iso
 
     member = "records-profile"
-    connection = {
-        "client_user_id": member,
-        "user_id": 4471,
-        "status": "connected",
-        "token_version": 1,
-        "connected_at": member_store.now_iso(),
-    }
-    member_store.save_connection(
+    connection = Connection(member, ConnectionStatus.CONNECTED, 1, 4471, connected_at=now_iso())
+    connection_store.save(
         connection,
         {"user_id": 4471, "email": "m@example.com", "first_name": "M", "last_name": "P"},
         moved_from=None,
         released_user_id=None,
-        events=[],
+        messages=[],
     )
     event = load_event("member_api_get_profile.json", **{SAMPLE_CLIENT_USER_ID: member})
 
@@ -548,7 +540,7 @@ def test_the_openapi_schema_documents_the_four_data_routes_and_their_parameters(
 def test_a_write_cancelled_by_a_concurrent_transaction_is_raised_not_taken_for_older(bridge, monkeypatch):
     from botocore.exceptions import ClientError
 
-    from whoop_bridge.store import record_store
+    from whoop_bridge.store import dynamo, record_store
 
     class Conflicting:
         def transact_write_items(self, **_arguments):
@@ -564,7 +556,7 @@ def test_a_write_cancelled_by_a_concurrent_transaction_is_raised_not_taken_for_o
                 "TransactWriteItems",
             )
 
-    monkeypatch.setattr(record_store, "_client", Conflicting)
+    monkeypatch.setattr(dynamo, "client", Conflicting)
     sleep = _sleep("2026-11-21T23:00:00.000Z")
 
     # Raised, so the queue delivers the webhook again; [] would mean "stored is newer" and lose it.

@@ -154,9 +154,9 @@ def _wait_for_messages(bridge, logical_id: str, seconds: float = 5.0) -> list[di
 def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_later_success_stores_it(
     bridge, member, fresh_budget, monkeypatch
 ):
-    from whoop_bridge.members import sync
+    from whoop_bridge.members import webhook_sync
 
-    monkeypatch.setattr(sync, "READ_LAG_RETRY_SECONDS", 1)
+    monkeypatch.setattr(webhook_sync, "READ_LAG_RETRY_SECONDS", 1)
     bridge.queue_messages("MemberEventsQueue")
     emulator = bridge.emulator
     sleep = emulator.add_record(member, "sleep")  # PENDING_SCORE
@@ -192,9 +192,9 @@ def test_a_404_right_after_sleep_updated_deletes_nothing_is_asked_again_and_a_la
 def test_recovery_updated_whose_sleep_or_recovery_whoop_does_not_show_yet_is_asked_again_not_deleted(
     bridge, member, fresh_budget, monkeypatch, lagging
 ):
-    from whoop_bridge.members import sync
+    from whoop_bridge.members import webhook_sync
 
-    monkeypatch.setattr(sync, "READ_LAG_RETRY_SECONDS", 1)
+    monkeypatch.setattr(webhook_sync, "READ_LAG_RETRY_SECONDS", 1)
     bridge.queue_messages("MemberEventsQueue")
     emulator = bridge.emulator
     cycle = emulator.add_record(member, "cycle", pending=False)  # one recovery per cycle
@@ -219,7 +219,7 @@ def test_a_record_whoop_still_does_not_show_after_the_read_lag_is_declared_missi
 ):
     import time
 
-    from whoop_bridge.members import sync
+    from whoop_bridge.members import webhook_sync
 
     bridge.queue_messages("MemberEventsQueue")
     workout = bridge.emulator.add_record(member, "workout", pending=False)
@@ -228,7 +228,7 @@ def test_a_record_whoop_still_does_not_show_after_the_read_lag_is_declared_missi
     ) == {"batchItemFailures": []}
     bridge.emulator.inject_fault("GET", f"activity/workout/{workout['id']}$", status=404, count=1)
     late = {"user_id": member, "id": workout["id"], "type": "workout.updated", "trace_id": "trace-missing-1"}
-    late["not_found_since"] = time.time() - sync.READ_LAG_SECONDS - 1
+    late["not_found_since"] = time.time() - webhook_sync.READ_LAG_SECONDS - 1
 
     assert bridge.invoke("MemberSyncFunction", _sqs(late)) == {"batchItemFailures": []}
 
@@ -382,7 +382,7 @@ def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_fi
 ):
     from datetime import UTC, datetime, timedelta
 
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import sync_progress_store
 
     emulator = bridge.emulator
     fresh = [emulator.add_record(member, "workout", pending=False) for _ in range(3)]
@@ -405,8 +405,8 @@ def test_one_unreadable_record_in_a_backfill_page_is_skipped_and_the_backfill_fi
 
     after = stored(bridge, "workout")
     assert {fresh[0]["id"], fresh[2]["id"]} <= set(after) and fresh[1]["id"] not in after
-    progress = member_store.sync_progress(SAMPLE_CLIENT_USER_ID, "backfill")
-    assert progress["workout"]["state"] == "done" and progress["profile"]["state"] == "done"
+    progress = sync_progress_store.progress(SAMPLE_CLIENT_USER_ID, "backfill")
+    assert progress["workout"].state == "done" and progress["profile"].state == "done"
     (skipped,) = [record for record in log_records(logs) if record["message"].startswith("WHOOP record skipped")]
     assert skipped["record_id"] == fresh[1]["id"] and sorted(skipped["fields"]) == ["sport_id", "start"]
 
@@ -418,14 +418,14 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
     sleeps after it in the same backfill are still fetched and stored."""
     from datetime import UTC, datetime, timedelta
 
-    from whoop_bridge.store import member_store
+    from whoop_bridge.store import connection_store, dynamo, sync_progress_store
 
     sleep = bridge.emulator.add_record(member, "sleep", pending=False)
-    connection = member_store.get_connection(SAMPLE_CLIENT_USER_ID)
-    granted = list(connection["scopes"])
-    table = member_store._table()
+    connection = connection_store.get(SAMPLE_CLIENT_USER_ID)
+    granted = list(connection.scopes)
+    table = dynamo.table("member_table_name")
     table.update_item(
-        Key=member_store.member_key(SAMPLE_CLIENT_USER_ID),
+        Key=connection_store.connection_key(SAMPLE_CLIENT_USER_ID),
         UpdateExpression="SET scopes = :scopes",
         ExpressionAttributeValues={":scopes": [scope for scope in granted if scope != "read:cycles"]},
     )
@@ -443,15 +443,15 @@ def test_a_record_type_whose_scope_was_not_granted_is_skipped_and_the_jobs_other
         assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
     finally:
         table.update_item(
-            Key=member_store.member_key(SAMPLE_CLIENT_USER_ID),
+            Key=connection_store.connection_key(SAMPLE_CLIENT_USER_ID),
             UpdateExpression="SET scopes = :scopes",
             ExpressionAttributeValues={":scopes": granted},
         )
 
     assert sleep["id"] in stored(bridge, "sleep")
-    progress = member_store.sync_progress(SAMPLE_CLIENT_USER_ID, "backfill")
-    assert progress["cycle"]["state"] == "skipped_scope_not_granted"
-    assert progress["sleep"]["state"] == "done"
+    progress = sync_progress_store.progress(SAMPLE_CLIENT_USER_ID, "backfill")
+    assert progress["cycle"].state == "skipped_scope_not_granted"
+    assert progress["sleep"].state == "done"
 
 
 def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_in_flight(
@@ -461,7 +461,7 @@ def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_
     page fetched just before must not be stored after that deletion and outlive it."""
     from datetime import UTC, datetime, timedelta
 
-    from whoop_bridge.members import connections, sync
+    from whoop_bridge.members import disconnect, session
     from whoop_bridge.store import record_store
 
     emulator = bridge.emulator
@@ -478,14 +478,14 @@ def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_
         )
     finally:
         emulator.signed_in_user_id = signed_in
-    real_page = sync._MemberSession.page
+    real_page = session.MemberSession.page
 
-    def page_then_disconnect(session, job):
-        found = real_page(session, job)
-        connections.disconnect(member)  # the platform's DELETE arrives while the page is in flight
+    def page_then_disconnect(member_session, *args, **kwargs):
+        found = real_page(member_session, *args, **kwargs)
+        disconnect.disconnect(member)  # the platform's DELETE arrives while the page is in flight
         return found
 
-    monkeypatch.setattr(sync._MemberSession, "page", page_then_disconnect)
+    monkeypatch.setattr(session.MemberSession, "page", page_then_disconnect)
     now = datetime.now(UTC)
     job = {
         "job": "sync",

@@ -39,11 +39,12 @@ def test_connect_link_is_503_and_stores_no_state(unconfigured, logs):
 
 
 def test_callback_is_a_503_page_and_calls_no_whoop(unconfigured):
-    from whoop_bridge.store import member_store
+    from whoop_bridge.models.oauth_state import OAuthState
+    from whoop_bridge.store import oauth_state_store
 
     # A state a link made before the secret went missing: it is consumed, nothing exchanged.
-    link = {"client_user_id": "someone", "redirect_uri": "https://x/v1/oauth/whoop/callback"}
-    member_store.put_oauth_state(hashlib.sha256(SAMPLE_STATE.encode()).hexdigest(), link, 2_000_000_000)
+    link = OAuthState("someone", "https://x/v1/oauth/whoop/callback", expires_at=2_000_000_000)
+    oauth_state_store.put(hashlib.sha256(SAMPLE_STATE.encode()).hexdigest(), link)
     answer = unconfigured.invoke("OAuthCallbackFunction", load_event("oauth_callback_approved.json"))
 
     assert answer["statusCode"] == 503

@@ -9,17 +9,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from whoop_bridge import secrets
+from whoop_bridge import caches, secrets
 
 FIELDS = ("client_id", "client_secret", "webhook_secret")
 
 
 @pytest.fixture
 def secrets_manager():
-    secrets.clear_cache()
+    caches.reset_all()
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
-    secrets.clear_cache()
+    caches.reset_all()
 
 
 def test_secret_with_a_placeholder_fails_closed_naming_the_field(secrets_manager):

@@ -1,4 +1,4 @@
-"""The WHOOP app's one rate budget (whoop-api.md §3.4), on MemberTable in moto.
+"""The WHOOP app's one rate budget (docs/whoop.md#rate-limits), on MemberTable in moto.
 
 A manual clock drives it: `sleep` moves the clock, so minutes pass instantly and exactly.
 """

@@ -146,10 +146,11 @@ def test_await_lab_event_keeps_the_token_where_lab_api_finds_it_but_never_shows_
 
 
 def test_submit_diagnostic_report_posts_the_stored_report_once(bridge, order, service_request_id):
-    from whoop_bridge.store import lab_store
+    from whoop_bridge.models.diagnostic_report import ReportKind
+    from whoop_bridge.store import report_store
 
     report = json.loads(load_event("lab_api_results_final.json")["body"])
-    lab_store.put_report(service_request_id, SAMPLE_REPORT_ID, report, "final")
+    report_store.put(service_request_id, SAMPLE_REPORT_ID, report, ReportKind.FINAL)
     event = step("sfn_submit_diagnostic_report.json", service_request_id)
 
     assert bridge.tasks(event) == {"report_id": SAMPLE_REPORT_ID, "repeated": False}

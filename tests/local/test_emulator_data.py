@@ -21,6 +21,8 @@ import requests
 # The repo root holds the `local` package; make it importable however pytest is invoked.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from fakes.clock import ManualClock
+
 from local.clock import FastClock
 from local.emulator import WhoopEmulator
 
@@ -90,19 +92,6 @@ SCORE_FIELDS = {
     },
     "workout": {"strain", "average_heart_rate", "max_heart_rate", "kilojoule", "percent_recorded", "zone_durations"},
 }
-
-
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ rather than a silent stop.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from local.cfn import load_template
+from whoop_bridge.lab.lifecycle import STEPS
 from whoop_bridge.whoop.http import WhoopTransientError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,11 +199,8 @@ def test_record_failure_ends_in_a_fail_state(states):
 
 
 def test_every_task_action_is_one_service_request_tasks_performs(states):
-    tree = ast.parse(TASKS_APP.read_text())
-    actions = next(
-        {key.value for key in node.value.keys}
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "ACTIONS" for t in node.targets)
-    )
+    # service_request_tasks runs `lifecycle.run_step`, which knows the steps in STEPS.
+    assert "lifecycle.run_step" in TASKS_APP.read_text()
+    actions = set(STEPS)
     for name, state in tasks(states).items():
         assert action_of(state) in actions, f"{name} asks for an action the function does not have"

@@ -13,7 +13,7 @@ import yaml
 
 from whoop_bridge.config import DEFAULT_OAUTH_SCOPES, OAUTH_SCOPES
 from whoop_bridge.members.connections import CALLBACK_PATH
-from whoop_bridge.store import member_store
+from whoop_bridge.store import connection_store
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -177,12 +177,12 @@ def test_member_table_is_sealed_with_the_bridge_key_recoverable_retained_and_exp
     # OAuth states are written with a `ttl` attribute: DynamoDB sweeps expired connect links.
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
-    assert member_store.INDEX in indexes
-    assert indexes[member_store.INDEX]["KeySchema"] == [
+    assert connection_store.INDEX in indexes
+    assert indexes[connection_store.INDEX]["KeySchema"] == [
         {"AttributeName": "gsi1pk", "KeyType": "HASH"},
         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
     ]
-    assert indexes[member_store.INDEX]["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes[connection_store.INDEX]["Projection"] == {"ProjectionType": "ALL"}
     assert props["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},

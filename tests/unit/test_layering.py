@@ -39,7 +39,8 @@ STORE_MAY_IMPORT = ("whoop_bridge.models", "whoop_bridge.store.dynamo", "whoop_b
 STORE_MAY_IMPORT_EXACT = ("whoop_bridge.config",)
 STORE_THIRD_PARTY = frozenset({"boto3", "botocore", "pydantic"})
 MODELS_MAY_IMPORT = ("whoop_bridge.models", "whoop_bridge.times")
-MODELS_THIRD_PARTY = frozenset({"pydantic"})
+# pydantic_core is pydantic's own core (its ValidationError and custom errors), not another library.
+MODELS_THIRD_PARTY = frozenset({"pydantic", "pydantic_core"})
 STDLIB = frozenset(sys.stdlib_module_names)
 
 

@@ -10,7 +10,8 @@ import requests
 
 from local.emulator import SAMPLE_DOCUMENT, WhoopEmulator
 from whoop_bridge import caches
-from whoop_bridge.lab.documents import Reference, _content_type, references_of
+from whoop_bridge.lab.documents import content_type, references_of
+from whoop_bridge.models.lab_order import Reference
 from whoop_bridge.whoop.http import WhoopNotFound
 from whoop_bridge.whoop.partner import PartnerClient
 
@@ -137,7 +138,7 @@ def test_references_of_reads_every_service_request_and_skips_malformed_entries()
             {"id": "sr4", "based_on": None},
         ],
     }
-    assert references_of(requisition) == [
+    assert [reference.as_dict() for reference in references_of(requisition)] == [
         {"service_request_id": "sr1", "type": "DocumentReference", "id": "d1", "document": True},
         {"service_request_id": "sr1", "type": "Patient", "id": "p1", "document": False},
         {"service_request_id": "sr2", "type": "DocumentReference", "id": "d1", "document": True},
@@ -160,7 +161,7 @@ def test_a_reference_whose_id_is_empty_or_longer_than_an_id_is_skipped_as_malfor
             },
         ],
     }
-    assert references_of(requisition) == [
+    assert [reference.as_dict() for reference in references_of(requisition)] == [
         {"service_request_id": "sr1", "type": "DocumentReference", "id": "d" * 128, "document": True}
     ]
 
@@ -175,7 +176,7 @@ def test_a_reference_whose_id_is_empty_or_longer_than_an_id_is_skipped_as_malfor
     ],
 )
 def test_stored_content_gets_the_media_type_its_bytes_show(content, media_type):
-    assert _content_type(content) == media_type
+    assert content_type(content) == media_type
 
 
 @pytest.fixture

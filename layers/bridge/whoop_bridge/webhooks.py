@@ -16,6 +16,7 @@ from typing import Any
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
+from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.secrets import SecretNotConfigured, read_secret
 from whoop_bridge.whoop.signatures import verify_member, verify_partner
 
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 REQUISITION_CREATED = "lab_requisition.created"
 REVIEW_REQUESTED = "clinical_report_review.requested"
 PARTNER_EVENT_TYPES = frozenset({REQUISITION_CREATED, REVIEW_REQUESTED})
-MAX_RESOURCE_ID_LENGTH = 128
 
 # The data webhook's event types, only these six (whoop-api.md §3.3).
 MEMBER_EVENT_TYPES = frozenset(

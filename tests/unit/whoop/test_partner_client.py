@@ -215,7 +215,7 @@ def test_connection_refused_is_a_transient_error(emulator):
     assert caught.value.status is None
 
 
-# Endpoints (whoop-api.md §2.2) ---------------------------------------------------------------
+# Endpoints (docs/whoop.md#partner-endpoints) ---------------------------------------------------------------
 
 
 def test_get_requisition_returns_whoop_shape(emulator, client):

@@ -1,4 +1,4 @@
-"""Partner webhook signatures (`WHOOP-Signed`, whoop-api.md §2.5).
+"""Partner webhook signatures (`WHOOP-Signed`, docs/whoop.md#webhook-signatures).
 
 The signature is the lowercase hex HMAC-SHA256 of the raw body bytes keyed with the
 webhook signing secret. A webhook that fails verification is answered 401 by the intake,
@@ -22,7 +22,7 @@ BODY_SIGNATURE = "9c19a17e936a666241261fab351bcc20d3889baf584ae83e34c902ecbce80c
 
 
 def documented_signature(body: bytes, secret: str) -> str:
-    """whoop-api.md §2.5, written out independently of the code under test."""
+    """docs/whoop.md#webhook-signatures, written out independently of the code under test."""
     return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
@@ -107,7 +107,7 @@ def test_body_with_a_trailing_newline_is_a_different_body():
     assert sign_partner(BODY + b"\n", SECRET) != BODY_SIGNATURE
 
 
-# Data webhooks (whoop-api.md §3.3): base64 HMAC-SHA256 of timestamp + raw body, keyed with
+# Data webhooks (docs/whoop.md#webhook-signatures): base64 HMAC-SHA256 of timestamp + raw body, keyed with
 # the app's client secret. Frozen from `openssl dgst -sha256 -hmac local-member-secret -binary | base64`.
 MEMBER_SECRET = "local-member-secret"
 MEMBER_TIMESTAMP = "1795313884000"

@@ -22,7 +22,3 @@ Answers (all `application/json`, `Cache-Control: no-store`):
   first used with another body.
 - 500 `{"error": "internal_error", "message"}`: a fault of the bridge, never of the input.
 """
-
-from whoop_bridge.api.idempotency import reset
-
-__all__ = ["reset"]

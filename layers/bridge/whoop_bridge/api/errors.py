@@ -54,9 +54,9 @@ def whoop_unavailable(error: Exception) -> Response:
 def for_lab() -> Answers:
     """The lab API's errors: unknown orders, the workflow's rules, a busy test, a bad query,
     WHOOP's test data, WHOOP unreachable, and the partner credentials."""
-    from whoop_bridge.lab import intake, lab_events  # the lab API's function loads the lab anyway
+    from whoop_bridge.lab import errors as lab  # the lab API's function loads the lab anyway
 
-    def transition_forbidden(error: lab_events.TransitionForbidden) -> Response:
+    def transition_forbidden(error: lab.TransitionForbidden) -> Response:
         return message(
             409,
             "transition_forbidden",
@@ -70,11 +70,11 @@ def for_lab() -> Answers:
         "lab API refused: the partner credentials are not configured or refused",
     )
     return {
-        lab_events.NotFound: lambda error: not_found(f"no {error}"),
-        lab_events.TransitionForbidden: transition_forbidden,  # type: ignore[dict-item]
-        lab_events.Busy: lambda _: busy("the previous event for this test is still being sent to WHOOP; retry"),
-        lab_events.BadQuery: query_problem("query"),
-        intake.TestDataUnavailable: lambda error: message(409, "test_data_unavailable", str(error)),
+        lab.NotFound: lambda error: not_found(f"no {error}"),
+        lab.TransitionForbidden: transition_forbidden,  # type: ignore[dict-item]
+        lab.Busy: lambda _: busy("the previous event for this test is still being sent to WHOOP; retry"),
+        lab.BadQuery: query_problem("query"),
+        lab.TestDataUnavailable: lambda error: message(409, "test_data_unavailable", str(error)),
         WhoopTransientError: whoop_unavailable,
         SecretNotConfigured: partner_not_configured,
         ConfigurationError: partner_not_configured,

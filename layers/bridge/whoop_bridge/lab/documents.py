@@ -25,19 +25,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import ValidationError
 from requests import JSONDecodeError
 
+from whoop_bridge import times
 from whoop_bridge.config import settings
-from whoop_bridge.lab import partner_queue
-from whoop_bridge.store import document_store
-from whoop_bridge.webhooks import MAX_RESOURCE_ID_LENGTH
+from whoop_bridge.lab.ports import REAL, LabPorts
+from whoop_bridge.models.document import BasedOn, DocumentRecord, DocumentState, FetchOutcome
+from whoop_bridge.models.lab_order import PartnerDocument, Reference
 from whoop_bridge.whoop.http import WhoopError, WhoopNotFound, WhoopTransientError
 from whoop_bridge.whoop.partner import PartnerClient
 
@@ -46,59 +46,18 @@ metrics = Metrics()
 
 # The partner events queue message that asks for the next attempt: {event_type, resource_id, attempt}.
 FETCH_EVENT = "partner_document.fetch"
-# Outcomes besides the states: the next attempt is queued, or there was nothing to do (the
-# document is fetched already, or the message is a duplicate of an attempt that ran).
-RETRY_SCHEDULED = "retry_scheduled"
-NOTHING_TO_DO = "nothing_to_do"
-# Only these end a document's story; the queue's idempotency may remember them. Any other
-# outcome must not stop the next attempt's message, which has the same key.
-SETTLED_OUTCOMES = frozenset({"stored", "linked", "unavailable"})
 # How long a link the lab API hands out stays valid.
 DOWNLOAD_LINK_SECONDS = 300
-
-
-class DocumentState(StrEnum):
-    PENDING = "pending"
-    STORED = "stored"
-    LINKED = "linked"
-    UNAVAILABLE = "unavailable"
 
 
 class DocumentFetchFailed(RuntimeError):
     """The last attempt failed for a transient reason: the message goes to the dead-letter queue."""
 
 
-class Reference(BaseModel):
-    """One FHIR reference of `based_on`; WHOOP may add fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    # WHOOP's ids are uuids; an empty or longer one could not be kept (a DynamoDB or S3 key).
-    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RESOURCE_ID_LENGTH)]
-
-    @property
-    def is_document(self) -> bool:
-        return "document" in self.type.lower()
-
-
-class PartnerDocument(BaseModel):
-    """WHOOP's PartnerDocument. Unknown fields are kept (in `document_json`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    document_type: str
-    url: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    bundle_id: str | None = None
-
-
-def references_of(requisition: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every readable `based_on` reference of the requisition's service requests, as
-    `{service_request_id, type, id, document}`; a malformed entry is skipped and counted."""
-    found: list[dict[str, Any]] = []
+def references_of(requisition: dict[str, Any]) -> list[BasedOn]:
+    """Every readable `based_on` reference of the requisition's service requests (WHOOP's
+    JSON); a malformed entry is skipped and counted."""
+    found: list[BasedOn] = []
     for service_request in requisition.get("service_requests") or []:
         if not isinstance(service_request, dict) or not isinstance(service_request.get("id"), str):
             continue
@@ -109,18 +68,13 @@ def references_of(requisition: dict[str, Any]) -> list[dict[str, Any]]:
             except ValidationError:
                 metrics.add_metric(name="DocumentReferenceMalformed", unit=MetricUnit.Count, value=1)
                 continue
-            found.append(
-                {
-                    "service_request_id": service_request["id"],
-                    "type": reference.type,
-                    "id": reference.id,
-                    "document": reference.is_document,
-                }
-            )
+            found.append(BasedOn(service_request["id"], reference.type, reference.id, reference.is_document))
     return found
 
 
-def receive_references(requisition: dict[str, Any], client: PartnerClient) -> dict[str, str]:
+def receive_references(
+    requisition: dict[str, Any], client: PartnerClient, ports: LabPorts = REAL
+) -> dict[str, FetchOutcome]:
     """Record a received requisition's `based_on` references and fetch each referenced
     document that was never fetched; returns each document's outcome by id.
 
@@ -130,68 +84,72 @@ def receive_references(requisition: dict[str, Any], client: PartnerClient) -> di
     references = references_of(requisition)
     if not references:
         return {}
-    document_store.put_references(requisition["id"], references)
-    by_document: dict[str, list[dict[str, Any]]] = {}
+    ports.documents.put_references(requisition["id"], references)
+    by_document: dict[str, list[BasedOn]] = {}
     for reference in references:
-        if reference["document"]:
-            by_document.setdefault(reference["id"], []).append(reference)
-    outcomes: dict[str, str] = {}
+        if reference.document:
+            by_document.setdefault(reference.id, []).append(reference)
+    outcomes: dict[str, FetchOutcome] = {}
     for document_id, refs in by_document.items():
-        item = document_store.register(
-            document_id, refs[0]["type"], requisition["id"], [ref["service_request_id"] for ref in refs]
+        record = ports.documents.register(
+            document_id, refs[0].type, requisition["id"], [ref.service_request_id for ref in refs]
         )
-        # Never fetched, or an attempt stopped before it scheduled the next: fetch now.
-        if item["state"] == DocumentState.PENDING and not item.get("next_attempt_at"):
-            outcomes[document_id] = fetch(document_id, 1, client)
+        if record.due_now:
+            outcomes[document_id] = fetch(document_id, 1, client, ports)
         else:
-            outcomes[document_id] = "already_known"
+            outcomes[document_id] = FetchOutcome.ALREADY_KNOWN
     return outcomes
 
 
-def handle_fetch_message(event: dict[str, Any], client: PartnerClient) -> str:
-    """A `partner_document.fetch` message from the queue: the next attempt."""
+def handle_fetch_message(event: dict[str, Any], client: PartnerClient, ports: LabPorts = REAL) -> FetchOutcome:
+    """A `partner_document.fetch` message from the queue `{event_type, resource_id, attempt}`: the next attempt."""
     attempt = event.get("attempt")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         metrics.add_metric(name="PartnerEventMalformed", unit=MetricUnit.Count, value=1)
-        return "malformed"
-    if document_store.get_document(event["resource_id"]) is None:
+        return FetchOutcome.MALFORMED
+    if ports.documents.get(event["resource_id"]) is None:
         # Only the bridge sends this message, for a document it registered first.
         metrics.add_metric(name="PartnerEventMalformed", unit=MetricUnit.Count, value=1)
-        return "malformed"
-    return fetch(event["resource_id"], attempt, client)
+        return FetchOutcome.MALFORMED
+    return fetch(event["resource_id"], attempt, client, ports)
 
 
-def fetch(document_id: str, attempt: int, client: PartnerClient) -> str:
+def fetch(document_id: str, attempt: int, client: PartnerClient, ports: LabPorts = REAL) -> FetchOutcome:
     """One attempt (`attempt` counts from 1) to fetch a registered document; the outcome.
 
     Raises `DocumentFetchFailed` only when the last attempt failed for a transient reason,
     so that the queue message ends in the dead-letter queue.
     """
-    if document_store.start_attempt(document_id, attempt) is None:
-        return NOTHING_TO_DO
+    store = ports.documents
+    if store.start_attempt(document_id, attempt) is None:
+        return FetchOutcome.NOTHING_TO_DO
     try:
         document = PartnerDocument.model_validate(client.get_document(document_id))
         metadata = _metadata(document)
         if document.url:
             # A link-only document carries no content at WHOOP: keep the link.
-            document_store.mark_linked(document_id, metadata)
+            store.mark_linked(document_id, metadata)
             metrics.add_metric(name="DocumentLinked", unit=MetricUnit.Count, value=1)
-            return DocumentState.LINKED.value
+            return FetchOutcome.LINKED
         content = client.get_document_content(document_id)
-        stored = document_store.put_content(document_id, content, _content_type(content))
-        document_store.mark_stored(document_id, metadata, stored)
+        stored = store.put_content(document_id, content, content_type(content))
+        store.mark_stored(document_id, metadata, stored)
         metrics.add_metric(name="DocumentStored", unit=MetricUnit.Count, value=1)
-        return DocumentState.STORED.value
+        return FetchOutcome.STORED
     except WhoopNotFound:
         # Not found or not this partner's; WHOOP can also lag behind its own order: retried.
-        return _failed(document_id, attempt, "not_found", transient=False)
+        return _failed(document_id, attempt, "not_found", ports, transient=False)
     except WhoopTransientError as error:
-        return _failed(document_id, attempt, f"http_{error.status}" if error.status else "timeout", transient=True)
+        return _failed(
+            document_id, attempt, f"http_{error.status}" if error.status else "timeout", ports, transient=True
+        )
     except WhoopError as error:
-        return _failed(document_id, attempt, f"http_{error.status}" if error.status else "refused", transient=False)
+        return _failed(
+            document_id, attempt, f"http_{error.status}" if error.status else "refused", ports, transient=False
+        )
     except (ValidationError, JSONDecodeError):
         # Not a PartnerDocument, or not JSON at all (a proxy's page with a 200): retried.
-        return _failed(document_id, attempt, "invalid_document", transient=False)
+        return _failed(document_id, attempt, "invalid_document", ports, transient=False)
     except (BotoCoreError, ClientError) as error:
         # The bucket or the table failed us, not WHOOP: the same attempt later.
         code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
@@ -199,26 +157,24 @@ def fetch(document_id: str, attempt: int, client: PartnerClient) -> str:
             "document could not be kept",
             extra={"document_id": document_id, "error_type": type(error).__name__, "error_code": code},
         )
-        return _failed(document_id, attempt, "storage_error", transient=True)
+        return _failed(document_id, attempt, "storage_error", ports, transient=True)
 
 
-def _failed(document_id: str, attempt: int, reason: str, *, transient: bool) -> str:
+def _failed(document_id: str, attempt: int, reason: str, ports: LabPorts, *, transient: bool) -> FetchOutcome:
     metrics.add_metric(name="DocumentFetchFailed", unit=MetricUnit.Count, value=1)
     delays = settings().document_retry_delays
     if attempt <= len(delays):
         delay = delays[attempt - 1]
-        next_at = (
-            (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        )
+        next_at = times.iso(datetime.now(UTC) + timedelta(seconds=delay))
         # Scheduled before it is recorded: a recorded retry always has its message.
-        partner_queue.enqueue(FETCH_EVENT, document_id, delay_seconds=delay, attempt=attempt + 1)
-        document_store.mark_failed(document_id, reason, next_at)
+        ports.queue.enqueue(FETCH_EVENT, document_id, delay_seconds=delay, attempt=attempt + 1)
+        ports.documents.mark_failed(document_id, reason, next_at)
         logger.warning(
             "document fetch failed; retry scheduled",
             extra={"document_id": document_id, "attempt": attempt, "failure": reason, "delay_seconds": delay},
         )
-        return RETRY_SCHEDULED
-    if document_store.mark_unavailable(document_id, reason):
+        return FetchOutcome.RETRY_SCHEDULED
+    if ports.documents.mark_unavailable(document_id, reason):
         metrics.add_metric(name="DocumentUnavailable", unit=MetricUnit.Count, value=1)
     logger.error(
         "document unavailable after every attempt",
@@ -226,7 +182,7 @@ def _failed(document_id: str, attempt: int, reason: str, *, transient: bool) -> 
     )
     if transient:
         raise DocumentFetchFailed(f"document fetch failed {attempt} times ({reason})")
-    return DocumentState.UNAVAILABLE.value
+    return FetchOutcome.UNAVAILABLE
 
 
 def _metadata(document: PartnerDocument) -> dict[str, Any]:
@@ -245,7 +201,8 @@ def _metadata(document: PartnerDocument) -> dict[str, Any]:
 _SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 
 
-def _content_type(content: bytes) -> str:
+def content_type(content: bytes) -> str:
+    """The media type of `content` by its signature (PDF, PNG, JPEG), else application/octet-stream."""
     return next(
         (media for signature, media in _SIGNATURES if content.startswith(signature)), "application/octet-stream"
     )
@@ -254,59 +211,57 @@ def _content_type(content: bytes) -> str:
 # The lab's view ---------------------------------------------------------------------------
 
 
-def document_view(document_id: str) -> dict[str, Any] | None:
+def document_view(document_id: str, ports: LabPorts = REAL) -> dict[str, Any] | None:
     """A document as the lab sees it, or None when no order referenced it.
 
     `{id, document_type, created_at, updated_at, bundle_id, requisition_ids,
-    service_request_ids, state, attempts, last_failure, content_type?, size?, sha256?,
-    download_url?, download_url_expires_at?, url?}`: a stored document has a presigned link
-    valid DOWNLOAD_LINK_SECONDS; a linked one WHOOP's `url`; a pending or unavailable one no link.
+    service_request_ids, state, attempts, last_failure, fetched_at, content_type?, size?,
+    sha256?, download_url?, download_url_expires_at?, url?}`: a stored document has a
+    presigned link valid DOWNLOAD_LINK_SECONDS; a linked one WHOOP's `url`; a pending or
+    unavailable one no link.
     """
-    item = document_store.get_document(document_id)
-    if item is None:
+    record = ports.documents.get(document_id)
+    if record is None:
         return None
     view: dict[str, Any] = {
         "id": document_id,
-        "document_type": item.get("document_type"),
-        "created_at": item.get("created_at"),
-        "updated_at": item.get("updated_at"),
-        "bundle_id": item.get("bundle_id"),
-        "requisition_ids": sorted(item.get("requisition_ids") or []),
-        "service_request_ids": sorted(item.get("service_request_ids") or []),
-        "state": item["state"],
-        "attempts": item.get("attempts", 0),
-        "last_failure": item.get("last_failure"),
-        "fetched_at": item.get("fetched_at"),
+        "document_type": record.document_type,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "bundle_id": record.bundle_id,
+        "requisition_ids": sorted(record.requisition_ids),
+        "service_request_ids": sorted(record.service_request_ids),
+        "state": record.state.value,
+        "attempts": record.attempts,
+        "last_failure": record.last_failure,
+        "fetched_at": record.fetched_at,
     }
-    if item["state"] == DocumentState.STORED:
+    if record.state is DocumentState.STORED:
         expires_at = datetime.now(UTC) + timedelta(seconds=DOWNLOAD_LINK_SECONDS)
         view.update(
-            content_type=item.get("content_type"),
-            size=item.get("size"),
-            sha256=item.get("sha256"),
-            download_url=document_store.download_link(
-                item["object_key"], item.get("object_version", ""), DOWNLOAD_LINK_SECONDS
+            content_type=record.content_type,
+            size=record.size,
+            sha256=record.sha256,
+            download_url=ports.documents.download_link(
+                record.object_key or "", record.object_version or "", DOWNLOAD_LINK_SECONDS
             ),
-            download_url_expires_at=expires_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            download_url_expires_at=times.iso(expires_at, "seconds"),
         )
-    elif item["state"] == DocumentState.LINKED:
-        view["url"] = item.get("url")
+    elif record.state is DocumentState.LINKED:
+        view["url"] = record.url
     return view
 
 
-def references_by_service_request(requisition_id: str) -> dict[str, list[dict[str, Any]]]:
+def references_by_service_request(requisition_id: str, ports: LabPorts = REAL) -> dict[str, list[dict[str, Any]]]:
     """Each service request's `based_on` references, `{type, id, document, state?}`; a
     document's `state` is its fetch state (no content, no link)."""
-    references = document_store.get_references(requisition_id)
-    documents = document_store.get_documents([ref["id"] for ref in references if ref.get("document")])
+    references = ports.documents.get_references(requisition_id)
+    records: dict[str, DocumentRecord] = ports.documents.get_many([ref.id for ref in references if ref.document])
     listed: dict[str, list[dict[str, Any]]] = {}
     for reference in references:
-        entry: dict[str, Any] = {
-            "type": reference["type"],
-            "id": reference["id"],
-            "document": bool(reference.get("document")),
-        }
-        if entry["document"]:
-            entry["state"] = documents.get(reference["id"], {}).get("state", DocumentState.PENDING.value)
-        listed.setdefault(reference["service_request_id"], []).append(entry)
+        entry: dict[str, Any] = {"type": reference.type, "id": reference.id, "document": reference.document}
+        if reference.document:
+            record = records.get(reference.id)
+            entry["state"] = (record.state if record else DocumentState.PENDING).value
+        listed.setdefault(reference.service_request_id, []).append(entry)
     return listed

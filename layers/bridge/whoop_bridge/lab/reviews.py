@@ -1,7 +1,7 @@
 """Clinical report reviews: where their details come from.
 
 WHOOP has published only the `clinical_report_review.requested` webhook, not the endpoints
-to read a review (whoop-api.md §2.2). Fetching stays behind this one small interface and is
+to read a review (docs/whoop.md#clinical-report-reviews). Fetching stays behind this one small interface and is
 off until the deployment names the path (`ClinicalReportReviewPath`).
 """
 

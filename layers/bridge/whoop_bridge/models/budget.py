@@ -1,7 +1,7 @@
 """The WHOOP app's rate budget: its shared state and the rules that decide when a call may start.
 
 WHOOP limits an app, not a member: 100 requests a minute and 10,000 a day by default (see
-docs/whoop.md, rate limits). The state is one per app, shared by every function:
+docs/whoop.md#rate-limits). The state is one per app, shared by every function:
 
 - `calls`: the times of the last N calls (N = the per-minute limit), a ring whose `head` is
   the oldest. A call may start only when the oldest is more than a minute old, so no 61

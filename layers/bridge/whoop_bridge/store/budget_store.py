@@ -88,14 +88,7 @@ def take(app: str, read: BudgetState, taken: BudgetState) -> bool:
     if taken.background_next_at is not None and taken.background_next_at != read.background_next_at:
         update += ", background_next_at = :pace"
         values[":pace"] = dynamo.number(taken.background_next_at)
-    return dynamo.applied(
-        _table().update_item,
-        Key=budget_key(app),
-        UpdateExpression=update,
-        ConditionExpression="version = :version",
-        ExpressionAttributeNames={"#day": "day"},
-        ExpressionAttributeValues=values,
-    )
+    return _update(app, update, "version = :version", values, names={"#day": "day"})
 
 
 def note(app: str, remaining: int, reset_at: float, *, hold: bool) -> None:
@@ -107,12 +100,19 @@ def note(app: str, remaining: int, reset_at: float, *, hold: bool) -> None:
     update = "SET whoop_remaining = :remaining, whoop_reset_at = :reset, version = version + :one"
     if hold:
         update += ", hold_until = :reset"
-    dynamo.applied(
+    _update(app, update, "attribute_exists(pk) AND (whoop_reset_at < :reset OR whoop_remaining > :remaining)", values)
+
+
+def _update(app: str, update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
+    """One conditional update of the app's item; False when `condition` did not hold."""
+    arguments: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+    return dynamo.applied(
         _table().update_item,
         Key=budget_key(app),
         UpdateExpression=update,
-        ConditionExpression="attribute_exists(pk) AND (whoop_reset_at < :reset OR whoop_remaining > :remaining)",
+        ConditionExpression=condition,
         ExpressionAttributeValues=values,
+        **arguments,
     )
 
 

@@ -1,4 +1,5 @@
-"""Partner documents: their state and metadata in LabTable, their bytes in the document bucket.
+"""Partner documents: their state and metadata in LabTable, their bytes in the document
+bucket (docs/data-model.md#partner-document).
 
 | item | pk | sk |
 |---|---|---|
@@ -16,31 +17,36 @@ document is never changed again (each later write is conditional on that).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
-from whoop_bridge.store.lab_store import now_iso, plain
+from whoop_bridge.models.document import BasedOn, DocumentRecord, DocumentState
+from whoop_bridge.store import dynamo
+from whoop_bridge.times import now_iso
 
-# A document whose state is one of these is final: nothing fetches or rewrites it.
-FETCHED = ("stored", "linked")
 OBJECT_PREFIX = "documents/"
+_FIELDS = tuple(field.name for field in fields(DocumentRecord))
+# The item's condition that the document is neither stored nor linked (final).
+_NOT_FETCHED = "attribute_exists(pk) AND NOT #state IN (:stored, :linked)"
+_FETCHED_VALUES = {":stored": DocumentState.STORED.value, ":linked": DocumentState.LINKED.value}
 
 
 def _table() -> Any:
-    config = settings()
-    config.require("lab_table_name")
-    return aws.table(config.lab_table_name)
+    # LabTable (docs/data-model.md#partner-document), by the setting `lab_table_name`.
+    return dynamo.table("lab_table_name")
 
 
 def _key(document_id: str) -> dict[str, str]:
     return {"pk": f"DOC#{document_id}", "sk": "DOC"}
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+def _record(item: dict[str, Any]) -> DocumentRecord:
+    values = {name: item[name] for name in _FIELDS if item.get(name) is not None}
+    return DocumentRecord(**{**values, "state": DocumentState(item["state"])})
 
 
 # Documents ------------------------------------------------------------------------------
@@ -48,9 +54,9 @@ def _is_condition_failure(error: ClientError) -> bool:
 
 def register(
     document_id: str, reference_type: str, requisition_id: str, service_request_ids: list[str]
-) -> dict[str, Any]:
+) -> DocumentRecord:
     """Note that a requisition's service requests are based on this document; returns the
-    item as it now is (`state` "pending" and `attempts` 0 when it was never fetched)."""
+    document as it now is (`state` pending and `attempts` 0 when it was never fetched)."""
     answer = _table().update_item(
         Key=_key(document_id),
         UpdateExpression=(
@@ -62,7 +68,7 @@ def register(
         ExpressionAttributeValues={
             ":kind": "partner_document",
             ":id": document_id,
-            ":pending": "pending",
+            ":pending": DocumentState.PENDING.value,
             ":zero": 0,
             ":now": now_iso(),
             ":type": {reference_type},
@@ -71,7 +77,7 @@ def register(
         },
         ReturnValues="ALL_NEW",
     )
-    return plain(answer["Attributes"])
+    return _record(dynamo.plain(answer["Attributes"]))
 
 
 def start_attempt(document_id: str, attempt: int) -> int | None:
@@ -83,23 +89,20 @@ def start_attempt(document_id: str, attempt: int) -> int | None:
         answer = _table().update_item(
             Key=_key(document_id),
             UpdateExpression="SET attempts = if_not_exists(attempts, :zero) + :one, last_attempt_at = :now REMOVE next_attempt_at",
-            ConditionExpression=(
-                "attribute_exists(pk) AND NOT #state IN (:stored, :linked) "
-                "AND (attribute_not_exists(next_attempt_at) OR attempts < :attempt)"
-            ),
+            ConditionExpression=f"{_NOT_FETCHED} AND (attribute_not_exists(next_attempt_at) OR attempts < :attempt)",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":zero": 0,
                 ":one": 1,
                 ":now": now_iso(),
-                ":stored": "stored",
-                ":linked": "linked",
                 ":attempt": attempt,
+                **_FETCHED_VALUES,
             },
             ReturnValues="UPDATED_NEW",
         )
     except ClientError as error:
-        if _is_condition_failure(error):
+        # The one conditional write here that needs the item's new value: not `dynamo.applied`.
+        if dynamo.condition_failed(error):
             return None
         raise
     return int(answer["Attributes"]["attempts"])
@@ -110,30 +113,22 @@ def _finish(document_id: str, sets: dict[str, Any], removes: tuple[str, ...] = (
     expression = "SET " + ", ".join(f"#{name} = :{name}" for name in sets)
     if removes:
         expression += " REMOVE " + ", ".join(removes)
-    try:
-        _table().update_item(
-            Key=_key(document_id),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored_state, :linked_state)",
-            ExpressionAttributeNames={"#state": "state", **{f"#{name}": name for name in sets}},
-            ExpressionAttributeValues={
-                ":stored_state": "stored",
-                ":linked_state": "linked",
-                **{f":{name}": value for name, value in sets.items()},
-            },
-        )
-    except ClientError as error:
-        if _is_condition_failure(error):
-            return False
-        raise
-    return True
+    return dynamo.applied(
+        _table().update_item,
+        Key=_key(document_id),
+        UpdateExpression=expression,
+        ConditionExpression=_NOT_FETCHED,
+        ExpressionAttributeNames={"#state": "state", **{f"#{name}": name for name in sets}},
+        # The document's own attributes are named `:<name>`; the states `:stored`/`:linked` stay apart.
+        ExpressionAttributeValues={**_FETCHED_VALUES, **{f":{name}": value for name, value in sets.items()}},
+    )
 
 
 def mark_stored(document_id: str, metadata: dict[str, Any], stored_object: dict[str, Any]) -> bool:
     """The content is in the bucket (`stored_object` from `put_content`): state `stored`."""
     return _finish(
         document_id,
-        {"state": "stored", "fetched_at": now_iso(), **metadata, **stored_object},
+        {"state": DocumentState.STORED.value, "fetched_at": now_iso(), **metadata, **stored_object},
         ("last_failure", "next_attempt_at"),
     )
 
@@ -141,85 +136,73 @@ def mark_stored(document_id: str, metadata: dict[str, Any], stored_object: dict[
 def mark_linked(document_id: str, metadata: dict[str, Any]) -> bool:
     """A link-only document (WHOOP's `url`, no content): state `linked`."""
     return _finish(
-        document_id, {"state": "linked", "fetched_at": now_iso(), **metadata}, ("last_failure", "next_attempt_at")
+        document_id,
+        {"state": DocumentState.LINKED.value, "fetched_at": now_iso(), **metadata},
+        ("last_failure", "next_attempt_at"),
     )
 
 
 def mark_failed(document_id: str, reason: str, next_attempt_at: str) -> bool:
     """An attempt failed (`reason`: e.g. `not_found`, `http_503`, `timeout`); another is due."""
-    return _finish(document_id, {"state": "pending", "last_failure": reason, "next_attempt_at": next_attempt_at})
+    return _finish(
+        document_id, {"state": DocumentState.PENDING.value, "last_failure": reason, "next_attempt_at": next_attempt_at}
+    )
 
 
 def mark_unavailable(document_id: str, reason: str) -> bool:
     """Every attempt failed: state `unavailable`. True only for the write that made it so."""
-    try:
-        _table().update_item(
-            Key=_key(document_id),
-            UpdateExpression="SET #state = :unavailable, last_failure = :reason, unavailable_at = :now REMOVE next_attempt_at",
-            ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored, :linked, :unavailable)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":unavailable": "unavailable",
-                ":reason": reason,
-                ":now": now_iso(),
-                ":stored": "stored",
-                ":linked": "linked",
-            },
-        )
-    except ClientError as error:
-        if _is_condition_failure(error):
-            # Already unavailable: keep the newest reason (a later attempt may have failed otherwise).
-            _finish(document_id, {"last_failure": reason})
-            return False
-        raise
-    return True
+    if dynamo.applied(
+        _table().update_item,
+        Key=_key(document_id),
+        UpdateExpression="SET #state = :unavailable, last_failure = :reason, unavailable_at = :now REMOVE next_attempt_at",
+        ConditionExpression="attribute_exists(pk) AND NOT #state IN (:stored, :linked, :unavailable)",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={
+            ":unavailable": DocumentState.UNAVAILABLE.value,
+            ":reason": reason,
+            ":now": now_iso(),
+            **_FETCHED_VALUES,
+        },
+    ):
+        return True
+    # Already unavailable: keep the newest reason (a later attempt may have failed otherwise).
+    _finish(document_id, {"last_failure": reason})
+    return False
 
 
-def get_document(document_id: str) -> dict[str, Any] | None:
-    """The stored document item, or None."""
-    item = _table().get_item(Key=_key(document_id), ConsistentRead=True).get("Item")
-    return plain(item) if item else None
+def get(document_id: str) -> DocumentRecord | None:
+    """The stored document, or None."""
+    item = dynamo.get_item(_table(), _key(document_id))
+    return _record(item) if item else None
 
 
-def get_documents(document_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Several document items by id (missing ones left out)."""
-    name = _table().name
-    found: dict[str, dict[str, Any]] = {}
-    unique = list(dict.fromkeys(document_ids))
-    for start in range(0, len(unique), 100):
-        request: dict[str, Any] = {
-            name: {"Keys": [_key(doc_id) for doc_id in unique[start : start + 100]], "ConsistentRead": True}
-        }
-        while request:
-            answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            for item in answer.get("Responses", {}).get(name, []):
-                found[item["document_id"]] = plain(item)
-            request = answer.get("UnprocessedKeys") or {}
-    return found
+def get_many(document_ids: list[str]) -> dict[str, DocumentRecord]:
+    """Several documents by id (missing ones left out)."""
+    items = dynamo.get_items(_table(), [_key(doc_id) for doc_id in dict.fromkeys(document_ids)])
+    return {item["document_id"]: _record(item) for item in items}
 
 
 # References -----------------------------------------------------------------------------
 
 
-def put_references(requisition_id: str, references: list[dict[str, Any]]) -> None:
-    """Keep every `based_on` reference of a requisition's service requests, documents or not
-    (`[{service_request_id, type, id, document}]`). The same requisition gives the same list,
-    so writing it again changes nothing."""
+def put_references(requisition_id: str, references: list[BasedOn]) -> None:
+    """Keep every `based_on` reference of a requisition's service requests, documents or
+    not. The same requisition gives the same list, so writing it again changes nothing."""
     _table().put_item(
         Item={
             "pk": f"BASEDON#{requisition_id}",
             "sk": "BASEDON",
             "kind": "based_on",
             "requisition_id": requisition_id,
-            "references": references,
+            "references": [reference.as_dict() for reference in references],
         }
     )
 
 
-def get_references(requisition_id: str) -> list[dict[str, Any]]:
+def get_references(requisition_id: str) -> list[BasedOn]:
     """The requisition's `based_on` references, or [] when it has none."""
-    item = _table().get_item(Key={"pk": f"BASEDON#{requisition_id}", "sk": "BASEDON"}, ConsistentRead=True).get("Item")
-    return plain(item["references"]) if item else []
+    item = dynamo.get_item(_table(), {"pk": f"BASEDON#{requisition_id}", "sk": "BASEDON"})
+    return [BasedOn(**reference) for reference in item["references"]] if item else []
 
 
 # Bytes ----------------------------------------------------------------------------------

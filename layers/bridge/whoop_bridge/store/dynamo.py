@@ -11,10 +11,11 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from whoop_bridge import aws
@@ -113,3 +114,108 @@ def decode_page_token(token: str, scope: str) -> dict[str, Any]:
 
 def _digest(scope: str) -> str:
     return hashlib.sha256(scope.encode()).hexdigest()[:16]
+
+
+def query_all(table_: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
+    """Every item a `table_.query(**arguments)` finds, following its pages, as plain values."""
+    while True:
+        page = table_.query(**arguments)
+        for item in page.get("Items", []):
+            yield plain(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# Reads and index listings ------------------------------------------------------------------
+
+# DynamoDB's key size limits: a partition key of at most 2,048 bytes, a sort key of 1,024.
+_PARTITION_KEY_BYTES, _SORT_KEY_BYTES = 2048, 1024
+
+
+def get_item(table_: Any, key: dict[str, str]) -> dict[str, Any] | None:
+    """One item by `key`, read consistently, with plain numbers; None when absent."""
+    item = table_.get_item(Key=key, ConsistentRead=True).get("Item")
+    return plain(item) if item else None
+
+
+def get_items(table_: Any, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Several items by key (read consistently, 100 a request, unprocessed keys asked
+    again), with plain numbers; missing ones left out, in no particular order."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {table_.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+        while request:
+            answer = aws.dynamodb().batch_get_item(RequestItems=request)
+            found += [plain(item) for item in answer.get("Responses", {}).get(table_.name, [])]
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def is_index_key(
+    key: Any, partition: str, item_key: tuple[str, str], index: tuple[str, str] = ("gsi1pk", "gsi1sk")
+) -> bool:
+    """Whether `key` is a LastEvaluatedKey that a query of the index's `partition` could have
+    returned: exactly the table's (`pk`, `sk`) and the index's key attributes as strings
+    within DynamoDB's size limits, naming an item with `pk` = `<prefix><id>` and `sk` =
+    `<sort key>` (`item_key`) whose index sort key ends with `#<id>`. Anything else would be
+    a ValidationException (a 5xx) as ExclusiveStartKey."""
+    index_pk, index_sk = index
+    if not isinstance(key, dict) or set(key) != {"pk", "sk", index_pk, index_sk}:
+        return False
+    if not all(isinstance(value, str) for value in key.values()):
+        return False
+    if any(len(key[name].encode()) > _PARTITION_KEY_BYTES for name in ("pk", index_pk)) or any(
+        len(key[name].encode()) > _SORT_KEY_BYTES for name in ("sk", index_sk)
+    ):
+        return False
+    prefix, sort_key = item_key
+    item_id = key["pk"].removeprefix(prefix)
+    return (
+        key[index_pk] == partition
+        and key["sk"] == sort_key
+        and key["pk"].startswith(prefix)
+        and bool(item_id)
+        and key[index_sk].endswith(f"#{item_id}")
+    )
+
+
+def index_page(
+    table_: Any,
+    partition: str,
+    item_key: tuple[str, str],
+    limit: int,
+    next_token: str | None,
+    scope: str,
+    *,
+    since: str | None = None,
+    newest_first: bool = False,
+    index: tuple[str, str, str] = ("gsi1", "gsi1pk", "gsi1sk"),
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page (`limit` items at most) of the index's `partition`, its sort key at or after
+    `since` when given, and the `next_token` for the next page (None on the last).
+
+    `scope` names the listing and its query parameters: a token is refused (InvalidPageToken)
+    unless it was issued for the same scope and names a key this query could have returned
+    (`is_index_key`, and not before `since`), so a made-up token never reaches DynamoDB.
+    """
+    name, index_pk, index_sk = index
+    condition = Key(index_pk).eq(partition)
+    if since:
+        condition = condition & Key(index_sk).gte(since)
+    query: dict[str, Any] = {
+        "IndexName": name,
+        "KeyConditionExpression": condition,
+        "ScanIndexForward": not newest_first,
+        "Limit": limit,
+    }
+    if next_token:
+        start_key = decode_page_token(next_token, scope)
+        if not is_index_key(start_key, partition, item_key, (index_pk, index_sk)) or (
+            since and start_key[index_sk] < since
+        ):
+            raise InvalidPageToken("next_token is not one this listing issued for these query parameters")
+        query["ExclusiveStartKey"] = start_key
+    page = table_.query(**query)
+    last_key = page.get("LastEvaluatedKey")
+    return [plain(item) for item in page.get("Items", [])], encode_page_token(last_key, scope) if last_key else None

@@ -1,6 +1,6 @@
 """MemberTable: a member's WHOOP records (cycle, sleep, recovery, workout; see
-`members/records.py`), kept newest-`updated_at`-wins, each change written in one
-transaction with the outbox event that announces it (`members/outbox.py` publishes it).
+`models/member_record.py`), kept newest-`updated_at`-wins, each change written in one
+transaction with the outbox message that announces it (`members/outbox.py` publishes it).
 
 | item | pk | sk | gsi1pk / gsi1sk |
 |---|---|---|---|
@@ -11,65 +11,51 @@ its record time is its sleep's `start` (`sleep_start`), as WHOOP windows recover
 Attributes: `record_type`, `record_id`, `user_id`, `updated_at`, `score_state`,
 `record_version`, `sleep_start` (a recovery's), `record_json` (the normalised record as
 JSON text, so its floats never pass through DynamoDB's Decimals) and `stored_at`. The records sit under the member's partition, so
-`member_store.delete_member_records` (DeleteDataOnDisconnect) deletes them with the rest
+`member_item_store.delete_member_data` (DeleteDataOnDisconnect) deletes them with the rest
 of the member's data.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
-from whoop_bridge.members import records
-from whoop_bridge.store.member_store import INDEX, _client, _outbox_puts, _table, new_event, plain
+from whoop_bridge.models import member_record as records
+from whoop_bridge.models.member_record import InvalidWindow, window
+from whoop_bridge.models.outbox_message import OutboxMessage
+from whoop_bridge.store import dynamo
+from whoop_bridge.store.dynamo import InvalidPageToken
 
+__all__ = ["InvalidPageToken", "InvalidWindow", "delete", "get", "ids_between", "page", "upsert"]
+
+INDEX = "gsi1"
 # Page-token keys: the table's and the index's (LastEvaluatedKey of a gsi1 query).
 _TOKEN_KEYS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
 
 
-class InvalidWindow(ValueError):
-    """A window whose end is not after its start."""
+def _table() -> Any:
+    return dynamo.table("member_table_name")
 
 
-class InvalidPageToken(ValueError):
-    """A `next_token` that this listing did not hand out (another member, type or window,
-    or not a token at all)."""
+def _with_message(change: dict[str, Any], message: OutboxMessage) -> bool:
+    """Write a change and the message that announces it in one transaction; False only when
+    the change's condition did not hold (dynamo.applied raises a cancellation for any other
+    reason, so the caller retries instead of losing the record)."""
+    items = [change, {"Put": {"TableName": _table().name, "Item": message.item()}}]
+    return dynamo.applied(dynamo.client().transact_write_items, TransactItems=items)
 
 
 def record_key(client_user_id: str, record_type: str, record_id: str) -> dict[str, str]:
     """The table key of one record."""
-    return {"pk": f"MEMBER#{client_user_id}", "sk": f"{_prefix(record_type)}#{record_id}"}
+    return {"pk": f"MEMBER#{client_user_id}", "sk": f"{records.key_prefix(record_type)}#{record_id}"}
 
 
 def listing_key(client_user_id: str, record_type: str) -> str:
     """The gsi1 partition holding one member's records of one type, by time."""
     return f"RECORDS#{client_user_id}#{record_type}"
-
-
-def _prefix(record_type: str) -> str:
-    if record_type not in records.RECORD_TYPES:
-        raise ValueError(f"unknown record type {record_type!r}; one of {', '.join(records.RECORD_TYPES)}")
-    return record_type.upper()
-
-
-def _committed(items: list[dict[str, Any]]) -> bool:
-    """Run a transaction; False only when a condition did not hold. A cancellation for any
-    other reason (a conflicting transaction, throttling) is raised so the caller retries:
-    reading it as "already newer" would lose the record."""
-    try:
-        _client().transact_write_items(TransactItems=items)
-    except ClientError as error:
-        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
-        if error.response["Error"]["Code"] == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
-            return False
-        raise
-    return True
 
 
 # Writes --------------------------------------------------------------------------------------
@@ -83,15 +69,15 @@ def upsert(
     cause: str,
     *,
     sleep_start: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[OutboxMessage]:
     """Store a record unless the stored one is as new or newer (by `updated_at`; at the same
     `updated_at` a scored or unscorable record still replaces a pending one). A recovery is
     windowed by `sleep_start` (its sleep's start) when given, else by its `created_at`.
-    Returns the stored `member.record.updated` event for `outbox.publish_stored`, or []
-    when nothing changed. Raises records.RecordInvalid for a record the bridge cannot read."""
+    Returns the stored `member.record.updated` message for `outbox.publish_stored`, or []
+    when nothing changed. Raises RecordInvalid for a record the bridge cannot read."""
     record = records.normalize(record_type, record)
     record_id = records.record_id(record_type, record)
-    event = new_event(*records.updated_event(client_user_id, user_id, record_type, record, cause))
+    message = OutboxMessage(*records.updated_event(client_user_id, user_id, record_type, record, cause))
     condition = "attribute_not_exists(pk) OR updated_at < :new"
     values: dict[str, Any] = {":new": record["updated_at"]}
     if record["score_state"] in records.FINAL_SCORE_STATES:
@@ -106,7 +92,7 @@ def upsert(
         "score_state": record["score_state"],
         "record_version": records.RECORD_VERSION,
         "record_json": json.dumps(record, separators=(",", ":")),
-        "stored_at": event["stored_at"],
+        "stored_at": message.stored_at,
         "gsi1pk": listing_key(client_user_id, record_type),
         "gsi1sk": f"{records.record_time(record_type, record, sleep_start)}#{record_id}",
     }
@@ -120,13 +106,13 @@ def upsert(
             "ExpressionAttributeValues": values,
         }
     }
-    return [event] if _committed([put, *_outbox_puts([event])]) else []
+    return [message] if _with_message(put, message) else []
 
 
-def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str) -> list[dict[str, Any]]:
-    """Delete a stored record. Returns the stored `member.record.deleted` event for
+def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str) -> list[OutboxMessage]:
+    """Delete a stored record. Returns the stored `member.record.deleted` message for
     `outbox.publish_stored`, or [] when no such record was stored."""
-    event = new_event(*records.deleted_event(client_user_id, user_id, record_type, record_id, cause))
+    message = OutboxMessage(*records.deleted_event(client_user_id, user_id, record_type, record_id, cause))
     remove = {
         "Delete": {
             "TableName": _table().name,
@@ -134,7 +120,7 @@ def delete(client_user_id: str, user_id: int, record_type: str, record_id: str, 
             "ConditionExpression": "attribute_exists(pk)",
         }
     }
-    return [event] if _committed([remove, *_outbox_puts([event])]) else []
+    return [message] if _with_message(remove, message) else []
 
 
 # Reads ---------------------------------------------------------------------------------------
@@ -162,7 +148,7 @@ def page(
     by this listing, InvalidWindow when end is not after start, ValueError for a bad time."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    start, end = _window(start, end)
+    start, end = window(start, end)
     arguments: dict[str, Any] = {
         "IndexName": INDEX,
         "KeyConditionExpression": _condition(client_user_id, record_type, start, end),
@@ -170,16 +156,16 @@ def page(
         "Limit": limit,
     }
     if next_token is not None:
-        arguments["ExclusiveStartKey"] = _decode(next_token, client_user_id, record_type, start, end)
+        arguments["ExclusiveStartKey"] = _start_key(next_token, client_user_id, record_type, start, end)
     answer = _table().query(**arguments)
     found = [json.loads(item["record_json"]) for item in answer.get("Items", [])]
     last = answer.get("LastEvaluatedKey")
-    return found, _encode(plain(last)) if last else None
+    return found, dynamo.encode_page_token(last, listing_key(client_user_id, record_type)) if last else None
 
 
 def ids_between(client_user_id: str, record_type: str, start: str | datetime, end: str | datetime) -> set[str]:
     """The id of every stored record of the type whose record time is in [start, end)."""
-    start, end = _window(start, end)
+    start, end = window(start, end)
     arguments: dict[str, Any] = {
         "IndexName": INDEX,
         "KeyConditionExpression": _condition(client_user_id, record_type, start, end),
@@ -194,18 +180,10 @@ def ids_between(client_user_id: str, record_type: str, start: str | datetime, en
         arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-def _window(start: str | datetime | None, end: str | datetime | None) -> tuple[str | None, str | None]:
-    since = records.normalize_timestamp(start) if start is not None else None
-    until = records.normalize_timestamp(end) if end is not None else None
-    if since is not None and until is not None and since >= until:
-        raise InvalidWindow("end must be after start")
-    return since, until
-
-
 def _condition(client_user_id: str, record_type: str, start: str | None, end: str | None) -> Any:
     # Sort keys are `<time>#<id>`: `<start>` sorts before every key at start (inclusive),
     # `<end>` before every key at end (exclusive), so BETWEEN is exactly [start, end).
-    _prefix(record_type)  # an unknown type is an error, not an empty listing
+    records.key_prefix(record_type)  # an unknown type is an error, not an empty listing
     condition = Key("gsi1pk").eq(listing_key(client_user_id, record_type))
     if start is not None and end is not None:
         return condition & Key("gsi1sk").between(start, end)
@@ -216,28 +194,19 @@ def _condition(client_user_id: str, record_type: str, start: str | None, end: st
     return condition
 
 
-def _encode(last_key: dict[str, Any]) -> str:
-    text = json.dumps(last_key, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _decode(token: str, client_user_id: str, record_type: str, start: str | None, end: str | None) -> dict[str, str]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidPageToken("next_token is not a page token") from None
+def _start_key(token: str, client_user_id: str, record_type: str, start: str | None, end: str | None) -> dict[str, str]:
+    """The start key of a `next_token` this listing (member and type) issued; its window is
+    checked on the key itself, as DynamoDB refuses a start key outside the key condition."""
+    key = dynamo.decode_page_token(token, listing_key(client_user_id, record_type))
     # DynamoDB refuses an empty or over-long key value (a 5xx): refuse it here as a 400.
-    if (
-        not isinstance(key, dict)
-        or set(key) != _TOKEN_KEYS
-        or not all(isinstance(value, str) and 0 < len(value.encode()) <= 1024 for value in key.values())
+    if set(key) != _TOKEN_KEYS or not all(
+        isinstance(value, str) and 0 < len(value.encode()) <= 1024 for value in key.values()
     ):
         raise InvalidPageToken("next_token is not a page token")
     expected = record_key(client_user_id, record_type, "")
     ours = key["pk"] == expected["pk"] and key["sk"].startswith(expected["sk"]) and key["sk"] != expected["sk"]
     if not ours or key["gsi1pk"] != listing_key(client_user_id, record_type):
         raise InvalidPageToken("next_token belongs to another member or record type")
-    # DynamoDB refuses a start key outside the key condition; so does this listing.
     if (start is not None and key["gsi1sk"] < start) or (end is not None and key["gsi1sk"] >= end):
         raise InvalidPageToken("next_token belongs to another window")
     return key

@@ -1,6 +1,6 @@
 """One rate budget per WHOOP app, shared by every function and every concurrent Lambda.
 
-WHOOP limits an app, not a member (see docs/whoop.md, rate limits). The budget's state and
+WHOOP limits an app, not a member (see docs/whoop.md#rate-limits). The budget's state and
 its rules are `BudgetState` (models/budget.py); this module takes calls from it on a clock,
 waiting briefly or deferring the work (`BudgetExhausted`), and corrects it with WHOOP's
 rate-limit headers. The state is kept where every Lambda sees it, through the

@@ -1,4 +1,4 @@
-"""WHOOP's standard developer API for members (whoop-api.md §3): OAuth and member calls.
+"""WHOOP's standard developer API for members (docs/whoop.md#data-api): OAuth and member calls.
 
 The OAuth endpoints take form-encoded bodies with the app's credentials; member endpoints
 take the member's bearer token. Errors name the call and WHOOP's short error code, never a
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 AUTHORIZE_PATH = "/oauth/oauth2/auth"
 TOKEN_PATH = "/oauth/oauth2/token"
-# WHOOP's collections return at most 25 records a page (whoop-api.md §3.2).
+# WHOOP's collections return at most 25 records a page (docs/whoop.md#collections).
 PAGE_LIMIT = 25
 # The record types' paths: by id, and as a collection. Recovery has no by-id route; it is
 # read by its cycle.

@@ -1,4 +1,4 @@
-"""WHOOP Healthcare Partner API client (whoop-api.md §2).
+"""WHOOP Healthcare Partner API client (docs/whoop.md#partner-endpoints).
 
 Client-credentials token from the partner secret, cached per warm container until shortly
 before `expires_in`; one renewal and one retry when WHOOP answers 401.
@@ -95,31 +95,23 @@ class PartnerClient:
             return _tokens[key].value
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
-        url = f"{self._base}{path}"
-        response = http.send(
-            self._session,
-            method,
-            url,
-            what=what,
-            timeout_seconds=self._timeout,
-            headers={"Authorization": f"Bearer {self._token()}"},
-            **kwargs,
-        )
-        if response.status_code == 401:
-            # The token expired early or was revoked: one fresh token, one more try.
+        # A 401: the token expired early or was revoked: one fresh token, one more try.
+        for renew in (False, True):
             response = http.send(
                 self._session,
                 method,
-                url,
+                f"{self._base}{path}",
                 what=what,
                 timeout_seconds=self._timeout,
-                headers={"Authorization": f"Bearer {self._token(renew=True)}"},
+                headers={"Authorization": f"Bearer {self._token(renew=renew)}"},
                 **kwargs,
             )
+            if response.status_code != 401:
+                break
         http.raise_for_status(response, what)
         return response
 
-    # Endpoints (whoop-api.md §2.2) ---------------------------------------------------
+    # Endpoints (docs/whoop.md#partner-endpoints) ------------------------------------
 
     def get_requisition(self, requisition_id: str) -> dict[str, Any]:
         """`GET /v2/partner/requisition/{id}`: the LabRequisition."""

@@ -1,4 +1,4 @@
-"""WHOOP webhook signatures (whoop-api.md §2.5 and §3.3). Standard library only.
+"""WHOOP webhook signatures (docs/whoop.md#webhook-signatures). Standard library only.
 
 The intake imports this on every cold start, so nothing heavy belongs here.
 """

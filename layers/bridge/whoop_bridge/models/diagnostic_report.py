@@ -1,0 +1,51 @@
+"""A diagnostic report (the lab's results) as the bridge keeps it before and after WHOOP accepts it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from whoop_bridge.models.task_status import TaskBusinessStatus, status_after_report
+
+
+class ReportKind(StrEnum):
+    """What a report does to the test (the ASL's `RouteAfterReport` reads it)."""
+
+    PARTIAL = "partial"  # then PARTIAL_RESULTS_READY
+    FINAL = "final"  # then FULL_RESULTS_READY and the correction window
+    CORRECTION = "correction"  # amended, corrected or cancelled: no status change
+
+    @classmethod
+    def of(cls, report_status: str) -> ReportKind:
+        """The kind of a report with WHOOP's DiagnosticReport `status` `report_status`."""
+        target = status_after_report(report_status)
+        if target is None:
+            return cls.CORRECTION
+        return cls.FINAL if target is TaskBusinessStatus.FULL_RESULTS_READY else cls.PARTIAL
+
+
+@dataclass
+class DiagnosticReportRecord:
+    """One stored report: `body` exactly as the lab wrote it (WHOOP receives it so),
+    `submitted_at` once WHOOP accepted it, `outbox` a bus message still to publish."""
+
+    service_request_id: str
+    report_id: str
+    report_status: str
+    report_kind: ReportKind
+    observation_count: int
+    body: dict[str, Any]
+    received_at: str
+    submitted_at: str | None = None
+    outbox: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """As the lab API shows it with its service request (no results)."""
+        return {
+            "report_id": self.report_id,
+            "status": self.report_status,
+            "observation_count": self.observation_count,
+            "received_at": self.received_at,
+            "submitted_at": self.submitted_at,
+        }

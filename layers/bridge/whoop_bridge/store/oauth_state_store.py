@@ -1,0 +1,90 @@
+"""OAuth states in MemberTable: a connect link's single-use `state`, by its SHA-256.
+
+A state lives until `expires_at` (epoch seconds; DynamoDB's TTL sweeps it an hour later).
+Taking it is one conditional write, so a state is consumed once; the item then keeps the
+callback's outcome for a repeat of the callback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
+from whoop_bridge.store import dynamo
+
+_FIELDS = frozenset(field.name for field in fields(OAuthState))
+_LINK_FIELDS = ("client_user_id", "redirect_uri", "created_at", "return_url")
+# How long past its expiry DynamoDB's TTL may sweep a state.
+_TTL_SLACK_SECONDS = 3600
+
+
+def _table() -> Any:
+    return dynamo.table("member_table_name")
+
+
+def state_key(state_hash: str) -> dict[str, str]:
+    return {"pk": f"STATE#{state_hash}", "sk": "STATE"}
+
+
+def _state(item: dict[str, Any]) -> OAuthState:
+    values = {key: value for key, value in dynamo.plain(item).items() if key in _FIELDS}
+    if values.get("outcome") is not None:
+        values["outcome"] = CallbackStatus(values["outcome"])
+    return OAuthState(**values)
+
+
+def put(state_hash: str, state: OAuthState) -> None:
+    """A connect link's state, bound to its member and URLs; DynamoDB's TTL sweeps it later."""
+    link = {key: getattr(state, key) for key in _LINK_FIELDS if getattr(state, key) is not None}
+    _table().put_item(
+        Item={
+            **state_key(state_hash),
+            **link,
+            "expires_at": state.expires_at,
+            "ttl": state.expires_at + _TTL_SLACK_SECONDS,
+        },
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+
+
+def take(state_hash: str, now: int) -> OAuthState | None:
+    """Consume a state once: the state, or None when unknown, expired or already used. The
+    item stays (marked `taken_at`) to keep the callback's outcome for a repeat."""
+    try:
+        answer = _table().update_item(
+            Key=state_key(state_hash),
+            UpdateExpression="SET taken_at = :now",
+            ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
+            ExpressionAttributeValues={":now": now},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as error:
+        if dynamo.condition_failed(error):
+            return None
+        raise
+    return _state(answer["Attributes"])
+
+
+def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
+    """Keep a consumed state's outcome (a status word, never a token or code) until
+    `keep_until`, so a repeated callback (a reload, a double submit) gets the same answer."""
+    _table().update_item(
+        Key=state_key(state_hash),
+        UpdateExpression="SET outcome = :outcome, outcome_until = :until, #ttl = :ttl",
+        ConditionExpression="attribute_exists(taken_at)",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues={
+            ":outcome": str(outcome),
+            ":until": keep_until,
+            ":ttl": keep_until + _TTL_SLACK_SECONDS,
+        },
+    )
+
+
+def get(state_hash: str) -> OAuthState | None:
+    """A state as stored (link, `taken_at`, `outcome`, `outcome_until`), or None."""
+    item = _table().get_item(Key=state_key(state_hash), ConsistentRead=True).get("Item")
+    return _state(item) if item else None

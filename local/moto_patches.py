@@ -1,0 +1,104 @@
+"""moto, patched where the local stack needs AWS's own behaviour: Step Functions' Lambda
+tasks run the handlers in-process, DynamoDB item operations are atomic (one lock), and a
+cancelled transaction restores only the items it touched (cheaply). Each function starts
+its patches and returns them, for the stack to stop."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+
+def in_process_lambda(invoke: Callable[[str, Any], dict[str, Any]]) -> list[Any]:
+    """moto's interpreter calls Lambda through boto3; answer those calls with
+    `invoke(function name or ARN, event)`, which returns Lambda's Invoke answer."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for
+
+    class InProcessLambda:
+        def invoke(self, FunctionName: str, Payload: Any = None, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+            return invoke(FunctionName, json.loads(Payload) if Payload else {})
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if service == "lambda":
+            return InProcessLambda()
+        return original(region=region, service=service, state_credentials=state_credentials)
+
+    return _started([mock.patch.object(lambda_eval_utils, "boto_client_for", client_for)])
+
+
+def serialised_dynamodb() -> list[Any]:
+    """DynamoDB applies each write, conditions included, atomically; moto's in-process
+    backend does not lock, so concurrent conditional writes from threads could both
+    pass. One lock around every item operation gives back DynamoDB's guarantee."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return call
+
+    operations = ("put_item", "update_item", "delete_item", "get_item", "query", "scan", "batch_write_item")
+    patches = [mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name))) for name in operations]
+    return _started(patches + _cheap_transaction_rollback(locked))
+
+
+def _started(patches: list[Any]) -> list[Any]:
+    for patch in patches:
+        patch.start()
+    return patches
+
+
+def _cheap_transaction_rollback(locked: Callable[[Callable[..., Any]], Callable[..., Any]]) -> list[Any]:
+    """moto backs up a whole table (a deep copy) for every item of a transaction, so a
+    transaction costs time in proportion to the table. Back up only the items it touches,
+    and put them back when it is cancelled, as DynamoDB leaves them."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        backups = []
+        for entry in transact_items:
+            (operation, arguments), *_ = entry.items()
+            table = self.tables.get(arguments.get("TableName"))
+            if table is None:
+                continue
+            key = arguments.get("Key") or arguments.get("Item") or {}
+            if table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = (
+                DynamoType(key[table.range_key_attr]) if table.range_key_attr and table.range_key_attr in key else None
+            )
+            if table.has_range_key and range_value is None:
+                continue
+            backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(backups):
+                holder = table.items[hash_value] if range_value is not None else table.items
+                slot = range_value if range_value is not None else hash_value
+                if item is None:
+                    holder.pop(slot, None)
+                else:
+                    holder[slot] = item
+            raise
+
+    return [
+        mock.patch.object(DynamoDBBackend, "transact_write_items", locked(transact_write_items)),
+        # The whole-table backup moto would take becomes the table itself (never restored).
+        mock.patch.object(Table, "__deepcopy__", lambda table, memo: table, create=True),
+    ]
