@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,10 +89,15 @@ def _package_of(path: Path) -> str:
     return name if path.name == "__init__.py" else name.rpartition(".")[0]
 
 
+@cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def imports_of(path: Path) -> Iterator[Import]:
     """Every import in the file, at any depth (a function's lazy import included), with
     relative imports resolved and `from package import module` read as that module."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = _tree(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -188,7 +194,7 @@ def _private_uses(path: Path) -> Iterator[str]:
         leaf = found.target.rsplit(".", 1)[-1]
         if _private(leaf) and not _same_package(path, found.target):
             yield f"{where}:{found.line} imports the private module {found.target}"
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _tree(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and _top(node.module) == PACKAGE and not node.level:
             for alias in node.names:
@@ -263,7 +269,7 @@ def test_no_emulator_class_is_over_500_lines():
     assert files, "no emulator under local/"
     long = {}
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if (
                 isinstance(node, ast.ClassDef)
                 and (lines := node.end_lineno - node.lineno + 1) > MAX_EMULATOR_CLASS_LINES
