@@ -109,6 +109,24 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
+class _Record(_Shape):
+    """The fields of every record type: the member's WHOOP `user_id`, when WHOOP created and
+    last updated the record (UTC text, see Timestamp), and its `score_state`."""
+
+    user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    score_state: ScoreState = None
+
+
+class _Span(_Record):
+    """A record of a span of the member's time: a cycle, a sleep or a workout."""
+
+    start: Timestamp
+    end: Optional[Timestamp] = None  # None while a cycle is the current one
+    timezone_offset: Optional[str] = None
+
+
 # Cycle -------------------------------------------------------------------------------------
 
 
@@ -119,15 +137,8 @@ class CycleScore(_Shape):
     max_heart_rate: Optional[int] = None
 
 
-class Cycle(_Shape):
+class Cycle(_Span):
     id: int
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    start: Timestamp
-    end: Optional[Timestamp] = None  # None while the cycle is the current one
-    timezone_offset: Optional[str] = None
-    score_state: ScoreState = None
     score: Optional[CycleScore] = None
     step_count: Optional[int] = None  # None when WHOOP has no step data for the cycle
 
@@ -162,18 +173,11 @@ class SleepScore(_Shape):
     sleep_efficiency_percentage: Optional[float] = None
 
 
-class Sleep(_Shape):
+class Sleep(_Span):
     id: Uuid
     cycle_id: Optional[int] = None
     v1_id: Optional[int] = None
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    start: Timestamp
-    end: Optional[Timestamp] = None
-    timezone_offset: Optional[str] = None
     nap: Optional[bool] = None
-    score_state: ScoreState = None
     score: Optional[SleepScore] = None
 
 
@@ -189,13 +193,9 @@ class RecoveryScore(_Shape):
     skin_temp_celsius: Optional[float] = None
 
 
-class Recovery(_Shape):
+class Recovery(_Record):
     cycle_id: Optional[int] = None
     sleep_id: Uuid
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    score_state: ScoreState = None
     score: Optional[RecoveryScore] = None
 
 
@@ -223,18 +223,11 @@ class WorkoutScore(_Shape):
     zone_durations: Optional[ZoneDurations] = None
 
 
-class Workout(_Shape):
+class Workout(_Span):
     id: Uuid
     v1_id: Optional[int] = None
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    start: Timestamp
-    end: Optional[Timestamp] = None
-    timezone_offset: Optional[str] = None
     sport_name: Optional[str] = None
     sport_id: Optional[int] = None
-    score_state: ScoreState = None
     score: Optional[WorkoutScore] = None
 
 
