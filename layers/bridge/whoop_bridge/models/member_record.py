@@ -19,6 +19,7 @@ Record versions (`record_version` in every record event, one number for all four
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Optional
 
@@ -87,6 +88,21 @@ def window(start: str | datetime | None, end: str | datetime | None) -> tuple[st
     if since is not None and until is not None and since >= until:
         raise InvalidWindow("end must be after start")
     return since, until
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """One page of a member's stored records of one type, newest first, from `start`
+    (inclusive) to `end` (exclusive): ISO-8601 date-times with an offset or aware datetimes,
+    either open (None). `limit` records at most (1 or more); `next_token` the previous
+    page's, or None for the first page."""
+
+    client_user_id: str
+    record_type: str
+    start: str | datetime | None = None
+    end: str | datetime | None = None
+    limit: int = 25
+    next_token: str | None = None
 
 
 def _timestamp(value: Any) -> str:
