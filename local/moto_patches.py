@@ -1,7 +1,8 @@
 """moto, patched where the local stack needs AWS's own behaviour: Step Functions' Lambda
 tasks run the handlers in-process, DynamoDB item operations are atomic (one lock), and a
-cancelled transaction restores only the items it touched (cheaply). Each function starts
-its patches and returns them, for the stack to stop."""
+cancelled transaction restores only the items it touched (cheaply); and, outside moto,
+Powertools' metric flushes are atomic. Each function starts its patches and returns them,
+for the stack to stop."""
 
 from __future__ import annotations
 
@@ -38,7 +39,33 @@ def serialised_dynamodb() -> list[Any]:
     pass. One lock around every item operation gives back DynamoDB's guarantee."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    lock = threading.RLock()
+    locked = _under(threading.RLock())
+
+    operations = ("put_item", "update_item", "delete_item", "get_item", "query", "scan", "batch_write_item")
+    patches = [mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name))) for name in operations]
+    return _started(patches + _cheap_transaction_rollback(locked))
+
+
+def atomic_metric_flushes() -> list[Any]:
+    """Lambda runs one invocation per container at a time; the local stack runs handlers as
+    threads of one process, and Powertools keeps one metric set per process. Without a lock
+    a handler can clear the set between another's check and its serialisation, which raises
+    SchemaValidationError ("Must contain at least one metric") out of that handler."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    locked = _under(threading.RLock())
+
+    names = ("add_metric", "flush_metrics")
+    return _started(
+        [
+            mock.patch.object(AmazonCloudWatchEMFProvider, name, locked(getattr(AmazonCloudWatchEMFProvider, name)))
+            for name in names
+        ]
+    )
+
+
+def _under(lock: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator that runs a method holding `lock`."""
 
     def locked(method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -47,9 +74,7 @@ def serialised_dynamodb() -> list[Any]:
 
         return call
 
-    operations = ("put_item", "update_item", "delete_item", "get_item", "query", "scan", "batch_write_item")
-    patches = [mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name))) for name in operations]
-    return _started(patches + _cheap_transaction_rollback(locked))
+    return locked
 
 
 def _started(patches: list[Any]) -> list[Any]:

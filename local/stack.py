@@ -144,6 +144,7 @@ class LocalStack:
             use_clock(self.clock)
         self._patches += moto_patches.in_process_lambda(self._lambda_invoke)
         self._patches += moto_patches.serialised_dynamodb()
+        self._patches += moto_patches.atomic_metric_flushes()
         if self.consume_queues:
             self._start_queue_pollers()
         if self.run_schedules:

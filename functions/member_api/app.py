@@ -155,9 +155,7 @@ def _record_route(record_type: str) -> None:
         ] = None,
     ):
         try:
-            found = views.record_page(
-                client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
-            )
+            found = views.record_page(records.RecordQuery(client_user_id, record_type, start, end, limit, next_token))
         except views.NoConnection:
             return not_found("no connection for this client_user_id")
         return json_response(200, found)

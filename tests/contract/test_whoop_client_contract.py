@@ -22,6 +22,7 @@ from whoop_openapi import document, operation_id, operations, request_errors, wh
 from local.emulator import WhoopEmulator
 from whoop_bridge import __version__, caches
 from whoop_bridge.whoop import http as whoop_http
+from whoop_bridge.whoop.http import ClientOptions
 from whoop_bridge.whoop.member import MemberApi
 from whoop_bridge.whoop.partner import PartnerClient
 
@@ -125,8 +126,7 @@ def test_every_partner_client_request_keeps_whoops_contract(emulator):
     client = PartnerClient(
         emulator.base_url,
         lambda: {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
-        session=session,
-        max_retries=0,
+        ClientOptions(max_retries=0, session=session),
     )
 
     requisition_id = client.add_test_data()
@@ -157,7 +157,10 @@ def test_every_partner_client_request_keeps_whoops_contract(emulator):
 def test_every_member_client_request_keeps_whoops_contract(emulator, http):
     session, checker = checked_session(emulator, retry_statuses=False)
     api = MemberApi(
-        emulator.base_url, emulator.member_client_id, emulator.member_client_secret, session=session, max_retries=0
+        emulator.base_url,
+        emulator.member_client_id,
+        emulator.member_client_secret,
+        ClientOptions(max_retries=0, session=session),
     )
 
     link = api.authorization_url(REDIRECT, ALL_SCOPES, "state-0123456789")
@@ -244,8 +247,7 @@ def test_the_check_fails_when_a_client_leaves_the_contract(emulator):
     client = PartnerClient(
         emulator.base_url,
         lambda: {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
-        session=session,
-        max_retries=0,
+        ClientOptions(max_retries=0, session=session),
     )
     requisition = emulator.create_requisition(["CBC"])
     requisition_id, service_request_id = requisition["id"], requisition["service_requests"][0]["id"]

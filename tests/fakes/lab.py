@@ -105,20 +105,15 @@ class FakeServiceRequestStore:
     def get_many(self, service_request_ids):
         return [copy.deepcopy(self.records[i]) for i in service_request_ids if i in self.records]
 
-    def record_status(
-        self, service_request_id, status, *, reason, event_id, workflow, outbox, correction_deadline=None
-    ) -> None:
+    def record_status(self, service_request_id, accepted) -> None:
         record = self.records[service_request_id]
-        entry = {"task_business_status": status.value, "at": times.now_iso(), "event_id": event_id}
-        if reason:
-            entry["reason"] = reason
-        record.history.append(entry)
-        record.task_business_status = TaskBusinessStatus(status)
-        record.last_event_id = event_id
-        record.workflow = workflow
-        record.outbox = copy.deepcopy(outbox)
-        if correction_deadline:
-            record.correction_deadline = correction_deadline
+        record.history.append(accepted.history_entry(times.now_iso()))
+        record.task_business_status = TaskBusinessStatus(accepted.status)
+        record.last_event_id = accepted.event_id
+        record.workflow = accepted.workflow
+        record.outbox = copy.deepcopy(accepted.outbox)
+        if accepted.correction_deadline:
+            record.correction_deadline = accepted.correction_deadline
 
     def close(self, service_request_id, *, closed_at=None, closed_reason=None) -> None:
         record = self.records[service_request_id]

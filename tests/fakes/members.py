@@ -221,13 +221,13 @@ class FakeRecords:
     def get(self, client_user_id, record_type, record_id):
         return self.stored.get((client_user_id, record_type, record_id))
 
-    def page(self, client_user_id, record_type, *, start=None, end=None, limit=25, next_token=None):
+    def page(self, query):
         found = [
             record
             for (member, kind, _), record in self.stored.items()
-            if (member, kind) == (client_user_id, record_type)
+            if (member, kind) == (query.client_user_id, query.record_type)
         ]
-        return found[:limit], None
+        return found[: query.limit], None
 
     def ids_between(self, client_user_id, record_type, start, end):
         since, until = records.window(start, end)

@@ -30,9 +30,10 @@ def member(bridge) -> int:
 
 
 def stored(bridge, record_type: str) -> dict[str, dict]:
+    from whoop_bridge.models.member_record import RecordQuery
     from whoop_bridge.store import record_store
 
-    records, _ = record_store.page(SAMPLE_CLIENT_USER_ID, record_type, limit=100)
+    records, _ = record_store.page(RecordQuery(SAMPLE_CLIENT_USER_ID, record_type, limit=100))
     return {record["sleep_id"] if record_type == "recovery" else str(record["id"]): record for record in records}
 
 
@@ -462,6 +463,7 @@ def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_
     from datetime import UTC, datetime, timedelta
 
     from whoop_bridge.members import disconnect, session
+    from whoop_bridge.models.member_record import RecordQuery
     from whoop_bridge.store import record_store
 
     emulator = bridge.emulator
@@ -499,4 +501,4 @@ def test_a_member_who_disconnects_during_a_backfill_keeps_no_record_of_the_page_
 
     assert bridge.invoke("MemberSyncFunction", _sqs(job)) == {"batchItemFailures": []}
 
-    assert record_store.page(member, "sleep", limit=100) == ([], None)
+    assert record_store.page(RecordQuery(member, "sleep", limit=100)) == ([], None)

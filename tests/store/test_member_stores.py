@@ -12,6 +12,7 @@ from moto import mock_aws
 from whoop_bridge import caches
 from whoop_bridge.models.connection import Connection, ConnectionStatus, StatusReason
 from whoop_bridge.models.member_profile import MemberItem
+from whoop_bridge.models.member_record import RecordQuery
 from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.models.sync_job import StepState, SyncCause
@@ -170,10 +171,10 @@ def test_record_pages_carry_tokens_bound_to_their_member_and_type():
         cycle = {"id": hour, "user_id": 1, "created_at": start, "updated_at": start, "start": start}
         assert record_store.upsert("m-1", 1, "cycle", cycle, "backfill")
 
-    first, token = record_store.page("m-1", "cycle", limit=2)
-    rest, last = record_store.page("m-1", "cycle", limit=2, next_token=token)
+    first, token = record_store.page(RecordQuery("m-1", "cycle", limit=2))
+    rest, last = record_store.page(RecordQuery("m-1", "cycle", limit=2, next_token=token))
 
     assert [r["id"] for r in first + rest] == [3, 2, 1] and last is None
     for member, kind in (("m-2", "cycle"), ("m-1", "sleep")):
         with pytest.raises(InvalidPageToken):
-            record_store.page(member, kind, next_token=token)
+            record_store.page(RecordQuery(member, kind, next_token=token))

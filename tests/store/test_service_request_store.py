@@ -7,7 +7,13 @@ import pytest
 from botocore.exceptions import ClientError
 from lab_tables import lab_table
 
-from whoop_bridge.models.service_request import Decision, ServiceRequestRecord, TokenPhase, WorkflowState
+from whoop_bridge.models.service_request import (
+    AcceptedStatus,
+    Decision,
+    ServiceRequestRecord,
+    TokenPhase,
+    WorkflowState,
+)
 from whoop_bridge.models.task_status import TaskBusinessStatus as S
 from whoop_bridge.store import service_request_store as store
 
@@ -54,15 +60,17 @@ def test_a_status_joins_the_history_with_its_outbox_and_deadline(table):
     outbox = {"detail_type": "service_request.status_changed", "detail": {"n": 2}}
     store.record_status(
         "sr-1",
-        S.FULL_RESULTS_READY,
-        reason=None,
-        event_id="e-1",
-        workflow=WorkflowState.RUNNING,
-        outbox=outbox,
-        correction_deadline="2027-01-01T00:00:00Z",
+        AcceptedStatus(
+            S.FULL_RESULTS_READY,
+            event_id="e-1",
+            workflow=WorkflowState.RUNNING,
+            outbox=outbox,
+            correction_deadline="2027-01-01T00:00:00Z",
+        ),
     )
     store.record_status(
-        "sr-1", S.RESULTS_ISSUE, reason="late", event_id="e-2", workflow=WorkflowState.CLOSED, outbox=outbox
+        "sr-1",
+        AcceptedStatus(S.RESULTS_ISSUE, reason="late", event_id="e-2", workflow=WorkflowState.CLOSED, outbox=outbox),
     )
 
     record = store.get("sr-1")

@@ -12,7 +12,7 @@ from local.emulator import SAMPLE_DOCUMENT, WhoopEmulator
 from whoop_bridge import caches
 from whoop_bridge.lab.documents import content_type, references_of
 from whoop_bridge.models.lab_order import Reference
-from whoop_bridge.whoop.http import WhoopNotFound
+from whoop_bridge.whoop.http import ClientOptions, WhoopNotFound
 from whoop_bridge.whoop.partner import PartnerClient
 
 
@@ -34,7 +34,9 @@ def emulator():
 def client(emulator):
     credentials = {"client_id": emulator.client_id, "client_secret": emulator.client_secret}
     return PartnerClient(
-        emulator.base_url, lambda: dict(credentials), timeout_seconds=5, max_retries=1, backoff_seconds=0.01
+        emulator.base_url,
+        lambda: dict(credentials),
+        ClientOptions(timeout_seconds=5, max_retries=1, backoff_seconds=0.01),
     )
 
 

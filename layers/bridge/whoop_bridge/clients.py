@@ -13,6 +13,7 @@ from whoop_bridge.config import settings
 from whoop_bridge.secrets import read_secret
 from whoop_bridge.store import budget_store
 from whoop_bridge.whoop.budget import app_budget
+from whoop_bridge.whoop.http import ClientOptions
 from whoop_bridge.whoop.member import MemberApi
 
 # One client (two pooled sessions) per warm container and credential set.
@@ -31,9 +32,7 @@ def member_api() -> MemberApi:
         _clients.clear()  # a rotated secret replaces the old client
         _clients[key] = MemberApi(
             *key,
-            timeout_seconds=config.whoop_timeout_seconds,
-            max_retries=config.whoop_max_retries,
-            backoff_seconds=config.whoop_backoff_seconds,
+            ClientOptions(config.whoop_timeout_seconds, config.whoop_max_retries, config.whoop_backoff_seconds),
             budget=app_budget(secret["client_id"], budget_store),
         )
     return _clients[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from whoop_bridge import caches
@@ -20,29 +21,25 @@ class ConfigurationError(RuntimeError):
     """A setting is missing or malformed: the function cannot run safely."""
 
 
-def _int(name: str, default: int, minimum: int, maximum: int) -> int:
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(name: str, default: _Number, minimum: _Number, maximum: _Number | None = None) -> _Number:
+    """The environment variable `name` as a number of `default`'s type (int or float), or
+    `default` when unset or blank. Raises ConfigurationError, naming it, for other text or
+    a value outside [minimum, maximum] (maximum None: no upper bound)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
-def _float(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:  # also refuses NaN
+        raise ConfigurationError(f"{name} must be a {'whole ' if kind is int else ''}number, got {raw!r}") from None
+    if maximum is None and not value >= minimum:  # also refuses NaN
         raise ConfigurationError(f"{name} must be at least {minimum}, got {raw!r}")
+    if maximum is not None and not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
 
 
@@ -194,12 +191,12 @@ def settings() -> Settings:
         partner_events_queue_url=os.environ.get("PARTNER_EVENTS_QUEUE_URL", ""),
         state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
         accepted_test_codes=_codes(os.environ.get("ACCEPTED_TEST_CODES", "")),
-        lab_event_timeout_days=_int("LAB_EVENT_TIMEOUT_DAYS", 30, 1, 365),
-        correction_window_days=_int("CORRECTION_WINDOW_DAYS", 30, 0, 365),
+        lab_event_timeout_days=_number("LAB_EVENT_TIMEOUT_DAYS", 30, 1, 365),
+        correction_window_days=_number("CORRECTION_WINDOW_DAYS", 30, 0, 365),
         clinical_report_review_path=os.environ.get("CLINICAL_REPORT_REVIEW_PATH", "").strip(),
-        whoop_timeout_seconds=_float("WHOOP_TIMEOUT_SECONDS", 10.0, 0.1),
-        whoop_max_retries=_int("WHOOP_MAX_RETRIES", 3, 0, 10),
-        whoop_backoff_seconds=_float("WHOOP_BACKOFF_SECONDS", 0.5, 0.0),
+        whoop_timeout_seconds=_number("WHOOP_TIMEOUT_SECONDS", 10.0, 0.1),
+        whoop_max_retries=_number("WHOOP_MAX_RETRIES", 3, 0, 10),
+        whoop_backoff_seconds=_number("WHOOP_BACKOFF_SECONDS", 0.5, 0.0),
         member_table_name=os.environ.get("MEMBER_TABLE_NAME", ""),
         member_secret_arn=os.environ.get("MEMBER_SECRET_ARN", ""),
         bridge_key_arn=os.environ.get("BRIDGE_KEY_ARN", ""),
@@ -209,14 +206,14 @@ def settings() -> Settings:
         delete_data_on_disconnect=_bool("DELETE_DATA_ON_DISCONNECT", True),
         member_events_queue_url=os.environ.get("MEMBER_EVENTS_QUEUE_URL", ""),
         member_jobs_queue_url=os.environ.get("MEMBER_JOBS_QUEUE_URL", ""),
-        backfill_days=_int("BACKFILL_DAYS", 30, 0, 365),
-        reconciliation_days=_int("RECONCILIATION_DAYS", 3, 1, 30),
-        rate_limit_per_minute=_int("WHOOP_RATE_LIMIT_PER_MINUTE", 100, 5, 10_000),
-        rate_limit_per_day=_int("WHOOP_RATE_LIMIT_PER_DAY", 10_000, 50, 10_000_000),
+        backfill_days=_number("BACKFILL_DAYS", 30, 0, 365),
+        reconciliation_days=_number("RECONCILIATION_DAYS", 3, 1, 30),
+        rate_limit_per_minute=_number("WHOOP_RATE_LIMIT_PER_MINUTE", 100, 5, 10_000),
+        rate_limit_per_day=_number("WHOOP_RATE_LIMIT_PER_DAY", 10_000, 50, 10_000_000),
         document_bucket_name=os.environ.get("DOCUMENT_BUCKET_NAME", ""),
         document_retry_delays=_delays("DOCUMENT_RETRY_DELAYS", DEFAULT_DOCUMENT_RETRY_DELAYS),
         # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
-        requisition_fetch_retry_seconds=_int("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
+        requisition_fetch_retry_seconds=_number("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
     )
 
 

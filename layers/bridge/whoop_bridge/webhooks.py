@@ -82,27 +82,17 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
         logger.warning("partner webhook refused: bad signature")
         return Answer(401, "bad signature")
 
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return Answer(400, "body is not JSON")
-    event_type = message.get("event_type") if isinstance(message, dict) else None
-    resource_id = message.get("resource_id") if isinstance(message, dict) else None
-    if (
-        not isinstance(event_type, str)
-        or not isinstance(resource_id, str)
-        or not 0 < len(resource_id) <= MAX_RESOURCE_ID_LENGTH
-    ):
+    message = _json_object(body, "{event_type, resource_id}")
+    if isinstance(message, Answer):
+        return message
+    event_type, resource_id = message.get("event_type"), message.get("resource_id")
+    if not isinstance(event_type, str) or not _text(resource_id, MAX_RESOURCE_ID_LENGTH):
         return Answer(400, "body must be {event_type, resource_id}")
     if event_type not in PARTNER_EVENT_TYPES:
         logger.warning("partner webhook ignored: unknown event type", extra={"event_type": event_type[:64]})
         return Answer(204)
 
-    config.require("partner_events_queue_url")
-    aws.client("sqs").send_message(
-        QueueUrl=config.partner_events_queue_url,
-        MessageBody=json.dumps({"event_type": event_type, "resource_id": resource_id}),
-    )
+    _enqueue("partner_events_queue_url", {"event_type": event_type, "resource_id": resource_id})
     logger.info("partner webhook enqueued", extra={"event_type": event_type, "resource_id": resource_id})
     return Answer(204)
 
@@ -142,19 +132,12 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     if age > SIGNATURE_WINDOW_SECONDS:
         logger.info("data webhook is late (WHOOP retrying): accepted", extra={"age_seconds": round(age)})
 
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return Answer(400, "body is not JSON")
-    if not isinstance(message, dict):
-        return Answer(400, "body must be {user_id, id, type, trace_id}")
+    message = _json_object(body, "{user_id, id, type, trace_id}")
+    if isinstance(message, Answer):
+        return message
     user_id, record_id, event_type, trace_id = (message.get(key) for key in ("user_id", "id", "type", "trace_id"))
-    if (
-        type(user_id) is not int
-        or user_id <= 0
-        or not isinstance(event_type, str)
-        or not isinstance(trace_id, str)
-        or not 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH
+    if not (
+        type(user_id) is int and user_id > 0 and isinstance(event_type, str) and _text(trace_id, MAX_TRACE_ID_LENGTH)
     ):
         return Answer(400, "body must be {user_id, id, type, trace_id}")
     if event_type not in MEMBER_EVENT_TYPES:
@@ -168,10 +151,30 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
         )
         return Answer(400, "id must be a UUID (v2 webhooks)")
 
-    config.require("member_events_queue_url")
-    aws.client("sqs").send_message(
-        QueueUrl=config.member_events_queue_url,
-        MessageBody=json.dumps({"user_id": user_id, "id": record_id.lower(), "type": event_type, "trace_id": trace_id}),
+    _enqueue(
+        "member_events_queue_url",
+        {"user_id": user_id, "id": record_id.lower(), "type": event_type, "trace_id": trace_id},
     )
     logger.info("data webhook enqueued", extra={"event_type": event_type, "trace_id": trace_id})
     return Answer(204)
+
+
+def _json_object(body: bytes, shape: str) -> dict[str, Any] | Answer:
+    """The body as a JSON object, or the 400 answer: not JSON, or not the object `shape` names."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return Answer(400, "body is not JSON")
+    return message if isinstance(message, dict) else Answer(400, f"body must be {shape}")
+
+
+def _text(value: Any, most: int) -> bool:
+    """Whether `value` is text of 1 to `most` characters."""
+    return isinstance(value, str) and 0 < len(value) <= most
+
+
+def _enqueue(queue_setting: str, message: dict[str, Any]) -> None:
+    """Send `message` as JSON to the SQS queue whose URL is the setting `queue_setting`."""
+    config = settings()
+    config.require(queue_setting)
+    aws.client("sqs").send_message(QueueUrl=getattr(config, queue_setting), MessageBody=json.dumps(message))

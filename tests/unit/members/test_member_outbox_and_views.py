@@ -10,6 +10,7 @@ from fakes.members import member_ports
 
 from whoop_bridge.members import outbox, views
 from whoop_bridge.models.connection import ConnectionStatus
+from whoop_bridge.models.member_record import RecordQuery
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.models.sync_job import SyncCause
 
@@ -63,9 +64,9 @@ def test_records_of_a_member_never_connected_are_not_found():
     fakes = member_ports()
 
     with pytest.raises(views.NoConnection):
-        views.record_page("nobody", "sleep", ports=fakes.ports)
+        views.record_page(RecordQuery("nobody", "sleep"), ports=fakes.ports)
     fakes.connect()
-    assert views.record_page("member-1", "sleep", ports=fakes.ports) == {"records": [], "next_token": None}
+    assert views.record_page(RecordQuery("member-1", "sleep"), ports=fakes.ports) == {"records": [], "next_token": None}
 
 
 def test_the_profile_view_keeps_the_profile_fields_and_when_they_were_read():

@@ -15,7 +15,13 @@ import pytest
 from local.emulator import WhoopEmulator
 from whoop_bridge import __version__, caches
 from whoop_bridge.whoop import http as whoop_http
-from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
+from whoop_bridge.whoop.http import (
+    ClientOptions,
+    WhoopNotFound,
+    WhoopRequestRejected,
+    WhoopTransientError,
+    WhoopUnauthorized,
+)
 from whoop_bridge.whoop.partner import PartnerClient
 
 REQUISITION = r"/v2/partner/requisition/[^/]+$"
@@ -58,9 +64,7 @@ def client_for(
     return PartnerClient(
         base_url or emu.base_url,
         lambda: dict(credentials),
-        timeout_seconds=5,
-        max_retries=3,
-        backoff_seconds=0.01,
+        ClientOptions(timeout_seconds=5, max_retries=3, backoff_seconds=0.01),
         **kwargs,
     )
 

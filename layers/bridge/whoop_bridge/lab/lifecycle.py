@@ -22,7 +22,7 @@ from whoop_bridge import times
 from whoop_bridge.config import settings
 from whoop_bridge.lab.errors import ServiceRequestMissing
 from whoop_bridge.lab.ports import REAL, LabPorts
-from whoop_bridge.models.service_request import ServiceRequestRecord, TokenPhase, WorkflowState
+from whoop_bridge.models.service_request import AcceptedStatus, ServiceRequestRecord, TokenPhase, WorkflowState
 from whoop_bridge.models.task_status import TERMINAL_STATUSES, TaskBusinessStatus
 from whoop_bridge.whoop.partner import PartnerClient
 
@@ -78,14 +78,9 @@ def set_status(
         deadline = datetime.now(UTC) + timedelta(days=settings().correction_window_days)
         correction_deadline = times.iso(deadline, "seconds")
     terminal_issue = status in TERMINAL_STATUSES and status is not TaskBusinessStatus.FULL_RESULTS_READY
+    workflow = WorkflowState.CLOSED if terminal_issue else WorkflowState.RUNNING
     ports.service_requests.record_status(
-        service_request_id,
-        status,
-        reason=reason,
-        event_id=event_id,
-        workflow=WorkflowState.CLOSED if terminal_issue else WorkflowState.RUNNING,
-        outbox=outbox,
-        correction_deadline=correction_deadline,
+        service_request_id, AcceptedStatus(status, event_id, workflow, outbox, reason, correction_deadline)
     )
     _flush_outbox(outbox, clear, ports)
     metrics.add_metric(name="StatusSent", unit=MetricUnit.Count, value=1)

@@ -14,8 +14,7 @@ from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord, Report
 from whoop_bridge.models.document import BasedOn, DocumentRecord
 from whoop_bridge.models.requisition import RequisitionRecord
 from whoop_bridge.models.review import ReviewRecord
-from whoop_bridge.models.service_request import ServiceRequestRecord, TokenPhase, WorkflowState
-from whoop_bridge.models.task_status import TaskBusinessStatus
+from whoop_bridge.models.service_request import AcceptedStatus, ServiceRequestRecord, TokenPhase, WorkflowState
 from whoop_bridge.store import (
     document_store,
     report_store,
@@ -51,17 +50,7 @@ class ServiceRequestStore(Protocol):
     def put_if_new(self, record: ServiceRequestRecord) -> bool: ...
     def get(self, service_request_id: str) -> ServiceRequestRecord | None: ...
     def get_many(self, service_request_ids: list[str]) -> list[ServiceRequestRecord]: ...
-    def record_status(
-        self,
-        service_request_id: str,
-        status: TaskBusinessStatus,
-        *,
-        reason: str | None,
-        event_id: str,
-        workflow: WorkflowState,
-        outbox: dict[str, Any],
-        correction_deadline: str | None = None,
-    ) -> None: ...
+    def record_status(self, service_request_id: str, accepted: AcceptedStatus) -> None: ...
     def close(
         self, service_request_id: str, *, closed_at: str | None = None, closed_reason: str | None = None
     ) -> None: ...

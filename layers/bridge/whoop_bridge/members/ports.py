@@ -19,6 +19,7 @@ from whoop_bridge.members import vault
 from whoop_bridge.members.vault import TokenPair
 from whoop_bridge.models.connection import Connection, StatusReason
 from whoop_bridge.models.member_profile import MemberItem
+from whoop_bridge.models.member_record import RecordQuery
 from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.models.sync_job import SyncCause, SyncProgress
@@ -101,16 +102,7 @@ class RecordStore(Protocol):
         self, client_user_id: str, user_id: int, record_type: str, record_id: str, cause: str
     ) -> list[OutboxMessage]: ...
     def get(self, client_user_id: str, record_type: str, record_id: str) -> dict[str, Any] | None: ...
-    def page(
-        self,
-        client_user_id: str,
-        record_type: str,
-        *,
-        start: str | datetime | None = None,
-        end: str | datetime | None = None,
-        limit: int = 25,
-        next_token: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def page(self, query: RecordQuery) -> tuple[list[dict[str, Any]], str | None]: ...
     def ids_between(
         self, client_user_id: str, record_type: str, start: str | datetime, end: str | datetime
     ) -> set[str]: ...

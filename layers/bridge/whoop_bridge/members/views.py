@@ -4,11 +4,11 @@ member's stored records. Reads only; never a token."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.models.member_profile import MemberItem, profile_view
+from whoop_bridge.models.member_record import RecordQuery
 from whoop_bridge.models.sync_job import SyncCause
 
 
@@ -34,22 +34,11 @@ def profile(client_user_id: str, ports: MemberPorts = PORTS) -> dict[str, Any] |
     return profile_view(stored) if stored is not None else None
 
 
-def record_page(
-    client_user_id: str,
-    record_type: str,
-    *,
-    start: str | datetime | None = None,
-    end: str | datetime | None = None,
-    limit: int = 25,
-    next_token: str | None = None,
-    ports: MemberPorts = PORTS,
-) -> dict[str, Any]:
+def record_page(query: RecordQuery, ports: MemberPorts = PORTS) -> dict[str, Any]:
     """`GET /members/{id}/<record_type>`: `{"records", "next_token"}`, newest first in
     [start, end). Raises NoConnection for a member never connected, InvalidPageToken,
     InvalidWindow or ValueError (see record_store.page)."""
-    if ports.connections.get(client_user_id) is None:
-        raise NoConnection(client_user_id)
-    found, token = ports.records.page(
-        client_user_id, record_type, start=start, end=end, limit=limit, next_token=next_token
-    )
+    if ports.connections.get(query.client_user_id) is None:
+        raise NoConnection(query.client_user_id)
+    found, token = ports.records.page(query)
     return {"records": found, "next_token": token}

@@ -19,6 +19,7 @@ Record versions (`record_version` in every record event, one number for all four
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Optional
 
@@ -89,6 +90,21 @@ def window(start: str | datetime | None, end: str | datetime | None) -> tuple[st
     return since, until
 
 
+@dataclass(frozen=True)
+class RecordQuery:
+    """One page of a member's stored records of one type, newest first, from `start`
+    (inclusive) to `end` (exclusive): ISO-8601 date-times with an offset or aware datetimes,
+    either open (None). `limit` records at most (1 or more); `next_token` the previous
+    page's, or None for the first page."""
+
+    client_user_id: str
+    record_type: str
+    start: str | datetime | None = None
+    end: str | datetime | None = None
+    limit: int = 25
+    next_token: str | None = None
+
+
 def _timestamp(value: Any) -> str:
     if not isinstance(value, (str, datetime)):
         raise ValueError("not an ISO-8601 date-time")
@@ -109,6 +125,24 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
+class _Record(_Shape):
+    """The fields of every record type: the member's WHOOP `user_id`, when WHOOP created and
+    last updated the record (UTC text, see Timestamp), and its `score_state`."""
+
+    user_id: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    score_state: ScoreState = None
+
+
+class _Span(_Record):
+    """A record of a span of the member's time: a cycle, a sleep or a workout."""
+
+    start: Timestamp
+    end: Optional[Timestamp] = None  # None while a cycle is the current one
+    timezone_offset: Optional[str] = None
+
+
 # Cycle -------------------------------------------------------------------------------------
 
 
@@ -119,15 +153,8 @@ class CycleScore(_Shape):
     max_heart_rate: Optional[int] = None
 
 
-class Cycle(_Shape):
+class Cycle(_Span):
     id: int
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    start: Timestamp
-    end: Optional[Timestamp] = None  # None while the cycle is the current one
-    timezone_offset: Optional[str] = None
-    score_state: ScoreState = None
     score: Optional[CycleScore] = None
     step_count: Optional[int] = None  # None when WHOOP has no step data for the cycle
 
@@ -162,18 +189,11 @@ class SleepScore(_Shape):
     sleep_efficiency_percentage: Optional[float] = None
 
 
-class Sleep(_Shape):
+class Sleep(_Span):
     id: Uuid
     cycle_id: Optional[int] = None
     v1_id: Optional[int] = None
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    start: Timestamp
-    end: Optional[Timestamp] = None
-    timezone_offset: Optional[str] = None
     nap: Optional[bool] = None
-    score_state: ScoreState = None
     score: Optional[SleepScore] = None
 
 
@@ -189,13 +209,9 @@ class RecoveryScore(_Shape):
     skin_temp_celsius: Optional[float] = None
 
 
-class Recovery(_Shape):
+class Recovery(_Record):
     cycle_id: Optional[int] = None
     sleep_id: Uuid
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    score_state: ScoreState = None
     score: Optional[RecoveryScore] = None
 
 
@@ -223,18 +239,11 @@ class WorkoutScore(_Shape):
     zone_durations: Optional[ZoneDurations] = None
 
 
-class Workout(_Shape):
+class Workout(_Span):
     id: Uuid
     v1_id: Optional[int] = None
-    user_id: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    start: Timestamp
-    end: Optional[Timestamp] = None
-    timezone_offset: Optional[str] = None
     sport_name: Optional[str] = None
     sport_id: Optional[int] = None
-    score_state: ScoreState = None
     score: Optional[WorkoutScore] = None
 
 

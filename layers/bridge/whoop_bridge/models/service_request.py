@@ -86,6 +86,28 @@ class UpdateKind(StrEnum):
     REPORT = "report"
 
 
+@dataclass(frozen=True)
+class AcceptedStatus:
+    """A status WHOOP accepted for a service request, as the bridge records it: the lab's
+    update `event_id` it came from, the issue `reason` sent with it (None without one), the
+    `workflow` state it leads to, the bus message announcing it (`outbox`, `{detail_type,
+    detail}`) and, for final results, the end of the correction window (`times.iso` text)."""
+
+    status: TaskBusinessStatus
+    event_id: str
+    workflow: WorkflowState
+    outbox: dict[str, Any]
+    reason: str | None = None
+    correction_deadline: str | None = None
+
+    def history_entry(self, at: str) -> dict[str, str]:
+        """Its entry in `ServiceRequestRecord.history`, recorded at `at`."""
+        entry = {"task_business_status": self.status.value, "at": at, "event_id": self.event_id}
+        if self.reason:
+            entry["reason"] = self.reason
+        return entry
+
+
 @dataclass
 class ServiceRequestRecord:
     """One stored service request.

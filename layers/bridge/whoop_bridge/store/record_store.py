@@ -24,7 +24,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from whoop_bridge.models import member_record as records
-from whoop_bridge.models.member_record import InvalidWindow, window
+from whoop_bridge.models.member_record import InvalidWindow, RecordQuery, window
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.store import dynamo
 from whoop_bridge.store.dynamo import InvalidPageToken
@@ -132,31 +132,23 @@ def get(client_user_id: str, record_type: str, record_id: str) -> dict[str, Any]
     return json.loads(item["record_json"]) if item else None
 
 
-def page(
-    client_user_id: str,
-    record_type: str,
-    *,
-    start: str | datetime | None = None,
-    end: str | datetime | None = None,
-    limit: int = 25,
-    next_token: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of a member's records of one type, newest first (by records.record_time),
-    from `start` (inclusive) to `end` (exclusive), and the token of the next page (None
-    after the last; the last page may be empty). `start` and `end` are ISO-8601 date-times
-    with an offset (or aware datetimes). Raises InvalidPageToken for a token not handed out
-    by this listing, InvalidWindow when end is not after start, ValueError for a bad time."""
-    if limit < 1:
+def page(query: RecordQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the query's records (normalised), newest first (by records.record_time),
+    and the token of the next page (None after the last; the last page may be empty).
+    Raises InvalidPageToken for a token not handed out by this listing, InvalidWindow when
+    end is not after start, ValueError for a bad time or a limit under 1."""
+    if query.limit < 1:
         raise ValueError("limit must be at least 1")
-    start, end = window(start, end)
+    client_user_id, record_type = query.client_user_id, query.record_type
+    start, end = window(query.start, query.end)
     arguments: dict[str, Any] = {
         "IndexName": INDEX,
         "KeyConditionExpression": _condition(client_user_id, record_type, start, end),
         "ScanIndexForward": False,
-        "Limit": limit,
+        "Limit": query.limit,
     }
-    if next_token is not None:
-        arguments["ExclusiveStartKey"] = _start_key(next_token, client_user_id, record_type, start, end)
+    if query.next_token is not None:
+        arguments["ExclusiveStartKey"] = _start_key(query.next_token, client_user_id, record_type, start, end)
     answer = _table().query(**arguments)
     found = [json.loads(item["record_json"]) for item in answer.get("Items", [])]
     last = answer.get("LastEvaluatedKey")

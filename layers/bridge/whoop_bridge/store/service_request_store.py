@@ -13,6 +13,7 @@ from typing import Any
 
 from whoop_bridge import times
 from whoop_bridge.models.service_request import (
+    AcceptedStatus,
     Decision,
     ServiceRequestRecord,
     TokenPhase,
@@ -78,36 +79,24 @@ def get_many(service_request_ids: list[str]) -> list[ServiceRequestRecord]:
     return [_record(found[sr_id]) for sr_id in service_request_ids if sr_id in found]
 
 
-def record_status(
-    service_request_id: str,
-    status: TaskBusinessStatus,
-    *,
-    reason: str | None,
-    event_id: str,
-    workflow: WorkflowState,
-    outbox: dict[str, Any],
-    correction_deadline: str | None = None,
-) -> None:
+def record_status(service_request_id: str, accepted: AcceptedStatus) -> None:
     """Keep a status WHOOP accepted, with its time, in the service request's history, with
-    the bus message still to publish (`outbox`) in the same write."""
+    the bus message still to publish (`accepted.outbox`) in the same write."""
     at = times.now_iso()
-    entry = {"task_business_status": status.value, "at": at, "event_id": event_id}
-    if reason:
-        entry["reason"] = reason
     sets = {
-        "task_business_status": status.value,
-        "last_event_id": event_id,
-        "workflow": workflow.value,
+        "task_business_status": accepted.status.value,
+        "last_event_id": accepted.event_id,
+        "workflow": accepted.workflow.value,
         "updated_at": at,
-        "outbox": outbox,
+        "outbox": accepted.outbox,
     }
-    if correction_deadline:
-        sets["correction_deadline"] = correction_deadline
+    if accepted.correction_deadline:
+        sets["correction_deadline"] = accepted.correction_deadline
     _update(
         service_request_id,
         sets,
         prefix="history = list_append(if_not_exists(history, :empty), :entry), ",
-        values={":empty": [], ":entry": [entry]},
+        values={":empty": [], ":entry": [accepted.history_entry(at)]},
     )
 
 

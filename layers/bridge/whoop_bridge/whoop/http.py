@@ -9,6 +9,7 @@ and maps what is left after the retries to the errors below.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -82,6 +83,24 @@ def _reset_seconds(headers: Any) -> float | None:
         return max(0.0, float((headers or {}).get("X-RateLimit-Reset", "")))
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a WHOOP client sends its requests: each one's timeout (seconds), how often a
+    transient fault is retried and the backoff between tries (seconds; see new_session),
+    and the session to send them with (None: a new pooled one; tests pass their own)."""
+
+    timeout_seconds: float = 10.0
+    max_retries: int = 3
+    backoff_seconds: float = 0.5
+    session: requests.Session | None = None
+
+    def open_session(self, *, retry_reads: bool = True, retry_statuses: bool = True) -> requests.Session:
+        """The given session, else a new one retrying as these options say (see new_session)."""
+        return self.session or new_session(
+            self.max_retries, self.backoff_seconds, retry_reads=retry_reads, retry_statuses=retry_statuses
+        )
 
 
 def new_session(

@@ -24,7 +24,13 @@ from whoop_bridge.whoop.budget import (
     BudgetExhausted,
     RateBudget,
 )
-from whoop_bridge.whoop.http import TRANSIENT_STATUSES, WhoopRequestRejected, WhoopTransientError, WhoopUnauthorized
+from whoop_bridge.whoop.http import (
+    TRANSIENT_STATUSES,
+    ClientOptions,
+    WhoopRequestRejected,
+    WhoopTransientError,
+    WhoopUnauthorized,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,26 +80,23 @@ class MemberApi:
         base_url: str,
         client_id: str,
         client_secret: str,
+        options: ClientOptions = ClientOptions(),
         *,
-        session: requests.Session | None = None,
-        timeout_seconds: float = 10.0,
-        max_retries: int = 3,
-        backoff_seconds: float = 0.5,
         budget: RateBudget | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
-        self._timeout = timeout_seconds
-        self._max_retries = max_retries
-        self._backoff = backoff_seconds
+        self._timeout = options.timeout_seconds
+        self._max_retries = options.max_retries
+        self._backoff = options.backoff_seconds
         self._budget = budget
         # Member calls retry 429 and 5xx here, not in urllib3: each attempt is a request
         # WHOOP counts, so each takes its call from the rate budget.
-        self._session = session or http.new_session(max_retries, backoff_seconds, retry_statuses=False)
+        self._session = options.open_session(retry_statuses=False)
         # A refresh whose answer was lost may still have rotated the pair at WHOOP; sending
         # it again could only fail, so token calls are not retried after a read timeout.
-        self._token_session = session or http.new_session(max_retries, backoff_seconds, retry_reads=False)
+        self._token_session = options.open_session(retry_reads=False)
 
     def authorization_url(self, redirect_uri: str, scopes: tuple[str, ...], state: str) -> str:
         """The link that sends a member to WHOOP's consent page."""

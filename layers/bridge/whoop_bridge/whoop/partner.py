@@ -18,7 +18,7 @@ import requests
 
 from whoop_bridge import caches
 from whoop_bridge.whoop import http
-from whoop_bridge.whoop.http import WhoopUnauthorized
+from whoop_bridge.whoop.http import ClientOptions, WhoopUnauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +47,14 @@ class PartnerClient:
         self,
         base_url: str,
         credentials: Credentials,
+        options: ClientOptions = ClientOptions(),
         *,
-        session: requests.Session | None = None,
-        timeout_seconds: float = 10.0,
-        max_retries: int = 3,
-        backoff_seconds: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._base = base_url.rstrip("/") + "/developer"
         self._credentials = credentials
-        self._session = session or http.new_session(max_retries, backoff_seconds)
-        self._timeout = timeout_seconds
+        self._session = options.open_session()
+        self._timeout = options.timeout_seconds
         self._clock = clock
 
     # Token ---------------------------------------------------------------------------
@@ -205,9 +202,11 @@ def partner_client(*, timeout_seconds: float | None = None, max_retries: int | N
     return PartnerClient(
         config.whoop_api_base_url,
         lambda: read_secret(config.partner_secret_arn, ("client_id", "client_secret")),
-        timeout_seconds=config.whoop_timeout_seconds
-        if timeout_seconds is None
-        else min(timeout_seconds, config.whoop_timeout_seconds),
-        max_retries=config.whoop_max_retries if max_retries is None else min(max_retries, config.whoop_max_retries),
-        backoff_seconds=config.whoop_backoff_seconds,
+        ClientOptions(
+            timeout_seconds=config.whoop_timeout_seconds
+            if timeout_seconds is None
+            else min(timeout_seconds, config.whoop_timeout_seconds),
+            max_retries=config.whoop_max_retries if max_retries is None else min(max_retries, config.whoop_max_retries),
+            backoff_seconds=config.whoop_backoff_seconds,
+        ),
     )
