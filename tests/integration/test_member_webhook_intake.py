@@ -1,7 +1,7 @@
 """webhook_intake: POST /webhooks/whoop (WHOOP's data webhooks) through its real handler.
 
 WHOOP signs base64(HMAC-SHA256(X-WHOOP-Signature-Timestamp + raw body, client secret))
-(whoop-api.md §3.3). What WHOOP notices is the status; what the operator notices is what
+(docs/whoop.md#webhook-signatures). What WHOOP notices is the status; what the operator notices is what
 lands on MemberEventsQueue (no poller here: the queue is read directly).
 """
 

@@ -1,5 +1,5 @@
 """The webhook intake must cold-start inside WHOOP's one-second budget: it loads no
-pydantic, no event handler and no Tracer (design.md, conventions). Powertools' package
+pydantic, no event handler and no Tracer (docs/architecture.md#layers). Powertools' package
 itself imports its tracing module; the X-Ray SDK behind a Tracer must stay unloaded."""
 
 import os

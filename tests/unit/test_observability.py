@@ -1,4 +1,4 @@
-"""Logs never carry patient fields, tokens, secrets or raw bodies (design.md, Conventions).
+"""Logs never carry patient fields, tokens, secrets or raw bodies (docs/architecture.md#layers).
 
 The redaction is checked on `redact` itself and on what actually reaches stdout (where
 Lambda hands it to CloudWatch), for the handler's Logger and for the layer's own

@@ -47,7 +47,7 @@ def _codes(raw: str) -> frozenset[str]:
     return frozenset(code.strip().upper() for code in raw.split(",") if code.strip())
 
 
-# Every read scope of WHOOP's standard API plus `offline` (refresh tokens), whoop-api.md §1.
+# Every read scope of WHOOP's standard API plus `offline` (refresh tokens), docs/whoop.md#oauth.
 DEFAULT_OAUTH_SCOPES = (
     "offline",
     "read:recovery",

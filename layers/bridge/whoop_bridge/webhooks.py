@@ -22,12 +22,12 @@ from whoop_bridge.whoop.signatures import verify_member, verify_partner
 
 logger = logging.getLogger(__name__)
 
-# The partner webhook's event types (whoop-api.md §2.5).
+# The partner webhook's event types (docs/whoop.md#partner-webhooks).
 REQUISITION_CREATED = "lab_requisition.created"
 REVIEW_REQUESTED = "clinical_report_review.requested"
 PARTNER_EVENT_TYPES = frozenset({REQUISITION_CREATED, REVIEW_REQUESTED})
 
-# The data webhook's event types, only these six (whoop-api.md §3.3).
+# The data webhook's event types, only these six (docs/whoop.md#data-webhooks).
 MEMBER_EVENT_TYPES = frozenset(
     {"recovery.updated", "recovery.deleted", "sleep.updated", "sleep.deleted", "workout.updated", "workout.deleted"}
 )

@@ -1,4 +1,4 @@
-"""Pydantic models at the lab boundaries (docs/whoop.md).
+"""Pydantic models at the lab boundaries (docs/whoop.md#diagnostic-reports).
 
 WHOOP's shapes are tolerant (WHOOP may add fields); the lab's report is strict, because
 it goes to WHOOP exactly as the lab wrote it. A lab that sends a bad body gets a 400 that
@@ -23,7 +23,7 @@ from whoop_bridge.validation import problems
 # A patient-like value: must never appear in a problem list.
 PATIENT_LIKE = "Jordan Rivera 1988-04-17 jordan.rivera@example.com"
 
-# docs/whoop.md, verbatim.
+# docs/whoop.md#diagnostic-reports, verbatim.
 DOC_REPORT = {
     "status": "final",
     "observations": [

@@ -10,7 +10,7 @@ import pytest
 from whoop_bridge.models import member_record as records
 from whoop_bridge.models.member_record import RecordInvalid, normalize
 
-# Hand-written from WHOOP v2's field lists (whoop-api.md §3.2), with WHOOP's example values.
+# Hand-written from WHOOP v2's field lists (docs/whoop.md#records), with WHOOP's example values.
 CYCLE = {
     "id": 93845,
     "user_id": 10129,

@@ -1,4 +1,4 @@
-"""The `task_business_status` order the bridge enforces (docs/whoop.md).
+"""The `task_business_status` order the bridge enforces (docs/whoop.md#task-business-status).
 
 Forward only; PARTIAL_RESULTS_READY may repeat; nothing after FULL_RESULTS_READY or any
 issue status. A lab that breaks the order gets a 409 from lab_api, so this table is what

@@ -4,7 +4,7 @@ A connection is one per platform user (`client_user_id`); it holds the WHOOP acc
 (`user_id`) the member consented with, the scopes granted, and the token pair sealed with
 KMS (`sealed_tokens`; see `members/vault.py`). `token_version` counts the pair's rotations:
 every token write is conditional on it, so a write based on a stale read fails. See
-docs/data-model.md (MemberTable) for how it is stored.
+docs/data-model.md#connection for how it is stored.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class OutboxMessage:
     stored_at: str = field(default_factory=now_iso)
 
     # Its stored form: one item of MemberTable's outbox, listed by `stored_at` on gsi1 until
-    # published (docs/data-model.md). Kept with the message so that every store that writes
+    # published (docs/data-model.md#outbox-message). Kept with the message so that every store that writes
     # a change with its messages writes them the same way.
     def item(self) -> dict[str, Any]:
         return {

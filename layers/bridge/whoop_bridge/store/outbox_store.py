@@ -1,6 +1,6 @@
 """The member outbox in MemberTable: bus messages stored with the change they announce
 (their item is `OutboxMessage.item()`), listed by `stored_at` on gsi1 until published,
-then forgotten (docs/data-model.md)."""
+then forgotten (docs/data-model.md#outbox-message)."""
 
 from __future__ import annotations
 
