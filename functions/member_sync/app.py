@@ -22,8 +22,8 @@ from whoop_bridge.observability import get_logger, get_metrics
 logger = get_logger("member_sync")
 metrics = get_metrics("member_sync")
 processor = BatchProcessor(event_type=EventType.SQS)
-# WHOOP retries a webhook for up to two hours (the intake accepts that late); a day covers
-# every redelivery. A webhook that raises (read lag, the budget) leaves no record here, so
+# WHOOP retries a webhook over about an hour (the intake accepts two); a day covers every
+# redelivery. A webhook that raises (read lag, the budget) leaves no record here, so
 # its deferred copy runs.
 DAY = 24 * 3600
 webhook_once = IdempotencyConfig(

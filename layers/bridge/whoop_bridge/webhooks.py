@@ -31,10 +31,10 @@ PARTNER_EVENT_TYPES = frozenset({REQUISITION_CREATED, REVIEW_REQUESTED})
 MEMBER_EVENT_TYPES = frozenset(
     {"recovery.updated", "recovery.deleted", "sleep.updated", "sleep.deleted", "workout.updated", "workout.deleted"}
 )
-# WHOOP signs a millisecond timestamp and retries a failed delivery for up to two hours
-# with the signature it first made. A genuine webhook is accepted that late (member_sync
-# dedupes on trace_id, so a replay changes nothing); one older than that, or further than
-# the clock skew ahead of now, is refused.
+# WHOOP signs a millisecond timestamp and retries a failed delivery 5 times over about an
+# hour, perhaps with the signature it first made (docs/whoop.md#webhook-retries). A genuine
+# webhook is accepted for twice that (member_sync dedupes on trace_id, so a replay changes
+# nothing); one older, or further than the clock skew ahead of now, is refused.
 WHOOP_RETRY_SCHEDULE_SECONDS = 2 * 3600
 SIGNATURE_WINDOW_SECONDS = 300  # clock skew either way; older than this is logged as late
 MAX_SIGNATURE_AGE_SECONDS = WHOOP_RETRY_SCHEDULE_SECONDS + SIGNATURE_WINDOW_SECONDS
