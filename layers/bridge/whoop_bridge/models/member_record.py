@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
@@ -134,6 +134,10 @@ class _Record(_Shape):
     updated_at: Timestamp
     score_state: ScoreState = None
 
+    # The order of the fields in the stored, listed and announced record (JSON text): WHOOP's
+    # own, as the bridge has always written it, not the base classes' declaration order.
+    FIELD_ORDER: ClassVar[tuple[str, ...]]
+
 
 class _Span(_Record):
     """A record of a span of the member's time: a cycle, a sleep or a workout."""
@@ -141,6 +145,10 @@ class _Span(_Record):
     start: Timestamp
     end: Optional[Timestamp] = None  # None while a cycle is the current one
     timezone_offset: Optional[str] = None
+
+
+# A span's fields in their stored order (before its own; `score_state` follows).
+_SPAN = ("user_id", "created_at", "updated_at", "start", "end", "timezone_offset")
 
 
 # Cycle -------------------------------------------------------------------------------------
@@ -154,6 +162,7 @@ class CycleScore(_Shape):
 
 
 class Cycle(_Span):
+    FIELD_ORDER = ("id", *_SPAN, "score_state", "score", "step_count")
     id: int
     score: Optional[CycleScore] = None
     step_count: Optional[int] = None  # None when WHOOP has no step data for the cycle
@@ -190,6 +199,7 @@ class SleepScore(_Shape):
 
 
 class Sleep(_Span):
+    FIELD_ORDER = ("id", "cycle_id", "v1_id", *_SPAN, "nap", "score_state", "score")
     id: Uuid
     cycle_id: Optional[int] = None
     v1_id: Optional[int] = None
@@ -210,6 +220,7 @@ class RecoveryScore(_Shape):
 
 
 class Recovery(_Record):
+    FIELD_ORDER = ("cycle_id", "sleep_id", "user_id", "created_at", "updated_at", "score_state", "score")
     cycle_id: Optional[int] = None
     sleep_id: Uuid
     score: Optional[RecoveryScore] = None
@@ -240,6 +251,7 @@ class WorkoutScore(_Shape):
 
 
 class Workout(_Span):
+    FIELD_ORDER = ("id", "v1_id", *_SPAN, "sport_name", "sport_id", "score_state", "score")
     id: Uuid
     v1_id: Optional[int] = None
     sport_name: Optional[str] = None
@@ -247,10 +259,10 @@ class Workout(_Span):
     score: Optional[WorkoutScore] = None
 
 
-MODELS: dict[str, type[_Shape]] = {"cycle": Cycle, "sleep": Sleep, "recovery": Recovery, "workout": Workout}
+MODELS: dict[str, type[_Record]] = {"cycle": Cycle, "sleep": Sleep, "recovery": Recovery, "workout": Workout}
 
 
-def _model(record_type: str) -> type[_Shape]:
+def _model(record_type: str) -> type[_Record]:
     try:
         return MODELS[record_type]
     except KeyError:
@@ -292,7 +304,8 @@ def normalize(record_type: str, raw: dict[str, Any]) -> dict[str, Any]:
         raise RecordInvalid(
             f"{record_type} record invalid: " + "; ".join(problems), tuple(fields), raw_record_id(record_type, raw)
         ) from None
-    return parsed.model_dump(mode="json")
+    dumped = parsed.model_dump(mode="json")
+    return {name: dumped[name] for name in model.FIELD_ORDER}
 
 
 def raw_record_id(record_type: str, raw: Any) -> str | None:
