@@ -211,17 +211,6 @@ def post_results(service_request_id: ServiceRequestId, report: ReportBody, idemp
 
 
 @routes.get(
-    "/lab/service-requests/<service_request_id>",
-    "getServiceRequest",
-    "One test with its status, history and reports",
-    ok(200, "The service request", _SERVICE_REQUEST),
-    404,
-)
-def get_service_request(service_request_id: ServiceRequestId):
-    return json_response(200, views.get_service_request(service_request_id))
-
-
-@routes.get(
     "/lab/documents/<document_id>",
     "getDocument",
     "A document an order is based on: its metadata and a short-lived download link",

@@ -91,11 +91,3 @@ def get_document(document_id: str, ports: LabPorts = REAL) -> dict[str, Any]:
     if view is None:
         raise NotFound(f"document {document_id}")
     return view
-
-
-def get_service_request(service_request_id: str, ports: LabPorts = REAL) -> dict[str, Any]:
-    """One test as the lab sees it, with a summary of its reports. NotFound when unknown."""
-    record = ports.service_requests.get(service_request_id)
-    if record is None:
-        raise NotFound(f"service request {service_request_id}")
-    return service_request_view(record, ports.reports.list_for(service_request_id))
