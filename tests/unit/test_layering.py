@@ -292,7 +292,7 @@ def test_no_emulator_class_is_over_500_lines():
 
 OUTSIDE_DESIGN = re.compile(r"whoop-api\.md|\.\./shared\b|(?<![\w/])shared/(?:design|whoop)|(?<![\w/-])design\.md")
 DOCS_POINTER = re.compile(r"docs/([\w-]+\.md)(?:#([\w-]+))?")
-POINTING_FILES = ("layers", "functions", "local", "tests", "bench", "statemachines")
+POINTING_FILES = ("layers", "functions", "local", "tests", "bench", "statemachines", "contracts")
 
 
 def _pointing_files() -> list[Path]:
