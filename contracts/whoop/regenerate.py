@@ -1,7 +1,7 @@
 """Rebuild `openapi.json` beside this file: WHOOP's published OpenAPI document, facts only.
 
-Usage: python contracts/whoop/regenerate.py [SOURCE]  (SOURCE defaults to
-`../shared/whoop-openapi/openapi.json`, relative to the repository root).
+Usage: python contracts/whoop/regenerate.py [SOURCE]  (SOURCE is a file or an https URL;
+it defaults to the URL where WHOOP publishes the document, PUBLISHED_URL).
 
 Kept: paths, methods, parameters, request bodies, responses (status codes, content types,
 schemas), components/schemas, required lists, types, formats, enums, defaults, nullable,
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SOURCE = ROOT.parent / "shared" / "whoop-openapi" / "openapi.json"
+PUBLISHED_URL = "https://api.prod.whoop.com/developer/doc/openapi.json"
 TARGET = Path(__file__).resolve().parent / "openapi.json"
 PROSE_KEYS = frozenset({"description", "summary", "example", "examples", "externalDocs"})
 
@@ -48,9 +49,17 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(facts_only(document), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def load(source: str) -> dict[str, Any]:
+    """WHOOP's document from a file, or from an https URL (30 s timeout)."""
+    if source.startswith("https://"):
+        with urllib.request.urlopen(source, timeout=30) as answer:  # noqa: S310 - https only, checked above
+            return json.loads(answer.read().decode("utf-8"))
+    return json.loads(Path(source).read_text(encoding="utf-8"))
+
+
 def main(argv: list[str]) -> int:
-    source = Path(argv[1]) if len(argv) > 1 else DEFAULT_SOURCE
-    TARGET.write_text(render(json.loads(source.read_text(encoding="utf-8"))), encoding="utf-8")
+    source = argv[1] if len(argv) > 1 else PUBLISHED_URL
+    TARGET.write_text(render(load(source)), encoding="utf-8")
     print(f"wrote {TARGET.relative_to(ROOT)} from {source}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -60,11 +61,12 @@ def test_strip_keeps_fields_named_like_prose():
 
 
 def test_the_script_reproduces_the_copy_byte_for_byte():
+    # The published document, where the machine has a copy (CI sets the variable).
+    source = os.environ.get("WHOOP_OPENAPI_DOCUMENT", "")
+    if not source or not Path(source).is_file():
+        pytest.skip("WHOOP_OPENAPI_DOCUMENT does not name a copy of WHOOP's published document")
     module = _regenerate_module()
-    if not module.DEFAULT_SOURCE.exists():
-        pytest.skip("WHOOP's published document is not beside this checkout")
-    published = json.loads(module.DEFAULT_SOURCE.read_text(encoding="utf-8"))
-    assert module.render(published) == (CONTRACT / "openapi.json").read_text(encoding="utf-8")
+    assert module.render(module.load(source)) == (CONTRACT / "openapi.json").read_text(encoding="utf-8")
 
 
 def test_the_version_in_the_user_agent_is_the_release():

@@ -10,6 +10,7 @@ second. Each test lists every place that breaks its rule, by file and line:
 - `whoop/` never imports the store (the rate budget reaches its state through a port);
 - no module imports another module's private (`_x`) name from the layer;
 - handlers import the layer, and the layer never imports a handler or `local/`;
+- tests/unit and tests/fakes import neither moto nor boto3;
 - no layer module is over 400 lines, no class of the emulator over 500;
 - code points readers to docs/ (an anchor that exists), never to a design kept outside the
   repository.
@@ -250,6 +251,15 @@ def test_handlers_import_the_layer_and_the_layer_never_imports_handlers_or_local
     assert not sideways, "\n".join(sideways)
 
 
+def test_the_unit_suite_and_its_fakes_run_without_aws():
+    # tests/unit is the domain rules against in-memory fakes: moto belongs to tests/store and
+    # the stack; a boto3 client here would reach for AWS (or a mock) the fakes stand in for.
+    paths = sorted((ROOT / "tests" / "unit").rglob("*.py")) + sorted((ROOT / "tests" / "fakes").rglob("*.py"))
+    assert paths
+    broken = [found.where() for path in paths for found in imports_of(path) if _top(found.target) in ("moto", "boto3")]
+    assert not broken, "\n".join(broken)
+
+
 def test_no_layer_module_is_over_400_lines():
     long = {
         str(path.relative_to(ROOT)): lines
@@ -282,7 +292,7 @@ def test_no_emulator_class_is_over_500_lines():
 
 OUTSIDE_DESIGN = re.compile(r"whoop-api\.md|\.\./shared\b|(?<![\w/])shared/(?:design|whoop)|(?<![\w/-])design\.md")
 DOCS_POINTER = re.compile(r"docs/([\w-]+\.md)(?:#([\w-]+))?")
-POINTING_FILES = ("layers", "functions", "local", "tests", "bench", "statemachines")
+POINTING_FILES = ("layers", "functions", "local", "tests", "bench", "statemachines", "contracts")
 
 
 def _pointing_files() -> list[Path]:

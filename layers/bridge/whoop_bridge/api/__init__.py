@@ -1,7 +1,7 @@
 """The front of the lab and member APIs, shared by both handlers.
 
 A handler declares its routes (`openapi.Routes`), calls `openapi.configure(app, ...)` once
-with the answers its domain errors get (`errors.LAB` / `errors.MEMBERS`), and answers
+with the answers its domain errors get (`errors.for_lab()` / `errors.for_members()`), and answers
 through `guard.lambda_handler(app, logger)`. The modules:
 
 - `bodies`: the answers' JSON bodies (problem, not found, busy, ...) and their models.

@@ -86,7 +86,8 @@ def for_members() -> Answers:
     """The member API's errors: a return URL not allowed, a bad page token or window, and
     the member app's credentials or a stack setting not configured."""
     from whoop_bridge.members import connections
-    from whoop_bridge.store import record_store
+    from whoop_bridge.models.listing import InvalidPageToken
+    from whoop_bridge.models.member_record import InvalidWindow
 
     def return_url(_: Exception) -> Response:
         text = "not one of the stack's AllowedReturnUrls (https, same host and path; only the query may differ)"
@@ -94,8 +95,8 @@ def for_members() -> Answers:
 
     return {
         connections.ReturnUrlNotAllowed: return_url,
-        record_store.InvalidPageToken: query_problem("query.next_token"),
-        record_store.InvalidWindow: query_problem("query.end"),
+        InvalidPageToken: query_problem("query.next_token"),
+        InvalidWindow: query_problem("query.end"),
         SecretNotConfigured: not_configured(
             "the WHOOP member app credentials are not configured", "member API refused: the bridge is not configured"
         ),

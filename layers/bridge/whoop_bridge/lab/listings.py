@@ -12,8 +12,8 @@ from whoop_bridge import times
 from whoop_bridge.lab.errors import BadQuery
 from whoop_bridge.lab.ports import REAL, LabPorts
 from whoop_bridge.lab.views import requisition_view
+from whoop_bridge.models.listing import InvalidPageToken
 from whoop_bridge.models.task_status import TaskBusinessStatus
-from whoop_bridge.store.dynamo import InvalidPageToken
 from whoop_bridge.validation import query_date_time
 
 # The `status` filter's values: a task_business_status, or whether the order is open.

@@ -20,10 +20,7 @@ from botocore.exceptions import ClientError
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
-
-
-class InvalidPageToken(ValueError):
-    """A `next_token` this listing did not issue, for these parameters; the API answers 400."""
+from whoop_bridge.models.listing import InvalidPageToken
 
 
 def table(setting: str) -> Any:

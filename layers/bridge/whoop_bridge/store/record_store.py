@@ -24,10 +24,10 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from whoop_bridge.models import member_record as records
+from whoop_bridge.models.listing import InvalidPageToken
 from whoop_bridge.models.member_record import InvalidWindow, RecordQuery, window
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.store import dynamo
-from whoop_bridge.store.dynamo import InvalidPageToken
 
 __all__ = ["InvalidPageToken", "InvalidWindow", "delete", "get", "ids_between", "page", "upsert"]
 

@@ -159,7 +159,8 @@ def claim_task_token(service_request_id: str, task_token: str, pending_update: d
 
 def restore_task_token(service_request_id: str, task_token: str, workflow: WorkflowState) -> None:
     """Give a claimed token back when the execution could not be resumed (a transient fault).
-    Raises ConditionalCheckFailed when a token is stored meanwhile."""
+    Raises botocore's ClientError (`ConditionalCheckFailedException`) when a token was stored
+    meanwhile: the newer wait's token is kept."""
     _table().update_item(
         Key=_key(service_request_id),
         UpdateExpression="SET task_token = :token, workflow = :workflow REMOVE pending_event",
