@@ -72,7 +72,7 @@ def sam_template():
 
 
 def main(argv):
-    out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
+    out = Path(argv[1]).resolve() if len(argv) > 1 else DEFAULT_OUT
     # The translator fills AWS::Region and the partition from the session: keep it offline.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     # Without a feature toggle config it warns once per feature: nothing to act on.
