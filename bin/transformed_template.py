@@ -9,8 +9,10 @@ SAM generates. This runs SAM's own translator (the one SAM CLI pins) offline:
     translator bundles, instead of IAM's ListPolicies (which `sam validate` calls);
   - local CodeUri/ContentUri become placeholder S3 locations, as `sam validate` does, and the
     state machine's definition file is inlined, so its DefinitionSubstitutions are applied;
-  - Metadata is passed through onto the generated resources, so a checkov suppression written
-    on an AWS::Serverless::Function also stands on its AWS::Lambda::Function.
+  - Metadata is passed through: SAM keeps a function's Metadata on its AWS::Lambda::Function
+    anyway, and with passthrough it also copies it onto every resource generated from it (its
+    role, event source mappings, permissions), so a suppression for a generated resource is
+    written on the SAM resource it comes from, in template.yaml.
 """
 
 import json
