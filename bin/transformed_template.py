@@ -4,15 +4,15 @@
 
 `sam build` copies template.yaml without transforming it; checkov and cfn-lint must see what
 CloudFormation deploys: the roles, policies, permissions, event source mappings and stages that
-SAM generates. This runs SAM's own translator (the one SAM CLI pins) offline:
+SAM generates. This runs SAM's own translator (the one SAM CLI pins, in `.venv-sam`) offline:
   - managed policy names resolve through the map of AWS's managed policies that the
     translator bundles, instead of IAM's ListPolicies (which `sam validate` calls);
-  - local CodeUri/ContentUri become placeholder S3 locations, as `sam validate` does, and the
-    state machine's definition file is inlined, so its DefinitionSubstitutions are applied;
+  - local CodeUri/ContentUri/DefinitionUri become S3 locations, as `sam validate` and
+    `sam package` make them;
   - Metadata is passed through: SAM keeps a function's Metadata on its AWS::Lambda::Function
     anyway, and with passthrough it also copies it onto every resource generated from it (its
-    role, event source mappings, permissions), so a suppression for a generated resource is
-    written on the SAM resource it comes from, in template.yaml.
+    role, event source mappings, permissions; an API's stage and deployment), so a suppression
+    for a generated resource is written on the SAM resource it comes from, in template.yaml.
 """
 
 import json
@@ -20,68 +20,45 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import yaml
 from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
 from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 DEFAULT_OUT = ROOT / ".aws-sam" / "transformed.json"
-LOCAL_CODE = {
-    "AWS::Serverless::Function": "CodeUri",
-    "AWS::Serverless::LayerVersion": "ContentUri",
-}
+LOCAL_URIS = ("CodeUri", "ContentUri", "DefinitionUri")
 
 
-class _Tag(yaml.SafeLoader):
-    """Reads CloudFormation's short intrinsics (!Ref, !Sub, ...) as their long forms."""
-
-
-def _intrinsic(loader, suffix, node):
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_Tag.add_multi_constructor("!", _intrinsic)
-
-
-class StaticManagedPolicies:
+class BundledManagedPolicies:
     """SAM's managed policy loader, answered offline from the translator's bundled map."""
 
-    def load(self):
+    def load(self) -> dict[str, str]:
         return get_bundled_managed_policy_map("aws") or {}
 
 
-def sam_template():
-    template = yaml.load(TEMPLATE.read_text(), Loader=_Tag)  # noqa: S506 - SafeLoader subclass
-    for resource in template["Resources"].values():
-        props = resource.get("Properties", {})
-        key = LOCAL_CODE.get(resource["Type"])
-        if key and isinstance(props.get(key), str) and not props[key].startswith("s3://"):
-            props[key] = f"s3://local-build/{props[key].strip('/')}"
-        if resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in props:
-            props["Definition"] = json.loads((ROOT / props.pop("DefinitionUri")).read_text())
-    return template
-
-
-def main(argv):
-    out = Path(argv[1]).resolve() if len(argv) > 1 else DEFAULT_OUT
+def transform_template(path: Path = TEMPLATE, passthrough_metadata: bool = True) -> dict[str, Any]:
+    """The template at `path` as CloudFormation receives it (parameters at their defaults)."""
     # The translator fills AWS::Region and the partition from the session: keep it offline.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     # Without a feature toggle config it warns once per feature: nothing to act on.
     logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
-    cfn = transform(sam_template(), {}, StaticManagedPolicies(), passthrough_metadata=True)
+    template = yaml_parse(path.read_text())
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        for uri in LOCAL_URIS:
+            if isinstance(properties.get(uri), str) and not properties[uri].startswith("s3://"):
+                properties[uri] = f"s3://bucket/{properties[uri]}"
+    return transform(template, {}, BundledManagedPolicies(), passthrough_metadata=passthrough_metadata)
+
+
+def main(argv: list[str]) -> None:
+    out = Path(argv[1]).resolve() if len(argv) > 1 else DEFAULT_OUT
+    cfn = transform_template()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cfn, indent=1, sort_keys=False) + "\n")
+    out.write_text(json.dumps(cfn, indent=1, default=str) + "\n")
     print(f"{out.relative_to(ROOT)}: {len(cfn['Resources'])} resources")
 
 
