@@ -2,20 +2,15 @@
 #   make demo   set up, then run the local stack with a real end-to-end lab demo
 #   make test   set up, then check the formatting and lint, then run every test (unit, integration, e2e)
 #   make sam    sam validate --lint and sam build (SAM CLI in its own virtual environment)
-#   make scan   the static security scans: checkov and cfn-lint with the serverless rules on the
-#               transformed template (.aws-sam/transformed.json), bandit on the layer and functions
 
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
-# The scanners pin many packages of their own: they get a virtual environment of their own too.
-SCAN_VENV := .venv-scan
-SCAN_TOOLS := checkov==3.3.30 cfn-lint==1.58.0 cfn-lint-serverless==0.3.6 bandit==1.9.4
 # sam build needs the Lambda runtime's interpreter; here it comes from pyenv.
 SAM_PYTHON_ENV := PYENV_VERSION=3.13.0 PATH="$(HOME)/.pyenv/shims:$(PATH)" SAM_CLI_TELEMETRY=0
 
-.PHONY: demo serve test sam scan lint clean
+.PHONY: demo serve test sam lint clean
 
 $(VENV)/.installed: requirements-dev.txt layers/bridge/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +20,6 @@ $(VENV)/.installed: requirements-dev.txt layers/bridge/requirements.txt
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
-	touch $@
-
-$(SCAN_VENV)/.installed:
-	$(PYTHON) -m venv $(SCAN_VENV)
-	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check $(SCAN_TOOLS)
 	touch $@
 
 demo: $(VENV)/.installed
@@ -47,13 +37,24 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
-sam: $(SAM_VENV)/.installed
-	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint
-	$(SAM_PYTHON_ENV) $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build
+# make scan: the static security scans. checkov and cfn-lint with the serverless rules on the
+# CloudFormation that SAM's translator makes of template.yaml (.aws-sam/transformed.json, by
+# bin/transformed_template.py with SAM CLI's translator), bandit on the layer and functions.
+# The scanners pin many packages of their own: they get a virtual environment of their own too.
+# Each tool fails on a finding that is neither fixed nor suppressed with its reason (checkov:
+# Metadata.checkov.skip on the resource; cfn-lint: Metadata.cfn-lint.config.ignore_checks under
+# a comment giving the reason; bandit: `# nosec Bxxx - reason`). SAM's translator passes a SAM
+# resource's Metadata on to what it generates from it.
+SCAN_VENV := .venv-scan
+SCAN_TOOLS := checkov==3.3.30 cfn-lint==1.58.0 cfn-lint-serverless==0.3.6 bandit==1.9.4
 
-# Each tool exits non-zero on a finding that is neither fixed nor suppressed with its reason
-# (checkov: Metadata.checkov.skip on the resource; cfn-lint: Metadata.cfn-lint.config.ignore_checks;
-# bandit: `# nosec Bxxx - reason`). SAM's translator passes Metadata through to what it generates.
+.PHONY: scan clean-scan
+
+$(SCAN_VENV)/.installed:
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check $(SCAN_TOOLS)
+	touch $@
+
 scan: $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 	$(SAM_VENV)/bin/python bin/transformed_template.py .aws-sam/transformed.json
 	@# Every tool runs, so one run lists every finding; the target fails if any tool did.
@@ -69,5 +70,13 @@ scan: $(SAM_VENV)/.installed $(SCAN_VENV)/.installed
 		&& echo "bandit: no finding above low" || status=1; \
 	exit $$status
 
+clean: clean-scan
+clean-scan:
+	rm -rf $(SCAN_VENV)
+
+sam: $(SAM_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint
+	$(SAM_PYTHON_ENV) $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build
+
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(SCAN_VENV) .aws-sam .local-run .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local-run .pytest_cache .ruff_cache
