@@ -177,3 +177,23 @@ def test_the_audit_group_keeps_records_for_the_audit_period(bridge):
         g for g in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"] if g["logGroupName"] == group
     ]
     assert described["retentionInDays"] == 2192
+
+
+def test_a_fault_answers_a_fixed_500_without_its_text_and_is_recorded(bridge, order, monkeypatch):
+    from whoop_bridge.lab import views
+
+    secret = "KeyError: 'Jane Roe' at /var/task/whoop_bridge/lab/views.py line 42"
+
+    def broken(_requisition_id: str) -> dict:
+        raise KeyError(secret)
+
+    monkeypatch.setattr(views, "get_requisition", broken)
+    event = _event("lab_api_get_requisition.json", **{SAMPLE_REQUISITION_ID: order["id"]})
+    answer, record = _call(bridge, "LabApiFunction", event)
+    assert answer["statusCode"] == record["status"] == 500
+    assert json.loads(answer["body"]) == {
+        "error": "internal_error",
+        "message": "the bridge failed to answer; the function's log names the error type",
+    }
+    for fragment in ("Jane", "KeyError", "/var/task", "Traceback", "line 42"):
+        assert fragment not in json.dumps(answer)
