@@ -56,15 +56,6 @@ def _resolved(template: dict[str, Any], value: Any, **parameters: str) -> Any:
     return resources.resolver().resolve(value)
 
 
-def _statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in template["Resources"][function]["Properties"].get("Policies", [])
-        if isinstance(policy, dict) and "Statement" in policy
-        for statement in policy["Statement"]
-    ]
-
-
 def _mentions(value: Any, logical_id: str) -> bool:
     text = json.dumps(value)
     return f'"{logical_id}"' in text or re.search(r"\$\{" + logical_id + r"[.}]", text) is not None
@@ -91,7 +82,8 @@ def test_each_api_function_is_told_the_audit_group_and_may_only_append_to_it(tem
     variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert variables["AUDIT_LOG_GROUP"] == {"Ref": "AuditLogGroup"}
     assert variables["API_MAX_BODY_BYTES"] == {"Ref": "ApiMaxBodyBytes"}
-    audit = [s for s in _statements(template, function) if _mentions(s, "AuditLogGroup")]
+    policies = template["Resources"][function]["Properties"]["Policies"]
+    audit = [s for p in policies if "Statement" in p for s in p["Statement"] if _mentions(s, "AuditLogGroup")]
     assert len(audit) == 1
     assert sorted(audit[0]["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert audit[0]["Resource"] == {"Fn::GetAtt": ["AuditLogGroup", "Arn"]}
