@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -173,6 +174,8 @@ def _signature_refused(webhook: str, why: str = "bad signature") -> Answer:
         name=SIGNATURE_REFUSED_METRIC,
         unit=MetricUnit.Count,
         value=1,
+        # The stack sets the namespace; without it Powertools would raise and turn the 401 into a 503.
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "WhoopBridge",
         default_dimensions={"service": "webhook_intake", "webhook": webhook},
     ):
         pass
