@@ -4,6 +4,7 @@
 #   make sam    sam validate --lint and sam build (SAM CLI in its own virtual environment)
 #   make audit  pip-audit on the layer's pinned dependencies; says when nothing was checked
 #   make lock   recompile layers/bridge/requirements.txt (every pin with its hashes) from requirements.in
+#   make scan   checkov, cfn-lint with the serverless rules (on the transformed template) and bandit
 
 PYTHON ?= python3
 VENV := .venv

@@ -7,8 +7,8 @@ CloudFormation deploys: the roles, policies, permissions, event source mappings 
 SAM generates. This runs SAM's own translator (the one SAM CLI pins, in `.venv-sam`) offline:
   - managed policy names resolve through the map of AWS's managed policies that the
     translator bundles, instead of IAM's ListPolicies (which `sam validate` calls);
-  - local CodeUri/ContentUri/DefinitionUri become S3 locations, as `sam validate` and
-    `sam package` make them;
+  - local CodeUri/ContentUri/DefinitionUri (and a plain state machine's DefinitionS3Location)
+    become S3 locations, as `sam validate` and `sam package` make them;
   - Metadata is passed through: SAM keeps a function's Metadata on its AWS::Lambda::Function
     anyway, and with passthrough it also copies it onto every resource generated from it (its
     role, event source mappings, permissions; an API's stage and deployment), so a suppression
@@ -51,6 +51,9 @@ def transform_template(path: Path = TEMPLATE, passthrough_metadata: bool = True)
         for uri in LOCAL_URIS:
             if isinstance(properties.get(uri), str) and not properties[uri].startswith("s3://"):
                 properties[uri] = f"s3://bucket/{properties[uri]}"
+        location = properties.get("DefinitionS3Location")
+        if resource.get("Type") == "AWS::StepFunctions::StateMachine" and isinstance(location, str):
+            properties["DefinitionS3Location"] = {"Bucket": "bucket", "Key": location}
     return transform(template, {}, BundledManagedPolicies(), passthrough_metadata=passthrough_metadata)
 
 
