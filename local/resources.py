@@ -18,8 +18,8 @@ SECRET_ENVIRONMENT = {
     "PartnerSecret": {
         "client_id": "WHOOP_PARTNER_CLIENT_ID",
         "client_secret": "WHOOP_PARTNER_CLIENT_SECRET",
-        "webhook_secret": "WHOOP_PARTNER_WEBHOOK_SECRET",
     },
+    "PartnerWebhookSecret": {"webhook_secret": "WHOOP_PARTNER_WEBHOOK_SECRET"},
     "MemberAppSecret": {
         "client_id": "WHOOP_MEMBER_CLIENT_ID",
         "client_secret": "WHOOP_MEMBER_CLIENT_SECRET",

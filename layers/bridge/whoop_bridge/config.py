@@ -159,6 +159,8 @@ class Settings:
     document_bucket_name: str = ""
     document_retry_delays: tuple[int, ...] = DEFAULT_DOCUMENT_RETRY_DELAYS
     requisition_fetch_retry_seconds: int = 900
+    # The partner webhook signing key's own secret ({"webhook_secret"}): webhook_intake only.
+    partner_webhook_secret_arn: str = ""
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -214,6 +216,7 @@ def settings() -> Settings:
         document_retry_delays=_delays("DOCUMENT_RETRY_DELAYS", DEFAULT_DOCUMENT_RETRY_DELAYS),
         # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
         requisition_fetch_retry_seconds=_number("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
+        partner_webhook_secret_arn=os.environ.get("PARTNER_WEBHOOK_SECRET_ARN", ""),
     )
 
 
