@@ -429,14 +429,14 @@ def test_each_function_logs_json_to_its_own_log_group(template):
 
 
 def test_state_machine_logs_no_execution_data(template):
-    logging = template["Resources"]["ServiceRequestStateMachine"]["Properties"]["Logging"]
+    logging = template["Resources"]["ServiceRequestStateMachine"]["Properties"]["LoggingConfiguration"]
     assert logging["IncludeExecutionData"] is False
     assert logging["Level"] in {"ERROR", "FATAL", "OFF"}
 
 
 def test_state_machine_substitutions_cover_the_definition(template):
     props = template["Resources"]["ServiceRequestStateMachine"]["Properties"]
-    definition = (ROOT / props["DefinitionUri"]).read_text()
+    definition = (ROOT / props["DefinitionS3Location"]).read_text()
     placeholders = set(re.findall(r"\$\{(\w+)\}", definition))
     assert placeholders <= set(props["DefinitionSubstitutions"])
 
