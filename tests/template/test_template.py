@@ -148,7 +148,9 @@ def test_tables_queues_secret_logs_topic_and_env_vars_use_the_bridge_key(templat
     assert len(log_groups) >= len(_functions(template)) + 1
     for name, group in log_groups.items():
         assert _refers_to(group["Properties"].get("KmsKeyId"), KEY), name
-        assert _refers_to(group["Properties"].get("RetentionInDays"), "LogRetentionDays"), name
+        # The audit trail and the access logs are kept for the audit period (test_front_door.py).
+        retention = "AuditRetentionDays" if name in ("AuditLogGroup", "ApiAccessLogGroup") else "LogRetentionDays"
+        assert _refers_to(group["Properties"].get("RetentionInDays"), retention), name
     for name, topic in _of_type(template, "AWS::SNS::Topic").items():
         assert _refers_to(topic["Properties"].get("KmsMasterKeyId"), KEY), name
     assert _refers_to(template["Globals"]["Function"]["KmsKeyArn"], KEY)

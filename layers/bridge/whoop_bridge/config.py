@@ -161,6 +161,7 @@ class Settings:
     requisition_fetch_retry_seconds: int = 900
     # The partner webhook signing key's own secret ({"webhook_secret"}): webhook_intake only.
     partner_webhook_secret_arn: str = ""
+    api_max_body_bytes: int = 262_144
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -217,6 +218,8 @@ def settings() -> Settings:
         # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
         requisition_fetch_retry_seconds=_number("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
         partner_webhook_secret_arn=os.environ.get("PARTNER_WEBHOOK_SECRET_ARN", ""),
+        # The largest request body the APIs read (API Gateway's own limit is 10 MB).
+        api_max_body_bytes=_number("API_MAX_BODY_BYTES", 262_144, 1_024, 10_485_760),
     )
 
 
