@@ -314,3 +314,17 @@ def test_wildcard_resources_are_only_the_ones_iam_cannot_scope(cfn):
                     function,
                     grant,
                 )
+
+
+def test_powertools_keys_idempotency_records_by_the_lambda_function_name(monkeypatch):
+    """The LeadingKeys prefix above is Powertools' key format: a Powertools upgrade that
+    changed it would lock every function out of its idempotency records."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "whoop-bridge-sandbox-lab-api")
+    layer = DynamoDBPersistenceLayer(table_name="idempotency")
+    layer.configure(IdempotencyConfig(event_key_jmespath="id"), function_name="create")
+    key = layer._get_hashed_idempotency_key({"id": "x"})
+    assert fnmatchcase(key, "whoop-bridge-sandbox-lab-api.*")
+    assert not fnmatchcase(key, "whoop-bridge-sandbox-member-api.*")
