@@ -1,8 +1,11 @@
 """Write the CloudFormation that SAM's translator makes of template.yaml, for the scanners.
 
-    .venv-sam/bin/python bin/transformed_template.py [OUT]   (default .aws-sam/transformed.json)
+    .venv-sam/bin/python bin/transformed_template.py [OUT [TEMPLATE]]
+        OUT: default .aws-sam/transformed.json; `-` prints the JSON instead.
+        TEMPLATE: default template.yaml.
 
-`sam build` copies template.yaml without transforming it; checkov and cfn-lint must see what
+`sam build` copies template.yaml without transforming it; checkov and cfn-lint (`make scan`)
+and the template tests (tests/template/sam_transform.py runs this file) must see what
 CloudFormation deploys: the roles, policies, permissions, event source mappings and stages that
 SAM generates. This runs SAM's own translator (the one SAM CLI pins, in `.venv-sam`) offline:
   - managed policy names resolve through the map of AWS's managed policies that the
@@ -58,8 +61,12 @@ def transform_template(path: Path = TEMPLATE, passthrough_metadata: bool = True)
 
 
 def main(argv: list[str]) -> None:
+    template = Path(argv[2]).resolve() if len(argv) > 2 else TEMPLATE
+    cfn = transform_template(template)
+    if len(argv) > 1 and argv[1] == "-":
+        json.dump(cfn, sys.stdout, indent=1, default=str)
+        return
     out = Path(argv[1]).resolve() if len(argv) > 1 else DEFAULT_OUT
-    cfn = transform_template()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(cfn, indent=1, default=str) + "\n")
     print(f"{out.relative_to(ROOT)}: {len(cfn['Resources'])} resources")
