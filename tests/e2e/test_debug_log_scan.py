@@ -49,11 +49,18 @@ ISSUE_REASON = "Sample haemolysed at the Qxv-clinic draw"
 OBSERVED = ["187.43", "52.71", "14.27", "Oneg-zq91-typed", ISSUE_REASON]
 # Loggers of the local emulation itself (moto stands for AWS, the emulator for WHOOP):
 # they do not run in Lambda.
-NOT_IN_LAMBDA = ("moto", "local", "werkzeug")
+NOT_IN_LAMBDA = ("moto", "responses", "local", "werkzeug")
 
 
 class _NotInLambda(logging.Filter):
+    """Drops the emulation's records; counts the DEBUG records that reached the root."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.debug_records = 0
+
     def filter(self, record: logging.LogRecord) -> bool:
+        self.debug_records += record.levelno == logging.DEBUG
         return record.name.split(".")[0] not in NOT_IN_LAMBDA
 
 
@@ -157,7 +164,8 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
     root = logging.getLogger()
     handler = logging.StreamHandler(captured)
     handler.setLevel(logging.DEBUG)
-    handler.addFilter(_NotInLambda())
+    seen = _NotInLambda()
+    handler.addFilter(seen)
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     saved_level = root.level
     harness = running_harness({"AcceptedTestCodes": ",".join(CODES), "LogLevel": "DEBUG"})
@@ -186,10 +194,11 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
         "stdout": printed.out,
         "stderr": printed.err,
     }
-    # The capture is live: the handlers logged at DEBUG, ids are kept, the root saw DEBUG lines.
+    # The capture is live: ids are kept in the handlers' lines, and DEBUG records reached
+    # the root handler (the emulation's own, dropped above; the SDK's are capped).
     assert requisition["id"] in sources["handler log"]
     assert f'"client_user_id":"{DEMO_MEMBER}"' in sources["handler log"].replace(" ", "")
-    assert " DEBUG " in sources["root logger"]
+    assert seen.debug_records > 0
 
     leaks = []
     for what, value in _forbidden(bridge, requisition, profile, state, user_id):
