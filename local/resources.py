@@ -1,5 +1,6 @@
 """The stack's AWS resources, made in moto from template.yaml: KMS keys, DynamoDB tables,
-SQS queues, the event bus and its rules, S3 buckets, secrets and the state machine, with
+SQS queues, the event bus and its rules, S3 buckets, log groups, secrets and the state
+machine (not the WAF, API Gateway's stage settings or Lambda's log routing), with
 the physical ids the template's intrinsic functions resolve to."""
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class Resources:
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}"
         if kind == "AWS::S3::Bucket" and attribute == "Arn":
             return f"arn:aws:s3:::{physical}"
+        if kind == "AWS::Logs::LogGroup" and attribute == "Arn":
+            return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}:*"
         raise KeyError(f"!GetAtt {resource}.{attribute} is not emulated")
 
     def function_name(self, logical_id: str) -> str:
@@ -143,6 +146,7 @@ class Resources:
             self.physical[logical_id] = name
 
         self._create_buckets(boto3.client("s3", region_name=REGION))
+        self._create_log_groups(boto3.client("logs", region_name=REGION))
 
         secrets = boto3.client("secretsmanager", region_name=REGION)
         for logical_id, spec in resources_of(self.template, "AWS::SecretsManager::Secret").items():
@@ -211,6 +215,23 @@ class Resources:
                 s3.put_bucket_policy(
                     Bucket=properties["Bucket"], Policy=json.dumps({**document, "Statement": statements})
                 )
+
+    def _create_log_groups(self, logs: Any) -> None:
+        """The template's log groups (those whose condition holds), named as CloudFormation
+        would (LogGroupName, else `<stack>-<logical id>`), with their retention: the API
+        functions write the audit trail to one. Lambda's own LoggingConfig is not emulated."""
+        resolver = self.resolver()
+        for logical_id, spec in resources_of(self.template, "AWS::Logs::LogGroup").items():
+            if "Condition" in spec and not resolver.condition(spec["Condition"]):
+                continue
+            properties = spec.get("Properties", {})
+            name = str(resolver.resolve(properties.get("LogGroupName", f"{self.stack_name}-{logical_id}")))
+            logs.create_log_group(logGroupName=name)
+            if "RetentionInDays" in properties:
+                logs.put_retention_policy(
+                    logGroupName=name, retentionInDays=int(resolver.resolve(properties["RetentionInDays"]))
+                )
+            self.physical[logical_id] = name
 
     def _secret_value(self, logical_id: str, spec: dict[str, Any]) -> dict[str, str]:
         placeholder = json.loads(spec["Properties"]["SecretString"])

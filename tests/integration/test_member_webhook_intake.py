@@ -190,3 +190,12 @@ def test_a_correctly_signed_body_that_is_not_a_v2_data_webhook_is_400(bridge, bo
     answer = bridge.invoke("WebhookIntakeFunction", signed(body))
     assert answer["statusCode"] == 400
     assert enqueued(bridge) == []
+
+
+def test_a_data_webhook_refused_for_a_bad_signature_is_counted_for_the_alarm(bridge, capsys):
+    capsys.readouterr()
+    assert bridge.invoke("WebhookIntakeFunction", signed(BODY, secret="rotated"))["statusCode"] == 401
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"WebhookSignatureRefused"' in line]
+    assert [(line["WebhookSignatureRefused"], line["service"], line["webhook"]) for line in lines] == [
+        ([1.0], "webhook_intake", "member")
+    ]

@@ -147,3 +147,34 @@ def test_base64_body_signed_over_its_encoded_text_is_401(bridge):
 
     assert bridge.invoke("WebhookIntakeFunction", event)["statusCode"] == 401
     assert bridge.queue_messages() == []
+
+
+def _emf_lines(output: str, metric: str) -> list[dict]:
+    """The embedded-metric-format lines in `output` that carry `metric`."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+    return [line for line in lines if metric in line]
+
+
+def test_a_webhook_refused_for_a_bad_signature_is_counted_for_the_alarm(bridge, capsys):
+    # A wrong or rotated secret refuses every webhook with 401: only this metric shows it.
+    capsys.readouterr()
+    answer = bridge.invoke("WebhookIntakeFunction", signed('{"event_type": "x", "resource_id": "y"}', "rotated"))
+
+    assert answer["statusCode"] == 401
+    (line,) = _emf_lines(capsys.readouterr().out, "WebhookSignatureRefused")
+    assert line["WebhookSignatureRefused"] == [1.0]
+    assert line["service"] == "webhook_intake"
+    assert line["webhook"] == "partner"
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "WhoopBridge"
+    assert sorted(directive["Dimensions"][0]) == ["service", "webhook"]
+    assert directive["Metrics"] == [{"Name": "WebhookSignatureRefused", "Unit": "Count"}]
+
+
+def test_an_accepted_webhook_is_not_counted_as_refused(bridge, capsys):
+    capsys.readouterr()
+    assert (
+        bridge.invoke("WebhookIntakeFunction", load_event("webhook_partner_requisition_created.json"))["statusCode"]
+        == 204
+    )
+    assert _emf_lines(capsys.readouterr().out, "WebhookSignatureRefused") == []

@@ -74,10 +74,11 @@ def _saved(connection: Connection, **kwargs) -> bool:
 
 def test_a_saved_connection_reads_back_whole_and_is_listed_by_expiry(member_table):
     message = OutboxMessage("member.connected", {"client_user_id": "m-1"})
-    assert _saved(_connection(), messages=[message])
+    connection = _connection()  # once: its expiry is read off the clock
+    assert _saved(connection, messages=[message])
 
     found = connection_store.get("m-1")
-    assert found == _connection()  # Binary back to bytes, the status an enum
+    assert found == connection  # Binary back to bytes, the status an enum
     assert connection_store.whoop_user_owner(1) == "m-1"
     assert [c.client_user_id for c in connection_store.expiring_before(int(time.time()) + 3600)] == ["m-1"]
     assert [m.id for m in outbox_store.pending("9999")] == [message.id]

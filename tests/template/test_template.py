@@ -118,6 +118,13 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(template):
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
+    # Queues that only take what a schedule could not deliver (test_alarms.py checks those).
+    dead_letter_ids |= {
+        source["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        for function in _of_type(template, "AWS::Serverless::Function").values()
+        for source in (function["Properties"].get("Events") or {}).values()
+        if source["Type"] == "ScheduleV2" and "DeadLetterConfig" in source["Properties"]
+    }
     work_queues = set(queues) - dead_letter_ids
     assert work_queues, "no work queue found"
     for name in work_queues:
@@ -128,7 +135,9 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(template):
         watching = [
             alarm
             for alarm in alarms.values()
-            if alarm["Properties"]["Namespace"] == "AWS/SQS" and _refers_to(alarm["Properties"]["Dimensions"], dlq)
+            if alarm["Properties"].get("Namespace") == "AWS/SQS"
+            and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and _refers_to(alarm["Properties"]["Dimensions"], dlq)
         ]
         assert watching, f"no alarm on dead-letter queue {dlq}"
         assert watching[0]["Properties"]["Threshold"] == 1
@@ -148,7 +157,9 @@ def test_tables_queues_secret_logs_topic_and_env_vars_use_the_bridge_key(templat
     assert len(log_groups) >= len(_functions(template)) + 1
     for name, group in log_groups.items():
         assert _refers_to(group["Properties"].get("KmsKeyId"), KEY), name
-        assert _refers_to(group["Properties"].get("RetentionInDays"), "LogRetentionDays"), name
+        # The audit trail and the access logs are kept for the audit period (test_front_door.py).
+        retention = "AuditRetentionDays" if name in ("AuditLogGroup", "ApiAccessLogGroup") else "LogRetentionDays"
+        assert _refers_to(group["Properties"].get("RetentionInDays"), retention), name
     for name, topic in _of_type(template, "AWS::SNS::Topic").items():
         assert _refers_to(topic["Properties"].get("KmsMasterKeyId"), KEY), name
     assert _refers_to(template["Globals"]["Function"]["KmsKeyArn"], KEY)

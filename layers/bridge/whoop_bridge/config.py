@@ -159,6 +159,7 @@ class Settings:
     document_bucket_name: str = ""
     document_retry_delays: tuple[int, ...] = DEFAULT_DOCUMENT_RETRY_DELAYS
     requisition_fetch_retry_seconds: int = 900
+    api_max_body_bytes: int = 262_144
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -214,6 +215,8 @@ def settings() -> Settings:
         document_retry_delays=_delays("DOCUMENT_RETRY_DELAYS", DEFAULT_DOCUMENT_RETRY_DELAYS),
         # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
         requisition_fetch_retry_seconds=_number("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
+        # The largest request body the APIs read (API Gateway's own limit is 10 MB).
+        api_max_body_bytes=_number("API_MAX_BODY_BYTES", 262_144, 1_024, 10_485_760),
     )
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from whoop_bridge import aws
 from whoop_bridge.config import settings
@@ -42,6 +45,8 @@ MAX_SIGNATURE_AGE_SECONDS = WHOOP_RETRY_SCHEDULE_SECONDS + SIGNATURE_WINDOW_SECO
 # v2 webhooks name records by UUID (v1 used integers, which the v2 endpoints cannot fetch).
 RECORD_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_TRACE_ID_LENGTH = 128
+# Counted once per webhook refused for a bad signature; template.yaml alarms on it.
+SIGNATURE_REFUSED_METRIC = "WebhookSignatureRefused"
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,7 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
         )
         return Answer(503, "not configured")
     if not verify_partner(body, signature, webhook_secret):
-        logger.warning("partner webhook refused: bad signature")
-        return Answer(401, "bad signature")
+        return _signature_refused("partner")
 
     message = _json_object(body, "{event_type, resource_id}")
     if isinstance(message, Answer):
@@ -111,8 +115,7 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     if not signature or not timestamp:
         return Answer(401, "missing signature")
     if not timestamp.isdigit() or len(timestamp) > 16:
-        logger.warning("data webhook refused: the signature timestamp is malformed")
-        return Answer(401, "bad signature")
+        return _signature_refused("member", "the signature timestamp is malformed")
     config = settings()
     try:
         client_secret = read_secret(config.member_secret_arn, ("client_secret",))["client_secret"]
@@ -123,8 +126,7 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
         )
         return Answer(503, "not configured")
     if not verify_member(timestamp, body, signature, client_secret):
-        logger.warning("data webhook refused: bad signature")
-        return Answer(401, "bad signature")
+        return _signature_refused("member")
     # Genuine: now its age. A late one is WHOOP retrying; too old or from the future is not.
     age = time.time() - int(timestamp) / 1000
     if age > MAX_SIGNATURE_AGE_SECONDS or age < -SIGNATURE_WINDOW_SECONDS:
@@ -161,6 +163,27 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
     )
     logger.info("data webhook enqueued", extra={"event_type": event_type, "trace_id": trace_id})
     return Answer(204)
+
+
+def _signature_refused(webhook: str, why: str = "bad signature") -> Answer:
+    """The 401 for a webhook whose signature does not verify, counted as the metric
+    `WebhookSignatureRefused` (dimensions service=webhook_intake, webhook=partner|member).
+
+    A wrong or rotated secret refuses every webhook this way, and a 401 is neither a Lambda
+    error nor a 5xx: only this metric (and its alarm) shows it. The metric is written at
+    once as one EMF line, since the intake has no `log_metrics` decorator.
+    """
+    logger.warning("%s webhook refused: %s", "partner" if webhook == "partner" else "data", why)
+    with single_metric(
+        name=SIGNATURE_REFUSED_METRIC,
+        unit=MetricUnit.Count,
+        value=1,
+        # The stack sets the namespace; without it Powertools would raise and turn the 401 into a 503.
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "WhoopBridge",
+        default_dimensions={"service": "webhook_intake", "webhook": webhook},
+    ):
+        pass
+    return Answer(401, "bad signature")
 
 
 def _json_object(body: bytes, shape: str) -> dict[str, Any] | Answer:

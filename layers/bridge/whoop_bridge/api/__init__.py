@@ -7,6 +7,7 @@ through `guard.lambda_handler(app, logger)`. The modules:
 - `bodies`: the answers' JSON bodies (problem, not found, busy, ...) and their models.
 - `guard`: whatever API Gateway delivers, checked before the event handler reads it.
 - `idempotency`: `Idempotency-Key` on every POST.
+- `audit`: one audit record per call, in the stack's audit log group.
 - `errors`: the one mapping from the layer's exceptions to those answers.
 - `openapi`: answer and route declarations, the served OpenAPI document, `configure`.
 
@@ -14,6 +15,8 @@ Answers (all `application/json`, `Cache-Control: no-store`):
 
 - 400 `{"error": "invalid_request", "problems": [{"field", "problem"}]}`: every problem of
   the request at once (body, query, path, headers); input values are never echoed.
+- 413 `{"error": "payload_too_large", "problems": [...]}`: a body over API_MAX_BODY_BYTES
+  (the problem names the limit).
 - 415 `{"error": "unsupported_media_type", "problems": [...]}`: a body that is not
   `application/json` (UTF-8).
 - 404 `{"error": "not_found", "message"}`; 503 `{"error": "not_configured", "message"}`.

@@ -21,9 +21,9 @@ class Problem(BaseModel):
 
 
 class ProblemBody(BaseModel):
-    """400, 415, 422: every problem of the request."""
+    """400, 413, 415, 422: every problem of the request."""
 
-    error: Literal["invalid_request", "unsupported_media_type", "idempotency_key_reused"]
+    error: Literal["invalid_request", "payload_too_large", "unsupported_media_type", "idempotency_key_reused"]
     problems: list[Problem] = Field(min_length=1)
 
 

@@ -1,7 +1,9 @@
 """The guard: what API Gateway hands over, checked before the event handler sees it.
 
-Input no route can read is a 400 or 415 problem (api/bodies.py), never a 5xx or a Lambda
-error: a query parameter given twice, a body that is not `application/json` (UTF-8), not
+Input no route can read is a 400, 413 or 415 problem (api/bodies.py), never a 5xx or a
+Lambda error: a query parameter given twice, a body over the stack's limit
+(API_MAX_BODY_BYTES, 256 KiB unless set: the biggest lab report holds a few hundred
+observations, tens of KiB), a body that is not `application/json` (UTF-8), not
 one JSON object, or not I-JSON (RFC 7493: exact integers, finite numbers, valid Unicode,
 bounded depth). A base64 body is decoded for the event handler.
 """
@@ -19,7 +21,9 @@ from typing import Any, Optional
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
+from whoop_bridge.api import audit
 from whoop_bridge.api.bodies import JSON, problem
+from whoop_bridge.config import ConfigurationError, Settings, settings
 
 # I-JSON (RFC 7493): numbers an IEEE double holds exactly as integers, no deeper nesting
 # than any real request needs.
@@ -83,8 +87,24 @@ def _media_type(event: dict[str, Any]) -> Optional[str]:
     return None
 
 
+def max_body_bytes() -> int:
+    """The largest body the APIs read, in bytes (setting API_MAX_BODY_BYTES)."""
+    try:
+        return settings().api_max_body_bytes
+    except ConfigurationError:
+        # Another setting is broken: the route answers 503 for it when it reads the settings.
+        return Settings.api_max_body_bytes
+
+
+def _check_size(size: int) -> None:
+    limit = max_body_bytes()
+    if size > limit:
+        text = f"the body is {size} bytes; the limit is {limit} bytes ({limit / 1024:g} KiB)"
+        raise Refused(413, "body", text, "payload_too_large")
+
+
 def guard(event: dict[str, Any]) -> None:
-    """Refuse (400, 415) what no route can read, and hand the event handler a body it can:
+    """Refuse (400, 413, 415) what no route can read, and hand the event handler a body it can:
     UTF-8 text of one JSON object. Rewrites `event` in place (a base64 body decoded)."""
     queries = event.get("multiValueQueryStringParameters") or {}
     repeated = sorted(name for name, values in queries.items() if values and len(values) > 1)
@@ -103,10 +123,17 @@ def guard(event: dict[str, Any]) -> None:
         raise Refused(400, "body", "a JSON object is required")
     if event.get("isBase64Encoded"):
         try:
-            raw = base64.b64decode(raw, validate=True).decode("utf-8")
+            data = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise Refused(400, "body", "not UTF-8 text") from None
+        _check_size(len(data))
+        try:
+            raw = data.decode("utf-8")
+        except ValueError:
+            raise Refused(400, "body", "not UTF-8 text") from None
         event["body"], event["isBase64Encoded"] = raw, False
+    else:
+        _check_size(len(raw.encode("utf-8", "surrogatepass")))
     try:
         # NaN and Infinity parse as floats here and are refused, with their place, below.
         parsed = json.loads(raw, object_pairs_hook=_no_duplicates)
@@ -145,10 +172,19 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
 
 def lambda_handler(app: APIGatewayRestResolver, logger: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The API function's Lambda handler: `resolve` with the request id as correlation id
-    in `logger` (the handler's Powertools Logger)."""
+    in `logger` (the handler's Powertools Logger), then the call's audit record (api/audit.py),
+    whatever the answer; a handler that raised is recorded as API Gateway answers it (502)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return resolve(app, event, context)
+        # The route and ids as API Gateway gave them, before the guard touches the event.
+        audited = {key: event.get(key) for key in ("httpMethod", "resource", "pathParameters", "requestContext")}
+        status = 502
+        try:
+            answer = resolve(app, event, context)
+            status = int(answer.get("statusCode", 200))
+            return answer
+        finally:
+            audit.record_call(audited, status, getattr(context, "function_name", ""))
 
     return handler

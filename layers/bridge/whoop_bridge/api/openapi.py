@@ -3,7 +3,7 @@
 operations), and `configure`, which gives an app all of the api package.
 
 A route is declared with `Routes` (its operation id, summary, success answer and the error
-codes it may add to the common ones); a POST also takes `Idempotency-Key` (409, 415, 422).
+codes it may add to the common ones); a POST also takes `Idempotency-Key` (409, 413, 415, 422).
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ ANSWERS: dict[int, OpenAPIResponse] = {
         "headers": RETRY_AFTER_HEADER,
         "content": {JSON: {"schema": _ref(BusyBody)}},
     },
+    413: {
+        "description": "The body is over the stack's limit (ApiMaxBodyBytes, 256 KiB unless set); the problem names the limit",
+        "content": {JSON: {"schema": _ref(ProblemBody)}},
+    },
     415: {"description": "The body is not application/json", "content": {JSON: {"schema": _ref(ProblemBody)}}},
     422: {
         "description": "The Idempotency-Key was first used with another body",
@@ -86,7 +90,7 @@ ANSWERS: dict[int, OpenAPIResponse] = {
 }
 # What any route may answer besides its own success, and what a POST adds.
 COMMON = (400, 403, 500)
-POST = (409, 415, 422)
+POST = (409, 413, 415, 422)
 
 
 def answers(
