@@ -30,23 +30,25 @@ from tests.e2e.conftest import Harness, running_harness
 
 SESSION_TOKEN = f"debugscan-session-{uuid.uuid4().hex}"
 CODES = ["LIPID_PANEL", "CBC", "HBA1C"]
-# Results with values no timestamp, id or count can contain.
-LIPID_FINAL = {
-    "status": "final",
-    "observations": [
-        {"code": "TOTAL_CHOLESTEROL", "value_numeric": 187.43, "unit": "mg/dL", "status": "final"},
-        {"code": "HDL_CHOLESTEROL", "value_numeric": 52.71, "unit": "mg/dL", "status": "final"},
-    ],
+# Results with values no timestamp, id or count can contain: (code, value, unit).
+RESULTS = {
+    "LIPID_PANEL": [("TOTAL_CHOLESTEROL", 187.43, "mg/dL"), ("HDL_CHOLESTEROL", 52.71, "mg/dL")],
+    "CBC": [("HEMOGLOBIN", 14.27, "g/dL"), ("BLOOD_TYPE", "Oneg-zq91-typed", None)],
 }
-CBC_FINAL = {
-    "status": "final",
-    "observations": [
-        {"code": "HEMOGLOBIN", "value_numeric": 14.27, "unit": "g/dL", "status": "final"},
-        {"code": "BLOOD_TYPE", "value_text": "Oneg-zq91-typed", "status": "final"},
-    ],
-}
+
+
+def _report(code: str) -> dict[str, Any]:
+    """A final report of `code`'s `RESULTS`."""
+    observations = []
+    for observation_code, value, unit in RESULTS[code]:
+        observation = {"code": observation_code, "status": "final"}
+        observation.update({"value_numeric": value, "unit": unit} if unit else {"value_text": value})
+        observations.append(observation)
+    return {"status": "final", "observations": observations}
+
+
 ISSUE_REASON = "Sample haemolysed at the Qxv-clinic draw"
-OBSERVED = ["187.43", "52.71", "14.27", "Oneg-zq91-typed", ISSUE_REASON]
+OBSERVED = [str(value) for results in RESULTS.values() for _, value, _ in results] + [ISSUE_REASON]
 # Loggers of the local emulation itself (moto stands for AWS, the emulator for WHOOP):
 # they do not run in Lambda.
 NOT_IN_LAMBDA = ("moto", "responses", "local", "werkzeug")
@@ -89,8 +91,8 @@ def _lab_flow(bridge: Harness) -> dict[str, Any]:
         bridge.lab.wait_for(
             requisition["id"], code, lambda sr: sr["task_business_status"] == "APPOINTMENT_ATTENDED", "attended"
         )
-    bridge.lab.results(ids["LIPID_PANEL"], LIPID_FINAL)
-    bridge.lab.results(ids["CBC"], CBC_FINAL)
+    bridge.lab.results(ids["LIPID_PANEL"], _report("LIPID_PANEL"))
+    bridge.lab.results(ids["CBC"], _report("CBC"))
     bridge.lab.event(ids["HBA1C"], {"status": "RESULTS_ISSUE", "reason": ISSUE_REASON})
     ends = {
         "LIPID_PANEL": lambda sr: sr["workflow"] == "awaiting_correction",

@@ -67,8 +67,10 @@ LOGGABLE_KEYS = frozenset(
         "record_id",
         "trace_id",
         "message_id",
+        "request_id",
         # kinds, statuses, outcomes
         "action",
+        "route",
         "kind",
         "detail_type",
         "event_type",
