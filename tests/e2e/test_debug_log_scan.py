@@ -27,6 +27,7 @@ import boto3
 from local.demo import DEMO_MEMBER, DEMO_RETURN_URL, age_tokens, follow_consent
 from local.stack import wait_until
 from tests.e2e.conftest import Harness, running_harness
+from whoop_bridge import caches
 
 SESSION_TOKEN = f"debugscan-session-{uuid.uuid4().hex}"
 CODES = ["LIPID_PANEL", "CBC", "HBA1C"]
@@ -176,7 +177,7 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
         # The functions' credentials carry a session token, as Lambda's do: new clients use it.
         os.environ["AWS_SESSION_TOKEN"] = SESSION_TOKEN
         boto3.DEFAULT_SESSION = None
-        bridge.stack._reset_layer_caches()
+        caches.reset_all()
         # Lambda's own handler on the root logger at the function's level (ALC DEBUG).
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
