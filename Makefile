@@ -48,7 +48,8 @@ demo: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(VENV)/bin/python -m local serve --port $${PORT:-3000}
 
-test: $(VENV)/.installed
+# The template tests read the SAM translator's output with the SAM CLI's own interpreter.
+test: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest

@@ -39,7 +39,7 @@ ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
-    "PARTNER_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench",
+    "PARTNER_WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench",
     "PARTNER_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench",
     "MEMBER_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-member",
     "MEMBER_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-member",

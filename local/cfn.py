@@ -162,6 +162,10 @@ class Resolver:
         return re.sub(r"\$\{([^}!]+)\}", replace, text)
 
 
-def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    """The template's resources of one type, by logical id."""
-    return {name: spec for name, spec in template.get("Resources", {}).items() if spec.get("Type") == kind}
+# A state machine is SAM's or plain Step Functions' (which can be encrypted with a key).
+STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+
+
+def resources_of(template: dict[str, Any], *kinds: str) -> dict[str, dict[str, Any]]:
+    """The template's resources of the given types, by logical id."""
+    return {name: spec for name, spec in template.get("Resources", {}).items() if spec.get("Type") in kinds}

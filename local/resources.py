@@ -9,7 +9,7 @@ import json
 import os
 from typing import Any
 
-from local.cfn import ROOT, Resolver, resources_of
+from local.cfn import ROOT, STATE_MACHINE_TYPES, Resolver, resources_of
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -19,8 +19,8 @@ SECRET_ENVIRONMENT = {
     "PartnerSecret": {
         "client_id": "WHOOP_PARTNER_CLIENT_ID",
         "client_secret": "WHOOP_PARTNER_CLIENT_SECRET",
-        "webhook_secret": "WHOOP_PARTNER_WEBHOOK_SECRET",
     },
+    "PartnerWebhookSecret": {"webhook_secret": "WHOOP_PARTNER_WEBHOOK_SECRET"},
     "MemberAppSecret": {
         "client_id": "WHOOP_MEMBER_CLIENT_ID",
         "client_secret": "WHOOP_MEMBER_CLIENT_SECRET",
@@ -71,7 +71,7 @@ class Resources:
         if kind == "AWS::SQS::Queue":
             name = physical.rsplit("/", 1)[-1]
             return {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "QueueName": name, "QueueUrl": physical}[attribute]
-        if kind == "AWS::Serverless::StateMachine":
+        if kind in STATE_MACHINE_TYPES:
             return {"Arn": physical, "Name": physical.rsplit(":", 1)[-1]}[attribute]
         if kind == "AWS::KMS::Key" and attribute == "Arn":
             return physical
@@ -159,16 +159,18 @@ class Resources:
             self.physical[logical_id] = self.function_name(logical_id)
 
         stepfunctions = boto3.client("stepfunctions", region_name=REGION)
-        for logical_id, spec in resources_of(self.template, "AWS::Serverless::StateMachine").items():
+        # Step Functions' names (StateMachineName, ...) or SAM's (Name, ...); moto ignores
+        # the EncryptionConfiguration, so it is not passed.
+        for logical_id, spec in resources_of(self.template, *STATE_MACHINE_TYPES).items():
             properties = spec["Properties"]
-            definition = (ROOT / properties["DefinitionUri"]).read_text()
+            definition = (ROOT / properties.get("DefinitionS3Location", properties.get("DefinitionUri"))).read_text()
             for name, value in resolve(properties.get("DefinitionSubstitutions", {})).items():
                 definition = definition.replace("${" + name + "}", str(value))
             arn = stepfunctions.create_state_machine(
-                name=resolve(properties.get("Name", logical_id)),
+                name=resolve(properties.get("StateMachineName", properties.get("Name", logical_id))),
                 definition=definition,
                 roleArn=f"arn:aws:iam::{ACCOUNT}:role/{logical_id}",
-                type=properties.get("Type", "STANDARD"),
+                type=properties.get("StateMachineType", properties.get("Type", "STANDARD")),
             )["stateMachineArn"]
             self.physical[logical_id] = arn
 

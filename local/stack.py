@@ -36,7 +36,7 @@ from typing import Any
 
 from local import moto_patches
 from local.api_gateway import serve_api
-from local.cfn import ROOT, load_template, resources_of
+from local.cfn import ROOT, STATE_MACHINE_TYPES, load_template, resources_of
 from local.functions import Function, HandlerError, LambdaContext
 from local.resources import ACCOUNT, REGION, Resources
 from whoop_bridge import caches
@@ -278,7 +278,7 @@ class LocalStack:
             import boto3
 
             stepfunctions = boto3.client("stepfunctions", region_name=REGION)
-            for logical_id in resources_of(self.template, "AWS::Serverless::StateMachine"):
+            for logical_id in resources_of(self.template, *STATE_MACHINE_TYPES):
                 arn = self.physical.get(logical_id)
                 if not arn:
                     continue

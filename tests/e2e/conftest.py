@@ -75,11 +75,8 @@ def running_harness(parameters: dict[str, str], clock: Any = None, **stack_optio
     stack = LocalStack(
         whoop_base_url=emulator.base_url,
         secrets={
-            "PartnerSecret": {
-                "client_id": emulator.client_id,
-                "client_secret": emulator.client_secret,
-                "webhook_secret": emulator.webhook_secret,
-            },
+            "PartnerSecret": {"client_id": emulator.client_id, "client_secret": emulator.client_secret},
+            "PartnerWebhookSecret": {"webhook_secret": emulator.webhook_secret},
             "MemberAppSecret": {"client_id": emulator.member_client_id, "client_secret": emulator.member_client_secret},
         },
         parameters={"AllowedReturnUrls": DEMO_RETURN_URL, **parameters},

@@ -217,7 +217,12 @@ def start_bridge(
     stack = LocalStack(
         whoop_base_url=emulator.base_url,
         consume_queues=False,
-        secrets={"PartnerSecret": values, "MemberAppSecret": member_values},
+        # The partner webhook signing key has its own secret (PartnerWebhookSecret).
+        secrets={
+            "PartnerSecret": {key: value for key, value in values.items() if key != "webhook_secret"},
+            "PartnerWebhookSecret": {key: value for key, value in values.items() if key == "webhook_secret"},
+            "MemberAppSecret": member_values,
+        },
         parameters={
             "AcceptedTestCodes": ACCEPTED_TEST_CODES,
             "AllowedReturnUrls": SAMPLE_RETURN_URL,

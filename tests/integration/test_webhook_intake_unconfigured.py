@@ -27,13 +27,18 @@ def unconfigured() -> Iterator[Bridge]:
         emulator.stop()
 
 
-def test_the_stack_really_holds_the_placeholder_secret(unconfigured):
+def _secret(bridge: Bridge, logical_id: str) -> dict[str, str]:
     import boto3
 
     secret = boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
-        SecretId=unconfigured.stack.output("PartnerSecret")
+        SecretId=bridge.stack.output(logical_id)
     )
-    assert json.loads(secret["SecretString"]) == PLACEHOLDERS
+    return json.loads(secret["SecretString"])
+
+
+def test_the_stack_really_holds_the_placeholder_secrets(unconfigured):
+    assert _secret(unconfigured, "PartnerWebhookSecret") == {"webhook_secret": "REPLACE_ME"}
+    assert _secret(unconfigured, "PartnerSecret")["client_secret"] == "REPLACE_ME"
 
 
 def test_signed_webhook_is_503_with_a_not_configured_log_line_and_nothing_enqueued(unconfigured, logs):

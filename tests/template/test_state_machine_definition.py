@@ -31,7 +31,7 @@ FAKE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:fake-{key}"
 def substitutions() -> dict[str, str]:
     resources = load_template()["Resources"]
     machine = resources["ServiceRequestStateMachine"]["Properties"]
-    assert machine["DefinitionUri"] == "statemachines/service_request.asl.json"
+    assert machine["DefinitionS3Location"] == "statemachines/service_request.asl.json"
     return {key: FAKE_ARN.format(key=key) for key in machine["DefinitionSubstitutions"]}
 
 

@@ -159,6 +159,8 @@ class Settings:
     document_bucket_name: str = ""
     document_retry_delays: tuple[int, ...] = DEFAULT_DOCUMENT_RETRY_DELAYS
     requisition_fetch_retry_seconds: int = 900
+    # The partner webhook signing key's own secret ({"webhook_secret"}): webhook_intake only.
+    partner_webhook_secret_arn: str = ""
     api_max_body_bytes: int = 262_144
 
     def accepts(self, code: str) -> bool:
@@ -215,6 +217,7 @@ def settings() -> Settings:
         document_retry_delays=_delays("DOCUMENT_RETRY_DELAYS", DEFAULT_DOCUMENT_RETRY_DELAYS),
         # How long a requisition WHOOP answers 404 for (read lag) is fetched again.
         requisition_fetch_retry_seconds=_number("REQUISITION_FETCH_RETRY_SECONDS", 900, 0, 86_400),
+        partner_webhook_secret_arn=os.environ.get("PARTNER_WEBHOOK_SECRET_ARN", ""),
         # The largest request body the APIs read (API Gateway's own limit is 10 MB).
         api_max_body_bytes=_number("API_MAX_BODY_BYTES", 262_144, 1_024, 10_485_760),
     )

@@ -79,7 +79,8 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
         return Answer(401, "missing signature")
     config = settings()
     try:
-        webhook_secret = read_secret(config.partner_secret_arn, ("webhook_secret",))["webhook_secret"]
+        # Its own secret (PartnerWebhookSecret): the intake never reads the partner's client credentials.
+        webhook_secret = read_secret(config.partner_webhook_secret_arn, ("webhook_secret",))["webhook_secret"]
     except SecretNotConfigured as error:
         # Fail closed: without the secret no webhook can be trusted.
         logger.error(
