@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from whoop_bridge import aws
 from whoop_bridge.config import settings
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
+from whoop_bridge.observability import error_summary
 from whoop_bridge.secrets import SecretNotConfigured, read_secret
 from whoop_bridge.whoop.signatures import verify_member, verify_partner
 
@@ -82,7 +83,9 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
         webhook_secret = read_secret(config.partner_webhook_secret_arn, ("webhook_secret",))["webhook_secret"]
     except SecretNotConfigured as error:
         # Fail closed: without the secret no webhook can be trusted.
-        logger.error("partner webhook refused: the webhook secret is not configured", extra={"detail": str(error)})
+        logger.error(
+            "partner webhook refused: the webhook secret is not configured", extra={"detail": error_summary(error)}
+        )
         return Answer(503, "not configured")
     if not verify_partner(body, signature, webhook_secret):
         return _signature_refused("partner")
@@ -119,7 +122,8 @@ def accept_member_webhook(event: dict[str, Any]) -> Answer:
         client_secret = read_secret(config.member_secret_arn, ("client_secret",))["client_secret"]
     except SecretNotConfigured as error:
         logger.error(
-            "data webhook refused: the member app's client secret is not configured", extra={"detail": str(error)}
+            "data webhook refused: the member app's client secret is not configured",
+            extra={"detail": error_summary(error)},
         )
         return Answer(503, "not configured")
     if not verify_member(timestamp, body, signature, client_secret):

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from whoop_bridge.api.bodies import WHOOP_RETRY_AFTER_SECONDS, busy, message, not_found, problem
 from whoop_bridge.config import ConfigurationError
+from whoop_bridge.observability import error_summary
 from whoop_bridge.secrets import SecretNotConfigured
 from whoop_bridge.whoop.http import WhoopTransientError, WhoopUnauthorized
 
@@ -34,7 +35,7 @@ def not_configured(text: str, log: str) -> Answer:
     with the error's type and text, which name a setting or a secret's field, never a value)."""
 
     def answer(error: Exception) -> Response:
-        logger.error(log, extra={"error_type": type(error).__name__, "detail": str(error)})
+        logger.error(log, extra={"error_type": type(error).__name__, "detail": error_summary(error)})
         return message(503, "not_configured", text)
 
     return answer

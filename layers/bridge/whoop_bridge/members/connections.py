@@ -25,6 +25,7 @@ from whoop_bridge.models.connection import CLIENT_USER_ID, Connection
 from whoop_bridge.models.member_profile import PROFILE_FIELDS
 from whoop_bridge.models.oauth_state import INVALID_STATE, CallbackOutcome, CallbackStatus, OAuthState
 from whoop_bridge.models.outbox_message import MemberMessage, OutboxMessage
+from whoop_bridge.observability import error_summary
 from whoop_bridge.secrets import SecretNotConfigured
 from whoop_bridge.times import iso, now_iso
 from whoop_bridge.whoop.http import WhoopError
@@ -125,7 +126,7 @@ def complete(query: dict[str, str], ports: MemberPorts = PORTS) -> CallbackOutco
     try:
         return _consume(query, ports)
     except (SecretNotConfigured, ConfigurationError) as error:
-        logger.error("OAuth callback refused: the bridge is not configured", extra={"detail": str(error)})
+        logger.error("OAuth callback refused: the bridge is not configured", extra={"detail": error_summary(error)})
         return CallbackOutcome(CallbackStatus.NOT_CONFIGURED)
 
 

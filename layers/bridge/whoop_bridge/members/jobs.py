@@ -96,7 +96,8 @@ def handle_message(body: str, message_id: str, runners: Mapping[str, Runner], po
         rest = exhausted.rest if isinstance(exhausted, job_sync.JobDeferred) else message
         delay = job_sync.defer(queue_url, rest, exhausted.retry_after, ports)
         logger.info(
-            "deferred for the rate budget", extra={"kind": kind, "reason": exhausted.reason, "delay_seconds": delay}
+            "deferred for the rate budget",
+            extra={"kind": kind, "budget_reason": exhausted.reason, "delay_seconds": delay},
         )
         return Handled(SyncOutcome.DEFERRED, [Count(name="MemberWorkDeferred")])
     except IdempotencyAlreadyInProgressError:
