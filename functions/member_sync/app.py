@@ -17,7 +17,7 @@ from whoop_bridge.members import jobs
 from whoop_bridge.members.job_sync import run_job, start_backfill
 from whoop_bridge.members.webhook_sync import handle_webhook
 from whoop_bridge.models.sync_job import IDEMPOTENCY_KEY
-from whoop_bridge.observability import get_logger, get_metrics
+from whoop_bridge.observability import get_logger, get_metrics, raising_safely
 
 logger = get_logger("member_sync")
 metrics = get_metrics("member_sync")
@@ -73,6 +73,7 @@ def record_handler(record) -> str:
     return handled.outcome
 
 
+@raising_safely
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event, context):

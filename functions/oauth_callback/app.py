@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from whoop_bridge.members import connections
 from whoop_bridge.models.oauth_state import CallbackStatus
-from whoop_bridge.observability import get_logger, get_metrics
+from whoop_bridge.observability import get_logger, get_metrics, raising_safely
 
 logger = get_logger("oauth_callback")
 metrics = get_metrics("oauth_callback")
@@ -51,6 +51,7 @@ PAGES = {  # by CallbackStatus
 }
 
 
+@raising_safely
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event, context):

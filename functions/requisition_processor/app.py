@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from whoop_bridge.config import settings
 from whoop_bridge.lab.intake import Unsettled, handle_partner_event
-from whoop_bridge.observability import get_logger, get_metrics
+from whoop_bridge.observability import get_logger, get_metrics, raising_safely
 from whoop_bridge.whoop.partner import partner_client
 
 logger = get_logger("requisition_processor")
@@ -61,6 +61,7 @@ def record_handler(record) -> str:
     return outcome
 
 
+@raising_safely
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event, context):

@@ -2,7 +2,7 @@
 
 from whoop_bridge.lab import lifecycle
 from whoop_bridge.lab.lifecycle import UnknownAction
-from whoop_bridge.observability import get_logger, get_metrics
+from whoop_bridge.observability import get_logger, get_metrics, raising_safely
 from whoop_bridge.whoop.partner import partner_client
 
 logger = get_logger("service_request_tasks")
@@ -12,6 +12,7 @@ client = partner_client()
 __all__ = ["UnknownAction", "handler"]
 
 
+@raising_safely
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="service_request_id")
 def handler(event, context):

@@ -6,7 +6,7 @@ every cold start that WHOOP is waiting for.
 
 import json
 
-from whoop_bridge.observability import get_logger
+from whoop_bridge.observability import get_logger, raising_safely
 from whoop_bridge.webhooks import Answer, accept_member_webhook, accept_partner_webhook
 
 logger = get_logger("webhook_intake")
@@ -14,6 +14,7 @@ logger = get_logger("webhook_intake")
 ROUTES = {"/webhooks/partner": accept_partner_webhook, "/webhooks/whoop": accept_member_webhook}
 
 
+@raising_safely
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event, context):
     accept = ROUTES.get(event.get("resource") or event.get("path", ""))

@@ -303,3 +303,47 @@ def test_the_sdk_cap_follows_a_higher_bridge_level(sdk_levels_restored):
     assert all(logging.getLogger(name).level == logging.ERROR for name in SDK_LOGGERS)
     cap_sdk_loggers(logging.DEBUG)
     assert all(logging.getLogger(name).level == logging.WARNING for name in SDK_LOGGERS)
+
+
+# Errors that reach the Lambda runtime ---------------------------------------------------------
+
+
+def test_an_escaping_sdk_error_keeps_its_type_name_and_loses_its_text():
+    from botocore.exceptions import ClientError
+
+    from whoop_bridge.observability import raising_safely
+
+    @raising_safely
+    def handler(event, context):
+        raise ClientError(
+            {"Error": {"Code": "ValidationException", "Message": "One or more values: Jane Doe, 1988-04-17"}},
+            "PutItem",
+        )
+
+    with pytest.raises(Exception) as caught:
+        handler({}, None)
+    # Step Functions' Retry and Catch match the name; the runtime logs the text.
+    assert type(caught.value).__name__ == "ClientError"
+    assert str(caught.value) == "ClientError (ValidationException)"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_the_bridges_own_errors_escape_unchanged():
+    from whoop_bridge.observability import raising_safely
+    from whoop_bridge.whoop.http import WhoopTransientError
+
+    error = WhoopTransientError("WHOOP answered 503 after 3 attempts")
+
+    @raising_safely
+    def handler(event, context):
+        raise error
+
+    with pytest.raises(WhoopTransientError) as caught:
+        handler({}, None)
+    assert caught.value is error
+
+
+def test_a_handler_that_returns_is_untouched():
+    from whoop_bridge.observability import raising_safely
+
+    assert raising_safely(lambda event, context: {"ok": event})(1, None) == {"ok": 1}

@@ -9,9 +9,11 @@ error from outside the bridge is logged by its type and a safe summary, never it
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -228,3 +230,27 @@ def get_logger(service: str) -> Logger:
 def get_metrics(service: str) -> Metrics:
     """Powertools Metrics; every instance shares one metric set per invocation."""
     return Metrics(service=service)
+
+
+def raising_safely(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """For a handler whose errors reach the Lambda runtime (a Step Functions task, a queue
+    batch, a schedule): the runtime writes an escaping error's text to the function's log
+    and Step Functions keeps it as the execution's `cause`, past the redacting formatter.
+    An error from outside the bridge is raised again as an error of the same type name (the
+    state machine's Retry and Catch match names) whose text is `error_summary`'s; the
+    bridge's own errors pass unchanged."""
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        try:
+            return handler(event, context)
+        except Exception as error:
+            if type(error).__module__.split(".")[0] == "whoop_bridge":
+                raise
+            raise _named_like(error)(error_summary(error)) from None
+
+    return run
+
+
+def _named_like(error: BaseException) -> type[Exception]:
+    return type(type(error).__name__, (RuntimeError,), {"__module__": __name__})
