@@ -10,6 +10,13 @@ process's stdout and stderr. Each line is scanned for the values that must never
 logged: both apps' secrets, every token and code the emulator issued, the OAuth state,
 the functions' AWS session token, the patient's fields, the tests' descriptions, the
 observation values and the issue's reason, the member's profile and WHOOP's scores.
+
+Error paths run too, each with values planted where an error's text or a raw body would
+carry them: a results POST the lab API refuses (400) whose invalid value and extra patient
+fields are patient-like; WHOOP refusing the results with a 422 whose body echoes the
+patient, so the Step Functions task fails and its failure is recorded; a member record
+fetch answered with a 500 whose body quotes the member (the client retries) and one
+answered 200 with a record the bridge cannot read (its bad field holds a planted value).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 
 from local.demo import DEMO_MEMBER, DEMO_RETURN_URL, age_tokens, follow_consent
-from local.stack import wait_until
+from local.stack import HandlerError, wait_until
 from tests.e2e.conftest import Harness, running_harness
 from whoop_bridge import caches
 
@@ -53,6 +60,15 @@ OBSERVED = [str(value) for results in RESULTS.values() for _, value, _ in result
 # Loggers of the local emulation itself (moto stands for AWS, the emulator for WHOOP):
 # they do not run in Lambda.
 NOT_IN_LAMBDA = ("moto", "responses", "local", "werkzeug")
+# Planted in the error runs' requests and in WHOOP's error answers; never logged.
+PLANTED = {
+    "invalid result value": "Qvx-hemolysed-7731",
+    "refused patient name": "Zorbanelle Quistrada",
+    "refused patient emirates_id": "784-1979-8827361-4",
+    "refused result": "221.93",
+    "WHOOP error body": "Wexford-Pellinore-5520",
+    "unreadable record field": "Kettleby-start-3391",
+}
 
 
 class _NotInLambda(logging.Filter):
@@ -105,6 +121,70 @@ def _lab_flow(bridge: Harness) -> dict[str, Any]:
     return requisition
 
 
+def _lab_errors(bridge: Harness) -> tuple[dict[str, Any], str]:
+    """A results POST refused with a 400, then WHOOP refusing results with a 422: the task
+    fails without a retry (a rejection is not transient) and the failure is recorded."""
+    requisition = bridge.new_requisition(["LIPID_PANEL"])
+    sr_id = bridge.wait_confirmed(requisition["id"], 1)["service_requests"][0]["id"]
+    invalid = {
+        "status": "final",
+        "observations": [
+            {"code": "TOTAL_CHOLESTEROL", "status": "final", "value_numeric": PLANTED["invalid result value"]}
+        ],
+        "patient": {"name": PLANTED["refused patient name"], "emirates_id": PLANTED["refused patient emirates_id"]},
+    }
+    refused = bridge.post(f"/lab/service-requests/{sr_id}/results", invalid)
+    assert refused.status_code == 400, refused.text
+    echo = {"name": PLANTED["refused patient name"], "emirates_id": PLANTED["refused patient emirates_id"]}
+    bridge.emulator.inject_fault(
+        "POST",
+        f"/service-request/{sr_id}/results$",
+        status=422,
+        body={"error": "unprocessable_report", "message": f"refused for {echo}", "patient": echo},
+    )
+    report = {
+        "status": "final",
+        "observations": [
+            {
+                "code": "TOTAL_CHOLESTEROL",
+                "status": "final",
+                "value_numeric": float(PLANTED["refused result"]),
+                "unit": "mg/dL",
+            }
+        ],
+    }
+    assert bridge.post(f"/lab/service-requests/{sr_id}/results", report).status_code == 202
+    bridge.wait_service_request(requisition["id"], sr_id, lambda sr: sr["workflow"] == "failed", "the failure")
+    statuses = [call["status"] for call in bridge.emulator.calls_to("POST", f"/service-request/{sr_id}/results$")]
+    assert statuses == [422]
+    return requisition, sr_id
+
+
+def _member_errors(bridge: Harness, user_id: int) -> None:
+    """A record fetch answered 500 with a body quoting the member (retried, then stored),
+    and one answered 200 with a record whose start is not a time (skipped)."""
+    emulator, platform = bridge.emulator, bridge.platform
+    retried, unreadable = (emulator.add_record(user_id, "workout", pending=False) for _ in range(2))
+    emulator.inject_fault(
+        "GET",
+        f"activity/workout/{retried['id']}$",
+        status=500,
+        body={"error": "server_error", "message": f"failed for {PLANTED['WHOOP error body']}"},
+    )
+    broken = {**unreadable, "start": PLANTED["unreadable record field"]}
+    emulator.inject_fault("GET", f"activity/workout/{unreadable['id']}$", status=200, body=broken)
+    for workout in (retried, unreadable):
+        assert emulator.send_member_webhook(user_id, "workout.updated", workout["id"]) == 204
+    wait_until(
+        lambda: retried["id"] in {workout["id"] for workout in platform.records(DEMO_MEMBER, "workout")},
+        timeout=30,
+        what="the retried workout",
+    )
+    wait_until(lambda: "WHOOP record skipped" in bridge.log.getvalue(), timeout=30, what="the skipped workout")
+    assert [call["status"] for call in emulator.calls_to("GET", f"activity/workout/{retried['id']}$")][:2] == [500, 200]
+    assert unreadable["id"] not in {workout["id"] for workout in platform.records(DEMO_MEMBER, "workout")}
+
+
 def _member_flow(bridge: Harness) -> tuple[dict[str, Any], str, int]:
     emulator, platform = bridge.emulator, bridge.platform
     profile = emulator.add_member()
@@ -135,6 +215,7 @@ def _member_flow(bridge: Harness) -> tuple[dict[str, Any], str, int]:
     )
     for record_type in ("cycle", "recovery", "workout"):
         assert platform.records(DEMO_MEMBER, record_type)
+    _member_errors(bridge, user_id)
     emulator.expire_member_tokens()
     age_tokens(bridge.stack, DEMO_MEMBER, 300)
     refreshes = emulator.member_refreshes
@@ -144,18 +225,22 @@ def _member_flow(bridge: Harness) -> tuple[dict[str, Any], str, int]:
     return profile, state, user_id
 
 
-def _forbidden(bridge: Harness, requisition: dict[str, Any], profile: dict[str, Any], state: str, user_id: int):
+def _forbidden(
+    bridge: Harness, requisitions: list[dict[str, Any]], profile: dict[str, Any], state: str, user_id: int
+) -> list[tuple[str, str]]:
     """(what, value) pairs no log line may hold."""
     emulator = bridge.emulator
     pairs = [("credential", value) for value in emulator.issued_credentials()]
     pairs += [("OAuth state", state), ("AWS session token", SESSION_TOKEN)]
-    patient = requisition["patient"]
-    pairs += [
-        (f"patient {key}", str(value)) for key, value in patient.items() if key != "gender" and len(str(value)) >= 4
-    ]
-    pairs += [("task_description", sr["task_description"]) for sr in requisition["service_requests"]]
+    for requisition in requisitions:
+        patient = requisition["patient"]
+        pairs += [
+            (f"patient {key}", str(value)) for key, value in patient.items() if key != "gender" and len(str(value)) >= 4
+        ]
+        pairs += [("task_description", sr["task_description"]) for sr in requisition["service_requests"]]
     pairs += [("result", value) for value in OBSERVED]
     pairs += [(f"member {key}", str(profile[key])) for key in ("email", "first_name", "last_name")]
+    pairs += list(PLANTED.items())
     for record_type in ("cycle", "sleep", "recovery", "workout"):
         for record in emulator.records(user_id, record_type):
             pairs += [(f"{record_type} score", number) for number in _numbers(record.get("score"))]
@@ -171,6 +256,7 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
     handler.addFilter(seen)
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     saved_level = root.level
+    escaped: list[str] = []
     harness = running_harness({"AcceptedTestCodes": ",".join(CODES), "LogLevel": "DEBUG"})
     bridge = next(harness)
     try:
@@ -178,12 +264,25 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
         os.environ["AWS_SESSION_TOKEN"] = SESSION_TOKEN
         boto3.DEFAULT_SESSION = None
         caches.reset_all()
+        # Lambda's runtime writes an error escaping a handler (a failed Step Functions task,
+        # a queue batch) to the function's log: keep its lines as the runtime would.
+        run = bridge.stack.invoke
+
+        def invoke_as_lambda(logical_id: str, event: dict[str, Any]) -> Any:
+            try:
+                return run(logical_id, event)
+            except HandlerError as error:
+                escaped.append(f"[ERROR] {error.error_type}: {error}")
+                raise
+
+        bridge.stack.invoke = invoke_as_lambda  # type: ignore[method-assign]
         # Lambda's own handler on the root logger at the function's level (ALC DEBUG).
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
         assert logging.getLogger("whoop_bridge").getEffectiveLevel() == logging.DEBUG
 
         requisition = _lab_flow(bridge)
+        refused, failed_sr_id = _lab_errors(bridge)
         profile, state, user_id = _member_flow(bridge)
     finally:
         root.removeHandler(handler)
@@ -196,15 +295,19 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
         "root logger": captured.getvalue(),
         "stdout": printed.out,
         "stderr": printed.err,
+        "Lambda runtime": "\n".join(escaped),
     }
     # The capture is live: ids are kept in the handlers' lines, and DEBUG records reached
     # the root handler (the emulation's own, dropped above; the SDK's are capped).
     assert requisition["id"] in sources["handler log"]
+    # The error runs were logged (by id and kind, never by value).
+    assert re.search(rf'"service request failed".*"{failed_sr_id}"', sources["handler log"])
+    assert any(line.startswith("[ERROR] WhoopRequestRejected") for line in escaped), escaped
     assert f'"client_user_id":"{DEMO_MEMBER}"' in sources["handler log"].replace(" ", "")
     assert seen.debug_records > 0
 
     leaks = []
-    for what, value in _forbidden(bridge, requisition, profile, state, user_id):
+    for what, value in _forbidden(bridge, [requisition, refused], profile, state, user_id):
         pattern = _needle(value)
         for source, text in sources.items():
             for line in text.splitlines():
