@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from local.cfn import load_template, resources_of
+from whoop_bridge.api.audit import NOT_WRITTEN_METRIC
 from whoop_bridge.webhooks import SIGNATURE_REFUSED_METRIC
 
 TOPIC = {"Ref": "AlarmTopic"}
@@ -131,6 +132,26 @@ def test_webhooks_refused_for_a_bad_signature_raise_an_alarm_per_webhook(templat
         assert alarm["Statistic"] == "Sum"
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert template["Parameters"][alarm["Threshold"]["Ref"]]["Default"] >= 1
+
+
+def test_an_audit_record_not_written_raises_an_alarm_from_either_api(template):
+    # The service dimension each API function writes (its POWERTOOLS_SERVICE_NAME).
+    functions = {"LabApiFunction": "lab_api", "MemberApiFunction": "member_api"}
+    resources = template["Resources"]
+    for function, service in functions.items():
+        assert resources[function]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == service
+        assert _alarms_on(template, "WhoopBridge", NOT_WRITTEN_METRIC, service=service) == [
+            "AuditRecordNotWrittenAlarm"
+        ], service
+    alarm = _alarms(template)["AuditRecordNotWrittenAlarm"]
+    assert {query["MetricStat"]["Period"] for query in alarm["Metrics"] if "MetricStat" in query} == {300}
+    assert {query["MetricStat"]["Stat"] for query in alarm["Metrics"] if "MetricStat" in query} == {"Sum"}
+    assert (alarm["EvaluationPeriods"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        1,
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_every_api_has_a_4xx_rate_alarm(template):

@@ -92,7 +92,61 @@ def test_every_queue_topic_and_bucket_refuses_requests_without_tls(template, pol
         denials = [st for st in statements if st["Effect"] == "Deny" and st.get("Condition") == TLS_ONLY]
         if denials:
             assert all(st["Principal"] == "*" for st in denials)
+            # Every action of the service, not only some: the README's "refuses requests".
+            service = POLICY_TARGETS[policy_type][1].split("::")[1].lower()
+            assert all(st["Action"] == f"{service}:*" for st in denials), (policy_type, denials)
             covered += [target["Ref"] for target in targets]
     # Each resource has one policy of its kind (a second would replace the first).
     assert len(covered) == len(set(covered))
     assert sorted(covered) == sorted(_of_type(template, kind)), policy_type
+
+
+def _key_statements(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    statements = template["Resources"]["BridgeKey"]["Properties"]["KeyPolicy"]["Statement"]
+    return {statement["Sid"]: statement for statement in statements}
+
+
+def test_every_aws_service_the_key_policy_admits_acts_for_this_account_only(template):
+    """A service principal with Resource "*" and no source condition would let that service
+    use the key on behalf of any account's resources (the confused deputy)."""
+    services = [
+        statement
+        for statement in _key_statements(template).values()
+        if statement["Effect"] == "Allow" and "Service" in statement["Principal"]
+    ]
+    named = {str(service) for statement in services for service in _listed(statement["Principal"]["Service"])}
+    assert {"delivery.logs.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"} <= named
+    assert any("logs.${AWS::Region}" in name for name in named)
+    for statement in services:
+        if "kms:EncryptionContext:aws:logs:arn" in statement.get("Condition", {}).get("ArnLike", {}):
+            continue  # bound to this account's log groups by the context (next test)
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement[
+            "Sid"
+        ]
+
+
+def test_cloudwatch_logs_still_names_the_log_group_encryption_context(template):
+    logs = _key_statements(template)["CloudWatchLogsEncryptsThisAccountsLogGroups"]
+    context = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    # The audit and access log groups have generated names (no stack prefix), so the
+    # pattern stays the account's log groups; aws:SourceAccount is what narrows it.
+    assert context == {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}
+    unnamed = [
+        name
+        for name, spec in _of_type(template, "AWS::Logs::LogGroup").items()
+        if "LogGroupName" not in spec["Properties"]
+    ]
+    assert unnamed, "every log group is named now: narrow the pattern to the stack's prefix"
+
+
+def test_the_alarm_topic_admits_only_this_accounts_alarms_and_refuses_every_action_without_tls(template):
+    statements = template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (allow,) = [st for st in statements if st["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and allow["Action"] == "sns:Publish"
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (deny,) = [st for st in statements if st["Effect"] == "Deny"]
+    assert deny["Principal"] == "*" and deny["Action"] == "sns:*" and deny["Condition"] == TLS_ONLY
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from sam_transform import transformed
 
+from whoop_bridge.models.outbox_message import MemberMessage
+
 LAB_FUNCTIONS = ("RequisitionProcessorFunction", "ServiceRequestTasksFunction", "LabApiFunction")
 MEMBER_FUNCTIONS = ("OAuthCallbackFunction", "MemberApiFunction", "MemberSyncFunction")
 INTAKE = "WebhookIntakeFunction"
@@ -299,6 +301,60 @@ def test_no_function_manages_the_bus_or_its_rules_and_every_one_puts_events_on_t
         assert reaches(cfn, function, "BackfillOnConnectRule") == [], function
         for grant in reaches(cfn, function, "EventBus"):
             assert grant.actions == ("events:PutEvents",), function
+
+
+# Every detail type each side publishes (lab/intake.py, lab/lifecycle.py; the member outbox).
+LAB_DETAIL_TYPES = {
+    "RequisitionProcessorFunction": (
+        "requisition.received",
+        "requisition.unavailable",
+        "clinical_report_review.requested",
+    ),
+    "ServiceRequestTasksFunction": (
+        "service_request.status_changed",
+        "service_request.report_submitted",
+        "service_request.failed",
+    ),
+}
+MEMBER_DETAIL_TYPES = tuple(str(message) for message in MemberMessage)
+
+
+def _may_put(grant: Grant, detail_type: str) -> bool:
+    """Whether the PutEvents grant admits a bus message of `detail_type` from the bridge."""
+    equals = grant.condition.get("StringEquals", {})
+    like = grant.condition.get("StringLike", {})
+    assert set(grant.condition) <= {"StringEquals", "StringLike"}, grant
+    if "events:source" in equals and _listed(equals["events:source"]) != ["whoop-bridge"]:
+        return False
+    patterns = _listed(like.get("events:detail-type", equals.get("events:detail-type", "*")))
+    return any(fnmatchcase(detail_type, pattern) for pattern in patterns)
+
+
+def _bus_grants(cfn: dict[str, Any], function: str) -> list[Grant]:
+    return [grant for grant in reaches(cfn, function, "EventBus") if grant.allows("events:PutEvents")]
+
+
+def test_each_side_puts_only_its_own_detail_types_on_the_bus(cfn):
+    """A lab function able to put `member.connected` would start a backfill of any member
+    (BackfillOnConnectRule); a member function could forge a service request's status."""
+    publishers = {**LAB_DETAIL_TYPES, **dict.fromkeys(MEMBER_FUNCTIONS, MEMBER_DETAIL_TYPES)}
+    for function in (*LAB_FUNCTIONS, *MEMBER_FUNCTIONS, INTAKE):
+        bus = _bus_grants(cfn, function)
+        own = publishers.get(function, ())
+        assert bool(bus) == bool(own), function
+        for grant in bus:
+            assert grant.condition["StringEquals"]["events:source"] == "whoop-bridge", function
+            assert "events:detail-type" in grant.condition["StringLike"], function
+        for detail_type in own:
+            assert any(_may_put(grant, detail_type) for grant in bus), (function, detail_type)
+        others = (
+            MEMBER_DETAIL_TYPES if function in LAB_FUNCTIONS else [t for ts in LAB_DETAIL_TYPES.values() for t in ts]
+        )
+        for detail_type in (*others, "member.connected", "service_request.status_changed"):
+            if detail_type in own:
+                continue
+            assert not any(_may_put(grant, detail_type) for grant in bus), (function, detail_type)
+        assert not any(_may_put(grant, "anything.else") for grant in bus), function
 
 
 def test_wildcard_resources_are_only_the_ones_iam_cannot_scope(cfn):

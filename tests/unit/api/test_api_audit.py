@@ -157,15 +157,31 @@ def test_an_id_that_is_not_an_id_is_not_recorded(logs, handler):
     assert (record["resource_type"], record["resource_id"]) == ("requisition", None)
 
 
-def test_a_failed_audit_write_is_logged_and_the_answer_still_given(logs, handler, capsys):
+def _not_written_metrics(text: str) -> list[dict[str, Any]]:
+    """The EMF lines of the AuditRecordNotWritten metric in captured stdout."""
+    return [json.loads(line) for line in text.splitlines() if audit.NOT_WRITTEN_METRIC in line]
+
+
+def test_a_failed_audit_write_is_counted_and_the_answer_still_given(logs, handler, capsys, monkeypatch):
+    # The stack sets the namespace; without it the metric still goes to the bridge's one.
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "lab_api")
+    capsys.readouterr()
     logs.fail = True
     answer = handler(
         _event("GET", "/t/records/{requisition_id}", "/t/records/r-1", {"requisition_id": "r-1"}), Context()
     )
     assert answer["statusCode"] == 200
+    (line,) = _not_written_metrics(capsys.readouterr().out)
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "WhoopBridge"
+    assert directive["Dimensions"] == [["service"]]
+    assert (line["service"], line[audit.NOT_WRITTEN_METRIC]) == ("lab_api", [1.0])
+    assert "r-1" not in json.dumps(line)  # a count, never the record
     logs.fail = False
     handler(_event("GET", "/t/records/{requisition_id}", "/t/records/r-2", {"requisition_id": "r-2"}), Context())
     assert [r["resource_id"] for r in logs.records()] == ["r-2"]  # a new stream after the failure
+    assert _not_written_metrics(capsys.readouterr().out) == []  # a written record is not counted
 
 
 def test_without_an_audit_group_nothing_is_written(monkeypatch):

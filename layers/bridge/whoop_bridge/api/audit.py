@@ -13,7 +13,9 @@ data route or not (the OpenAPI documents too), so that a new route cannot go una
 Written directly, not through the function's log: the function's log group is kept for
 LogRetentionDays and holds other lines; the audit group holds only these records. A
 failed write is logged as an error (with the record's route, status and request id) and
-never changes the answer: the call has happened and its answer is due.
+never changes the answer: the call has happened and its answer is due. It is also counted
+as the metric `AuditRecordNotWritten` (dimension service=lab_api|member_api), which
+AuditRecordNotWrittenAlarm watches: a trail with gaps must not go unnoticed.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ import time
 import uuid
 from typing import Any, Optional
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from whoop_bridge import aws, caches, times
 
 logger = logging.getLogger(__name__)
 
 AUDIT_LOG_GROUP = "AUDIT_LOG_GROUP"
 KIND = "api_call"
+NOT_WRITTEN_METRIC = "AuditRecordNotWritten"
 # Path parameters that name a resource, and what they name.
 RESOURCE_TYPES = {
     "requisition_id": "requisition",
@@ -127,4 +132,20 @@ def record_call(event: dict[str, Any], status: int, function_name: str) -> Optio
                 "request_id": record["request_id"],
             },
         )
+        _count_not_written()
     return record
+
+
+def _count_not_written() -> None:
+    """One `AuditRecordNotWritten` at once (an EMF line): the API handlers flush no metrics."""
+    # The stack sets the namespace; without it Powertools would raise and the answer be lost.
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "WhoopBridge"
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME") or "api"
+    with single_metric(
+        name=NOT_WRITTEN_METRIC,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=namespace,
+        default_dimensions={"service": service},
+    ):
+        pass
