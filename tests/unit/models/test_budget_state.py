@@ -124,3 +124,15 @@ def test_priorities_are_their_wire_names():
     assert [priority.value for priority in Priority] == ["interactive", "webhook", "background"]
     with pytest.raises(ValueError):
         Priority("urgent")
+
+
+def test_a_late_background_call_keeps_the_pace_but_never_banks_more_than_one_call():
+    state = BudgetState.first(10).taken(NOW, Priority.BACKGROUND, 10)
+    spacing = CALL_SPACING_SECONDS / 10
+    # Two seconds late (a slow wake-up): the next call is still due on the schedule.
+    late = state.taken(NOW + spacing + 2, Priority.BACKGROUND, 10)
+    assert late.background_next_at == pytest.approx(NOW + 2 * spacing)
+    # After an idle stretch only one call may follow at once, then the pace again.
+    idle = state.taken(NOW + 100, Priority.BACKGROUND, 10)
+    assert idle.background_next_at == pytest.approx(NOW + 100)
+    assert idle.taken(NOW + 100, Priority.BACKGROUND, 10).background_next_at == pytest.approx(NOW + 100 + spacing)

@@ -118,8 +118,10 @@ class BudgetState:
         background_next_at = self.background_next_at
         priority_seen_at = self.priority_seen_at
         if priority == Priority.BACKGROUND:
-            share = per_minute - self.minute_reserve(now, per_minute)
-            background_next_at = max(now, self.background_next_at or 0) + CALL_SPACING_SECONDS / share
+            spacing = CALL_SPACING_SECONDS / (per_minute - self.minute_reserve(now, per_minute))
+            # A call that came late keeps the schedule (up to one spacing late): a late wake-up
+            # is made up by the next call instead of slowing background work for good.
+            background_next_at = max(now - spacing, self.background_next_at or now) + spacing
         else:
             priority_seen_at = max(now, priority_seen_at)
         return replace(
