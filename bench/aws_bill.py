@@ -197,6 +197,11 @@ def member_scenario(emulator: WhoopEmulator, stack: LocalStack, members: int) ->
         "counts": counts,
         "connect_and_backfill": {"units": members, "unit": "member connected", "counts": once},
         "schedules_monthly": schedules,
+        "token_refreshes": {
+            "units": members,
+            "unit": "member-day",
+            "counts": _scaled(refresh.counts(), REFRESHES_PER_DAY),
+        },
     }
 
 
@@ -343,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AWS list prices: {prices['region']}, read {prices['date']} ({PRICES.relative_to(ROOT)})", file=out)
     lab_cost = report("Lab tests (the demo's three paths)", lab, prices, out)
     member_cost = report("Member-days", members, prices, out)
+    refreshes = sum(bill(members["token_refreshes"]["counts"], prices).values()) * 1000 / members["units"]
+    print(
+        f"  of which the {REFRESHES_PER_DAY} token refreshes a day: ${refreshes:.4f} per 1,000 member-days "
+        f"({refreshes / member_cost:.0%})",
+        file=out,
+    )
     once = report(
         "Connecting a member (once: the connect and a 30-day backfill)", members["connect_and_backfill"], prices, out
     )
