@@ -19,21 +19,15 @@ from whoop_bridge.models.task_status import TaskBusinessStatus as S
 SR, REQ = "sr-1", "req-1"
 
 
-@pytest.fixture(autouse=True)
-def lab_settings(monkeypatch):
-    monkeypatch.setenv("CORRECTION_WINDOW_DAYS", "30")
-    caches.reset_all()
-    yield
-    caches.reset_all()
-
-
 @pytest.fixture
 def ports():
+    """A test of an order that arrived three minutes ago (settings as they come, caches fresh)."""
+    caches.reset_all()
     ports = fake_ports()
-    received_at = times.iso(datetime.now(UTC) - timedelta(minutes=3))
-    ports.requisitions.put_received({"id": REQ}, received_at, [SR], [])
+    ports.requisitions.put_received({"id": REQ}, times.iso(datetime.now(UTC) - timedelta(minutes=3)), [SR], [])
     ports.service_requests.add(ServiceRequestRecord(SR, REQ, code="CBC"))
-    return ports
+    yield ports
+    caches.reset_all()
 
 
 def test_each_status_accepted_is_counted_by_status_and_timed_from_the_order_where_it_matters(ports, capsys):

@@ -89,22 +89,18 @@ def test_a_transient_answer_handed_back_is_still_an_error(capsys):
     assert points(capsys.readouterr().out, "WhoopCallErrors") == [({"route": "GET /v2/cycle/{id}/recovery"}, 1.0)]
 
 
-@pytest.fixture
-def clock():
-    manual = ManualClock()
-    budget_module.use_clock(manual)
-    yield manual
-    budget_module.use_clock(None)
-
-
-def test_each_call_taken_writes_the_share_of_the_minute_and_day_limits_used(clock, capsys):
+def test_each_call_taken_writes_the_share_of_the_minute_and_day_limits_used(capsys):
+    clock = ManualClock()
     budget = RateBudget("app-1", 10, 1_000, InMemoryBudgetStates())
     capsys.readouterr()
-
-    for _ in range(4):
-        budget.acquire(WEBHOOK, max_wait=0)
-    clock.sleep(61)  # the minute's four calls leave the window; the day keeps them
-    budget.acquire(BACKGROUND, max_wait=0)
+    budget_module.use_clock(clock)
+    try:
+        for _ in range(4):
+            budget.acquire(WEBHOOK, max_wait=0)
+        clock.sleep(61)  # the minute's four calls leave the window; the day keeps them
+        budget.acquire(BACKGROUND, max_wait=0)
+    finally:
+        budget_module.use_clock(None)
 
     used = points(capsys.readouterr().out, "RateBudgetUsed")
     minute = [value for dimensions, value in used if dimensions == {"window": "minute"}]
