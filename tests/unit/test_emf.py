@@ -36,10 +36,12 @@ def test_without_the_settings_it_is_written_in_the_bridges_namespace_under_its_d
     assert line["TimeFromOrderReceived"] == [42.5]
 
 
-def test_a_metric_that_cannot_be_written_never_fails_the_caller(capsys, caplog):
+def test_a_metric_that_cannot_be_written_never_fails_the_caller(monkeypatch, capsys):
+    warned = []
+    monkeypatch.setattr(emf.logger, "warning", lambda message, extra: warned.append((message, extra)))
     capsys.readouterr()
 
     emf.put("Webhooks", {"webhook": "partner"}, unit="Parsecs")  # Powertools refuses the unit
 
     assert emf_lines(capsys.readouterr().out, "Webhooks") == []
-    assert "metric not written" in caplog.text
+    assert warned == [("metric not written", {"kind": "Webhooks", "error_type": "MetricUnitError"})]
