@@ -1,8 +1,9 @@
 """OAuth states in MemberTable: a connect link's single-use `state`, by its SHA-256.
 
-A state lives until `expires_at` (epoch seconds; DynamoDB's TTL sweeps it an hour later).
-Taking it is one conditional write, so a state is consumed once; the item then keeps the
-callback's outcome for a repeat of the callback.
+A state lives until `expires_at` (epoch seconds). An unused one is kept a day longer
+(then DynamoDB's TTL sweeps it), so a link opened after its 10 minutes is still known and
+its member is told (`link_expired`). Taking it is one conditional write, so a state is
+consumed once; the item then keeps the callback's outcome for a repeat of the callback.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from whoop_bridge.store import dynamo
 
 _FIELDS = frozenset(field.name for field in fields(OAuthState))
 _LINK_FIELDS = ("client_user_id", "redirect_uri", "created_at", "return_url")
-# How long past its expiry DynamoDB's TTL may sweep a state.
+# How long past its expiry DynamoDB's TTL may sweep a state (an unused one is kept for
+# this long to attribute a late click; a used one's outcome is kept by `finish`).
 _TTL_SLACK_SECONDS = 3600
+UNUSED_KEPT_SECONDS = 86_400
 
 
 def _table() -> Any:
@@ -44,7 +47,7 @@ def put(state_hash: str, state: OAuthState) -> None:
             **state_key(state_hash),
             **link,
             "expires_at": state.expires_at,
-            "ttl": state.expires_at + _TTL_SLACK_SECONDS,
+            "ttl": state.expires_at + UNUSED_KEPT_SECONDS,
         },
         ConditionExpression="attribute_not_exists(pk)",
     )
@@ -59,6 +62,31 @@ def take(state_hash: str, now: int) -> OAuthState | None:
             UpdateExpression="SET taken_at = :now",
             ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
             ExpressionAttributeValues={":now": now},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as error:
+        if dynamo.condition_failed(error):
+            return None
+        raise
+    return _state(answer["Attributes"])
+
+
+def take_expired(state_hash: str, now: int, keep_until: int) -> OAuthState | None:
+    """Consume a known state that expired unused, with the outcome `link_expired` kept until
+    `keep_until` (a reload gets it again): the state, or None when it is unknown, still
+    valid or already used."""
+    try:
+        answer = _table().update_item(
+            Key=state_key(state_hash),
+            UpdateExpression="SET taken_at = :now, outcome = :outcome, outcome_until = :until, #ttl = :ttl",
+            ConditionExpression="attribute_exists(pk) AND expires_at <= :now AND attribute_not_exists(taken_at)",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={
+                ":now": now,
+                ":outcome": str(CallbackStatus.LINK_EXPIRED),
+                ":until": keep_until,
+                ":ttl": keep_until + _TTL_SLACK_SECONDS,
+            },
             ReturnValues="ALL_NEW",
         )
     except ClientError as error:
