@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fakes.members import member_ports
 
+from whoop_bridge.config import DEFAULT_OAUTH_SCOPES
 from whoop_bridge.members import connections, views
 from whoop_bridge.models.connection import ConnectionStatus
 from whoop_bridge.models.oauth_state import CallbackStatus
@@ -21,15 +22,7 @@ from whoop_bridge.whoop.http import WhoopRequestRejected, WhoopTransientError, W
 from whoop_bridge.whoop.member import InvalidGrant, TokenGrant, UserLimitReached
 
 RETURN_URL = "https://platform.example/whoop/done"
-ALL_SCOPES = (
-    "offline",
-    "read:recovery",
-    "read:cycles",
-    "read:workout",
-    "read:sleep",
-    "read:profile",
-    "read:body_measurement",
-)
+ALL_SCOPES = DEFAULT_OAUTH_SCOPES
 
 
 @pytest.fixture

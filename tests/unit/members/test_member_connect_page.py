@@ -4,32 +4,20 @@
 from __future__ import annotations
 
 import pytest
+from fakes.members import test_settings
 
-from whoop_bridge import caches
-from whoop_bridge.config import ConfigurationError, settings
+from whoop_bridge.config import ConfigurationError
 from whoop_bridge.members import connect_page
 from whoop_bridge.models.oauth_state import CallbackOutcome, CallbackStatus
 
-VARIABLES = ("CONNECT_PAGE_NAME", "CONNECT_PAGE_COLOR", "CONNECT_PAGE_BACKGROUND_COLOR")
 
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch):
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    caches.reset_all()
-    yield monkeypatch
-    caches.reset_all()
-
-
-def _configure(monkeypatch, **env):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    caches.reset_all()
+def _configure(monkeypatch, **look):
+    monkeypatch.setattr(connect_page, "settings", lambda: test_settings(**look))
 
 
 @pytest.mark.parametrize("status", list(connect_page.PAGES))
-def test_every_page_fits_a_web_view_and_never_asks_to_close_a_window(status):
+def test_every_page_fits_a_web_view_and_never_asks_to_close_a_window(monkeypatch, status):
+    _configure(monkeypatch)
     page = connect_page.page(status)
 
     body = page["body"]
@@ -42,9 +30,9 @@ def test_every_page_fits_a_web_view_and_never_asks_to_close_a_window(status):
 def test_the_platforms_name_and_colours_are_on_the_page(monkeypatch):
     _configure(
         monkeypatch,
-        CONNECT_PAGE_NAME="Acme Health",
-        CONNECT_PAGE_COLOR="#0A7CFF",
-        CONNECT_PAGE_BACKGROUND_COLOR="#f5f5f5",
+        connect_page_name="Acme Health",
+        connect_page_color="#0a7cff",
+        connect_page_background_color="#f5f5f5",
     )
 
     body = connect_page.page(CallbackStatus.CONNECTED)["body"]
@@ -55,7 +43,7 @@ def test_the_platforms_name_and_colours_are_on_the_page(monkeypatch):
 
 
 def test_the_name_is_html_escaped(monkeypatch):
-    _configure(monkeypatch, CONNECT_PAGE_NAME='<script>alert("x")</script> & Co')
+    _configure(monkeypatch, connect_page_name='<script>alert("x")</script> & Co')
 
     body = connect_page.page(CallbackStatus.DENIED)["body"]
 
@@ -63,20 +51,21 @@ def test_the_name_is_html_escaped(monkeypatch):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co" in body
 
 
-def test_without_a_name_the_pages_speak_of_the_app():
+def test_without_a_name_the_pages_speak_of_the_app(monkeypatch):
+    _configure(monkeypatch)
     body = connect_page.page(CallbackStatus.USER_LIMIT)["body"]
 
     assert "The app cannot connect more WHOOP members yet." in body and "<title>WHOOP not connected</title>" in body
 
 
-@pytest.mark.parametrize("colour", ["red", "#fff", "#12345g", "#123456; background:url(x)", "#1234567"])
-def test_a_colour_other_than_rrggbb_is_refused_and_the_page_falls_back_to_the_defaults(monkeypatch, colour):
-    _configure(monkeypatch, CONNECT_PAGE_COLOR=colour)
+def test_with_settings_it_cannot_read_the_page_falls_back_to_the_default_look(monkeypatch):
+    def invalid():
+        raise ConfigurationError("CONNECT_PAGE_COLOR must be a colour as #rrggbb")
 
-    with pytest.raises(ConfigurationError, match="CONNECT_PAGE_COLOR"):
-        settings()
+    monkeypatch.setattr(connect_page, "settings", invalid)
+
     body = connect_page.page(CallbackStatus.ERROR)["body"]
-    assert "color: #1f2937" in body and f"color: {colour}" not in body
+    assert "color: #1f2937" in body and "background: #ffffff" in body and "the app" in body
 
 
 def test_an_outcome_with_a_return_url_is_a_redirect_with_the_status():
