@@ -56,44 +56,45 @@ def put(state_hash: str, state: OAuthState) -> None:
 def take(state_hash: str, now: int) -> OAuthState | None:
     """Consume a state once: the state, or None when unknown, expired or already used. The
     item stays (marked `taken_at`) to keep the callback's outcome for a repeat."""
-    try:
-        answer = _table().update_item(
-            Key=state_key(state_hash),
-            UpdateExpression="SET taken_at = :now",
-            ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
-            ExpressionAttributeValues={":now": now},
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as error:
-        if dynamo.condition_failed(error):
-            return None
-        raise
-    return _state(answer["Attributes"])
+    return _take(state_hash, "expires_at > :now", "SET taken_at = :now", {":now": now})
 
 
 def take_expired(state_hash: str, now: int, keep_until: int) -> OAuthState | None:
     """Consume a known state that expired unused, with the outcome `link_expired` kept until
     `keep_until` (a reload gets it again): the state, or None when it is unknown, still
     valid or already used."""
+    return _take(
+        state_hash,
+        "expires_at <= :now",
+        "SET taken_at = :now, outcome = :outcome, outcome_until = :until, #ttl = :ttl",
+        {":now": now, ":outcome": str(CallbackStatus.LINK_EXPIRED), **_kept(keep_until)},
+        {"#ttl": "ttl"},
+    )
+
+
+def _take(
+    state_hash: str, expiry: str, update: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> OAuthState | None:
+    """One conditional write that consumes an untaken state whose expiry meets `expiry`."""
     try:
         answer = _table().update_item(
             Key=state_key(state_hash),
-            UpdateExpression="SET taken_at = :now, outcome = :outcome, outcome_until = :until, #ttl = :ttl",
-            ConditionExpression="attribute_exists(pk) AND expires_at <= :now AND attribute_not_exists(taken_at)",
-            ExpressionAttributeNames={"#ttl": "ttl"},
-            ExpressionAttributeValues={
-                ":now": now,
-                ":outcome": str(CallbackStatus.LINK_EXPIRED),
-                ":until": keep_until,
-                ":ttl": keep_until + _TTL_SLACK_SECONDS,
-            },
+            UpdateExpression=update,
+            ConditionExpression=f"attribute_exists(pk) AND {expiry} AND attribute_not_exists(taken_at)",
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            **({"ExpressionAttributeNames": names} if names else {}),
         )
     except ClientError as error:
         if dynamo.condition_failed(error):
             return None
         raise
     return _state(answer["Attributes"])
+
+
+def _kept(keep_until: int) -> dict[str, int]:
+    """`:until` and `:ttl` of an outcome kept until `keep_until` (then swept)."""
+    return {":until": keep_until, ":ttl": keep_until + _TTL_SLACK_SECONDS}
 
 
 def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
@@ -104,11 +105,7 @@ def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
         UpdateExpression="SET outcome = :outcome, outcome_until = :until, #ttl = :ttl",
         ConditionExpression="attribute_exists(taken_at)",
         ExpressionAttributeNames={"#ttl": "ttl"},
-        ExpressionAttributeValues={
-            ":outcome": str(outcome),
-            ":until": keep_until,
-            ":ttl": keep_until + _TTL_SLACK_SECONDS,
-        },
+        ExpressionAttributeValues={":outcome": str(outcome), **_kept(keep_until)},
     )
 
 
