@@ -159,3 +159,14 @@ def test_a_late_state_is_taken_once_as_link_expired_and_an_unused_state_is_kept_
     assert oauth_state_store.get("h").outcome_current(now)
     oauth_state_store.put("live", OAuthState("m-2", "https://cb", expires_at=now + 600))
     assert oauth_state_store.take_expired("live", now, now + 100) is None  # still valid: not expired
+
+
+def test_deleting_a_members_data_keeps_the_last_attempt(member_table):
+    from whoop_bridge.models.member_profile import MemberItem
+    from whoop_bridge.store import member_item_store
+
+    connect_attempt_store.record(_failed("m-1"), [])
+    member_item_store.put("m-1", MemberItem.PROFILE, {"user_id": 1})
+
+    assert member_item_store.delete_member_data("m-1") == 1
+    assert connect_attempt_store.get("m-1") == _failed("m-1")
