@@ -11,6 +11,7 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fakes.emf import points
 from fakes.members import member_ports
 
 from whoop_bridge.config import DEFAULT_OAUTH_SCOPES
@@ -66,9 +67,10 @@ ERRORS = [
 
 @pytest.mark.parametrize(("query", "failures", "status", "reason"), ERRORS)
 def test_each_failed_outcome_is_the_last_attempt_and_is_published_with_its_reason(
-    fakes, query, failures, status, reason
+    fakes, capsys, query, failures, status, reason
 ):
     fakes.whoop.failures.update(failures)
+    capsys.readouterr()
     query = {"error_description": "Detail about member Jane Doe 1990-01-01", **query}
 
     outcome = connections.complete({"state": _link(fakes), **query}, fakes.ports)
@@ -82,6 +84,7 @@ def test_each_failed_outcome_is_the_last_attempt_and_is_published_with_its_reaso
     assert fakes.connections.items == {} and fakes.outbox.kept == {}  # published, then forgotten
     published = json.dumps(fakes.bus.published)
     assert "Jane" not in published and "access-1" not in published and "<b>" not in published
+    assert points(capsys.readouterr().out, "MemberConnectAttempts") == [({"outcome": str(status)}, 1.0)]
 
 
 def test_a_grant_without_read_profile_is_scopes_missing_revoked_and_not_stored(fakes):

@@ -2,13 +2,15 @@
 known link becomes the member's last attempt (`GET /connections/{id}`'s `last_attempt`), and
 a failure is announced as `member.connection_failed` (stored with the attempt in the member
 outbox, then published: at least once). A failed attempt never writes the connection, so a
-connected member who retries and declines stays connected.
+connected member who retries and declines stays connected. Each attempt is counted
+(`MemberConnectAttempts`, dimension `outcome`).
 """
 
 from __future__ import annotations
 
 import logging
 
+from whoop_bridge import emf
 from whoop_bridge.members import outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.models.connect_attempt import AttemptReason, ConnectAttempt
@@ -62,4 +64,6 @@ def record(result: CallbackOutcome, ports: MemberPorts = PORTS) -> ConnectAttemp
         )
         return None
     outbox.publish_stored(messages, ports)
+    # For the dashboard: attempts per outcome (a few words, never an id).
+    emf.put("MemberConnectAttempts", {"outcome": str(attempt.outcome)})
     return attempt
