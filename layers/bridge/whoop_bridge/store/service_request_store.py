@@ -130,17 +130,16 @@ def claim_resume(service_request_id: str, number: int, entry: dict[str, Any]) ->
     `number`, `entry` appended to the history and the failure forgotten (the entry keeps its
     error), in one conditional write. False when the test is not `failed` or another resume
     took this number: of two concurrent resumes only one starts an execution."""
-    previous = "attribute_not_exists(resumes)" if number == 1 else "resumes = :previous"
-    values = {":previous": number - 1} if number > 1 else {}
     return dynamo.applied(
         _table().update_item,
         Key=_key(service_request_id),
         UpdateExpression="SET #workflow = :starting, resumes = :number, updated_at = :at, "
         "history = list_append(if_not_exists(history, :empty), :entry) REMOVE failure",
-        ConditionExpression=f"#workflow = :failed AND {previous}",
+        # Items stored before resumes existed have no `resumes` (0).
+        ConditionExpression="#workflow = :failed AND (attribute_not_exists(resumes) OR resumes = :previous)",
         ExpressionAttributeNames={"#workflow": "workflow"},
         ExpressionAttributeValues={
-            **values,
+            ":previous": number - 1,
             ":starting": WorkflowState.STARTING.value,
             ":failed": WorkflowState.FAILED.value,
             ":number": number,
