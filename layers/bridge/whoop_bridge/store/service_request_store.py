@@ -55,11 +55,12 @@ def _update(service_request_id: str, sets: dict[str, Any], *, prefix: str = "", 
 
 def put_if_new(record: ServiceRequestRecord) -> bool:
     """Store a service request once; False when it was already stored."""
-    # An attribute the record leaves None is not written (it reads back as None).
+    # An attribute the record leaves None is not written (it reads back as None); nor is
+    # `resumes` before the first resume (claim_resume writes it).
     item = {
         _ATTRIBUTES[name]: value.value if isinstance(value, StrEnum) else value
         for name, value in vars(record).items()
-        if value is not None
+        if value is not None and not (name == "resumes" and value == 0)
     }
     return dynamo.put_if_new(_table(), {**_key(record.service_request_id), "kind": "service_request", **item})
 
@@ -130,16 +131,18 @@ def claim_resume(service_request_id: str, number: int, entry: dict[str, Any]) ->
     `number`, `entry` appended to the history and the failure forgotten (the entry keeps its
     error), in one conditional write. False when the test is not `failed` or another resume
     took this number: of two concurrent resumes only one starts an execution."""
+    # Before the first resume the item has no `resumes` (put_if_new leaves 0 out).
+    previous = "attribute_not_exists(resumes)" if number == 1 else "resumes = :previous"
+    values = {":previous": number - 1} if number > 1 else {}
     return dynamo.applied(
         _table().update_item,
         Key=_key(service_request_id),
         UpdateExpression="SET #workflow = :starting, resumes = :number, updated_at = :at, "
         "history = list_append(if_not_exists(history, :empty), :entry) REMOVE failure",
-        # Items stored before resumes existed have no `resumes` (0).
-        ConditionExpression="#workflow = :failed AND (attribute_not_exists(resumes) OR resumes = :previous)",
+        ConditionExpression=f"#workflow = :failed AND {previous}",
         ExpressionAttributeNames={"#workflow": "workflow"},
         ExpressionAttributeValues={
-            ":previous": number - 1,
+            **values,
             ":starting": WorkflowState.STARTING.value,
             ":failed": WorkflowState.FAILED.value,
             ":number": number,
