@@ -256,13 +256,16 @@ _INTAKE_RESUMED = {
 }
 
 
-@routes.post(
+def _resume_post(path: str, operation_id: str, summary: str, accepted: dict):
+    """A POST resuming what failed: 202, 404, and the 409 naming the state found."""
+    return routes.post(path, operation_id, summary, accepted, 404, overrides=_NOT_RESUMABLE)
+
+
+@_resume_post(
     "/lab/service-requests/<service_request_id>/resume",
     "resumeServiceRequest",
     "A failed test continues in a new execution, sending WHOOP only what it has not acknowledged",
     ok(202, "Started: the new execution's name and what it sends again", _RESUMED),
-    404,
-    overrides=_NOT_RESUMABLE,
 )
 def post_resume_service_request(
     service_request_id: ServiceRequestId, request: ResumeBody, idempotency_key: IdempotencyKey = None
@@ -270,13 +273,11 @@ def post_resume_service_request(
     return json_response(202, resume.resume_service_request(service_request_id))
 
 
-@routes.post(
+@_resume_post(
     "/lab/requisitions/<requisition_id>/resume",
     "resumeRequisition",
     "A requisition that failed intake (not_found, invalid) is fetched from WHOOP and taken in again",
     ok(202, "Queued: intake fetches it again until retry_until", _INTAKE_RESUMED),
-    404,
-    overrides=_NOT_RESUMABLE,
 )
 def post_resume_requisition(requisition_id: RequisitionId, request: ResumeBody, idempotency_key: IdempotencyKey = None):
     return json_response(202, resume.resume_requisition(requisition_id))

@@ -179,7 +179,9 @@ def test_a_requisition_that_failed_intake_is_resumed_once_and_its_tests_confirme
     requisition = bridge.emulator.create_requisition(["LIPID_PANEL", "CBC"])
     requisition_id = requisition["id"]
     bridge.emulator.inject_fault("GET", f"/requisition/{requisition_id}$", status=404, count=OUTAGE_CALLS)
-    assert bridge.emulator.send_partner_webhook("lab_requisition.created", requisition_id, url=bridge.webhook_url) == 204
+    assert (
+        bridge.emulator.send_partner_webhook("lab_requisition.created", requisition_id, url=bridge.webhook_url) == 204
+    )
     table = boto3.resource("dynamodb").Table(bridge.stack.output("LabTable"))
 
     def outcome() -> str | None:
@@ -207,3 +209,17 @@ def test_a_requisition_that_failed_intake_is_resumed_once_and_its_tests_confirme
     received = _resume(bridge, f"/lab/requisitions/{requisition_id}")
     assert received.status_code == 409 and received.json()["state"] == "received"
     assert _resume(bridge, "/lab/requisitions/00000000-0000-4000-8000-00000000beef").status_code == 404
+
+
+def test_the_served_openapi_document_lists_both_resume_routes(bridge):
+    document = requests.get(f"{bridge.stack.url}/lab/openapi.json", timeout=10).json()
+
+    for path, operation_id in (
+        ("/lab/service-requests/{service_request_id}/resume", "resumeServiceRequest"),
+        ("/lab/requisitions/{requisition_id}/resume", "resumeRequisition"),
+    ):
+        operation = document["paths"][path]["post"]
+        assert operation["operationId"] == operation_id
+        assert {"202", "404", "409"} <= set(operation["responses"])
+        assert "security" not in operation  # the document's SigV4 applies
+    assert document["security"] == [{"sigv4": []}]

@@ -156,7 +156,9 @@ def test_a_report_whoop_never_took_is_sent_with_its_status(ports):
         (Decision.RESUME, S.APPOINTMENT_ATTENDED, "resume", []),  # intake found it under way
     ],
 )
-def test_without_a_lab_update_the_new_execution_starts_as_intake_decided(decision, status, expected_decision, resending):
+def test_without_a_lab_update_the_new_execution_starts_as_intake_decided(
+    decision, status, expected_decision, resending
+):
     ports = fake_ports()
     recorded = {"last_event_id": status.value} if decision is Decision.CONFIRM and status else {}
     ports.service_requests.add(
