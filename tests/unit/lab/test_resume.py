@@ -4,6 +4,8 @@ twice), its name, and two concurrent resumes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 from fakes.lab import FakePartnerClient, fake_ports
@@ -88,8 +90,16 @@ def fail_with_attended(ports) -> dict:
     return lab_event
 
 
-def test_a_failed_status_update_is_sent_again_exactly_once_by_the_new_execution(ports):
+def emitted(out: str, name: str) -> list[dict]:
+    """The EMF lines of metric `name` printed to stdout."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+    return [line for line in lines if name in line]
+
+
+def test_a_failed_status_update_is_sent_again_exactly_once_by_the_new_execution(ports, capsys, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "lab_api")
     lab_event = fail_with_attended(ports)
+    capsys.readouterr()
 
     answer = resume.resume_service_request(SR, ports=ports)
 
@@ -100,6 +110,9 @@ def test_a_failed_status_update_is_sent_again_exactly_once_by_the_new_execution(
         "resumes": 1,
         "resending": ["APPOINTMENT_ATTENDED"],
     }
+    [metric] = emitted(capsys.readouterr().out, "ServiceRequestResumed")
+    assert metric["ServiceRequestResumed"] == [1.0] and metric["service"] == "lab_api"
+    assert SR not in json.dumps(metric)  # no ids in metrics
     started = ports.executions.started[f"{SR}-resume-1"]
     assert started["decision"] == "lab_event" and started["lab_event"] == lab_event
     assert started["lab_event_timeout_seconds"] == 30 * 86400 and started["resume"] == 1
@@ -258,11 +271,12 @@ def stored_requisition(ports, outcome: RequisitionOutcome) -> None:
 
 
 @pytest.mark.parametrize("outcome", [RequisitionOutcome.NOT_FOUND, RequisitionOutcome.INVALID])
-def test_a_requisition_that_failed_intake_is_fetched_again_and_taken_in(ports, outcome):
+def test_a_requisition_that_failed_intake_is_fetched_again_and_taken_in(ports, outcome, capsys):
     stored_requisition(ports, outcome)
 
     answer = resume.resume_requisition(REQ, ports=ports)
 
+    assert len(emitted(capsys.readouterr().out, "RequisitionResumed")) == 1
     assert answer["outcome"] == "awaiting_whoop" and answer["resumed_from"] == outcome.value
     [message] = ports.queue.messages
     assert message["event_type"] == "lab_requisition.created" and message["resource_id"] == REQ
