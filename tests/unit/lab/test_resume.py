@@ -26,12 +26,18 @@ REQ = "req-1"
 FINAL = {"status": "final", "observations": [{"code": "HDL", "value_numeric": 52}]}
 
 
+SETTINGS = {
+    "LAB_EVENT_TIMEOUT_DAYS": "30",
+    "CORRECTION_WINDOW_DAYS": "30",
+    "REQUISITION_FETCH_RETRY_SECONDS": "900",
+    "ACCEPTED_TEST_CODES": "CBC",
+}
+
+
 @pytest.fixture(autouse=True)
 def lab_settings(monkeypatch):
-    monkeypatch.setenv("LAB_EVENT_TIMEOUT_DAYS", "30")
-    monkeypatch.setenv("CORRECTION_WINDOW_DAYS", "30")
-    monkeypatch.setenv("REQUISITION_FETCH_RETRY_SECONDS", "900")
-    monkeypatch.setenv("ACCEPTED_TEST_CODES", "CBC")
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
     caches.reset_all()
     yield
     caches.reset_all()
