@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import traceback
 import warnings
 from collections.abc import Callable
@@ -255,16 +254,3 @@ def raising_safely(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], A
 
 def _named_like(error: BaseException) -> type[Exception]:
     return type(type(error).__name__, (RuntimeError,), {"__module__": __name__})
-
-
-def count_at_once(name: str, service: str | None = None) -> None:
-    """One count of the metric `name` written at once as its own EMF line (dimension
-    `service`: the given one, else POWERTOOLS_SERVICE_NAME), for a handler that flushes no
-    metric set (the API handlers)."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    # The stack sets the namespace; without it Powertools would raise and the answer be lost.
-    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "WhoopBridge"
-    dimensions = {"service": service or os.environ.get("POWERTOOLS_SERVICE_NAME") or "api"}
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=namespace, default_dimensions=dimensions):
-        pass

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from fakes.emf import emf_lines, points
 from fakes.lab import FakePartnerClient, fake_ports
 
 from whoop_bridge import caches
@@ -96,12 +97,6 @@ def fail_with_attended(ports) -> dict:
     return lab_event
 
 
-def emitted(out: str, name: str) -> list[dict]:
-    """The EMF lines of metric `name` printed to stdout."""
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
-    return [line for line in lines if name in line]
-
-
 def test_a_failed_status_update_is_sent_again_exactly_once_by_the_new_execution(ports, capsys, monkeypatch):
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "lab_api")
     lab_event = fail_with_attended(ports)
@@ -116,9 +111,9 @@ def test_a_failed_status_update_is_sent_again_exactly_once_by_the_new_execution(
         "resumes": 1,
         "resending": ["APPOINTMENT_ATTENDED"],
     }
-    [metric] = emitted(capsys.readouterr().out, "ServiceRequestResumed")
-    assert metric["ServiceRequestResumed"] == [1.0] and metric["service"] == "lab_api"
-    assert SR not in json.dumps(metric)  # no ids in metrics
+    out = capsys.readouterr().out
+    assert points(out, "Resumed") == [({"resource": "service_request"}, 1.0)]
+    assert SR not in json.dumps(emf_lines(out, "Resumed"))  # no ids in metrics
     started = ports.executions.started[f"{SR}-resume-1"]
     assert started["decision"] == "lab_event" and started["lab_event"] == lab_event
     assert started["lab_event_timeout_seconds"] == 30 * 86400 and started["resume"] == 1
@@ -282,7 +277,7 @@ def test_a_requisition_that_failed_intake_is_fetched_again_and_taken_in(ports, o
 
     answer = resume.resume_requisition(REQ, ports=ports)
 
-    assert len(emitted(capsys.readouterr().out, "RequisitionResumed")) == 1
+    assert points(capsys.readouterr().out, "Resumed") == [({"resource": "requisition"}, 1.0)]
     assert answer["outcome"] == "awaiting_whoop" and answer["resumed_from"] == outcome.value
     [message] = ports.queue.messages
     assert message["event_type"] == "lab_requisition.created" and message["resource_id"] == REQ

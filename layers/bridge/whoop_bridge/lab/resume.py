@@ -20,17 +20,18 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from whoop_bridge import times
+from whoop_bridge import emf, times
 from whoop_bridge.config import settings
 from whoop_bridge.lab.errors import NotFound, NotResumable
 from whoop_bridge.lab.ports import REAL, LabPorts
 from whoop_bridge.models import resume as rules
 from whoop_bridge.models.requisition import RequisitionOutcome
 from whoop_bridge.models.service_request import ServiceRequestRecord, UpdateKind
-from whoop_bridge.observability import count_at_once
 from whoop_bridge.webhooks import REQUISITION_CREATED
 
 logger = logging.getLogger(__name__)
+# Counted once per resume started, by `resource` (service_request, requisition).
+RESUMED_METRIC = "Resumed"
 
 
 def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
     except Exception:
         ports.service_requests.release_resume(service_request_id, number, record.failure, len(record.history))
         raise
-    count_at_once("ServiceRequestResumed")  # the lab API flushes no metric set
+    emf.put(RESUMED_METRIC, {"resource": "service_request"})
     logger.info(
         "service request resumed",
         extra={"service_request_id": service_request_id, "resume": number, "resending": plan.resending},
@@ -111,7 +112,7 @@ def resume_requisition(requisition_id: str, ports: LabPorts = REAL) -> dict[str,
         raise _intake_not_resumable(current.outcome if current else record.outcome, "another resume took it first: ")
     # As a delayed retry after a first 404: the intake's own chain of fetches.
     ports.queue.enqueue(REQUISITION_CREATED, requisition_id, not_found_since=since, not_found_attempt=0)
-    count_at_once("RequisitionResumed")
+    emf.put(RESUMED_METRIC, {"resource": "requisition"})
     logger.info("requisition resumed", extra={"requisition_id": requisition_id, "from": record.outcome.value})
     return {
         "requisition_id": requisition_id,
