@@ -76,7 +76,7 @@ def main() -> int:
                 print(f"  {size / MB:6.2f} MB  {name:<24} {artifact}")
         small = [row for row in rows if row[2] < 20_000 and len(rows) > 12]
         if small:
-            print(f"  {sum(row[2] for row in small) / MB:6.2f} MB  {len(small)} smaller packages")
+            print(f"  {sum(row[2] for row in small) / MB:6.2f} MB  {len(small)} smaller file(s) or package(s)")
     return 1 if failed else 0
 
 
