@@ -15,7 +15,7 @@ Cold samples alternate between the two handlers, and warm requests within their 
 so that drift in the machine's load hits both alike; the figures are medians over samples.
 Goals (issue 13): cold <= 1.2x, warm <= 1.3x the bare handler's. Exits 1 when a goal is missed.
 
-Run: .venv/bin/python bench/intake_cold_start.py [--runs N] [--warm N] [--quick]
+Run: .venv/bin/python bench/intake_cold_start.py [--runs N] [--warm N] [--quick] [--intake-tree DIR]
 """
 
 from __future__ import annotations
@@ -98,7 +98,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=21, help="samples per handler (fresh processes)")
     parser.add_argument("--warm", type=int, default=30, help="warm requests per sample")
     parser.add_argument("--quick", action="store_true", help="CI: 7 samples of 20 warm requests")
+    parser.add_argument(
+        "--intake-tree",
+        type=Path,
+        default=ROOT,
+        help="a checkout whose functions/webhook_intake and layers/bridge to measure (e.g. an older commit's)",
+    )
     options = parser.parse_args()
+    tree = options.intake_tree.resolve()
+    HANDLERS["webhook_intake"] = (tree / "functions" / "webhook_intake" / "app.py", [tree / "layers" / "bridge"])
     runs, warm = (7, 20) if options.quick else (options.runs, options.warm)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
