@@ -61,9 +61,11 @@ print("RESULT " + json.dumps({{"statuses": statuses, "loaded": loaded}}))
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_NAMESPACE": "WhoopBridge"},
     )
+    # A module the intake needs but modules.txt misses fails its import here (ModuleNotFoundError).
+    assert answer.returncode == 0, answer.stderr[-2000:]
     line = next(line for line in answer.stdout.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     assert result["statuses"] == [404, 401, 401]
