@@ -20,7 +20,6 @@ from local.clock import FastClock
 from local.stack import wait_until
 from tests.e2e.conftest import Harness, running_harness
 from tests.e2e.test_member_data import RECORD_TYPES, backfill_done, connect, in_window, record_key
-from whoop_bridge.clock import clock
 from whoop_bridge.whoop.budget import BudgetExhausted, RateBudget
 
 MEMBERS = 200
@@ -40,22 +39,24 @@ def _module_bridge() -> Any:
 
 
 def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budget(bridge, monkeypatch):
-    # Calls the budget held back (waited for, or deferred): proof that the bridge asked
-    # faster than the budget allowed, in emulator time, however busy this machine is.
+    # Calls the budget held back (waited on its clock, or deferred): proof that the bridge
+    # asked faster than the budget allowed, in emulator time, however busy this machine is.
     held: list[str] = []
-    acquire = RateBudget.acquire
+    acquire, sleep = RateBudget.acquire, bridge.stack.clock.sleep
 
     def counted(budget: RateBudget, priority: str, *, max_wait: float) -> None:
-        started = clock().time()
         try:
             acquire(budget, priority, max_wait=max_wait)
         except BudgetExhausted as exhausted:
             held.append(exhausted.reason)
             raise
-        if clock().time() > started:
-            held.append("waited")
+
+    def waited(seconds: float) -> None:  # the budget is the only sleeper on this clock
+        held.append("waited")
+        sleep(seconds)
 
     monkeypatch.setattr(RateBudget, "acquire", counted)
+    monkeypatch.setattr(bridge.stack.clock, "sleep", waited)
     members = [f"scale-member-{index:03d}" for index in range(MEMBERS)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         user_ids = dict(zip(members, pool.map(lambda member: connect(bridge, member, days=2), members), strict=True))
