@@ -32,8 +32,10 @@ Run: .venv/bin/python bench/members_per_app.py [--quick] [--members 4] [--days 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import math
+import os
 import random
 import sys
 import time
@@ -175,15 +177,23 @@ def simulate(members: int, fetches_per_member_day: float, listings_per_member_da
     """Part 3: one day of `members` members through the budget's rules on a discrete clock."""
     clock = ManualClock(start=1_795_305_600.0)  # 00:00 UTC
     budget_module.use_clock(clock)
+    # Each take prints the budget's use metric (EMF) on stdout, as in Lambda: not here.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        return _simulated_day(clock, members, fetches_per_member_day, listings_per_member_day, seed)
+
+
+def _simulated_day(
+    clock: ManualClock, members: int, fetches_per_member_day: float, listings_per_member_day: float, seed: int
+) -> dict:
     try:
         budget = RateBudget("app", PER_MINUTE, PER_DAY, InMemoryBudgetStates())
         rng = random.Random(seed)
         day0 = clock.now
         queue: list[tuple[float, int, str, float]] = []  # (due, sequence, priority, arrived)
         sequence = 0
-        for _ in range(members):
-            whole = int(fetches_per_member_day)
-            count = whole + (1 if rng.random() < fetches_per_member_day - whole else 0)
+        for member in range(members):
+            # The day's fetches shared out exactly (no rounding up past the measured rate).
+            count = math.floor((member + 1) * fetches_per_member_day) - math.floor(member * fetches_per_member_day)
             for index in range(count):
                 # Most fetches follow the night (sleep, recovery, their scores), the rest the day.
                 hour = rng.uniform(5, 9) if index < count * 0.7 else rng.uniform(6, 21)
@@ -192,7 +202,7 @@ def simulate(members: int, fetches_per_member_day: float, listings_per_member_da
                 sequence += 1
         # The reconciliation's listings, run by the jobs queue's 5 concurrent Lambdas
         # (MaximumConcurrency in template.yaml), each listing after the one before.
-        background_left = round(listings_per_member_day * members)
+        background_left = math.floor(listings_per_member_day * members)
         for worker in range(JOB_WORKERS):
             heapq.heappush(queue, (day0 + 5 * 3600, -1 - worker, BACKGROUND, day0 + 5 * 3600))
         background_left -= JOB_WORKERS
