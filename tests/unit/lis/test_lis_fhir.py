@@ -60,14 +60,21 @@ def test_a_contained_quantity_becomes_a_number_with_its_unit():
     [
         ({"valueString": "No growth after 48 h"}, {"value_text": "No growth after 48 h"}),
         (
-            {"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "10828004", "display": "Positive"}]}},
+            {
+                "valueCodeableConcept": {
+                    "coding": [{"system": "http://snomed.info/sct", "code": "10828004", "display": "Positive"}]
+                }
+            },
             {"value_text": "Positive"},
         ),
         ({"valueCodeableConcept": {"text": "Reactive", "coding": [{"code": "R"}]}}, {"value_text": "Reactive"}),
         ({"valueCodeableConcept": {"coding": [{"code": "NEG"}]}}, {"value_text": "NEG"}),
         ({"valueInteger": 7}, {"value_numeric": 7.0}),
         ({"valueBoolean": False}, {"value_text": "false"}),
-        ({"valueQuantity": {"value": 4, "code": "10*9/L", "system": "http://unitsofmeasure.org"}}, {"value_numeric": 4.0, "unit": "10*9/L"}),
+        (
+            {"valueQuantity": {"value": 4, "code": "10*9/L", "system": "http://unitsofmeasure.org"}},
+            {"value_numeric": 4.0, "unit": "10*9/L"},
+        ),
     ],
 )
 def test_text_coded_and_numeric_values(value, expected):
@@ -153,7 +160,10 @@ def test_what_fhir_itself_refuses_is_named_by_its_path():
     body = report(observation("o1", valueQuantity={"value": "lots"}))
     del body["code"]
     error = problems_of(body)
-    assert {p.where for p in error.problems} == {"DiagnosticReport.code", "DiagnosticReport.contained[0].valueQuantity.value"}
+    assert {p.where for p in error.problems} == {
+        "DiagnosticReport.code",
+        "DiagnosticReport.contained[0].valueQuantity.value",
+    }
     assert all("lots" not in p.text for p in error.problems)  # never the value
 
 
@@ -178,7 +188,14 @@ def test_observation_codes_are_mapped_in():
 VIEW = {
     "id": "3c1f0e2a-0000-4000-8000-00000000000a",
     "created_at": "2026-12-01T10:00:00Z",
-    "patient": {"id": "p-1", "first_name": "Ann", "last_name": "Lee", "birth_date": "1990-02-03", "gender": "Female", "email": "a@example.com"},
+    "patient": {
+        "id": "p-1",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "birth_date": "1990-02-03",
+        "gender": "Female",
+        "email": "a@example.com",
+    },
     "appointments": [{"service_request_ids": [SR], "start_time": "2026-12-02T09:30:00Z", "type": "MOBILE"}],
     "service_requests": [
         {"id": SR, "code": "WHOOP_LIPIDS", "status": "active", "task_description": "Lipid panel"},
@@ -203,21 +220,31 @@ def test_an_order_as_a_bundle():
     assert other["code"]["coding"] == [{"system": fhir.TEST_CODE_SYSTEM, "code": "WHOOP_A1C"}]
     assert other["status"] == "unknown"
     appointment = resources[("Appointment", f"{VIEW['id']}-1")]
-    assert appointment["start"].startswith("2026-12-02T09:30:00") and appointment["basedOn"] == [{"reference": f"ServiceRequest/{SR}"}]
+    assert appointment["start"].startswith("2026-12-02T09:30:00") and appointment["basedOn"] == [
+        {"reference": f"ServiceRequest/{SR}"}
+    ]
     assert codes.unmapped == {"out": 1, "in": 0}
 
 
 def test_answers_as_operation_outcomes():
     places = {"body.observations.0": "DiagnosticReport.contained[0]", "body.observations.0.value_text": "X.valueString"}
-    invalid = {"error": "invalid_request", "problems": [
-        {"field": "body.observations.0.value_text", "problem": "too short"},
-        {"field": "body.observations.0.bundle_id", "problem": "not a uuid"},
-        {"field": "header.Idempotency-Key", "problem": "too long"},
-    ]}
+    invalid = {
+        "error": "invalid_request",
+        "problems": [
+            {"field": "body.observations.0.value_text", "problem": "too short"},
+            {"field": "body.observations.0.bundle_id", "problem": "not a uuid"},
+            {"field": "header.Idempotency-Key", "problem": "too long"},
+        ],
+    }
     issues = fhir.outcome(400, invalid, places)["issue"]
     assert [i.get("expression") for i in issues] == [["X.valueString"], ["DiagnosticReport.contained[0]"], None]
     assert issues[2]["diagnostics"] == "header.Idempotency-Key: too long"
-    forbidden = {"error": "transition_forbidden", "message": "no", "task_business_status": "ORDER_CONFIRMED", "allowed_next_statuses": ["SPECIMEN_COLLECTED"]}
+    forbidden = {
+        "error": "transition_forbidden",
+        "message": "no",
+        "task_business_status": "ORDER_CONFIRMED",
+        "allowed_next_statuses": ["SPECIMEN_COLLECTED"],
+    }
     (issue,) = fhir.outcome(409, forbidden, {})["issue"]
     assert issue["code"] == "business-rule" and "SPECIMEN_COLLECTED" in issue["diagnostics"]
     accepted = fhir.outcome(202, {"service_request_id": SR, "report_id": "r-1", "event_id": "e"}, {})

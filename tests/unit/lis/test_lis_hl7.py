@@ -37,7 +37,11 @@ def problems_of(text, expected=None):
 
 def test_numbers_with_units():
     service_request_id, whoop, places = mapped(
-        message(obr(), obx(1, "NM", "2093-3^Cholesterol^LN", "185.5", "mg/dL^milligram per deciliter^UCUM"), obx(2, "NM", "HB", "-.5"))
+        message(
+            obr(),
+            obx(1, "NM", "2093-3^Cholesterol^LN", "185.5", "mg/dL^milligram per deciliter^UCUM"),
+            obx(2, "NM", "HB", "-.5"),
+        )
     )
     assert service_request_id == SR
     assert whoop == {
@@ -74,7 +78,12 @@ def test_repetitions_of_a_text_are_its_lines():
 
 def test_coded_values_give_their_text_else_their_identifier():
     _, whoop, _ = mapped(
-        message(obr(), obx(1, "CWE", "HIV^HIV 1+2^L", "NEG^Negative^HL70078"), obx(2, "CE", "ABO", "A POS"), obx(3, "CWE", "X", "P^Pos~N^Neg"))
+        message(
+            obr(),
+            obx(1, "CWE", "HIV^HIV 1+2^L", "NEG^Negative^HL70078"),
+            obx(2, "CE", "ABO", "A POS"),
+            obx(3, "CWE", "X", "P^Pos~N^Neg"),
+        )
     )
     assert [o["value_text"] for o in whoop["observations"]] == ["Negative", "A POS", "Pos\nNeg"]
 
@@ -153,7 +162,10 @@ def test_one_obr_per_message(segments):
 
 def test_observation_codes_are_mapped_in():
     codes = CodeMap(observations={"LN|2093-3": "CHOL", "K": "POTASSIUM"})
-    _, whoop, _ = mapped(message(obr(), obx(1, "NM", "2093-3^Chol^LN", "1"), obx(2, "NM", "K", "1"), obx(3, "NM", "NA", "1")), codes=codes)
+    _, whoop, _ = mapped(
+        message(obr(), obx(1, "NM", "2093-3^Chol^LN", "1"), obx(2, "NM", "K", "1"), obx(3, "NM", "NA", "1")),
+        codes=codes,
+    )
     assert [o["code"] for o in whoop["observations"]] == ["CHOL", "POTASSIUM", "NA"]
     assert codes.unmapped["in"] == 1
 
@@ -168,7 +180,10 @@ def test_acks():
     assert str(accepted["MSA"]) == "MSA|AA|CTRL-1" and "ERR" not in accepted
     assert str(accepted["MSH"](9)) == "ACK^R01^ACK" and str(accepted["MSH"](5)) == "LIS"
     places = {"body.observations.0.value_text": "OBX^1^5"}
-    invalid = {"error": "invalid_request", "problems": [{"field": "body.observations.0.value_text", "problem": "a | b"}]}
+    invalid = {
+        "error": "invalid_request",
+        "problems": [{"field": "body.observations.0.value_text", "problem": "a | b"}],
+    }
     text = hl7.ack(parsed, 400, invalid, places)
     assert "MSA|AE|CTRL-1" in text
     assert "ERR||OBX^1^5|102^Data type error^HL70357|E||||a \\F\\ b" in text
@@ -176,7 +191,12 @@ def test_acks():
     assert str(err(8)) == "a \\F\\ b" and hl7_package.parse(text).extract_field("ERR", 1, 8, 1, 1) == "a | b"
     busy = hl7.ack(parsed, 409, {"error": "busy", "message": "retry"}, {})
     assert "MSA|AR|CTRL-1" in busy and "206^Application record locked" in busy
-    forbidden = {"error": "transition_forbidden", "message": "no", "task_business_status": "ORDER_CONFIRMED", "allowed_next_statuses": []}
+    forbidden = {
+        "error": "transition_forbidden",
+        "message": "no",
+        "task_business_status": "ORDER_CONFIRMED",
+        "allowed_next_statuses": [],
+    }
     assert "MSA|AE|CTRL-1" in hl7.ack(parsed, 409, forbidden, {})
     unparsed = hl7.ack(None, 400, None, {}, [hl7.Problem("MSH", "not HL7", "structure")], rejected=True)
     assert "MSA|AR\r" in unparsed and "ERR||MSH|100^Segment sequence error^HL70357|E||||not HL7" in unparsed
@@ -184,7 +204,15 @@ def test_acks():
 
 VIEW = {
     "id": "req-1",
-    "patient": {"id": "p-1", "first_name": "Ann^Marie", "last_name": "O|Lee", "birth_date": "1990-02-03", "gender": "female", "phone": "+1 555 0100", "email": "a@example.com"},
+    "patient": {
+        "id": "p-1",
+        "first_name": "Ann^Marie",
+        "last_name": "O|Lee",
+        "birth_date": "1990-02-03",
+        "gender": "female",
+        "phone": "+1 555 0100",
+        "email": "a@example.com",
+    },
     "appointments": [{"service_request_ids": [SR], "start_time": "2026-12-02T09:30:00+00:00", "type": "IN_PERSON"}],
     "service_requests": [
         {"id": SR, "code": "WHOOP_LIPIDS", "task_description": "Lipid panel"},

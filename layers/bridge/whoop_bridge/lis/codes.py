@@ -16,13 +16,14 @@ LisCodeUnmapped, dimension `direction` = out or in; never the code itself).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 CODE_MAP_SETTING = "LIS_CODE_MAP_PARAMETER"
 CODE_MAP_SECONDS = 300
 UNMAPPED_METRIC = "LisCodeUnmapped"
+METRICS_NAMESPACE = "WhoopBridge"  # the template's POWERTOOLS_METRICS_NAMESPACE
 
 
 class CodeMapUnavailable(Exception):
@@ -77,7 +78,8 @@ class CodeMap:
 
         for direction, count in self.unmapped.items():
             if count:
-                with single_metric(name=UNMAPPED_METRIC, unit=MetricUnit.Count, value=count) as metric:
+                namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE
+                with single_metric(UNMAPPED_METRIC, MetricUnit.Count, count, namespace=namespace) as metric:
                     metric.add_dimension(name="direction", value=direction)
                 self.unmapped[direction] = 0
 
@@ -117,8 +119,3 @@ def code_map(fetch: Callable[[str], Any] = _from_ssm, environ: Any = os.environ)
     except Exception as error:  # Powertools' GetParameterError, TransformParameterError, a botocore error
         raise CodeMapUnavailable(f"the parameter named by {CODE_MAP_SETTING} cannot be read") from error
     return parse(document)
-
-
-def all_unmapped(codes: Iterable[str], mapping: CodeMap) -> int:
-    """How many of `codes` the map's observations do not name (for tests and the demo)."""
-    return sum(1 for code in codes if code not in mapping.observations)

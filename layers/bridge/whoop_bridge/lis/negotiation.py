@@ -19,8 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 FHIR = "application/fhir+json"
 HL7 = "x-application/hl7-v2+er7"
@@ -159,8 +162,10 @@ class _Speaker:
         return _answer(status, self.language, written, _kept_headers(answer))
 
     def report(
-        self, event: dict[str, Any], codes: Any, expected: str | None
-    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        self, event: dict[str, Any], load_codes: Callable[[], Any], expected: str | None
+    ) -> tuple[str, dict[str, Any], dict[str, str], Any]:
+        """`(service_request_id, WHOOP report, places, code map)`; the code map is read once
+        the message is parsed, so that even its failure is answered to the message."""
         from whoop_bridge.api import guard
         from whoop_bridge.lis.problems import Problem, Unreadable
 
@@ -178,9 +183,11 @@ class _Speaker:
                 guard.guard(checked)
             except guard.Refused as refused:
                 raise Unreadable([Problem(refused.field, refused.text, "structure")], True, refused.status) from None
-            return self.module.report_in(json.loads(text), codes, expected)
-        self.message = self.module.parse(text)
-        return self.module.report_in(self.message, codes, expected)
+            body: Any = json.loads(text)
+        else:
+            body = self.message = self.module.parse(text)
+        codes = load_codes()
+        return (*self.module.report_in(body, codes, expected), codes)
 
 
 def _results_in(language: str, event: dict[str, Any], context: Any, resolve: Resolve) -> dict[str, Any]:
@@ -192,11 +199,13 @@ def _results_in(language: str, event: dict[str, Any], context: Any, resolve: Res
         (event.get("pathParameters") or {}).get("service_request_id") if event.get("resource") == RESULTS else None
     )
     try:
-        codes = code_map()
-        service_request_id, report, places = speaker.report(event, codes, expected)
+        service_request_id, report, places, codes = speaker.report(event, code_map, expected)
     except Unreadable as unreadable:
         return speaker.refused(unreadable)
-    except CodeMapUnavailable:
+    except CodeMapUnavailable as unavailable:
+        logger.error(
+            "LIS code map unavailable", extra={"error_type": type(unavailable).__name__, "detail": str(unavailable)}
+        )
         problem = Problem("", "the bridge's code map cannot be read; the operator is told by the log", "internal")
         return speaker.refused(Unreadable([problem], rejected=True, status=503))
     codes.publish_counts()
