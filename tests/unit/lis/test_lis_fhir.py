@@ -231,8 +231,8 @@ def test_answers_as_operation_outcomes():
     invalid = {
         "error": "invalid_request",
         "problems": [
-            {"field": "body.observations.0.value_text", "problem": "too short"},
-            {"field": "body.observations.0.bundle_id", "problem": "not a uuid"},
+            {"field": "observations.0.value_text", "problem": "too short"},
+            {"field": "observations.0.bundle_id", "problem": "not a uuid"},
             {"field": "header.Idempotency-Key", "problem": "too long"},
         ],
     }

@@ -182,7 +182,7 @@ def test_acks():
     places = {"body.observations.0.value_text": "OBX^1^5"}
     invalid = {
         "error": "invalid_request",
-        "problems": [{"field": "body.observations.0.value_text", "problem": "a | b"}],
+        "problems": [{"field": "observations.0.value_text", "problem": "a | b"}],
     }
     text = hl7.ack(parsed, 400, invalid, places)
     assert "MSA|AE|CTRL-1" in text

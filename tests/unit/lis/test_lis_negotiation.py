@@ -122,7 +122,7 @@ def test_hl7_results_reach_the_one_results_path_as_whoop_json_and_are_acknowledg
 def test_fhir_results_and_the_routes_problems_in_fhir():
     invalid = {
         "error": "invalid_request",
-        "problems": [{"field": "body.observations.0.value_text", "problem": "too long"}],
+        "problems": [{"field": "observations.0.value_text", "problem": "too long"}],
     }
     route = Route(400, invalid)
     answer = negotiation.negotiate(

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from whoop_bridge.lis.codes import CodeMap
-from whoop_bridge.lis.problems import Problem, Unreadable
+from whoop_bridge.lis.problems import Problem, Unreadable, place_of
 
 MEDIA_TYPE = "application/fhir+json"
 # Identifier systems of WHOOP's ids in the bridge's FHIR (README "Connect your LIS").
@@ -335,7 +335,7 @@ def outcome(status: int, body: Any, places: dict[str, str]) -> dict[str, Any]:
     for listed in body.get("problems") or []:
         issue = {"severity": "error", "code": code, "diagnostics": listed.get("problem", "")}
         field = str(listed.get("field", ""))
-        place = _place(field, places)
+        place = place_of(field, places)
         if place:
             issue["expression"] = [place]
         else:
@@ -347,15 +347,3 @@ def outcome(status: int, body: Any, places: dict[str, str]) -> dict[str, Any]:
             text += f" (now {body.get('task_business_status')}; allowed next: {', '.join(body['allowed_next_statuses']) or 'none'})"
         issues.append({"severity": "error", "code": code, "diagnostics": text})
     return {"resourceType": "OperationOutcome", "issue": issues}
-
-
-def _place(field: str, places: dict[str, str]) -> str | None:
-    """The sender's location of a lab API field (`body.observations.0.value_text`): the
-    nearest enclosing field the translator placed."""
-    parts = field.split(".")
-    while parts and parts[0] == "body":
-        key = ".".join(parts)
-        if key in places:
-            return places[key]
-        parts.pop()
-    return None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from whoop_bridge.lis.codes import CodeMap
-from whoop_bridge.lis.problems import Problem, Unreadable
+from whoop_bridge.lis.problems import Problem, Unreadable, place_of
 from whoop_bridge.times import parse as parse_time
 
 MEDIA_TYPE = "x-application/hl7-v2+er7"
@@ -286,7 +286,7 @@ def _answer_problems(status: int, body: dict[str, Any], places: dict[str, str]) 
         found = []
         for item in listed:
             field = str(item.get("field", ""))
-            where = next((places[k] for k in _prefixes(field) if k in places), "")
+            where = place_of(field, places) or ""
             text = item.get("problem", "")
             found.append(
                 Problem(where, text if where else f"{field}: {text}", "invalid" if error == "invalid_request" else kind)
@@ -297,11 +297,6 @@ def _answer_problems(status: int, body: dict[str, Any], places: dict[str, str]) 
         allowed = ", ".join(body["allowed_next_statuses"]) or "none"
         text += f" (now {body.get('task_business_status')}; allowed next: {allowed})"
     return [Problem("OBR^1^2" if error in ("not_found", "transition_forbidden") else "", text, kind)]
-
-
-def _prefixes(field: str) -> list[str]:
-    parts = field.split(".")
-    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
 def ack(

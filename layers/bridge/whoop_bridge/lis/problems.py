@@ -30,3 +30,21 @@ class Unreadable(Exception):
 
     def __str__(self) -> str:
         return f"{len(self.problems)} problem(s)"
+
+
+NOT_BODY = ("header.", "query.", "path.")
+
+
+def place_of(field: str, places: dict[str, str]) -> str | None:
+    """The sender's location of a lab API problem's field (`observations.0.value_text`,
+    api/bodies.py Problem; `body` the whole body): the nearest enclosing field a translator
+    placed (`places` keys are `body.<path>`); None for a header, query or path field."""
+    if field.startswith(NOT_BODY):
+        return None
+    parts = ["body", *field.removeprefix("body").lstrip(".").split(".")] if field not in ("", "body") else ["body"]
+    while parts:
+        key = ".".join(part for part in parts if part)
+        if key in places:
+            return places[key]
+        parts.pop()
+    return None
