@@ -349,5 +349,5 @@ for _operation in (
 
 TITLE = "WHOOP Bridge lab API"
 DESCRIPTION = "The lab's orders from WHOOP, and its progress events and results back to WHOOP. Every route is IAM-authorized (SigV4)."
-configure(app, TITLE, DESCRIPTION, "/lab/openapi.json", links=LINKS, errors=errors.for_lab())
+configure(app, TITLE, DESCRIPTION, "/lab/openapi.json", links=LINKS, errors=errors.for_lab(), amend=negotiation.openapi)
 handler = lambda_handler(app, logger, negotiate=negotiation.negotiate)

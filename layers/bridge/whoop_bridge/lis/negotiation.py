@@ -241,3 +241,10 @@ def _order_out(language: str, event: dict[str, Any], context: Any, resolve: Reso
     message = hl7.order_message(view, codes)
     codes.publish_counts()
     return _answer(200, HL7, message, headers)
+
+
+def openapi(document: dict[str, Any]) -> None:
+    """The FHIR and HL7 v2 media types in the lab API's OpenAPI document (lis/openapi.py)."""
+    from whoop_bridge.lis import openapi as media
+
+    media.amend(document)
