@@ -57,7 +57,8 @@ def _validated(model: Any, data: dict[str, Any], root: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        found = [Problem(_path(root, e["loc"]), e["msg"].split(",")[0]) for e in error.errors()]
+        # pydantic's messages name the rule, never the input value.
+        found = [Problem(_path(root, e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
         raise Unreadable(found) from None
 
 
