@@ -53,7 +53,13 @@ def amend(document: dict[str, Any]) -> None:
             body["description"] = (
                 "Results naming their test; WHOOP's JSON goes to /lab/service-requests/{id}/results (415 here)"
             )
-        body["content"].update({FHIR: {"schema": REPORT_IN}, HL7: {"schema": ORU_IN}})
+            body["content"].update({FHIR: {"schema": REPORT_IN}, HL7: {"schema": ORU_IN}})
+        else:
+            # Listed as bodies on /lab/results only: no JSON Schema holds FHIR's and HL7's own
+            # rules, and a schema-valid JSON report here must stay accepted (tests/contract).
+            body["description"] = (
+                f"WHOOP's JSON report; or, by Content-Type, {FHIR} or {HL7} as on POST /lab/results (naming this test)"
+            )
         unavailable = {"description": "The code map (LisCodeMapParameter) cannot be read; the log says why"}
         operation.setdefault("responses", {}).setdefault("503", unavailable)
         for status, response in operation["responses"].items():
