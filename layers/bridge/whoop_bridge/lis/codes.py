@@ -23,7 +23,6 @@ from typing import Any
 CODE_MAP_SETTING = "LIS_CODE_MAP_PARAMETER"
 CODE_MAP_SECONDS = 300
 UNMAPPED_METRIC = "LisCodeUnmapped"
-METRICS_NAMESPACE = "WhoopBridge"  # the template's POWERTOOLS_METRICS_NAMESPACE
 
 
 class CodeMapUnavailable(Exception):
@@ -73,14 +72,12 @@ class CodeMap:
             self.unmapped[direction] += 1
 
     def publish_counts(self) -> None:
-        """One EMF metric per direction with codes passed through unmapped, then reset."""
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+        """One EMF metric per direction with codes passed through unmapped (whoop_bridge.emf), then reset."""
+        from whoop_bridge import emf
 
         for direction, count in self.unmapped.items():
             if count:
-                namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE
-                with single_metric(UNMAPPED_METRIC, MetricUnit.Count, count, namespace=namespace) as metric:
-                    metric.add_dimension(name="direction", value=direction)
+                emf.put(UNMAPPED_METRIC, {"direction": direction}, value=count)
                 self.unmapped[direction] = 0
 
 
