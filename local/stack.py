@@ -79,6 +79,7 @@ class LocalStack:
         clock: Any = None,
         queue_workers: int = 2,
         require_authorization: bool = False,
+        retry_wait_scale: float = 1.0,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
         self.parameters = dict(parameters or {})
@@ -96,6 +97,8 @@ class LocalStack:
         # As API Gateway: an IAM route called without an Authorization header is a 403.
         # Locally any value passes (no SigV4 check); off by default, so unsigned calls work.
         self.require_authorization = require_authorization
+        # Step Functions' retry waits times this (a test of a step failing past every retry).
+        self.retry_wait_scale = retry_wait_scale
         self.template = load_template()
         self.resources = Resources(
             self.template,
@@ -145,6 +148,8 @@ class LocalStack:
         self._patches += moto_patches.in_process_lambda(self._lambda_invoke)
         self._patches += moto_patches.serialised_dynamodb()
         self._patches += moto_patches.atomic_metric_flushes()
+        if self.retry_wait_scale != 1.0:
+            self._patches += moto_patches.scaled_retry_waits(self.retry_wait_scale)
         if self.consume_queues:
             self._start_queue_pollers()
         if self.run_schedules:

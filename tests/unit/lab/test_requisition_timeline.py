@@ -8,6 +8,7 @@ from fakes.lab import fake_ports
 
 from whoop_bridge.lab.errors import NotFound
 from whoop_bridge.lab.timeline import requisition_timeline
+from whoop_bridge.models import resume as resume_rules
 from whoop_bridge.models.diagnostic_report import ReportKind
 from whoop_bridge.models.document import BasedOn, DocumentState
 from whoop_bridge.models.requisition import RequisitionOutcome
@@ -98,25 +99,30 @@ def test_reports_are_placed_at_their_submission_and_unsent_ones_at_their_receipt
     assert "6.1" not in str(requisition_timeline("req-1", ports).as_dict())
 
 
-def test_a_failure_shows_its_error_name_and_earlier_failures_and_resumes_when_kept(ports):
-    record = ports.service_requests.records["sr-a"]
+def test_a_failure_shows_its_error_name_and_a_resume_keeps_the_failure_it_recovered_from(ports):
     ports.service_requests.record_failure(
         "sr-a", {"error": "WhoopTransientError", "cause": "a long cause", "at": "2026-12-01T04:01:00.000Z"}
     )
-    # What the resume rules may keep on the record: read when present.
-    record.resumes = [{"at": "2026-12-01T04:02:00.000Z", "execution": "sr-a-resume-1", "task_token": "secret"}]
+    record = ports.service_requests.get("sr-a")
+    entry = resume_rules.history_entry(record, "sr-a-resume-1", "2026-12-01T04:02:00.000Z", ["FULL_RESULTS_READY"])
+    assert ports.service_requests.claim_resume("sr-a", 1, entry)  # the failure is forgotten on the record
+    ports.service_requests.record_failure(
+        "sr-a", {"error": "States.Timeout", "cause": "another cause", "at": "2026-12-01T04:03:00.000Z"}
+    )
 
     timeline = requisition_timeline("req-1", ports)
 
     entries = timeline.tests[0].entries
-    assert (entries[-2].kind.value, entries[-2].label, entries[-2].details) == (
-        "failure",
-        "WhoopTransientError",
-        {"error": "WhoopTransientError"},
-    )
-    assert (entries[-1].kind.value, entries[-1].details) == ("resume", {"execution": "sr-a-resume-1"})
-    assert "a long cause" not in str(timeline.as_dict())
-    assert "secret" not in str(timeline.as_dict())
+    assert [(e.kind.value, e.label) for e in entries[-3:]] == [
+        ("failure", "WhoopTransientError"),
+        ("resume", "resumed"),
+        ("failure", "States.Timeout"),
+    ]
+    assert entries[-2].details == {"execution": "sr-a-resume-1", "resending": ["FULL_RESULTS_READY"]}
+    assert entries[-1].details == {"error": "States.Timeout"}
+    # The resume's history entry is not a status; no cause is shown.
+    assert [e.label for e in entries if e.kind.value == "status"][-1] == "FULL_RESULTS_READY"
+    assert "cause" not in str(timeline.as_dict())
 
 
 def test_fetched_and_given_up_documents_are_entries_and_pending_ones_are_not(ports):

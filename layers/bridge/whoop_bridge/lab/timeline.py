@@ -5,8 +5,10 @@ timed entries, from what the stores keep (models/timeline.py gives the shape).
   its `reason`;
 - reports: the report store, at `submitted_at` (WHOOP accepted it) or, not yet submitted,
   at `received_at`;
-- failures: the service request's `failure` (`{error, cause, at}`; the error name only),
-  and any earlier ones and resumes the record keeps (`failures`, `resumes`: `[{at, ...}]`);
+- failures and resumes: the service request's `failure` (`{error, cause, at}`; the error
+  name only) and each resume's `history` entry (`{event: "resumed", at, execution,
+  resending, failure: {error, at}}`, models/resume.py), which keeps the failure it
+  recovered from;
 - documents: the documents its `based_on` names, once fetched or given up (one query and
   one batch read for the whole order);
 - closed: when the test stopped accepting (`closed_at`).
@@ -22,6 +24,7 @@ from whoop_bridge.lab.errors import NotFound
 from whoop_bridge.lab.ports import REAL, LabPorts
 from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord
 from whoop_bridge.models.document import DocumentRecord, DocumentState
+from whoop_bridge.models.resume import RESUMED
 from whoop_bridge.models.service_request import ServiceRequestRecord
 from whoop_bridge.models.task_status import ISSUE_STATUSES, known
 from whoop_bridge.models.timeline import EntryKind, RequisitionTimeline, TestTimeline, TimelineEntry
@@ -63,14 +66,21 @@ def service_request_entries(
     record: ServiceRequestRecord, reports: list[DiagnosticReportRecord], documents: list[DocumentRecord]
 ) -> list[TimelineEntry]:
     """A test's entries, oldest first (stable: at equal times, in the order listed here)."""
-    entries = [_status_entry(entry) for entry in record.history if entry.get("at")]
+    history = [entry for entry in record.history if entry.get("at")]
+    resumes = [entry for entry in history if entry.get("event") == RESUMED]
+    entries = [_status_entry(entry) for entry in history if entry.get("task_business_status")]
     entries += [_report_entry(report) for report in reports]
-    failures = [*_listed(record, "failures"), *([record.failure] if record.failure else [])]
-    entries += [_failure_entry(failure) for failure in failures if failure.get("at")]
+    failures = [resume.get("failure") or {} for resume in resumes] + [record.failure or {}]
+    # One failure per time: a resumed one is kept in its resume's entry only.
+    entries += list({f["at"]: _failure_entry(f) for f in failures if f.get("at")}.values())
     entries += [
-        TimelineEntry(resume["at"], EntryKind.RESUME, "resumed", _plain(resume))
-        for resume in _listed(record, "resumes")
-        if resume.get("at")
+        TimelineEntry(
+            resume["at"],
+            EntryKind.RESUME,
+            "resumed",
+            {"execution": resume.get("execution"), "resending": list(resume.get("resending") or [])},
+        )
+        for resume in resumes
     ]
     entries += [entry for document in documents if (entry := _document_entry(document))]
     if record.closed_at:
@@ -121,18 +131,3 @@ def _documents_by_service_request(requisition_id: str, ports: LabPorts) -> dict[
         if reference.id in records:
             found.setdefault(reference.service_request_id, []).append(records[reference.id])
     return found
-
-
-def _listed(record: ServiceRequestRecord, name: str) -> list[dict[str, Any]]:
-    # Earlier failures and resumes, as the resume rules keep them on the record (if they do).
-    listed = getattr(record, name, None)
-    return [entry for entry in listed if isinstance(entry, dict)] if isinstance(listed, list) else []
-
-
-def _plain(entry: dict[str, Any]) -> dict[str, Any]:
-    # Times, ids and names only: a nested value (or a token) is left out.
-    return {
-        key: value
-        for key, value in entry.items()
-        if key != "at" and "token" not in key and isinstance(value, (str, int, bool))
-    }
