@@ -17,6 +17,7 @@ import pytest
 
 from local.stack import REGION, wait_until
 from tests.e2e.conftest import Harness, running_harness
+from tests.e2e.test_member_data import backfill_done, connect
 
 pytestmark = pytest.mark.e2e
 
@@ -115,3 +116,28 @@ def test_the_schedules_dead_letters_are_listed_but_not_replayed(bridge):
     assert refused.stderr.startswith("error: schedule has no source queue to replay to")
     assert "Traceback" not in refused.stderr
     assert depth(bridge, "ScheduleDeadLetterQueue") == 1
+
+
+def test_a_poisoned_member_webhook_is_replayed_and_its_record_stored(bridge):
+    user_id = connect(bridge, "ops-member-1", days=1)
+    wait_until(lambda: backfill_done(bridge, "ops-member-1"), timeout=60, what="the backfill")
+    workout = bridge.emulator.add_record(user_id, "workout")
+    bridge.emulator.inject_fault("GET", f"activity/workout/{workout['id']}$", status=503, count=1000)
+    assert bridge.emulator.send_member_webhook(user_id, "workout.updated", workout["id"], trace_id="trace-ops-1") == 204
+    wait_until(lambda: depth(bridge, "MemberEventsDeadLetterQueue") == 1, timeout=60, what="the member dead letter")
+
+    listed = ops(bridge, "dead-letters", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"    ids: user_id={user_id} id={workout['id']} type=workout.updated trace_id=trace-ops-1" in listed.stdout
+    assert depth(bridge, "MemberEventsDeadLetterQueue") == 1
+
+    bridge.emulator.clear_faults()
+    replayed = ops(bridge, "dead-letters", "replay", "member-events")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "move task COMPLETED: 1 moved of 1" in replayed.stdout
+    wait_until(
+        lambda: any(record["id"] == workout["id"] for record in bridge.platform.records("ops-member-1", "workout")),
+        timeout=60,
+        what="the replayed workout stored",
+    )
+    assert depth(bridge, "MemberEventsDeadLetterQueue") == 0
