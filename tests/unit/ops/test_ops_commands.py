@@ -231,12 +231,15 @@ class StubApi(BaseHTTPRequestHandler):
 
     answers: dict[tuple[str, str], tuple[int, str, bytes]] = {}
     seen: list[tuple[str, str, str]] = []
+    bodies: list[tuple[bytes, str]] = []
 
     def log_message(self, *args: Any) -> None:
         return
 
     def _answer(self) -> None:
         self.seen.append((self.command, self.path, self.headers.get("Accept", "")))
+        length = int(self.headers.get("Content-Length") or 0)
+        self.bodies.append((self.rfile.read(length), self.headers.get("Content-Type", "")))
         if self.path == "/_local/stack":
             port = self.server.server_address[1]
             body = {
@@ -262,7 +265,7 @@ class StubApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub_api():
-    StubApi.answers, StubApi.seen = {}, []
+    StubApi.answers, StubApi.seen, StubApi.bodies = {}, [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), StubApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -281,14 +284,23 @@ def answer(status: int, body: dict[str, Any]) -> tuple[int, str, bytes]:
 
 def test_resume_prints_the_new_execution(stub_api):
     StubApi.answers[("POST", "/v1/lab/service-requests/sr%2F1/resume")] = answer(
-        202, {"service_request_id": "sr/1", "execution_name": "sr-1-resume-1", "workflow": "running", "extra": "x"}
+        202,
+        {
+            "service_request_id": "sr/1",
+            "execution": "sr-1-resume-1",
+            "workflow": "starting",
+            "resumes": 1,
+            "resending": ["RESULTS_READY", "diagnostic_report"],
+            "extra": {"x": "y"},
+        },
     )
     code, out, err = local(stub_api, ["resume", "service-request", "sr/1"])
     assert code == 0, err
-    assert (
-        out
-        == "resumed service-request sr/1: 202 execution_name=sr-1-resume-1 service_request_id=sr/1 workflow=running\n"
+    assert out == (
+        "resumed service-request sr/1: 202 service_request_id=sr/1 execution=sr-1-resume-1 workflow=starting "
+        "resumes=1 resending=RESULTS_READY,diagnostic_report\n"
     )
+    assert StubApi.bodies[-1] == (b"{}", "application/json")
 
 
 @pytest.mark.parametrize(
@@ -296,8 +308,8 @@ def test_resume_prints_the_new_execution(stub_api):
     [
         (
             409,
-            {"error": "not_failed", "message": "the requisition's intake did not fail"},
-            "error: 409 error=not_failed message=the requisition's intake did not fail (resume requisition)\n",
+            {"error": "not_resumable", "message": "only a failed intake can be resumed", "state": "accepted"},
+            "error: 409 error=not_resumable message=only a failed intake can be resumed state=accepted (resume requisition)\n",
         ),
         (
             404,

@@ -21,7 +21,11 @@ TIMEOUT_SECONDS = 30
 SVG = "image/svg+xml"
 # What the command may print of an answer: the API's own fields, which name ids, statuses
 # and errors (its error messages never echo an input).
-ANSWER_KEYS = ("error", "message", "execution_name", "service_request_id", "requisition_id", "workflow", "status")
+ANSWER_KEYS = (
+    "error", "message", "state",
+    "service_request_id", "execution", "workflow", "resumes", "resending",
+    "requisition_id", "outcome", "resumed_from", "retry_until",
+)  # fmt: skip
 RESUME_PATHS = {
     "service-request": "/lab/service-requests/{id}/resume",
     "requisition": "/lab/requisitions/{id}/resume",
@@ -41,20 +45,24 @@ class Answer:
             return None
 
 
-def call(stack: Stack, method: str, path: str, accept: str = "application/json") -> Answer:
-    """`method` `path` (below the API's stage) on `stack`'s API; an Answer for any status,
-    OpsError (exit 3) when nothing answers."""
+def call(stack: Stack, method: str, path: str, accept: str = "application/json", body: Any = None) -> Answer:
+    """`method` `path` (below the API's stage) on `stack`'s API, with `body` as JSON when
+    given; an Answer for any status, OpsError (exit 3) when nothing answers."""
     url = f"{stack.api_url}{path}"
     headers = {"Accept": accept}
+    data = b""
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
     if stack.signed:
         credentials = stack.session.get_credentials()
         if credentials is None:
             raise OpsError("no AWS credentials to sign the API call with", UNREACHABLE)
-        request = AWSRequest(method=method, url=url, data=b"", headers=headers)
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
         SigV4Auth(credentials.get_frozen_credentials(), "execute-api", stack.region).add_auth(request)
         headers = dict(request.headers.items())
     try:
-        answer = requests.request(method, url, headers=headers, data=b"", timeout=TIMEOUT_SECONDS)
+        answer = requests.request(method, url, headers=headers, data=data, timeout=TIMEOUT_SECONDS)
     except requests.RequestException as error:
         raise OpsError(
             f"the API at {stack.api_url} could not be reached: {type(error).__name__}", UNREACHABLE
@@ -66,8 +74,17 @@ def summary(answer: Answer) -> str:
     """`STATUS key=value ...` of the answer's allow-listed fields."""
     body = answer.json()
     fields = body if isinstance(body, dict) else {}
-    shown = " ".join(f"{key}={fields[key]}" for key in ANSWER_KEYS if isinstance(fields.get(key), str | int | bool))
+    shown = " ".join(f"{key}={_text(fields[key])}" for key in ANSWER_KEYS if _text(fields.get(key)) is not None)
     return f"{answer.status} {shown}".rstrip()
+
+
+def _text(value: Any) -> str | None:
+    """A scalar as text, a list of scalars joined with commas (`resending`), else None."""
+    if isinstance(value, str | int | bool):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(item, str | int) for item in value):
+        return ",".join(str(item) for item in value) or "-"
+    return None
 
 
 def refused(answer: Answer, what: str) -> OpsError:
@@ -82,9 +99,10 @@ def refused(answer: Answer, what: str) -> OpsError:
 
 
 def resume(stack: Stack, kind: str, identifier: str) -> Answer:
-    """POST the resume route of `kind` (`service-request` or `requisition`): 202 with the new
-    execution's name; OpsError on 404 (unknown), 409 (not failed) or any other refusal."""
-    answer = call(stack, "POST", RESUME_PATHS[kind].format(id=quote(identifier, safe="")))
+    """POST the resume route of `kind` (`service-request` or `requisition`) with its body `{}`:
+    202 with the new execution's name (a test) or the intake's new deadline (an order);
+    OpsError on 404 (unknown), 409 (not failed: `state` names where it is) or any other refusal."""
+    answer = call(stack, "POST", RESUME_PATHS[kind].format(id=quote(identifier, safe="")), body={})
     if answer.status not in (200, 202):
         raise refused(answer, f"resume {kind}")
     return answer
