@@ -200,6 +200,8 @@ def test_a_queue_without_a_source_is_not_replayed():
         ["--stack", "s", "dead-letters"],
         ["--stack", "s", "resume", "test", "id-1"],
         ["--stack", "s", "timeline", "requisition"],
+        ["--stack", "s", "dead-letters", "list", "--max", "0"],
+        ["--stack", "s", "dead-letters", "list", "--max", "ten"],
     ],
 )
 def test_bad_arguments_exit_2(argv, capsys):

@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     letters = commands.add_parser("dead-letters", help="list or replay the dead-letter queues")
     letters_commands = letters.add_subparsers(dest="action", required=True)
     listing = letters_commands.add_parser("list", help="each queue's depth and messages (ids and errors only)")
-    listing.add_argument("--max", type=int, default=50, help="messages shown per queue (default 50)")
+    listing.add_argument("--max", type=_count, default=50, help="messages shown per queue, 1-1000 (default 50)")
     replay = letters_commands.add_parser("replay", help="move a queue's messages back to its source queue")
     replay.add_argument("queue", help="partner-events, member-events, member-jobs (or a logical id)")
     replay.add_argument("--timeout", type=float, default=900, help="seconds to wait for the move task (900)")
@@ -54,6 +54,13 @@ def parser() -> argparse.ArgumentParser:
     timeline.add_argument("id", help="the requisition's id")
     timeline.add_argument("--svg", metavar="FILE", type=Path, help="save the SVG picture to FILE instead")
     return top
+
+
+def _count(text: str) -> int:
+    """A whole number from 1 to 1000 (argparse answers anything else with exit code 2)."""
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, got {text!r}")
+    return int(text)
 
 
 def open_stack(arguments: argparse.Namespace) -> Stack:
