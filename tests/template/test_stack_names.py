@@ -30,6 +30,7 @@ NAME_PROPERTIES = {
     "GroupName",
     "ScheduleGroupName",
     "KeyName",
+    "DashboardName",
 }
 # Names that only have to be unique inside another resource of the same stack.
 SCOPED = {("AWS::ApiGateway::Stage", "StageName")}

@@ -7,17 +7,19 @@ imports stay light: no pydantic, no event handler, no Tracer.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from whoop_bridge import aws
+from whoop_bridge import aws, emf
 from whoop_bridge.config import settings
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.observability import error_summary
@@ -70,6 +72,28 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
 
 
+def _counted(webhook: str) -> Callable[[Callable[[dict[str, Any]], Answer]], Callable[[dict[str, Any]], Answer]]:
+    """Count each answer of the `webhook` (partner|member) intake as `Webhooks`, dimensions
+    `webhook` and `outcome`: `accepted` (2xx), `refused` (4xx) or `unavailable` (5xx)."""
+
+    def counting(accept: Callable[[dict[str, Any]], Answer]) -> Callable[[dict[str, Any]], Answer]:
+        @functools.wraps(accept)
+        def run(event: dict[str, Any]) -> Answer:
+            status = 500  # an error escaping `accept` is answered 503 by the handler
+            try:
+                answer = accept(event)
+                status = answer.status
+                return answer
+            finally:
+                outcome = "accepted" if status < 400 else "refused" if status < 500 else "unavailable"
+                emf.put("Webhooks", {"webhook": webhook, "outcome": outcome})
+
+        return run
+
+    return counting
+
+
+@_counted("partner")
 def accept_partner_webhook(event: dict[str, Any]) -> Answer:
     """`POST /webhooks/partner`: 204 enqueued (or ignored), 401 bad signature, 400 bad body,
     503 when the bridge is not configured (WHOOP retries; nothing is lost)."""
@@ -105,6 +129,7 @@ def accept_partner_webhook(event: dict[str, Any]) -> Answer:
     return Answer(204)
 
 
+@_counted("member")
 def accept_member_webhook(event: dict[str, Any]) -> Answer:
     """`POST /webhooks/whoop`: 204 enqueued, 401 bad signature or one signed outside
     WHOOP's retry schedule, 400 bad body, 503 when the member app's secret is not

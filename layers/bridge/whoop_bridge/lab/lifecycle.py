@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from whoop_bridge import times
 from whoop_bridge.config import settings
+from whoop_bridge.lab import measures
 from whoop_bridge.lab.errors import ServiceRequestMissing
 from whoop_bridge.lab.ports import REAL, LabPorts
 from whoop_bridge.models.service_request import AcceptedStatus, ServiceRequestRecord, TokenPhase, WorkflowState
@@ -83,7 +84,7 @@ def set_status(
         service_request_id, AcceptedStatus(status, event_id, workflow, outbox, reason, correction_deadline)
     )
     _flush_outbox(outbox, clear, ports)
-    metrics.add_metric(name="StatusSent", unit=MetricUnit.Count, value=1)
+    measures.status_accepted(service_request_id, status, ports)
     return {"task_business_status": status.value, "repeated": False}
 
 

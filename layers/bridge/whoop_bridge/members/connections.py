@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from whoop_bridge import emf
 from whoop_bridge.config import ConfigurationError, settings
 from whoop_bridge.members import outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
@@ -280,6 +281,7 @@ def _save_connection(
         messages.append(OutboxMessage(MemberMessage.CONNECTION_MOVED, moved))
     if not stores.save(connection, profile, moved_from=moved_from, released_user_id=released, messages=messages):
         return False
+    emf.put("MemberConnectionChanges", {"status": connection.status.value})  # connected or offline_not_granted
     if moved_from:
         # One WHOOP account, one member: the newer connection wins, and both sides hear of it.
         logger.warning(

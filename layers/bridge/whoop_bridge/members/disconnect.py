@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import time
 
+from whoop_bridge import emf
 from whoop_bridge.members import outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.tokens import NotConnected, ReauthorizationRequired, TokenService
 from whoop_bridge.members.vault import TokenPair
-from whoop_bridge.models.connection import Connection
+from whoop_bridge.models.connection import Connection, ConnectionStatus
 from whoop_bridge.models.outbox_message import MemberMessage, OutboxMessage
 from whoop_bridge.whoop.http import WhoopTransientError
 from whoop_bridge.whoop.member import InvalidGrant
@@ -51,6 +52,7 @@ def disconnect(
     if delete_data:
         ports.items.delete_member_data(client_user_id)
     logger.info("member disconnected", extra={"client_user_id": client_user_id, "revoke_pending": revoke_pending})
+    emf.put("MemberConnectionChanges", {"status": ConnectionStatus.DISCONNECTED.value})
     outbox.publish_stored([message], ports)
 
 

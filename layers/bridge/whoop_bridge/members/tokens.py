@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from whoop_bridge import emf
 from whoop_bridge.members import outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.vault import TokenPair
@@ -162,6 +163,7 @@ class TokenService:
             logger.warning(
                 "member must reconnect", extra={"client_user_id": connection.client_user_id, "status_reason": reason}
             )
+            emf.put("MemberConnectionChanges", {"status": ConnectionStatus.REAUTHORIZATION_REQUIRED.value})
             outbox.publish_stored([message], self._ports)
 
     def refresh_expiring(self, *, margin: float = SCHEDULED_MARGIN_SECONDS) -> dict[str, int]:

@@ -20,7 +20,7 @@ import random
 import time
 from typing import Any, Protocol
 
-from whoop_bridge import caches
+from whoop_bridge import caches, emf
 from whoop_bridge.clock import clock
 from whoop_bridge.clock import use_clock as use_clock  # the budget's clock is set here too
 from whoop_bridge.models.budget import BudgetState, Priority
@@ -99,6 +99,7 @@ class RateBudget:
                 taken = state.taken(now, priority, self.per_minute)
                 if self._states.take(self.app, state, taken):
                     self._cached = taken
+                    count_use(taken, now, self.per_minute, self.per_day)
                     return
                 self._cached = None
                 conflicts += 1
@@ -137,6 +138,14 @@ class RateBudget:
             state = self._states.get(self.app)
             assert state is not None
         return state.resized(self.per_minute)
+
+
+def count_use(taken: BudgetState, now: float, per_minute: int, per_day: int) -> None:
+    """`RateBudgetUsed` (percent; dimension `window`): the share of WHOOP's minute limit the
+    calls of the last minute hold, and of its day limit the day's calls, once a call is taken."""
+    minute = sum(1 for at in taken.calls if at > now - 60)
+    emf.put("RateBudgetUsed", {"window": "minute"}, 100 * minute / per_minute, emf.MetricUnit.Percent)
+    emf.put("RateBudgetUsed", {"window": "day"}, 100 * taken.day_used / per_day, emf.MetricUnit.Percent)
 
 
 def _header_number(headers: Any, name: str) -> float | None:

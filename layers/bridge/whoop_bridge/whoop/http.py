@@ -16,7 +16,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from whoop_bridge import __version__
+from whoop_bridge import __version__, emf
+from whoop_bridge.whoop.routes import template
 
 logger = logging.getLogger(__name__)
 
@@ -152,14 +153,21 @@ def send(
     do transient statuses unless `raise_transient=False` hands them back.
 
     `what` names the call in errors and logs (e.g. "GET requisition"); it must not hold
-    identifiers of people.
+    identifiers of people. Each call is counted by its route template (`WhoopCalls`, and
+    `WhoopCallErrors` for an answer of 400 or more or none at all; dimension `route`).
     """
+    route = {"route": template(method, url)}
+    emf.put("WhoopCalls", route)
     try:
         response = session.request(method, url, timeout=(CONNECT_TIMEOUT_SECONDS, timeout_seconds), **kwargs)
     except _ResetBeyondWait as reset:
+        emf.put("WhoopCallErrors", route)
         raise WhoopTransientError(f"{what}: HTTP 429, the rate limit resets in {reset.args[0]:.0f} s", 429) from None
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        emf.put("WhoopCallErrors", route)
         raise WhoopTransientError(f"{what}: {type(error).__name__} after retries") from None
+    if response.status_code >= 400:
+        emf.put("WhoopCallErrors", route)
     if raise_transient and response.status_code in TRANSIENT_STATUSES:
         raise WhoopTransientError(f"{what}: HTTP {response.status_code} after retries", response.status_code)
     return response
