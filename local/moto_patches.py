@@ -33,6 +33,17 @@ def in_process_lambda(invoke: Callable[[str, Any], dict[str, Any]]) -> list[Any]
     return _started([mock.patch.object(lambda_eval_utils, "boto_client_for", client_for)])
 
 
+def scaled_retry_waits(scale: float) -> list[Any]:
+    """The ASL's Retry waits (IntervalSeconds, BackoffRate, MaxDelaySeconds, jitter) times
+    `scale`, so a test can run a step past every retry in seconds; the attempts are as many."""
+    import time
+
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    scaled = type("ScaledTime", (), {"sleep": staticmethod(lambda seconds: time.sleep(seconds * scale))})
+    return _started([mock.patch.object(retrier_decl, "time", scaled)])
+
+
 def serialised_dynamodb() -> list[Any]:
     """DynamoDB applies each write, conditions included, atomically; moto's in-process
     backend does not lock, so concurrent conditional writes from threads could both

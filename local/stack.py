@@ -80,6 +80,7 @@ class LocalStack:
         queue_workers: int = 2,
         require_authorization: bool = False,
         aws_port: int | None = None,
+        retry_wait_scale: float = 1.0,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
         self.parameters = dict(parameters or {})
@@ -102,6 +103,8 @@ class LocalStack:
         self.aws_port = aws_port
         self.aws_url: str | None = None
         self._aws_server: Any = None
+        # Step Functions' retry waits times this (a test of a step failing past every retry).
+        self.retry_wait_scale = retry_wait_scale
         self.template = load_template()
         self.resources = Resources(
             self.template,
@@ -154,6 +157,8 @@ class LocalStack:
         self._patches += moto_patches.message_move_tasks()
         if self.aws_port is not None:
             self._start_aws_server()
+        if self.retry_wait_scale != 1.0:
+            self._patches += moto_patches.scaled_retry_waits(self.retry_wait_scale)
         if self.consume_queues:
             self._start_queue_pollers()
         if self.run_schedules:

@@ -17,9 +17,10 @@ from whoop_bridge.api.bodies import JSON, BusyBody, NotConfiguredBody, Transitio
 from whoop_bridge.api.guard import lambda_handler
 from whoop_bridge.api.idempotency import IdempotencyKey
 from whoop_bridge.api.openapi import ANSWERS, RETRY_AFTER_HEADER, Routes, configure, link, ok, schema_of
-from whoop_bridge.lab import intake, listings, status_updates, views
+from whoop_bridge.lab import intake, listings, resume, status_updates, views
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent, TestDataRequest
+from whoop_bridge.models.resume import ResumeRequest
 from whoop_bridge.observability import get_logger
 from whoop_bridge.whoop.partner import partner_client
 
@@ -208,6 +209,78 @@ def post_service_request_event(
 def post_results(service_request_id: ServiceRequestId, report: ReportBody, idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
     return json_response(202, status_updates.submit_results(service_request_id, report, app.current_event.json_body))
+
+
+# Resuming what failed (lab/resume.py): the body is `{}`; a 409 names the state found.
+ResumeBody = Annotated[ResumeRequest, Body(description="an empty JSON object: {}")]
+_NOT_RESUMABLE_BODY = {
+    "type": "object",
+    "required": ["error", "message", "state"],
+    "properties": {
+        "error": {"type": "string", "enum": ["not_resumable"]},
+        "message": {"type": "string"},
+        "state": {"type": "string", "description": "the test's workflow, or the requisition's outcome"},
+    },
+}
+_NOT_RESUMABLE = {
+    409: {
+        "description": "Not failed (the state it is in, also after a concurrent resume), or busy (Retry-After)",
+        "headers": RETRY_AFTER_HEADER,
+        "content": {JSON: {"schema": {"oneOf": [_NOT_RESUMABLE_BODY, schema_of(BusyBody)]}}},
+    }
+}
+_RESUMED = {
+    "type": "object",
+    "required": ["service_request_id", "execution", "workflow", "resumes", "resending"],
+    "properties": {
+        "service_request_id": {"type": "string"},
+        "execution": {"type": "string", "description": "the new execution's name, <id>-resume-<n>"},
+        "workflow": {"type": "string", "enum": ["starting"]},
+        "resumes": {"type": "integer", "description": "n: how many times the test was resumed"},
+        "resending": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "what WHOOP has not acknowledged and will be sent: statuses, diagnostic_report",
+        },
+    },
+}
+_INTAKE_RESUMED = {
+    "type": "object",
+    "required": ["requisition_id", "outcome", "resumed_from", "retry_until"],
+    "properties": {
+        "requisition_id": {"type": "string"},
+        "outcome": {"type": "string", "enum": ["awaiting_whoop"]},
+        "resumed_from": {"type": "string", "enum": ["not_found", "invalid"]},
+        "retry_until": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _resume_post(path: str, operation_id: str, summary: str, accepted: dict):
+    """A POST resuming what failed: 202, 404, and the 409 naming the state found."""
+    return routes.post(path, operation_id, summary, accepted, 404, overrides=_NOT_RESUMABLE)
+
+
+@_resume_post(
+    "/lab/service-requests/<service_request_id>/resume",
+    "resumeServiceRequest",
+    "A failed test continues in a new execution, sending WHOOP only what it has not acknowledged",
+    ok(202, "Started: the new execution's name and what it sends again", _RESUMED),
+)
+def post_resume_service_request(
+    service_request_id: ServiceRequestId, request: ResumeBody, idempotency_key: IdempotencyKey = None
+):
+    return json_response(202, resume.resume_service_request(service_request_id))
+
+
+@_resume_post(
+    "/lab/requisitions/<requisition_id>/resume",
+    "resumeRequisition",
+    "A requisition that failed intake (not_found, invalid) is fetched from WHOOP and taken in again",
+    ok(202, "Queued: intake fetches it again until retry_until", _INTAKE_RESUMED),
+)
+def post_resume_requisition(requisition_id: RequisitionId, request: ResumeBody, idempotency_key: IdempotencyKey = None):
+    return json_response(202, resume.resume_requisition(requisition_id))
 
 
 @routes.get(

@@ -66,6 +66,13 @@ class FakeRequisitionStore:
         stored.outcome = R.NOT_FOUND
         return True
 
+    def restart_intake(self, requisition_id, since, until) -> bool:
+        stored = self.records.get(requisition_id)
+        if stored is None or stored.outcome not in (R.NOT_FOUND, R.INVALID):
+            return False
+        stored.outcome, stored.not_found_since, stored.retry_until = R.AWAITING_WHOOP, since, until
+        return True
+
     def mark_published(self, requisition_id) -> None:
         self.records[requisition_id].published = True
 
@@ -151,6 +158,23 @@ class FakeServiceRequestStore:
         record = self.records[service_request_id]
         assert record.task_token is None, "a token is stored meanwhile (the store's condition)"
         record.task_token, record.workflow, record.pending_update = task_token, workflow, None
+
+    def claim_resume(self, service_request_id, number, entry) -> bool:
+        if self.before_claim:
+            hook, self.before_claim = self.before_claim, None
+            hook()
+        record = self.records[service_request_id]
+        if record.workflow is not WorkflowState.FAILED or record.resumes != number - 1:
+            return False
+        record.workflow, record.resumes, record.failure = WorkflowState.STARTING, number, None
+        record.history.append(copy.deepcopy(entry))
+        return True
+
+    def release_resume(self, service_request_id, number, failure, entry_index) -> None:
+        record = self.records[service_request_id]
+        if record.workflow is WorkflowState.STARTING and record.resumes == number:
+            record.workflow, record.failure = WorkflowState.FAILED, copy.deepcopy(failure)
+            del record.history[entry_index]
 
 
 class FakeReportStore:
@@ -313,8 +337,13 @@ class FakeExecutions:
         self.resumed: list[tuple[str, dict[str, Any]]] = []
         # Raised by the next resume (e.g. WaitEnded("TaskTimedOut") or a ClientError).
         self.fail_resume: Exception | None = None
+        # Raised by the next start.
+        self.fail_start: Exception | None = None
 
     def start(self, name, execution_input) -> bool:
+        if self.fail_start:
+            error, self.fail_start = self.fail_start, None
+            raise error
         if name in self.started:
             return False
         self.started[name] = copy.deepcopy(execution_input)

@@ -54,6 +54,10 @@ def test_the_lab_errors_and_their_answers():
         409,
         {"error": "test_data_unavailable", "message": "production"},
     )
+    assert answered(lab, kinds["NotResumable"]("the test's workflow is closed", "closed"))[:2] == (
+        409,
+        {"error": "not_resumable", "message": "the test's workflow is closed", "state": "closed"},
+    )
 
 
 def test_whoop_unreachable_or_the_budget_spent_is_a_retryable_503_on_the_lab_api():

@@ -76,6 +76,7 @@ def for_lab() -> Answers:
         lab.Busy: lambda _: busy("the previous event for this test is still being sent to WHOOP; retry"),
         lab.BadQuery: query_problem("query"),
         lab.TestDataUnavailable: lambda error: message(409, "test_data_unavailable", str(error)),
+        lab.NotResumable: lambda error: message(409, "not_resumable", str(error), state=error.state),  # type: ignore[attr-defined]
         WhoopTransientError: whoop_unavailable,
         SecretNotConfigured: partner_not_configured,
         ConfigurationError: partner_not_configured,

@@ -35,3 +35,12 @@ class TestDataUnavailable(Exception):  # noqa: N818 - WHOOP's answer, not a faul
 class ServiceRequestMissing(RuntimeError):
     """An execution names a service request (or report) that is not stored: a defect, not
     transient (the state machine records it as the failure)."""
+
+
+class NotResumable(Exception):  # noqa: N818 - a state, not a fault
+    """Only a failed test, or a requisition that failed intake, can be resumed (409);
+    `state` names where it is now (a workflow state, or a requisition's outcome)."""
+
+    def __init__(self, message: str, state: str) -> None:
+        super().__init__(message)
+        self.state = state

@@ -113,7 +113,8 @@ class ServiceRequestRecord:
     """One stored service request.
 
     `history` is `[{task_business_status, at, event_id, reason?}]`, the statuses WHOOP
-    accepted, oldest first; `task_token` is the execution's wait (never shown); `outbox` a
+    accepted, oldest first, and `{event: "resumed", at, execution, resending, failure}` for
+    each resume (models/resume.py); `task_token` is the execution's wait (never shown); `outbox` a
     bus message still to publish `{detail_type, detail}`; `pending_update` the lab's update
     the execution is being resumed with; `failure` `{error, cause, at}`. Times are
     `times.iso` text.
@@ -146,6 +147,8 @@ class ServiceRequestRecord:
     updated_at: str | None = None
     closed_at: str | None = None
     closed_reason: str | None = None
+    # How many times an operator resumed it after a failure (models/resume.py).
+    resumes: int = 0
 
     # Rules ------------------------------------------------------------------------------
 

@@ -115,6 +115,25 @@ def give_up_not_found(requisition_id: str, since: str) -> bool:
     )
 
 
+def restart_intake(requisition_id: str, since: str, until: str) -> bool:
+    """An operator resumed a requisition that failed intake (`not_found`, `invalid`): it is
+    `awaiting_whoop` again, fetched until `until` as after a first 404 at `since`. False
+    unless it is stored with one of those outcomes (e.g. the second of two concurrent resumes)."""
+    return dynamo.applied(
+        _table().update_item,
+        Key=_key(requisition_id),
+        UpdateExpression="SET outcome = :awaiting, not_found_since = :since, retry_until = :until",
+        ConditionExpression="outcome IN (:not_found, :invalid)",
+        ExpressionAttributeValues={
+            ":awaiting": AWAITING,
+            ":since": since,
+            ":until": until,
+            ":not_found": RequisitionOutcome.NOT_FOUND.value,
+            ":invalid": RequisitionOutcome.INVALID.value,
+        },
+    )
+
+
 def mark_published(requisition_id: str) -> None:
     """Note that the requisition's bus message went out."""
     _table().update_item(

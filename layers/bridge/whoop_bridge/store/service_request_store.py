@@ -55,11 +55,12 @@ def _update(service_request_id: str, sets: dict[str, Any], *, prefix: str = "", 
 
 def put_if_new(record: ServiceRequestRecord) -> bool:
     """Store a service request once; False when it was already stored."""
-    # An attribute the record leaves None is not written (it reads back as None).
+    # An attribute the record leaves None is not written (it reads back as None); nor is
+    # `resumes` before the first resume (claim_resume writes it).
     item = {
         _ATTRIBUTES[name]: value.value if isinstance(value, StrEnum) else value
         for name, value in vars(record).items()
-        if value is not None
+        if value is not None and not (name == "resumes" and value == 0)
     }
     return dynamo.put_if_new(_table(), {**_key(record.service_request_id), "kind": "service_request", **item})
 
@@ -122,6 +123,55 @@ def clear_outbox(service_request_id: str) -> None:
     _table().update_item(Key=_key(service_request_id), UpdateExpression="REMOVE outbox")
 
 
+# Resumes (models/resume.py) --------------------------------------------------------------
+
+
+def claim_resume(service_request_id: str, number: int, entry: dict[str, Any]) -> bool:
+    """Take the `number`-th resume of a failed test: workflow `starting`, `resumes` =
+    `number`, `entry` appended to the history and the failure forgotten (the entry keeps its
+    error), in one conditional write. False when the test is not `failed` or another resume
+    took this number: of two concurrent resumes only one starts an execution."""
+    # Before the first resume the item has no `resumes` (put_if_new leaves 0 out).
+    previous = "attribute_not_exists(resumes)" if number == 1 else "resumes = :previous"
+    values = {":previous": number - 1} if number > 1 else {}
+    return dynamo.applied(
+        _table().update_item,
+        Key=_key(service_request_id),
+        UpdateExpression="SET #workflow = :starting, resumes = :number, updated_at = :at, "
+        "history = list_append(if_not_exists(history, :empty), :entry) REMOVE failure",
+        ConditionExpression=f"#workflow = :failed AND {previous}",
+        ExpressionAttributeNames={"#workflow": "workflow"},
+        ExpressionAttributeValues={
+            **values,
+            ":starting": WorkflowState.STARTING.value,
+            ":failed": WorkflowState.FAILED.value,
+            ":number": number,
+            ":at": times.now_iso(),
+            ":empty": [],
+            ":entry": [entry],
+        },
+    )
+
+
+def release_resume(service_request_id: str, number: int, failure: dict[str, Any] | None, entry_index: int) -> None:
+    """The `number`-th resume's execution could not be started: the test is `failed` again
+    with its `failure`, and the resume's history entry (at `entry_index`) removed; `resumes`
+    stays, so the next resume takes the next name. Nothing when a later write moved the test on."""
+    dynamo.applied(
+        _table().update_item,
+        Key=_key(service_request_id),
+        UpdateExpression=f"SET #workflow = :failed, failure = :failure REMOVE history[{int(entry_index)}]",
+        ConditionExpression="#workflow = :starting AND resumes = :number",
+        ExpressionAttributeNames={"#workflow": "workflow"},
+        ExpressionAttributeValues={
+            ":failed": WorkflowState.FAILED.value,
+            ":failure": failure,
+            ":starting": WorkflowState.STARTING.value,
+            ":number": number,
+        },
+    )
+
+
 # Task tokens ------------------------------------------------------------------------------
 
 
@@ -175,4 +225,6 @@ def _record(item: dict[str, Any]) -> ServiceRequestRecord:
         value = item.get(attribute)
         if value is not None:
             values[name] = _ENUMS[name](value) if name in _ENUMS else value
+    if "resumes" in values:
+        values["resumes"] = dynamo.plain(values["resumes"])  # a Decimal from DynamoDB
     return ServiceRequestRecord(**values)

@@ -1,0 +1,331 @@
+"""Resuming a failed test and a requisition that failed intake, against in-memory ports:
+which states may resume, what the new execution sends WHOOP again (and what it never sends
+twice), its name, and two concurrent resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+from fakes.emf import emf_lines, points
+from fakes.lab import FakePartnerClient, fake_ports
+
+from whoop_bridge import caches
+from whoop_bridge.lab import lifecycle, resume
+from whoop_bridge.lab.errors import NotFound, NotResumable
+from whoop_bridge.lab.intake import Unsettled, handle_partner_event
+from whoop_bridge.lab.status_updates import apply_status_update, submit_results
+from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent
+from whoop_bridge.models.requisition import RequisitionOutcome, RequisitionRecord
+from whoop_bridge.models.service_request import Decision, ServiceRequestRecord, TokenPhase, WorkflowState
+from whoop_bridge.models.task_status import TaskBusinessStatus as S
+from whoop_bridge.whoop.http import WhoopNotFound, WhoopTransientError
+
+SR = "sr-1"
+REQ = "req-1"
+FINAL = {"status": "final", "observations": [{"code": "HDL", "value_numeric": 52}]}
+
+
+SETTINGS = {
+    "LAB_EVENT_TIMEOUT_DAYS": "30",
+    "CORRECTION_WINDOW_DAYS": "30",
+    "REQUISITION_FETCH_RETRY_SECONDS": "900",
+    "ACCEPTED_TEST_CODES": "CBC",
+}
+
+
+@pytest.fixture(autouse=True)
+def lab_settings(monkeypatch):
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    caches.reset_all()
+    yield
+    caches.reset_all()
+
+
+@pytest.fixture
+def ports():
+    ports = fake_ports()
+    ports.service_requests.add(
+        ServiceRequestRecord(
+            SR,
+            REQ,
+            code="CBC",
+            decision=Decision.CONFIRM,
+            task_business_status=S.ORDER_CONFIRMED,
+            last_event_id="ORDER_CONFIRMED",
+            history=[{"task_business_status": "ORDER_CONFIRMED", "at": "2026-12-01T00:00:00Z"}],
+            task_token="token-1",
+            token_phase=TokenPhase.LAB_EVENT,
+            workflow=WorkflowState.AWAITING_LAB_EVENT,
+        )
+    )
+    return ports
+
+
+class WhoopDown(FakePartnerClient):
+    """WHOOP refuses every call, as during an outage that outlasts every retry."""
+
+    def update_service_request_status(self, service_request_id, status, reason) -> None:
+        raise WhoopTransientError("503")
+
+    def submit_diagnostic_report(self, service_request_id, report) -> None:
+        raise WhoopTransientError("503")
+
+
+def run_lab_event(client, lab_event, ports) -> None:
+    """What the execution does with the lab's update (RouteLabEvent and its steps), failing
+    as the state machine would: the step's error, then RecordFailure."""
+    try:
+        if lab_event["kind"] == "report":
+            lifecycle.submit_diagnostic_report(client, SR, lab_event["report_id"], ports=ports)
+            status = {"partial": "PARTIAL_RESULTS_READY", "final": "FULL_RESULTS_READY"}[lab_event["report_kind"]]
+        else:
+            status = lab_event["task_business_status"]
+        lifecycle.set_status(client, SR, status, lab_event.get("reason"), lab_event["event_id"], ports=ports)
+    except WhoopTransientError as error:
+        lifecycle.record_failure(SR, "WhoopTransientError", str(error), ports=ports)
+
+
+def fail_with_attended(ports) -> dict:
+    """The lab's APPOINTMENT_ATTENDED, which WHOOP never acknowledged: the test is failed."""
+    apply_status_update(SR, LabStatusEvent(status=S.APPOINTMENT_ATTENDED), ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    run_lab_event(WhoopDown(), lab_event, ports)
+    assert ports.service_requests.get(SR).workflow is WorkflowState.FAILED
+    return lab_event
+
+
+def test_a_failed_status_update_is_sent_again_exactly_once_by_the_new_execution(ports, capsys, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "lab_api")
+    lab_event = fail_with_attended(ports)
+    capsys.readouterr()
+
+    answer = resume.resume_service_request(SR, ports=ports)
+
+    assert answer == {
+        "service_request_id": SR,
+        "execution": f"{SR}-resume-1",
+        "workflow": "starting",
+        "resumes": 1,
+        "resending": ["APPOINTMENT_ATTENDED"],
+    }
+    out = capsys.readouterr().out
+    assert points(out, "Resumed") == [({"resource": "service_request"}, 1.0)]
+    assert SR not in json.dumps(emf_lines(out, "Resumed"))  # no ids in metrics
+    started = ports.executions.started[f"{SR}-resume-1"]
+    assert started["decision"] == "lab_event" and started["lab_event"] == lab_event
+    assert started["lab_event_timeout_seconds"] == 30 * 86400 and started["resume"] == 1
+    stored = ports.service_requests.get(SR)
+    assert stored.workflow is WorkflowState.STARTING and stored.failure is None and stored.resumes == 1
+    entry = stored.history[-1]
+    assert entry["event"] == "resumed" and entry["execution"] == f"{SR}-resume-1"
+    assert entry["resending"] == ["APPOINTMENT_ATTENDED"] and entry["failure"]["error"] == "WhoopTransientError"
+
+    client = FakePartnerClient()
+    run_lab_event(client, started["lab_event"], ports)  # the new execution, WHOOP healed
+    run_lab_event(client, started["lab_event"], ports)  # a retried step sends nothing more
+    assert client.statuses == [(SR, "APPOINTMENT_ATTENDED", None)]
+    assert ports.service_requests.get(SR).task_business_status is S.APPOINTMENT_ATTENDED
+
+
+def test_a_submitted_report_is_never_sent_again_only_the_status_after_it(ports):
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+
+    class StatusDown(FakePartnerClient):
+        def update_service_request_status(self, service_request_id, status, reason) -> None:
+            raise WhoopTransientError("503")
+
+    first = StatusDown()
+    run_lab_event(first, lab_event, ports)  # the report goes through, FULL_RESULTS_READY does not
+    assert len(first.reports) == 1
+
+    answer = resume.resume_service_request(SR, ports=ports)
+
+    assert answer["resending"] == ["FULL_RESULTS_READY"]
+    client = FakePartnerClient()
+    run_lab_event(client, ports.executions.started[f"{SR}-resume-1"]["lab_event"], ports)
+    assert client.reports == [] and client.statuses == [(SR, "FULL_RESULTS_READY", None)]
+
+
+def test_a_report_whoop_never_took_is_sent_with_its_status(ports):
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    run_lab_event(WhoopDown(), lab_event, ports)
+
+    assert resume.resume_service_request(SR, ports=ports)["resending"] == ["diagnostic_report", "FULL_RESULTS_READY"]
+    client = FakePartnerClient()
+    run_lab_event(client, ports.executions.started[f"{SR}-resume-1"]["lab_event"], ports)
+    assert client.reports == [(SR, FINAL)]
+
+
+@pytest.mark.parametrize(
+    ("decision", "status", "expected_decision", "resending"),
+    [
+        (Decision.CONFIRM, None, "confirm", ["ORDER_CONFIRMED"]),  # WHOOP down at ConfirmOrder
+        (Decision.CONFIRM, S.ORDER_CONFIRMED, "confirm", []),  # the lab-event timeout after it
+        (Decision.REJECT, None, "reject", ["ORDER_ISSUE"]),
+        (Decision.RESUME, S.APPOINTMENT_ATTENDED, "resume", []),  # intake found it under way
+    ],
+)
+def test_without_a_lab_update_the_new_execution_starts_as_intake_decided(
+    decision, status, expected_decision, resending
+):
+    ports = fake_ports()
+    recorded = {"last_event_id": status.value} if decision is Decision.CONFIRM and status else {}
+    ports.service_requests.add(
+        ServiceRequestRecord(
+            SR,
+            REQ,
+            decision=decision,
+            decision_reason="Test code X is not offered by this lab." if decision is Decision.REJECT else None,
+            task_business_status=status,
+            workflow=WorkflowState.FAILED,
+            failure={"error": "LabEventTimeout", "cause": "", "at": "2026-12-01T00:00:00Z"},
+            **recorded,
+        )
+    )
+
+    answer = resume.resume_service_request(SR, ports=ports)
+
+    started = ports.executions.started[f"{SR}-resume-1"]
+    assert started["decision"] == expected_decision and "lab_event" not in started
+    assert started["reason"] == ports.service_requests.get(SR).decision_reason
+    assert answer["resending"] == resending
+
+
+@pytest.mark.parametrize(
+    "workflow",
+    [state for state in WorkflowState if state is not WorkflowState.FAILED],
+)
+def test_only_a_failed_test_resumes_any_other_is_a_409_naming_its_state(ports, workflow):
+    ports.service_requests.records[SR].workflow = workflow
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.state == workflow.value and workflow.value in str(refused.value)
+    assert ports.executions.started == {}
+
+
+def test_an_unknown_test_is_not_found(ports):
+    with pytest.raises(NotFound):
+        resume.resume_service_request("sr-unknown", ports=ports)
+
+
+def test_of_two_concurrent_resumes_one_starts_an_execution_the_other_is_a_409(ports):
+    fail_with_attended(ports)
+    answers = []
+    ports.service_requests.before_claim = lambda: answers.append(resume.resume_service_request(SR, ports=ports))
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.state == "starting" and "another resume" in str(refused.value)
+    assert [answer["execution"] for answer in answers] == [f"{SR}-resume-1"]
+    assert list(ports.executions.started) == [f"{SR}-resume-1"]
+    assert [entry.get("event") for entry in ports.service_requests.get(SR).history].count("resumed") == 1
+
+
+def test_a_second_failure_resumes_under_the_next_name(ports):
+    lab_event = fail_with_attended(ports)
+    resume.resume_service_request(SR, ports=ports)
+    run_lab_event(WhoopDown(), lab_event, ports)  # WHOOP still down: failed again
+
+    assert resume.resume_service_request(SR, ports=ports)["execution"] == f"{SR}-resume-2"
+    assert list(ports.executions.started) == [f"{SR}-resume-1", f"{SR}-resume-2"]
+
+
+def test_an_execution_that_cannot_start_leaves_the_test_failed_and_the_next_resume_takes_a_new_name(ports):
+    fail_with_attended(ports)
+    before = ports.service_requests.get(SR)
+    ports.executions.fail_start = ClientError({"Error": {"Code": "ThrottlingException"}}, "StartExecution")
+
+    with pytest.raises(ClientError):
+        resume.resume_service_request(SR, ports=ports)
+
+    after = ports.service_requests.get(SR)
+    assert after.workflow is WorkflowState.FAILED and after.failure == before.failure
+    assert after.history == before.history and after.resumes == 1
+    assert resume.resume_service_request(SR, ports=ports)["execution"] == f"{SR}-resume-2"
+
+
+def test_the_lab_can_send_its_next_update_once_the_new_execution_waits(ports):
+    lab_event = fail_with_attended(ports)
+    resume.resume_service_request(SR, ports=ports)
+    run_lab_event(FakePartnerClient(), lab_event, ports)
+    lifecycle.await_lab_event(SR, "lab_event", "token-2", ports=ports)
+
+    accepted = submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+
+    assert accepted["accepted"] == "report"
+    assert ports.executions.resumed[-1][0] == "token-2"
+
+
+# Requisitions ---------------------------------------------------------------------------
+
+
+def stored_requisition(ports, outcome: RequisitionOutcome) -> None:
+    ports.requisitions.records[REQ] = RequisitionRecord(REQ, outcome, published=True)
+
+
+@pytest.mark.parametrize("outcome", [RequisitionOutcome.NOT_FOUND, RequisitionOutcome.INVALID])
+def test_a_requisition_that_failed_intake_is_fetched_again_and_taken_in(ports, outcome, capsys):
+    stored_requisition(ports, outcome)
+
+    answer = resume.resume_requisition(REQ, ports=ports)
+
+    assert points(capsys.readouterr().out, "Resumed") == [({"resource": "requisition"}, 1.0)]
+    assert answer["outcome"] == "awaiting_whoop" and answer["resumed_from"] == outcome.value
+    [message] = ports.queue.messages
+    assert message["event_type"] == "lab_requisition.created" and message["resource_id"] == REQ
+    assert message["not_found_attempt"] == 0 and message["not_found_since"]
+    client = FakePartnerClient()
+    client.requisitions[REQ] = {
+        "id": REQ,
+        "patient": {},
+        "service_requests": [{"id": "sr-9", "code": "CBC", "status": "active", "intent": "order"}],
+    }
+    assert handle_partner_event(message, client, ports=ports) == "received"
+    assert ports.requisitions.get(REQ).outcome is RequisitionOutcome.RECEIVED
+    assert list(ports.executions.started) == ["sr-9"]
+
+
+def test_a_resumed_requisition_still_missing_goes_on_with_the_intakes_own_retries(ports):
+    stored_requisition(ports, RequisitionOutcome.NOT_FOUND)
+    resume.resume_requisition(REQ, ports=ports)
+    client = FakePartnerClient()
+    client.requisitions[REQ] = WhoopNotFound("404")
+
+    with pytest.raises(Unsettled) as raised:
+        handle_partner_event(ports.queue.messages[0], client, ports=ports)
+
+    assert raised.value.outcome == "retrying"
+    assert ports.queue.messages[-1]["not_found_attempt"] == 1 and ports.queue.messages[-1]["delay_seconds"] > 0
+
+
+@pytest.mark.parametrize("outcome", [RequisitionOutcome.RECEIVED, RequisitionOutcome.AWAITING_WHOOP])
+def test_a_requisition_that_did_not_fail_intake_is_a_409(ports, outcome):
+    stored_requisition(ports, outcome)
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_requisition(REQ, ports=ports)
+
+    assert refused.value.state == outcome.value and ports.queue.messages == []
+
+
+def test_a_second_requisition_resume_finds_it_awaiting_whoop(ports):
+    stored_requisition(ports, RequisitionOutcome.INVALID)
+    resume.resume_requisition(REQ, ports=ports)
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_requisition(REQ, ports=ports)
+
+    assert refused.value.state == "awaiting_whoop" and len(ports.queue.messages) == 1
+
+
+def test_an_unknown_requisition_is_not_found(ports):
+    with pytest.raises(NotFound):
+        resume.resume_requisition("req-unknown", ports=ports)
