@@ -1,6 +1,6 @@
 """`python -m whoop_bridge.ops --local URL`, run as an operator runs it (another process),
 against the local stack: a poisoned message in a dead-letter queue, listed with ids only,
-replayed after its cause is fixed, and its order then confirmed."""
+replayed after its cause is fixed, and its order then confirmed; a failed intake resumed."""
 
 from __future__ import annotations
 
@@ -141,3 +141,41 @@ def test_a_poisoned_member_webhook_is_replayed_and_its_record_stored(bridge):
         what="the replayed workout stored",
     )
     assert depth(bridge, "MemberEventsDeadLetterQueue") == 0
+
+
+def test_a_failed_intake_is_resumed_by_the_operator_command(bridge):
+    from whoop_bridge.store import requisition_store
+
+    requisition = bridge.emulator.create_requisition(["CBC"])
+    order_id = requisition["id"]
+    # WHOOP answers one unreadable order: intake records it `invalid`, sends nothing.
+    bridge.emulator.inject_fault(
+        "GET", f"/requisition/{order_id}$", status=200, body={"id": order_id, "unexpected": True}, count=1
+    )
+    assert bridge.emulator.send_partner_webhook("lab_requisition.created", order_id, url=bridge.webhook_url) == 204
+
+    def outcome() -> str | None:
+        record = requisition_store.get(order_id)
+        return str(record.outcome.value) if record else None
+
+    wait_until(lambda: outcome() == "invalid", timeout=60, what="the failed intake")
+
+    resumed = ops(bridge, "resume", "requisition", order_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith(
+        f"resumed requisition {order_id}: 202 requisition_id={order_id} outcome=awaiting_whoop "
+        "resumed_from=invalid retry_until="
+    )
+    (test,) = bridge.wait_confirmed(order_id, 1)["service_requests"]
+
+    again = ops(bridge, "resume", "requisition", order_id)
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.startswith("error: 409 error=not_resumable ") and "state=received" in again.stderr
+    not_failed = ops(bridge, "resume", "service-request", test["id"])
+    assert not_failed.returncode == 1 and "state=awaiting_lab_event (resume service-request)" in not_failed.stderr
+    unknown = ops(bridge, "resume", "service-request", "no-such-test")
+    assert (unknown.returncode, unknown.stderr) == (
+        1,
+        "error: 404 error=not_found message=no service request no-such-test (resume service-request)\n",
+    )
+    assert "Traceback" not in again.stderr + not_failed.stderr + unknown.stderr
