@@ -60,7 +60,13 @@ ERRORS = [
     ({"code": "c"}, {"exchange_code": WhoopTransientError("5xx", 503)}, CallbackStatus.ERROR, "whoop_unavailable"),
     ({"code": "c"}, {"exchange_code": WhoopUnauthorized("401", 401)}, CallbackStatus.ERROR, "invalid_client"),
     ({"code": "c"}, {"exchange_code": WhoopRequestRejected("400", 400)}, CallbackStatus.ERROR, "whoop_refused"),
-    ({"code": "c"}, {"exchange_code": UserLimitReached("user limit", 400)}, CallbackStatus.USER_LIMIT, None),
+    (
+        {"code": "c"},
+        {"exchange_code": UserLimitReached("user limit", 400, "access_denied")},
+        CallbackStatus.USER_LIMIT,
+        "access_denied",
+    ),
+    ({"code": "c"}, {"exchange_code": UserLimitReached("user limit", 400)}, CallbackStatus.USER_LIMIT, "whoop_refused"),
     ({"code": "c"}, {"basic_profile": WhoopTransientError("5xx", 502)}, CallbackStatus.ERROR, "profile_unreadable"),
 ]
 

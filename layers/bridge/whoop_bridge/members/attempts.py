@@ -13,20 +13,22 @@ import logging
 from whoop_bridge import emf
 from whoop_bridge.members import outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
-from whoop_bridge.models.connect_attempt import AttemptReason, ConnectAttempt
+from whoop_bridge.models.connect_attempt import AttemptReason, ConnectAttempt, oauth_reason
 from whoop_bridge.models.oauth_state import CallbackOutcome
 from whoop_bridge.models.outbox_message import MemberMessage, OutboxMessage
 from whoop_bridge.times import now_iso
 from whoop_bridge.whoop.http import WhoopError, WhoopTransientError, WhoopUnauthorized
-from whoop_bridge.whoop.member import InvalidGrant
+from whoop_bridge.whoop.member import InvalidGrant, UserLimitReached
 
 logger = logging.getLogger(__name__)
 
 
 def exchange_reason(error: WhoopError) -> str:
     """Why WHOOP's token endpoint gave no grant: its OAuth code where the client read one
-    (`invalid_grant`, `invalid_client`), else `whoop_unavailable` (timeouts, 429, 5xx) or
-    `whoop_refused`."""
+    (`invalid_grant`, `invalid_client`, the user limit's code as `oauth_reason` keeps it),
+    else `whoop_unavailable` (timeouts, 429, 5xx) or `whoop_refused`."""
+    if isinstance(error, UserLimitReached) and error.error_code:
+        return oauth_reason(error.error_code)
     if isinstance(error, InvalidGrant):
         return "invalid_grant"
     if isinstance(error, WhoopUnauthorized):
