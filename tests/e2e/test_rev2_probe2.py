@@ -46,9 +46,19 @@ def test_probe_reloads(bridge):
         UpdateExpression="SET expires_at = :past",
         ExpressionAttributeValues={":past": int(time.time()) - 60},
     )
-    cases["link_expired"] = [requests.get(consent.headers["Location"], allow_redirects=False, timeout=30) for _ in range(3)]
-    cases["invalid"] = [requests.get(f"{bridge.stack.url}/oauth/whoop/callback?state=nope&code=x", timeout=30) for _ in range(2)]
+    cases["link_expired"] = [
+        requests.get(consent.headers["Location"], allow_redirects=False, timeout=30) for _ in range(3)
+    ]
+    cases["invalid"] = [
+        requests.get(f"{bridge.stack.url}/oauth/whoop/callback?state=nope&code=x", timeout=30) for _ in range(2)
+    ]
     for name, pages in cases.items():
-        out(name, [p.status_code for p in pages], len({p.text for p in pages}) == 1, "<script>" in pages[0].text, "close" in pages[0].text.lower())
+        out(
+            name,
+            [p.status_code for p in pages],
+            len({p.text for p in pages}) == 1,
+            "<script>" in pages[0].text,
+            "close" in pages[0].text.lower(),
+        )
     out(cases["error"][0].text)
     out(dict(cases["error"][0].headers))

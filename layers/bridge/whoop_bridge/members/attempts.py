@@ -48,7 +48,8 @@ def scopes_reason(granted: tuple[str, ...], asked: tuple[str, ...]) -> str | Non
 def record(result: CallbackOutcome, ports: MemberPorts = PORTS) -> ConnectAttempt | None:
     """Keep the outcome of a callback for a known link as the member's last attempt, with
     `member.connection_failed` when it failed. None (nothing kept) for an unknown link. A
-    failure to keep it is logged, never raised: the member is answered either way."""
+    failure to keep it is logged and counted (`MemberConnectAttemptNotRecorded`, with an
+    alarm), never raised: the member is answered either way."""
     if result.client_user_id is None or result.repeated:
         return None
     attempt = ConnectAttempt(result.client_user_id, result.status, result.reason, now_iso())
@@ -64,6 +65,8 @@ def record(result: CallbackOutcome, ports: MemberPorts = PORTS) -> ConnectAttemp
                 "error_type": type(error).__name__,
             },
         )
+        # The platform will not hear of this attempt: the operator must (an alarm).
+        emf.put("MemberConnectAttemptNotRecorded", {})
         return None
     outbox.publish_stored(messages, ports)
     # For the dashboard: attempts per outcome (a few words, never an id).
