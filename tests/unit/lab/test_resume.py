@@ -252,6 +252,29 @@ def test_an_execution_that_cannot_start_leaves_the_test_failed_and_the_next_resu
     assert resume.resume_service_request(SR, ports=ports)["execution"] == f"{SR}-resume-2"
 
 
+@pytest.mark.parametrize("earlier_resumes", [0, 1])
+def test_a_failed_execution_still_running_is_a_409_and_nothing_starts_until_it_ended(ports, earlier_resumes):
+    # The failed execution is still in its RecordFailure step (e.g. retrying the bus message
+    # after writing `failed`): a new one now would have its state overwritten by that retry.
+    lab_event = fail_with_attended(ports)
+    for _ in range(earlier_resumes):
+        resume.resume_service_request(SR, ports=ports)
+        run_lab_event(WhoopDown(), lab_event, ports)
+    ending = resume.rules.execution_name(SR, earlier_resumes)
+    ports.executions.running.add(ending)
+    before = ports.service_requests.get(SR)
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.state == "failed" and ending in str(refused.value) and "still running" in str(refused.value)
+    assert ports.service_requests.get(SR) == before
+    assert len(ports.executions.started) == earlier_resumes
+    ports.executions.running.discard(ending)
+    answer = resume.resume_service_request(SR, ports=ports)
+    assert answer["execution"] == f"{SR}-resume-{earlier_resumes + 1}"
+
+
 def test_the_lab_can_send_its_next_update_once_the_new_execution_waits(ports):
     lab_event = fail_with_attended(ports)
     resume.resume_service_request(SR, ports=ports)

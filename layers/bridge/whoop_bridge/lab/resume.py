@@ -45,6 +45,13 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
         raise NotFound(f"service request {service_request_id}")
     if not rules.can_resume(record):
         raise _not_resumable(record)
+    # `failed` is written by the failed execution's RecordFailure step, which may still be
+    # retrying (its bus message): a new execution now would be overwritten by that retry.
+    ending = rules.execution_name(service_request_id, record.resumes)
+    if ports.executions.is_running(ending):
+        raise NotResumable(
+            f"the failed execution {ending} is still running; resume once it has ended", record.workflow.value
+        )
     plan = rules.plan(record, _report_done(record, ports))
     number = record.resumes + 1
     name = rules.execution_name(service_request_id, number)

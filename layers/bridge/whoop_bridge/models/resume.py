@@ -62,9 +62,9 @@ def can_resume(record: ServiceRequestRecord) -> bool:
 
 
 def execution_name(service_request_id: str, number: int) -> str:
-    """The `number`-th resume's execution: `<service request id>-resume-<number>` (intake's
-    is the bare id). One name per resume, so a second start of the same resume is refused."""
-    return f"{service_request_id}-resume-{number}"
+    """The `number`-th resume's execution: `<service request id>-resume-<number>`; 0 names
+    intake's, the bare id. One name per resume, so a second start of the same resume is refused."""
+    return f"{service_request_id}-resume-{number}" if number else service_request_id
 
 
 def plan(record: ServiceRequestRecord, report_done: bool | None = None) -> ResumePlan:
