@@ -275,6 +275,21 @@ def test_a_failed_execution_still_running_is_a_409_and_nothing_starts_until_it_e
     assert answer["execution"] == f"{SR}-resume-{earlier_resumes + 1}"
 
 
+def test_a_name_taken_already_leaves_the_test_failed_not_starting_with_nothing_running(ports):
+    # StartExecution answers ExecutionAlreadyExists (the port's False) for a name used before
+    # with another input: no execution of this resume runs, so the test must not wait in `starting`.
+    fail_with_attended(ports)
+    ports.executions.started[f"{SR}-resume-1"] = {"service_request_id": "another test"}
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.state == "failed" and f"{SR}-resume-1" in str(refused.value)
+    after = ports.service_requests.get(SR)
+    assert after.workflow is WorkflowState.FAILED and after.failure is not None
+    assert resume.resume_service_request(SR, ports=ports)["execution"] == f"{SR}-resume-2"
+
+
 def test_the_lab_can_send_its_next_update_once_the_new_execution_waits(ports):
     lab_event = fail_with_attended(ports)
     resume.resume_service_request(SR, ports=ports)

@@ -69,11 +69,18 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
     }
     if plan.lab_event is not None:
         execution_input["lab_event"] = plan.lab_event
-    try:
-        ports.executions.start(name, execution_input)
-    except Exception:
+
+    def release() -> None:  # failed again, as before the claim; the next resume takes the next name
         ports.service_requests.release_resume(service_request_id, number, record.failure, len(record.history))
+
+    try:
+        started = ports.executions.start(name, execution_input)
+    except Exception:
+        release()
         raise
+    if not started:  # the name was used before (ExecutionAlreadyExists): nothing of this resume runs
+        release()
+        raise NotResumable(f"an execution named {name} exists already; resume again for the next name", "failed")
     emf.put(RESUMED_METRIC, {"resource": "service_request"})
     logger.info(
         "service request resumed",
