@@ -150,6 +150,25 @@ def test_a_submitted_report_is_never_sent_again_only_the_status_after_it(ports):
     assert client.reports == [] and client.statuses == [(SR, "FULL_RESULTS_READY", None)]
 
 
+def test_a_report_whoop_took_whose_bus_message_failed_is_not_named_as_sent_again(ports):
+    # WHOOP answered 201 and the report is marked submitted, but publishing its bus message
+    # failed past every retry: the new execution only publishes it; WHOOP gets no second report.
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    first = FakePartnerClient()
+    lifecycle.submit_diagnostic_report(first, SR, lab_event["report_id"], ports=ports)
+    [report] = ports.reports.records
+    report.outbox = {"detail_type": "service_request.report_submitted", "detail": {"service_request_id": SR}}
+    lifecycle.record_failure(SR, "PublishFailed", "bus down", ports=ports)
+
+    answer = resume.resume_service_request(SR, ports=ports)
+
+    assert answer["resending"] == ["FULL_RESULTS_READY"]
+    client = FakePartnerClient()
+    run_lab_event(client, ports.executions.started[f"{SR}-resume-1"]["lab_event"], ports)
+    assert client.reports == [] and len(first.reports) == 1
+
+
 def test_a_report_whoop_never_took_is_sent_with_its_status(ports):
     submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
     [(_, lab_event)] = ports.executions.resumed

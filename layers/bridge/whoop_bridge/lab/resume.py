@@ -96,12 +96,13 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
 
 
 def _report_done(record: ServiceRequestRecord, ports: LabPorts) -> bool | None:
-    """Whether the report the stored update carries is submitted and published (None: no report)."""
+    """Whether WHOOP took the report the stored update carries (None: no report). A bus
+    message still unpublished is only published by the step: WHOOP gets nothing again."""
     pending = record.pending_update or {}
     if pending.get("kind") != UpdateKind.REPORT or not pending.get("report_id"):
         return None
     report = ports.reports.get(record.service_request_id, pending["report_id"])
-    return bool(report and report.submitted_at and not report.outbox)
+    return bool(report and report.submitted_at)
 
 
 def _not_resumable(record: ServiceRequestRecord, prefix: str = "") -> NotResumable:

@@ -70,7 +70,7 @@ def execution_name(service_request_id: str, number: int) -> str:
 def plan(record: ServiceRequestRecord, report_done: bool | None = None) -> ResumePlan:
     """The plan for a failed `record`. With a lab update stored (`pending_update`: the last
     one the execution took), the new execution routes it again; `report_done` says whether
-    its report (if it carries one) is submitted and published. Without one, the execution
+    its report (if it carries one) is one WHOOP took (answered 201). Without one, the execution
     starts as intake decided (a confirmation or rejection not yet recorded is sent; one
     recorded is skipped by the step) and then waits for the lab."""
     pending = record.pending_update
