@@ -6,7 +6,7 @@ Behind the shared guard and error mapping (whoop_bridge.api); `POST /connections
 served at /members/openapi.json.
 """
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -70,6 +70,24 @@ _CONNECTION = {
         "status": {"type": "string"},
         "user_id": {"type": ["integer", "string", "null"]},
         "access_token_expires_at": _TIME,
+        "last_attempt": {
+            "type": ["object", "null"],
+            "description": "the member's last connect attempt (never WHOOP's text)",
+            "required": ["outcome", "reason", "at"],
+            "properties": {
+                "outcome": {"type": "string", "description": "the status word the return URL got"},
+                "reason": {"type": ["string", "null"], "description": "WHOOP's OAuth error code or the bridge's word"},
+                "at": {"type": "string", "format": "date-time"},
+            },
+        },
+    },
+}
+_CONNECTIONS = {
+    "type": "object",
+    "required": ["connections", "next_token"],
+    "properties": {
+        "connections": {"type": "array", "items": _CONNECTION},
+        "next_token": {"type": ["string", "null"], "description": "pass as next_token for the next page"},
     },
 }
 _PROFILE = {
@@ -98,6 +116,25 @@ def create_connection(request: Annotated[ConnectRequest, Body()], idempotency_ke
     event = app.current_event
     callback_url = connections.redirect_uri(event.raw_event.get("requestContext") or {}, event.headers)
     return json_response(201, connections.create_link(request.client_user_id, request.return_url, callback_url))
+
+
+@routes.get(
+    "/connections",
+    "listConnections",
+    "The connections with one status (or the members who tried and never connected), by client_user_id",
+    ok(200, "A page of connections", _CONNECTIONS),
+)
+def list_connections(
+    status: Annotated[
+        Literal[views.LISTED_STATUSES],  # type: ignore[valid-type]
+        Query(description="connected, offline_not_granted, reauthorization_required, disconnected or not_connected"),
+    ],
+    limit: Annotated[int, Query(ge=1, le=100, description="connections per page")] = 25,
+    next_token: Annotated[
+        Optional[str], Query(min_length=1, max_length=2048, description="the previous page's next_token")
+    ] = None,
+):
+    return json_response(200, views.connection_page(status, limit, next_token))
 
 
 @routes.get(

@@ -13,6 +13,7 @@ from whoop_bridge.config import Settings
 from whoop_bridge.members.ports import MemberPorts
 from whoop_bridge.members.vault import TokenPair
 from whoop_bridge.models import member_record as records
+from whoop_bridge.models.connect_attempt import ConnectAttempt
 from whoop_bridge.models.connection import Connection, ConnectionStatus, StatusReason
 from whoop_bridge.models.member_profile import MemberItem
 from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
@@ -159,6 +160,42 @@ class FakeConnections:
             if found.refreshable:
                 yield dataclasses.replace(found)
 
+    def page_by_status(self, status, limit, next_token):
+        return _paged(
+            [self.items[member] for member in sorted(self.items) if self.items[member].status == status],
+            limit,
+            next_token,
+        )
+
+
+def _paged(found: list[Any], limit: int, next_token: str | None) -> tuple[list[Any], str | None]:
+    """A page of an ordered list; the token is the next item's position (as text)."""
+    start = int(next_token or 0)
+    page = [dataclasses.replace(item) for item in found[start : start + limit]]
+    return page, str(start + limit) if start + limit < len(found) else None
+
+
+class FakeConnectAttempts:
+    """Last connect attempts; `not_connected` lists those whose member has no connection."""
+
+    def __init__(self, outbox: FakeOutbox, connections: FakeConnections) -> None:
+        self.last: dict[str, ConnectAttempt] = {}
+        self._outbox, self._connections = outbox, connections
+
+    def record(self, attempt: ConnectAttempt, messages: list[OutboxMessage]) -> None:
+        self.last[attempt.client_user_id] = attempt
+        self._outbox.keep(messages)
+
+    def get(self, client_user_id: str) -> ConnectAttempt | None:
+        return self.last.get(client_user_id)
+
+    def get_many(self, client_user_ids: list[str]) -> dict[str, ConnectAttempt]:
+        return {member: self.last[member] for member in client_user_ids if member in self.last}
+
+    def page_not_connected(self, limit, next_token):
+        never = [self.last[member] for member in sorted(self.last) if member not in self._connections.items]
+        return _paged(never, limit, next_token)
+
 
 class FakeOAuthStates:
     def __init__(self) -> None:
@@ -173,6 +210,13 @@ class FakeOAuthStates:
         if found is None or found.expires_at <= now or found.taken:
             return None
         found.taken_at = now
+        return dataclasses.replace(found)
+
+    def take_expired(self, state_hash: str, now: int, keep_until: int) -> OAuthState | None:
+        found = self.states.get(state_hash)
+        if found is None or found.expires_at > now or found.taken:
+            return None
+        found.taken_at, found.outcome, found.outcome_until = now, CallbackStatus.LINK_EXPIRED, keep_until
         return dataclasses.replace(found)
 
     def finish(self, state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
@@ -416,6 +460,7 @@ class FakeMembers:
     outbox: FakeOutbox
     connections: FakeConnections
     oauth_states: FakeOAuthStates
+    attempts: FakeConnectAttempts
     records: FakeRecords
     progress: FakeProgress
     items: FakeItems
@@ -449,10 +494,12 @@ def member_ports(**settings_changes: Any) -> FakeMembers:
         FakeProgress(),
     )
     items = FakeItems(records_, progress)
+    attempts = FakeConnectAttempts(outbox, connections)
     config = test_settings(**settings_changes)
     ports = MemberPorts(
         connections=connections,
         oauth_states=oauth_states,
+        attempts=attempts,
         outbox=outbox,
         records=records_,
         progress=progress,
@@ -463,4 +510,6 @@ def member_ports(**settings_changes: Any) -> FakeMembers:
         whoop=lambda: whoop,  # type: ignore[arg-type,return-value]
         settings=lambda: config,
     )
-    return FakeMembers(whoop, outbox, connections, oauth_states, records_, progress, items, vault, bus, queues, ports)
+    return FakeMembers(
+        whoop, outbox, connections, oauth_states, attempts, records_, progress, items, vault, bus, queues, ports
+    )

@@ -25,6 +25,13 @@ def _member_api(bridge, name: str, **replace: str) -> tuple[int, dict | None]:
     return answer["statusCode"], json.loads(body) if body else None
 
 
+def _attempt_failed(bridge, member: str, reason: str) -> None:
+    """No connection, and the platform sees the failed attempt (200 `not_connected`)."""
+    status, found = _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})
+    assert status == 200 and found["status"] == "not_connected" and found["user_id"] is None
+    assert (found["last_attempt"]["outcome"], found["last_attempt"]["reason"]) == ("error", reason)
+
+
 def _callback(bridge, name: str, state: str, code: str | None = None) -> dict:
     replace = {SAMPLE_STATE: state}
     if code is not None:
@@ -235,7 +242,7 @@ def test_a_callback_whose_connection_cannot_be_stored_sends_the_member_back_with
     assert answer["statusCode"] == 302
     assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
     assert bridge.emulator.revocations == revocations + 1
-    assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
+    _attempt_failed(bridge, member, "connection_not_stored")
     failed = [
         record
         for record in log_records(logs)
@@ -260,7 +267,7 @@ def test_a_token_answer_that_is_not_json_sends_the_member_back_with_error_and_is
 
     assert answer["statusCode"] == 302
     assert answer["headers"]["Location"] == f"{SAMPLE_RETURN_URL}?status=error"
-    assert _member_api(bridge, "member_api_get_connection.json", **{SAMPLE_CLIENT_USER_ID: member})[0] == 404
+    _attempt_failed(bridge, member, "whoop_unavailable")
     assert any(
         record.get("level") == "ERROR" and record.get("client_user_id") == member for record in log_records(logs)
     )

@@ -108,6 +108,20 @@ def test_every_function_and_the_layer_run_python313_on_arm64(template):
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    intake_layer = template["Resources"]["IntakeLayer"]
+    assert intake_layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert intake_layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert intake_layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+
+
+def test_the_intake_loads_only_its_own_layer_and_every_other_function_the_bridge_layer(template):
+    # SAM adds a function's Layers to the global ones: none may be global, or the intake
+    # would load the bridge layer too.
+    assert "Layers" not in template["Globals"]["Function"]
+    for name, fn in _functions(template).items():
+        expected = [{"Ref": "IntakeLayer"}] if name == INTAKE else [{"Ref": "BridgeLayer"}]
+        assert fn["Properties"]["Layers"][: len(expected)] == expected, name
+        assert ({"Ref": "BridgeLayer"} in fn["Properties"]["Layers"]) is (name != INTAKE), name
 
 
 def test_every_queue_has_a_dead_letter_queue_with_an_alarm(template):

@@ -35,6 +35,9 @@ VARIABLES = (
     "ALLOWED_RETURN_URLS",
     "OAUTH_REDIRECT_URL",
     "DELETE_DATA_ON_DISCONNECT",
+    "CONNECT_PAGE_NAME",
+    "CONNECT_PAGE_COLOR",
+    "CONNECT_PAGE_BACKGROUND_COLOR",
 )
 
 
@@ -357,3 +360,16 @@ def test_a_malformed_allowed_return_url_is_refused_at_start(monkeypatch, entry):
 
     with pytest.raises(ConfigurationError, match="ALLOWED_RETURN_URLS"):
         settings()
+
+
+def test_the_connect_pages_look_defaults_and_takes_rrggbb_colours(monkeypatch):
+    assert (settings().connect_page_name, settings().connect_page_color) == ("", "#1f2937")
+    found = configured(monkeypatch, CONNECT_PAGE_NAME=" Acme ", CONNECT_PAGE_BACKGROUND_COLOR="#F5F5F5")
+    assert (found.connect_page_name, found.connect_page_background_color) == ("Acme", "#f5f5f5")
+
+
+@pytest.mark.parametrize("colour", ["red", "#fff", "#12345g", "#123456; background:url(x)", "#1234567"])
+@pytest.mark.parametrize("name", ["CONNECT_PAGE_COLOR", "CONNECT_PAGE_BACKGROUND_COLOR"])
+def test_a_connect_page_colour_other_than_rrggbb_is_refused(monkeypatch, name, colour):
+    with pytest.raises(ConfigurationError, match=name):
+        configured(monkeypatch, **{name: colour})

@@ -18,6 +18,7 @@ spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions" / "
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 heavy = sorted(name for name in sys.modules if name.split(".")[0] == "pydantic"
+               or name.split(".")[0] == "requests"
                or name.startswith(("aws_lambda_powertools.event_handler", "aws_xray_sdk")))
 print(",".join(heavy))
 """

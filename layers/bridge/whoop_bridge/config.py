@@ -9,6 +9,7 @@ WHOOP_BACKOFF_SECONDS) keep their defaults unless a function's environment sets 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
@@ -114,6 +115,19 @@ def _delays(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
 # Seconds between the attempts to fetch a document WHOOP could not give: about 37 minutes in all.
 DEFAULT_DOCUMENT_RETRY_DELAYS = (30, 120, 300, 900, 900)
 
+# The connect pages' colours (template ConnectPageColor, ConnectPageBackgroundColor).
+_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+def _colour(name: str, default: str) -> str:
+    """A #rrggbb colour (it is written into the page's CSS: nothing else is taken)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not _COLOUR.match(raw):
+        raise ConfigurationError(f"{name} must be a colour as #rrggbb, got {raw!r}")
+    return raw.lower()
+
 
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
@@ -162,6 +176,10 @@ class Settings:
     # The partner webhook signing key's own secret ({"webhook_secret"}): webhook_intake only.
     partner_webhook_secret_arn: str = ""
     api_max_body_bytes: int = 262_144
+    # The member's connect pages: the platform's name (escaped when shown) and colours.
+    connect_page_name: str = ""
+    connect_page_color: str = "#1f2937"
+    connect_page_background_color: str = "#ffffff"
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -220,6 +238,9 @@ def settings() -> Settings:
         partner_webhook_secret_arn=os.environ.get("PARTNER_WEBHOOK_SECRET_ARN", ""),
         # The largest request body the APIs read (API Gateway's own limit is 10 MB).
         api_max_body_bytes=_number("API_MAX_BODY_BYTES", 262_144, 1_024, 10_485_760),
+        connect_page_name=os.environ.get("CONNECT_PAGE_NAME", "").strip()[:64],
+        connect_page_color=_colour("CONNECT_PAGE_COLOR", "#1f2937"),
+        connect_page_background_color=_colour("CONNECT_PAGE_BACKGROUND_COLOR", "#ffffff"),
     )
 
 

@@ -7,11 +7,12 @@ real values, every caller gets `SecretNotConfigured`: the bridge fails closed, n
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 
-from whoop_bridge import caches
+from whoop_bridge import aws, caches
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,23 @@ class SecretNotConfigured(RuntimeError):
     """The secret is missing, unreadable, or still holds placeholder values."""
 
 
+@cache
+def _provider() -> parameters.SecretsProvider:
+    """Powertools' secrets provider over the container's shared client (`aws.client`).
+
+    Powertools' default provider builds a boto3 session of its own: on a cold start that is
+    a second load of botocore's endpoint rules and service models, which the webhook intake
+    (WHOOP waits for its answer) cannot afford (bench/intake_cold_start.py).
+    """
+    return parameters.SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
 def read_secret(secret_arn: str, required: tuple[str, ...]) -> dict[str, str]:
     """The secret's JSON fields; each of `required` must be set to a real value."""
     if not secret_arn:
         raise SecretNotConfigured("no secret ARN is configured for this function")
     try:
-        value: Any = parameters.get_secret(secret_arn, transform="json", max_age=CACHE_SECONDS)
+        value: Any = _provider().get(secret_arn, transform="json", max_age=CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as error:
         # The message names the secret and the AWS error, never its value.
         raise SecretNotConfigured(f"secret {secret_arn} could not be read: {type(error.__cause__).__name__}") from None
@@ -45,5 +57,6 @@ def read_secret(secret_arn: str, required: tuple[str, ...]) -> dict[str, str]:
 
 @caches.register
 def clear_cache() -> None:
-    """Forget cached secrets (tests, and after an operator rotates a value)."""
+    """Forget cached secrets and the provider (tests, and after an operator rotates a value)."""
+    _provider.cache_clear()
     parameters.clear_caches()

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 
 from whoop_bridge import emf
 from whoop_bridge.config import ConfigurationError, settings
-from whoop_bridge.members import outbox
+from whoop_bridge.members import attempts, outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.vault import TokenPair
+from whoop_bridge.models.connect_attempt import AttemptReason, oauth_reason
 from whoop_bridge.models.connection import CLIENT_USER_ID, Connection
 from whoop_bridge.models.member_profile import PROFILE_FIELDS
 from whoop_bridge.models.oauth_state import INVALID_STATE, CallbackOutcome, CallbackStatus, OAuthState
@@ -109,12 +110,14 @@ def _state_hash(state: str) -> str:
 
 # The callback ------------------------------------------------------------------------------
 
-# How long a completed callback's outcome is kept for a repeat (a reload, a double submit),
-# and how long a repeat waits for the first callback still running.
-OUTCOME_SECONDS = 600
+# How long a completed callback's outcome is kept for a repeat (a reload of the finished
+# page, a double submit), and how long a repeat waits for the first callback still running.
+OUTCOME_SECONDS = 86_400
 REPEAT_WAIT_SECONDS = 10.0
 # OAuth's error codes are short ASCII words; anything else is logged as "unrecognised".
 OAUTH_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The scope the bridge cannot connect without: the profile names the WHOOP account.
+PROFILE_SCOPE = "read:profile"
 
 
 def complete(query: dict[str, str], ports: MemberPorts = PORTS) -> CallbackOutcome:
@@ -122,6 +125,7 @@ def complete(query: dict[str, str], ports: MemberPorts = PORTS) -> CallbackOutco
 
     The state is consumed before anything else, so a code is never exchanged twice; a
     repeat of a callback that completed in the last OUTCOME_SECONDS gets the same outcome.
+    Every outcome of a known link is the member's last attempt (members/attempts.py).
     Without the member app's credentials (or a stack setting) nothing is exchanged: the
     outcome is NOT_CONFIGURED (fail closed)."""
     try:
@@ -140,21 +144,47 @@ def _consume(query: dict[str, str], ports: MemberPorts) -> CallbackOutcome:
     link = ports.oauth_states.take(state_hash, int(time.time()))
     if link is None:
         return _repeated(state_hash, ports)
-    result = _complete(link, query, ports)
+    try:
+        result = _complete(link, query, ports)
+    except (SecretNotConfigured, ConfigurationError) as error:
+        logger.error("OAuth callback refused: the bridge is not configured", extra={"detail": error_summary(error)})
+        result = CallbackOutcome(
+            CallbackStatus.NOT_CONFIGURED, link.return_url, link.client_user_id, reason=AttemptReason.NOT_CONFIGURED
+        )
     ports.oauth_states.finish(state_hash, result.status, int(time.time()) + OUTCOME_SECONDS)
     logger.info("OAuth callback completed", extra={"client_user_id": result.client_user_id, "outcome": result.status})
+    attempts.record(result, ports)
     return result
 
 
 def _repeated(state_hash: str, ports: MemberPorts) -> CallbackOutcome:
-    """A state already taken: the outcome it had, waiting briefly while the first callback
-    still runs; INVALID_STATE when it is unknown, expired or its outcome has lapsed."""
+    """A state not taken now: the outcome it had (waiting briefly while the first callback
+    still runs); `link_expired` for a known link opened after its 10 minutes (recorded once);
+    INVALID_STATE when it is unknown or its outcome has lapsed."""
     deadline = time.monotonic() + REPEAT_WAIT_SECONDS
     while True:
         stored = ports.oauth_states.get(state_hash)
-        if stored is None or not stored.taken:
-            logger.warning("OAuth callback refused: the state is unknown or expired")
+        if stored is None:
+            logger.warning("OAuth callback refused: the state is unknown")
             return INVALID_STATE
+        if not stored.taken:
+            now = int(time.time())
+            expired = ports.oauth_states.take_expired(state_hash, now, now + OUTCOME_SECONDS)
+            if expired is not None:
+                logger.warning(
+                    "OAuth callback refused: the link expired", extra={"client_user_id": expired.client_user_id}
+                )
+                result = CallbackOutcome(
+                    CallbackStatus.LINK_EXPIRED,
+                    expired.return_url,
+                    expired.client_user_id,
+                    reason=AttemptReason.LINK_EXPIRED,
+                )
+                attempts.record(result, ports)
+                return result
+            if time.monotonic() >= deadline:
+                return INVALID_STATE
+            continue  # taken meanwhile: read it again
         if stored.outcome is not None and stored.outcome_current(time.time()):
             logger.info(
                 "OAuth callback repeated: answering its outcome again",
@@ -170,26 +200,27 @@ def _repeated(state_hash: str, ports: MemberPorts) -> CallbackOutcome:
 def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> CallbackOutcome:
     client_user_id = link.client_user_id
 
-    def outcome(status: CallbackStatus) -> CallbackOutcome:
-        return CallbackOutcome(status, link.return_url, client_user_id)
+    def outcome(status: CallbackStatus, reason: str | None = None) -> CallbackOutcome:
+        return CallbackOutcome(status, link.return_url, client_user_id, reason=reason)
 
     error = query.get("error")
     if error:
         # WHOOP's description is shown to nobody and never logged (it is free text); it
         # only tells the user limit apart.
+        reason = oauth_reason(error)
         if is_user_limit(query.get("error_description")):
-            return outcome(CallbackStatus.USER_LIMIT)
+            return outcome(CallbackStatus.USER_LIMIT, reason)
         if error == "access_denied":
-            return outcome(CallbackStatus.DENIED)  # the member declined on WHOOP's page
+            return outcome(CallbackStatus.DENIED, reason)  # the member declined on WHOOP's page
         error_code = error if OAUTH_ERROR_CODE.match(error) else "unrecognised"
         logger.error(
             "WHOOP refused the authorization", extra={"client_user_id": client_user_id, "error_code": error_code}
         )
-        return outcome(CallbackStatus.ERROR)
+        return outcome(CallbackStatus.ERROR, reason)
     code = query.get("code")
     if not code:
         logger.error("OAuth callback without a code or an error", extra={"client_user_id": client_user_id})
-        return outcome(CallbackStatus.ERROR)
+        return outcome(CallbackStatus.ERROR, AttemptReason.NO_CODE)
     try:
         api = ports.whoop()
         grant = api.exchange_code(code, link.redirect_uri)
@@ -200,7 +231,12 @@ def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> Ca
             "OAuth code exchange failed",
             extra={"client_user_id": client_user_id, "error_code": type(error).__name__, "status_code": error.status},
         )
-        return outcome(CallbackStatus.ERROR)
+        return outcome(CallbackStatus.ERROR, attempts.exchange_reason(error))
+    if grant.scopes and PROFILE_SCOPE not in grant.scopes:
+        # WHOOP named what was granted, and not the profile: no user_id, no connection.
+        logger.warning("OAuth consent without read:profile", extra={"client_user_id": client_user_id})
+        _revoke_quietly(api, grant.access_token)
+        return outcome(CallbackStatus.SCOPES_MISSING, AttemptReason.PROFILE_SCOPE_NOT_GRANTED)
     try:
         profile = api.basic_profile(grant.access_token)
         user_id = int(profile["user_id"])
@@ -210,7 +246,7 @@ def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> Ca
             extra={"client_user_id": client_user_id, "error_code": type(error).__name__},
         )
         _revoke_quietly(api, grant.access_token)  # no user_id, no connection: leave nothing open
-        return outcome(CallbackStatus.ERROR)
+        return outcome(CallbackStatus.ERROR, AttemptReason.PROFILE_UNREADABLE)
     try:
         _store_connection(client_user_id, user_id, grant, {key: profile.get(key) for key in PROFILE_FIELDS}, ports)
     except Exception as error:  # noqa: BLE001 - the member is sent back either way, and told
@@ -221,8 +257,9 @@ def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> Ca
             extra={"client_user_id": client_user_id, "error_code": type(error).__name__},
         )
         _revoke_quietly(api, grant.access_token)
-        return outcome(CallbackStatus.ERROR)
-    return outcome(CallbackStatus.CONNECTED if grant.refresh_token else CallbackStatus.OFFLINE_NOT_GRANTED)
+        return outcome(CallbackStatus.ERROR, AttemptReason.NOT_STORED)
+    status = CallbackStatus.CONNECTED if grant.refresh_token else CallbackStatus.OFFLINE_NOT_GRANTED
+    return outcome(status, attempts.scopes_reason(grant.scopes, ports.settings().oauth_scopes))
 
 
 def _revoke_quietly(api: MemberApi, access_token: str) -> None:

@@ -17,13 +17,15 @@ from whoop_bridge.clients import member_api
 from whoop_bridge.config import Settings, settings
 from whoop_bridge.members import vault
 from whoop_bridge.members.vault import TokenPair
-from whoop_bridge.models.connection import Connection, StatusReason
+from whoop_bridge.models.connect_attempt import ConnectAttempt
+from whoop_bridge.models.connection import Connection, ConnectionStatus, StatusReason
 from whoop_bridge.models.member_profile import MemberItem
 from whoop_bridge.models.member_record import RecordQuery
 from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.models.sync_job import SyncCause, SyncProgress
 from whoop_bridge.store import (
+    connect_attempt_store,
     connection_store,
     member_item_store,
     oauth_state_store,
@@ -72,13 +74,24 @@ class ConnectionStore(Protocol):
     def expiring_before(self, expires_before: int) -> Iterator[Connection]: ...
     def awaiting_revoke(self) -> Iterator[Connection]: ...
     def refreshed_connections(self) -> Iterator[Connection]: ...
+    def page_by_status(
+        self, status: ConnectionStatus, limit: int, next_token: str | None
+    ) -> tuple[list[Connection], str | None]: ...
 
 
 class OAuthStateStore(Protocol):
     def put(self, state_hash: str, state: OAuthState) -> None: ...
     def take(self, state_hash: str, now: int) -> OAuthState | None: ...
+    def take_expired(self, state_hash: str, now: int, keep_until: int) -> OAuthState | None: ...
     def finish(self, state_hash: str, outcome: CallbackStatus, keep_until: int) -> None: ...
     def get(self, state_hash: str) -> OAuthState | None: ...
+
+
+class ConnectAttemptStore(Protocol):
+    def record(self, attempt: ConnectAttempt, messages: list[OutboxMessage]) -> None: ...
+    def get(self, client_user_id: str) -> ConnectAttempt | None: ...
+    def get_many(self, client_user_ids: list[str]) -> dict[str, ConnectAttempt]: ...
+    def page_not_connected(self, limit: int, next_token: str | None) -> tuple[list[ConnectAttempt], str | None]: ...
 
 
 class OutboxStore(Protocol):
@@ -148,6 +161,7 @@ class MemberPorts:
 
     connections: ConnectionStore = connection_store  # type: ignore[assignment]
     oauth_states: OAuthStateStore = oauth_state_store  # type: ignore[assignment]
+    attempts: ConnectAttemptStore = connect_attempt_store  # type: ignore[assignment]
     outbox: OutboxStore = outbox_store  # type: ignore[assignment]
     records: RecordStore = record_store  # type: ignore[assignment]
     progress: SyncProgressStore = sync_progress_store  # type: ignore[assignment]

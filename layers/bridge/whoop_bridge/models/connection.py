@@ -38,6 +38,20 @@ class StatusReason(StrEnum):
     ACCESS_TOKEN_EXPIRED_WITHOUT_OFFLINE = "access_token_expired_without_offline"
 
 
+# MemberTable's status index (gsi2; docs/data-model.md#status-index): a member's listed item
+# (its connection, or its last connect attempt while it never connected) by status word.
+STATUS_INDEX = ("gsi2", "gsi2pk", "gsi2sk")
+
+
+def status_index_keys(status: str, client_user_id: str) -> dict[str, str]:
+    """The status-index attributes of a member's listed item (both stores that write one)."""
+    return {"gsi2pk": status_partition(status), "gsi2sk": f"MEMBER#{client_user_id}"}
+
+
+def status_partition(status: str) -> str:
+    return f"CONNECTION_STATUS#{status}"
+
+
 # The statuses whose tokens may be used (and refreshed, when there is a refresh token).
 USABLE = frozenset({ConnectionStatus.CONNECTED, ConnectionStatus.OFFLINE_NOT_GRANTED})
 # What `GET /connections/{id}` shows of a connection, besides the token expiry and backfill.

@@ -20,8 +20,10 @@ class CallbackStatus(StrEnum):
     OFFLINE_NOT_GRANTED = "offline_not_granted"
     DENIED = "denied"  # the member declined on WHOOP's page
     USER_LIMIT = "user_limit"  # the WHOOP app's member limit is reached
+    SCOPES_MISSING = "scopes_missing"  # the member did not grant read:profile
     ERROR = "error"
-    INVALID_STATE = "invalid_state"  # unknown, expired or reused state
+    LINK_EXPIRED = "link_expired"  # a known link used after its 10 minutes
+    INVALID_STATE = "invalid_state"  # unknown state, or one used long ago
     NOT_CONFIGURED = "not_configured"  # the member app's credentials are placeholders
 
 
@@ -51,12 +53,14 @@ class OAuthState:
 @dataclass(frozen=True)
 class CallbackOutcome:
     """Where the member goes after the callback. `return_url` None: show a page instead.
-    `repeated`: the answer to a repeat of a callback that already completed."""
+    `repeated`: the answer to a repeat of a callback that already completed. `reason`: the
+    short word recorded with the attempt (models/connect_attempt.py), never WHOOP's text."""
 
     status: CallbackStatus
     return_url: str | None = None
     client_user_id: str | None = None
     repeated: bool = False
+    reason: str | None = None
 
     @property
     def location(self) -> str | None:

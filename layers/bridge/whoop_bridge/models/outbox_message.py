@@ -18,6 +18,7 @@ class MemberMessage(StrEnum):
 
     CONNECTED = "member.connected"
     CONNECTION_MOVED = "member.connection_moved"
+    CONNECTION_FAILED = "member.connection_failed"
     DISCONNECTED = "member.disconnected"
     REAUTHORIZATION_REQUIRED = "member.reauthorization_required"
     RECORD_UPDATED = "member.record.updated"

@@ -15,7 +15,14 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from whoop_bridge.models.connection import Connection, ConnectionStatus, StatusReason
+from whoop_bridge.models.connection import (
+    STATUS_INDEX,
+    Connection,
+    ConnectionStatus,
+    StatusReason,
+    status_index_keys,
+    status_partition,
+)
 from whoop_bridge.models.outbox_message import OutboxMessage
 from whoop_bridge.store import dynamo
 from whoop_bridge.times import now_iso
@@ -35,6 +42,12 @@ def _table() -> Any:
 
 def _outbox_puts(name: str, messages: list[OutboxMessage]) -> list[dict[str, Any]]:
     return [{"Put": {"TableName": name, "Item": message.item()}} for message in messages]
+
+
+def _listed(status: ConnectionStatus, client_user_id: str) -> dict[str, str]:
+    """The values `:listed` and `:listed_as` of a status change: the item's status-index place."""
+    keys = status_index_keys(status, client_user_id)
+    return {":listed": keys["gsi2pk"], ":listed_as": keys["gsi2sk"]}
 
 
 def connection_key(client_user_id: str) -> dict[str, str]:
@@ -58,7 +71,11 @@ def _item(connection: Connection) -> dict[str, Any]:
         for key, value in asdict(connection).items()
         if value is not None
     }
-    item = {**connection_key(connection.client_user_id), **values}
+    item = {
+        **connection_key(connection.client_user_id),
+        **values,
+        **status_index_keys(connection.status, connection.client_user_id),
+    }
     if connection.refreshable:
         item.update(
             gsi1pk=TOKEN_EXPIRY, gsi1sk=expiry_sort_key(connection.access_expires_at or 0, connection.client_user_id)
@@ -136,9 +153,10 @@ def save(
                     "TableName": name,
                     "Key": connection_key(moved_from),
                     "UpdateExpression": "SET #status = :disconnected, status_reason = :moved, disconnected_at = :at, "
-                    f"token_version = token_version + :one {_DROP_PAIR}",
+                    f"token_version = token_version + :one, gsi2pk = :listed, gsi2sk = :listed_as {_DROP_PAIR}",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {
+                        **_listed(ConnectionStatus.DISCONNECTED, moved_from),
                         ":disconnected": ConnectionStatus.DISCONNECTED.value,
                         ":moved": StatusReason.MOVED_TO_ANOTHER_MEMBER.value,
                         ":at": connection.connected_at,
@@ -215,7 +233,8 @@ def store_refreshed_tokens(
         update += ", gsi1pk = :index, gsi1sk = :sort REMOVE refresh_lease_owner, refresh_lease_until"
         values.update({":index": TOKEN_EXPIRY, ":sort": expiry_sort_key(expires_at, client_user_id)})
     else:
-        update += ", #status = :offline REMOVE refresh_lease_owner, refresh_lease_until, gsi1pk, gsi1sk"
+        update += ", #status = :offline, gsi2pk = :listed, gsi2sk = :listed_as REMOVE refresh_lease_owner, refresh_lease_until, gsi1pk, gsi1sk"
+        values.update(_listed(ConnectionStatus.OFFLINE_NOT_GRANTED, client_user_id))
     return dynamo.applied(
         _table().update_item,
         Key=connection_key(client_user_id),
@@ -236,11 +255,12 @@ def mark_reauthorization_required(
         "TableName": name,
         "Key": connection_key(client_user_id),
         "UpdateExpression": "SET #status = :status, status_reason = :reason, reauthorization_required_at = :at, "
-        f"token_version = token_version + :one {_DROP_PAIR}",
+        f"token_version = token_version + :one, gsi2pk = :listed, gsi2sk = :listed_as {_DROP_PAIR}",
         "ConditionExpression": "token_version = :version AND #status IN (:connected, :offline)",
         "ExpressionAttributeNames": {"#status": "status"},
         "ExpressionAttributeValues": {
             ":status": ConnectionStatus.REAUTHORIZATION_REQUIRED.value,
+            **_listed(ConnectionStatus.REAUTHORIZATION_REQUIRED, client_user_id),
             ":reason": str(reason),
             ":at": now_iso(),
             ":one": 1,
@@ -259,9 +279,13 @@ def mark_disconnected(connection: Connection, *, revoke_pending: bool, message: 
     connection changed since it was read."""
     name = _table().name
     client_user_id = connection.client_user_id
-    update = "SET #status = :disconnected, disconnected_at = :at, token_version = token_version + :one"
+    update = (
+        "SET #status = :disconnected, disconnected_at = :at, token_version = token_version + :one, "
+        "gsi2pk = :listed, gsi2sk = :listed_as"
+    )
     values: dict[str, Any] = {
         ":disconnected": ConnectionStatus.DISCONNECTED.value,
+        **_listed(ConnectionStatus.DISCONNECTED, client_user_id),
         ":at": now_iso(),
         ":one": 1,
         ":version": connection.token_version,
@@ -337,3 +361,19 @@ def refreshed_connections() -> Iterator[Connection]:
     """Every connection whose tokens the bridge keeps fresh (the token-expiry index)."""
     for item in dynamo.query_all(_table(), IndexName=INDEX, KeyConditionExpression=Key("gsi1pk").eq(TOKEN_EXPIRY)):
         yield _connection(item)
+
+
+def page_by_status(status: ConnectionStatus, limit: int, next_token: str | None) -> tuple[list[Connection], str | None]:
+    """One page (at most `limit`, by `client_user_id`) of the connections whose stored status
+    is `status` (the status index), and the next page's token (None on the last). Raises
+    InvalidPageToken for a token this listing did not issue for this status."""
+    items, token = dynamo.index_page(
+        _table(),
+        status_partition(status),
+        (connection_key("")["pk"], CONNECTION),
+        limit,
+        next_token,
+        f"connections?status={status}",
+        index=STATUS_INDEX,
+    )
+    return [_connection(item) for item in items], token

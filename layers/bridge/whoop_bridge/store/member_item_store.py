@@ -23,7 +23,7 @@ def member_pk(client_user_id: str) -> str:
 
 
 # Sort keys of a member's items that are connection state, not the member's data.
-NOT_DATA = frozenset({"CONNECTION"})
+NOT_DATA = frozenset({"CONNECTION", "CONNECT_ATTEMPT"})
 
 
 def put(client_user_id: str, kind: MemberItem, values: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """OAuth states in MemberTable: a connect link's single-use `state`, by its SHA-256.
 
-A state lives until `expires_at` (epoch seconds; DynamoDB's TTL sweeps it an hour later).
-Taking it is one conditional write, so a state is consumed once; the item then keeps the
-callback's outcome for a repeat of the callback.
+A state lives until `expires_at` (epoch seconds). An unused one is kept a day longer
+(then DynamoDB's TTL sweeps it), so a link opened after its 10 minutes is still known and
+its member is told (`link_expired`). Taking it is one conditional write, so a state is
+consumed once; the item then keeps the callback's outcome for a repeat of the callback.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from whoop_bridge.store import dynamo
 
 _FIELDS = frozenset(field.name for field in fields(OAuthState))
 _LINK_FIELDS = ("client_user_id", "redirect_uri", "created_at", "return_url")
-# How long past its expiry DynamoDB's TTL may sweep a state.
+# How long past its expiry DynamoDB's TTL may sweep a state (an unused one is kept for
+# this long to attribute a late click; a used one's outcome is kept by `finish`).
 _TTL_SLACK_SECONDS = 3600
+UNUSED_KEPT_SECONDS = 86_400
 
 
 def _table() -> Any:
@@ -44,7 +47,7 @@ def put(state_hash: str, state: OAuthState) -> None:
             **state_key(state_hash),
             **link,
             "expires_at": state.expires_at,
-            "ttl": state.expires_at + _TTL_SLACK_SECONDS,
+            "ttl": state.expires_at + UNUSED_KEPT_SECONDS,
         },
         ConditionExpression="attribute_not_exists(pk)",
     )
@@ -53,19 +56,45 @@ def put(state_hash: str, state: OAuthState) -> None:
 def take(state_hash: str, now: int) -> OAuthState | None:
     """Consume a state once: the state, or None when unknown, expired or already used. The
     item stays (marked `taken_at`) to keep the callback's outcome for a repeat."""
+    return _take(state_hash, "expires_at > :now", "SET taken_at = :now", {":now": now})
+
+
+def take_expired(state_hash: str, now: int, keep_until: int) -> OAuthState | None:
+    """Consume a known state that expired unused, with the outcome `link_expired` kept until
+    `keep_until` (a reload gets it again): the state, or None when it is unknown, still
+    valid or already used."""
+    return _take(
+        state_hash,
+        "expires_at <= :now",
+        "SET taken_at = :now, outcome = :outcome, outcome_until = :until, #ttl = :ttl",
+        {":now": now, ":outcome": str(CallbackStatus.LINK_EXPIRED), **_kept(keep_until)},
+        {"#ttl": "ttl"},
+    )
+
+
+def _take(
+    state_hash: str, expiry: str, update: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> OAuthState | None:
+    """One conditional write that consumes an untaken state whose expiry meets `expiry`."""
     try:
         answer = _table().update_item(
             Key=state_key(state_hash),
-            UpdateExpression="SET taken_at = :now",
-            ConditionExpression="attribute_exists(pk) AND expires_at > :now AND attribute_not_exists(taken_at)",
-            ExpressionAttributeValues={":now": now},
+            UpdateExpression=update,
+            ConditionExpression=f"attribute_exists(pk) AND {expiry} AND attribute_not_exists(taken_at)",
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            **({"ExpressionAttributeNames": names} if names else {}),
         )
     except ClientError as error:
         if dynamo.condition_failed(error):
             return None
         raise
     return _state(answer["Attributes"])
+
+
+def _kept(keep_until: int) -> dict[str, int]:
+    """`:until` and `:ttl` of an outcome kept until `keep_until` (then swept)."""
+    return {":until": keep_until, ":ttl": keep_until + _TTL_SLACK_SECONDS}
 
 
 def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
@@ -76,11 +105,7 @@ def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
         UpdateExpression="SET outcome = :outcome, outcome_until = :until, #ttl = :ttl",
         ConditionExpression="attribute_exists(taken_at)",
         ExpressionAttributeNames={"#ttl": "ttl"},
-        ExpressionAttributeValues={
-            ":outcome": str(outcome),
-            ":until": keep_until,
-            ":ttl": keep_until + _TTL_SLACK_SECONDS,
-        },
+        ExpressionAttributeValues={":outcome": str(outcome), **_kept(keep_until)},
     )
 
 
