@@ -24,6 +24,7 @@ from whoop_bridge.api.bodies import (
     JSON,
     BusyBody,
     InternalErrorBody,
+    NotAcceptableBody,
     NotConfiguredBody,
     NotFoundBody,
     ProblemBody,
@@ -33,6 +34,7 @@ from whoop_bridge.api.bodies import (
 )
 from whoop_bridge.api.errors import Answers
 from whoop_bridge.api.idempotency import idempotency_middleware
+from whoop_bridge.pictures.svg import SVG_MEDIA_TYPE
 from whoop_bridge.validation import problems
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,10 @@ ANSWERS: dict[int, OpenAPIResponse] = {
         },
     },
     404: {"description": "No such resource", "content": {JSON: {"schema": _ref(NotFoundBody)}}},
+    406: {
+        "description": "The Accept header admits none of the route's media types; `offered` lists them",
+        "content": {JSON: {"schema": _ref(NotAcceptableBody)}},
+    },
     409: {
         "description": "Busy: a previous request is still running; retry after Retry-After",
         "headers": RETRY_AFTER_HEADER,
@@ -110,6 +116,13 @@ def schema_of(*models: type[BaseModel]) -> dict[str, Any]:
 def ok(status: int, description: str, schema: dict[str, Any]) -> dict[int, OpenAPIResponse]:
     """A route's success answer: `status` with a JSON body of `schema`."""
     return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def ok_or_picture(status: int, description: str, schema: dict[str, Any]) -> dict[int, OpenAPIResponse]:
+    """A success answer by the request's Accept (api/negotiation.py): a JSON body of
+    `schema`, or an SVG picture of it (`image/svg+xml`, text)."""
+    svg = {"schema": {"type": "string", "description": "an SVG 1.1 document"}}
+    return {status: {"description": description, "content": {JSON: {"schema": schema}, SVG_MEDIA_TYPE: svg}}}
 
 
 def link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
@@ -168,10 +181,12 @@ def openapi_document(
     app: APIGatewayRestResolver,
     server_url: str = "/",
     links: Optional[Links] = None,
+    amend: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> dict[str, Any]:
     """The app's OpenAPI document (Powertools' generator, configured by `configure`), with
-    the shared error bodies, without Powertools' 422 where a route never gives it, and with
-    `links` ((path, method, status) -> OpenAPI links) between operations."""
+    the shared error bodies, without Powertools' 422 where a route never gives it, with
+    `links` ((path, method, status) -> OpenAPI links) between operations, then `amend`ed
+    (e.g. the lab API's FHIR and HL7 media types, lis/openapi.py)."""
     document = json.loads(app.get_openapi_json_schema(servers=[Server(url=server_url)]))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for model in ERROR_MODELS:
@@ -186,6 +201,8 @@ def openapi_document(
                 for (link_path, link_method, link_status), listed in (links or {}).items():
                     if (link_path, link_method, str(link_status)) == (path, method, status):
                         response["links"] = listed
+    if amend is not None:
+        amend(document)
     text = json.dumps(document)
     for unused in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{unused}" not in text:
@@ -194,7 +211,14 @@ def openapi_document(
 
 
 def configure(
-    app: APIGatewayRestResolver, title: str, description: str, schema_path: str, *, links: Links, errors: Answers
+    app: APIGatewayRestResolver,
+    title: str,
+    description: str,
+    schema_path: str,
+    *,
+    links: Links,
+    errors: Answers,
+    amend: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> None:
     """Give `app` the idempotency middleware, the answers for `errors` (api/errors.py) and for
     invalid requests, unknown routes and faults, the OpenAPI set-up (SigV4 on every route)
@@ -230,5 +254,5 @@ def configure(
     def _openapi():  # no return annotation: Powertools would model it
         server = _server_url(app.current_event)
         if server not in documents:
-            documents[server] = json.dumps(openapi_document(app, server, links))
+            documents[server] = json.dumps(openapi_document(app, server, links, amend))
         return Response(status_code=200, content_type=JSON, body=documents[server])
