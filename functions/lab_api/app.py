@@ -22,7 +22,7 @@ from whoop_bridge.lab import intake, listings, resume, status_updates, views
 from whoop_bridge.lis import negotiation
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent, TestDataRequest
-from whoop_bridge.models.resume import ResumeRequest
+from whoop_bridge.models.resume import ResumeRequest, ServiceRequestResume
 from whoop_bridge.observability import get_logger
 from whoop_bridge.whoop.partner import partner_client
 
@@ -254,12 +254,38 @@ _NOT_RESUMABLE = {
         "content": {JSON: {"schema": {"oneOf": [_NOT_RESUMABLE_BODY, schema_of(BusyBody)]}}},
     }
 }
+# A test's pending report sent with its answer lost (lab/resume.py): never re-sent unconfirmed.
+TestResumeBody = Annotated[
+    ServiceRequestResume,
+    Body(description="{} or, for an uncertain report, {resend_uncertain_report: true} or {report_taken: true}"),
+]
+_REPORT_UNCERTAIN_BODY = {
+    "type": "object",
+    "required": ["error", "message", "report_id", "submission_started_at"],
+    "properties": {
+        "error": {"type": "string", "enum": ["report_uncertain"]},
+        "message": {"type": "string"},
+        "report_id": {"type": "string"},
+        "submission_started_at": {"type": "string", "format": "date-time"},
+    },
+}
+_TEST_NOT_RESUMABLE = {
+    409: {
+        **_NOT_RESUMABLE[409],
+        "description": _NOT_RESUMABLE[409]["description"]
+        + "; report_uncertain: the pending report's answer was lost, resume with a confirmation",
+        "content": {JSON: {"schema": {"oneOf": [_NOT_RESUMABLE_BODY, _REPORT_UNCERTAIN_BODY, schema_of(BusyBody)]}}},
+    }
+}
 _RESUMED = {
     "type": "object",
     "required": ["service_request_id", "execution", "workflow", "resumes", "resending"],
     "properties": {
         "service_request_id": {"type": "string"},
-        "execution": {"type": "string", "description": "the new execution's name, <id>-resume-<n>"},
+        "execution": {
+            "type": "string",
+            "description": "the new execution's name, <id>-resume-<n> (over 80 characters: <id prefix>-<hash>-resume-<n>)",
+        },
         "workflow": {"type": "string", "enum": ["starting"]},
         "resumes": {"type": "integer", "description": "n: how many times the test was resumed"},
         "resending": {
@@ -281,9 +307,9 @@ _INTAKE_RESUMED = {
 }
 
 
-def _resume_post(path: str, operation_id: str, summary: str, accepted: dict):
+def _resume_post(path: str, operation_id: str, summary: str, accepted: dict, overrides: dict = _NOT_RESUMABLE):
     """A POST resuming what failed: 202, 404, and the 409 naming the state found."""
-    return routes.post(path, operation_id, summary, accepted, 404, overrides=_NOT_RESUMABLE)
+    return routes.post(path, operation_id, summary, accepted, 404, overrides=overrides)
 
 
 @_resume_post(
@@ -291,11 +317,12 @@ def _resume_post(path: str, operation_id: str, summary: str, accepted: dict):
     "resumeServiceRequest",
     "A failed test continues in a new execution, sending WHOOP only what it has not acknowledged",
     ok(202, "Started: the new execution's name and what it sends again", _RESUMED),
+    _TEST_NOT_RESUMABLE,
 )
 def post_resume_service_request(
-    service_request_id: ServiceRequestId, request: ResumeBody, idempotency_key: IdempotencyKey = None
+    service_request_id: ServiceRequestId, request: TestResumeBody, idempotency_key: IdempotencyKey = None
 ):
-    return json_response(202, resume.resume_service_request(service_request_id))
+    return json_response(202, resume.resume_service_request(service_request_id, request))
 
 
 @_resume_post(

@@ -214,6 +214,18 @@ class FakeReportStore:
         stored = self._stored(record)
         stored.submitted_at, stored.outbox = times.now_iso(), copy.deepcopy(outbox)
 
+    def start_submission(self, record):
+        stored = self._stored(record)
+        if stored.submitted_at:
+            return None
+        stored.submission_started_at, stored.submission_answer = times.now_iso(), None
+        return stored.submission_started_at
+
+    def record_refusal(self, record, status) -> None:
+        stored = self._stored(record)
+        if not stored.submitted_at:
+            stored.submission_answer = status
+
     def clear_outbox(self, record) -> None:
         self._stored(record).outbox = None
 

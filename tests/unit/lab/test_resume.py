@@ -10,14 +10,17 @@ import pytest
 from botocore.exceptions import ClientError
 from fakes.emf import emf_lines, points
 from fakes.lab import FakePartnerClient, fake_ports
+from pydantic import ValidationError
 
 from whoop_bridge import caches
 from whoop_bridge.lab import lifecycle, resume
-from whoop_bridge.lab.errors import NotFound, NotResumable
+from whoop_bridge.lab.errors import NotFound, NotResumable, ReportUncertain
 from whoop_bridge.lab.intake import Unsettled, handle_partner_event
 from whoop_bridge.lab.status_updates import apply_status_update, submit_results
+from whoop_bridge.models import resume as rules
 from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent
 from whoop_bridge.models.requisition import RequisitionOutcome, RequisitionRecord
+from whoop_bridge.models.resume import ServiceRequestResume
 from whoop_bridge.models.service_request import Decision, ServiceRequestRecord, TokenPhase, WorkflowState
 from whoop_bridge.models.task_status import TaskBusinessStatus as S
 from whoop_bridge.whoop.http import WhoopNotFound, WhoopTransientError
@@ -65,13 +68,21 @@ def ports():
 
 
 class WhoopDown(FakePartnerClient):
-    """WHOOP refuses every call, as during an outage that outlasts every retry."""
+    """WHOOP answers 503 to every call, as during an outage that outlasts every retry."""
 
     def update_service_request_status(self, service_request_id, status, reason) -> None:
-        raise WhoopTransientError("503")
+        raise WhoopTransientError("503", 503)
 
     def submit_diagnostic_report(self, service_request_id, report) -> None:
-        raise WhoopTransientError("503")
+        raise WhoopTransientError("503", 503)
+
+
+class AnswerLost(FakePartnerClient):
+    """WHOOP takes the report, but its answer never arrives (a read timeout past retries)."""
+
+    def submit_diagnostic_report(self, service_request_id, report) -> None:
+        super().submit_diagnostic_report(service_request_id, report)
+        raise WhoopTransientError("POST results: ReadTimeout after retries")
 
 
 def run_lab_event(client, lab_event, ports) -> None:
@@ -386,3 +397,128 @@ def test_a_second_requisition_resume_finds_it_awaiting_whoop(ports):
 def test_an_unknown_requisition_is_not_found(ports):
     with pytest.raises(NotFound):
         resume.resume_requisition("req-unknown", ports=ports)
+
+
+def fail_with_answer_lost(ports) -> AnswerLost:
+    """The lab's final report: WHOOP takes it, its answer is lost past every retry, the test fails."""
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    whoop = AnswerLost()
+    run_lab_event(whoop, lab_event, ports)
+    assert ports.service_requests.get(SR).workflow is WorkflowState.FAILED
+    assert len(whoop.reports) == 1
+    return whoop
+
+
+def test_a_report_whose_answer_was_lost_is_uncertain_and_a_plain_resume_is_a_409_naming_it(ports):
+    fail_with_answer_lost(ports)
+    [report] = ports.reports.records
+    assert report.uncertain and report.submission_started_at and report.submitted_at is None
+
+    with pytest.raises(ReportUncertain) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.report_id == report.report_id
+    assert refused.value.submission_started_at == report.submission_started_at
+    assert ports.executions.started == {}  # nothing started, the test stays failed, nothing claimed
+    stored = ports.service_requests.get(SR)
+    assert stored.workflow is WorkflowState.FAILED and stored.resumes == 0
+    with pytest.raises(ReportUncertain):
+        resume.resume_service_request(SR, ServiceRequestResume(), ports=ports)
+
+
+def test_report_taken_records_it_submitted_and_whoop_gets_only_the_status_after_it(ports):
+    first = fail_with_answer_lost(ports)
+
+    answer = resume.resume_service_request(SR, ServiceRequestResume(report_taken=True), ports=ports)
+
+    assert answer["resending"] == ["FULL_RESULTS_READY"]
+    [report] = ports.reports.records
+    assert report.submitted_at and not report.uncertain
+    entry = ports.service_requests.get(SR).history[-1]
+    assert entry["uncertain_report"] == "taken" and entry["resending"] == ["FULL_RESULTS_READY"]
+    client = FakePartnerClient()
+    run_lab_event(client, ports.executions.started[f"{SR}-resume-1"]["lab_event"], ports)
+    assert client.reports == [] and len(first.reports) == 1
+    assert client.statuses == [(SR, "FULL_RESULTS_READY", None)]
+    # the platform still hears the report was submitted, once, from the stored outbox
+    [published] = ports.bus.of("service_request.report_submitted")
+    assert published["report_id"] == ports.reports.records[0].report_id
+
+
+def test_resend_uncertain_report_posts_it_again_with_its_status(ports):
+    fail_with_answer_lost(ports)
+
+    answer = resume.resume_service_request(SR, ServiceRequestResume(resend_uncertain_report=True), ports=ports)
+
+    assert answer["resending"] == ["diagnostic_report", "FULL_RESULTS_READY"]
+    assert ports.service_requests.get(SR).history[-1]["uncertain_report"] == "resend"
+    client = FakePartnerClient()
+    run_lab_event(client, ports.executions.started[f"{SR}-resume-1"]["lab_event"], ports)
+    assert client.reports == [(SR, FINAL)] and client.statuses == [(SR, "FULL_RESULTS_READY", None)]
+
+
+def test_a_report_whoop_refused_with_an_answer_is_not_uncertain(ports):
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    run_lab_event(WhoopDown(), lab_event, ports)
+    [report] = ports.reports.records
+    assert report.submission_started_at and report.submission_answer == 503 and not report.uncertain
+
+
+def test_report_taken_without_an_uncertain_report_is_a_409_and_nothing_is_marked(ports):
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    run_lab_event(WhoopDown(), lab_event, ports)  # answered 503: WHOOP does not hold it
+
+    with pytest.raises(NotResumable):
+        resume.resume_service_request(SR, ServiceRequestResume(report_taken=True), ports=ports)
+
+    [report] = ports.reports.records
+    assert report.submitted_at is None and ports.executions.started == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "problems"),
+    [
+        ({"resend_uncertain_report": True, "report_taken": True}, ["contradict"]),
+        ({"report_taken": "yes"}, ["report_taken"]),
+        ({"resend_uncertain_report": 1, "extra": 2}, ["resend_uncertain_report", "extra"]),
+    ],
+)
+def test_the_resume_body_is_validated_strictly_naming_each_problem(body, problems):
+    with pytest.raises(ValidationError) as invalid:
+        ServiceRequestResume.model_validate(body)
+    text = str(invalid.value)
+    assert all(problem in text for problem in problems)
+    assert invalid.value.error_count() == len(problems)
+
+
+@pytest.mark.parametrize("length", [1, 36, 69, 70, 71, 72, 75, 80])
+def test_execution_names_fit_step_functions_limit_and_stay_distinct_and_deterministic(length):
+    identifier = ("a1b2c3d4-" * 10)[:length]
+    names = {rules.execution_name(identifier, number) for number in (1, 2, 10, 999)}
+    assert len(names) == 4 and all(len(name) <= rules.EXECUTION_NAME_LIMIT for name in names)
+    assert rules.execution_name(identifier, 3) == rules.execution_name(identifier, 3)
+    if length + len("-resume-1") <= 80:
+        assert rules.execution_name(identifier, 1) == f"{identifier}-resume-1"
+    other = identifier[:-1] + "z"  # ids sharing a long prefix still get different names
+    assert rules.execution_name(other, 1) != rules.execution_name(identifier, 1)
+
+
+def test_a_long_id_resumes_under_a_short_name(ports):
+    long_id = "x" * 76
+    record = ports.service_requests.get(SR)
+    record.service_request_id = long_id
+    ports.service_requests.add(record)
+    apply_status_update(long_id, LabStatusEvent(status=S.APPOINTMENT_ATTENDED), ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    try:
+        lifecycle.set_status(WhoopDown(), long_id, "APPOINTMENT_ATTENDED", None, lab_event["event_id"], ports=ports)
+    except WhoopTransientError as error:
+        lifecycle.record_failure(long_id, "WhoopTransientError", str(error), ports=ports)
+
+    answer = resume.resume_service_request(long_id, ports=ports)
+
+    assert len(answer["execution"]) <= 80 and answer["execution"].endswith("-resume-1")
+    assert answer["execution"] in ports.executions.started

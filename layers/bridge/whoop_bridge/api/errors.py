@@ -77,6 +77,13 @@ def for_lab() -> Answers:
         lab.BadQuery: query_problem("query"),
         lab.TestDataUnavailable: lambda error: message(409, "test_data_unavailable", str(error)),
         lab.NotResumable: lambda error: message(409, "not_resumable", str(error), state=error.state),  # type: ignore[attr-defined]
+        lab.ReportUncertain: lambda error: message(
+            409,
+            "report_uncertain",
+            str(error),
+            report_id=error.report_id,  # type: ignore[attr-defined]
+            submission_started_at=error.submission_started_at,  # type: ignore[attr-defined]
+        ),
         WhoopTransientError: whoop_unavailable,
         SecretNotConfigured: partner_not_configured,
         ConfigurationError: partner_not_configured,

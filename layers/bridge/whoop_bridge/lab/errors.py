@@ -44,3 +44,18 @@ class NotResumable(Exception):  # noqa: N818 - a state, not a fault
     def __init__(self, message: str, state: str) -> None:
         super().__init__(message)
         self.state = state
+
+
+class ReportUncertain(Exception):  # noqa: N818 - a state, not a fault
+    """The test's pending report was sent and WHOOP's answer lost: WHOOP may hold it (409
+    `report_uncertain`). The operator checks with WHOOP and resumes with
+    `resend_uncertain_report` or `report_taken`; `report_id`, `submission_started_at` name it."""
+
+    def __init__(self, report_id: str, submission_started_at: str) -> None:
+        super().__init__(
+            f"report {report_id} was sent to WHOOP at {submission_started_at} and its answer was lost: WHOOP may "
+            'hold it. Ask WHOOP, then resume with {"report_taken": true} if it has the report, or '
+            '{"resend_uncertain_report": true} if it does not'
+        )
+        self.report_id = report_id
+        self.submission_started_at = submission_started_at

@@ -23,8 +23,10 @@ from whoop_bridge.config import settings
 from whoop_bridge.lab import measures
 from whoop_bridge.lab.errors import ServiceRequestMissing
 from whoop_bridge.lab.ports import REAL, LabPorts
+from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord
 from whoop_bridge.models.service_request import AcceptedStatus, ServiceRequestRecord, TokenPhase, WorkflowState
 from whoop_bridge.models.task_status import TERMINAL_STATUSES, TaskBusinessStatus
+from whoop_bridge.whoop.http import WhoopError
 from whoop_bridge.whoop.partner import PartnerClient
 
 logger = logging.getLogger(__name__)
@@ -118,22 +120,37 @@ def submit_diagnostic_report(
         _flush_outbox(report.outbox, clear, ports)
         return {"report_id": report_id, "repeated": True}
 
-    client.submit_diagnostic_report(service_request_id, report.body)
-    outbox = {
-        "detail_type": "service_request.report_submitted",
-        "detail": {
-            "service_request_id": service_request_id,
-            "requisition_id": stored.requisition_id,
-            "code": stored.code,
-            "report_id": report_id,
-            "report_status": report.report_status,
-            "observation_count": report.observation_count,
-        },
-    }
+    # Within this execution a POST whose answer was lost is sent again (whoop/http.py, and
+    # the step's retries): better twice than lost. The marker written first lets a later
+    # resume see such a report as uncertain and ask the operator (lab/resume.py).
+    if ports.reports.start_submission(report) is None:  # accepted meanwhile (a concurrent retry)
+        return submit_diagnostic_report(client, service_request_id, report_id, ports)
+    try:
+        client.submit_diagnostic_report(service_request_id, report.body)
+    except WhoopError as refused:
+        if refused.status is not None:  # WHOOP answered no (4xx, or 429/5xx past retries): it does not hold it
+            ports.reports.record_refusal(report, refused.status)
+        raise  # no answer (a timeout, a reset): the report stays uncertain
+    outbox = report_submitted_message(stored, report)
     ports.reports.mark_submitted(report, outbox)
     _flush_outbox(outbox, clear, ports)
     metrics.add_metric(name="DiagnosticReportSubmitted", unit=MetricUnit.Count, value=1)
     return {"report_id": report_id, "repeated": False}
+
+
+def report_submitted_message(stored: ServiceRequestRecord, report: DiagnosticReportRecord) -> dict[str, Any]:
+    """The outbox `{detail_type, detail}` of `service_request.report_submitted` (no results)."""
+    return {
+        "detail_type": "service_request.report_submitted",
+        "detail": {
+            "service_request_id": stored.service_request_id,
+            "requisition_id": stored.requisition_id,
+            "code": stored.code,
+            "report_id": report.report_id,
+            "report_status": report.report_status,
+            "observation_count": report.observation_count,
+        },
+    }
 
 
 def correction_window(service_request_id: str, ports: LabPorts = REAL) -> dict[str, int]:

@@ -8,6 +8,13 @@ the other is a 409 naming the state it found. The new execution re-routes the la
 update (or intake's decision); each step skips what WHOOP already acknowledged, so only the
 missing status or report is sent, never a report twice, and it then waits for the lab.
 
+A report whose submission started but whose answer was lost (a timeout, a reset after the
+POST went out) is uncertain: WHOOP may hold it and offers no idempotency key or read-back
+(docs/whoop.md). Inside one execution the POST is retried anyway (whoop/http.py: better twice
+than lost); a resume is an operator's later act, so it never re-sends such a report
+unconfirmed: 409 `report_uncertain` until the operator, having asked WHOOP, says
+`resend_uncertain_report` or `report_taken` (then recorded as submitted, never posted).
+
 A requisition (`not_found`, `invalid`): it becomes `awaiting_whoop` again and its
 `lab_requisition.created` goes back on the partner events queue, as after a first 404, so
 requisition_processor fetches it again for RequisitionFetchRetrySeconds; the intake is
@@ -22,10 +29,13 @@ from typing import Any
 
 from whoop_bridge import emf, times
 from whoop_bridge.config import settings
-from whoop_bridge.lab.errors import NotFound, NotResumable
+from whoop_bridge.lab import lifecycle
+from whoop_bridge.lab.errors import NotFound, NotResumable, ReportUncertain
 from whoop_bridge.lab.ports import REAL, LabPorts
 from whoop_bridge.models import resume as rules
+from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord
 from whoop_bridge.models.requisition import RequisitionOutcome
+from whoop_bridge.models.resume import ServiceRequestResume
 from whoop_bridge.models.service_request import ServiceRequestRecord, UpdateKind
 from whoop_bridge.webhooks import REQUISITION_CREATED
 
@@ -34,12 +44,17 @@ logger = logging.getLogger(__name__)
 RESUMED_METRIC = "Resumed"
 
 
-def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> dict[str, Any]:
+def resume_service_request(
+    service_request_id: str, request: ServiceRequestResume | None = None, ports: LabPorts = REAL
+) -> dict[str, Any]:
     """Start a failed test's next execution; returns `{service_request_id, execution,
     workflow: "starting", resumes, resending}` (`resending`: the statuses and
     `diagnostic_report` WHOOP has not acknowledged, in the order they will be sent).
     Raises NotFound, or NotResumable (409) when the test is not `failed`, also when a
-    concurrent resume took it first."""
+    concurrent resume took it first, or when `report_taken` names no uncertain report;
+    ReportUncertain (409) when its pending report's answer was lost and `request` says
+    neither `resend_uncertain_report` nor `report_taken` (never re-sent unconfirmed)."""
+    request = request or ServiceRequestResume()
     record = ports.service_requests.get(service_request_id)
     if record is None:
         raise NotFound(f"service request {service_request_id}")
@@ -52,10 +67,11 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
         raise NotResumable(
             f"the failed execution {ending} is still running; resume once it has ended", record.workflow.value
         )
+    confirmed = _settle_uncertain_report(record, request, ports)
     plan = rules.plan(record, _report_done(record, ports))
     number = record.resumes + 1
     name = rules.execution_name(service_request_id, number)
-    entry = rules.history_entry(record, name, times.now_iso(), plan.resending)
+    entry = rules.history_entry(record, name, times.now_iso(), plan.resending, confirmed)
     if not ports.service_requests.claim_resume(service_request_id, number, entry):
         current = ports.service_requests.get(service_request_id) or record
         raise _not_resumable(current, "another resume took it first: ")
@@ -95,14 +111,38 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
     }
 
 
-def _report_done(record: ServiceRequestRecord, ports: LabPorts) -> bool | None:
-    """Whether WHOOP took the report the stored update carries (None: no report). A bus
-    message still unpublished is only published by the step: WHOOP gets nothing again."""
+def _pending_report(record: ServiceRequestRecord, ports: LabPorts) -> DiagnosticReportRecord | None:
+    """The report the stored lab update carries, or None."""
     pending = record.pending_update or {}
     if pending.get("kind") != UpdateKind.REPORT or not pending.get("report_id"):
         return None
-    report = ports.reports.get(record.service_request_id, pending["report_id"])
-    return bool(report and report.submitted_at)
+    return ports.reports.get(record.service_request_id, pending["report_id"])
+
+
+def _report_done(record: ServiceRequestRecord, ports: LabPorts) -> bool | None:
+    """Whether WHOOP took the report the stored update carries (None: no report). A bus
+    message still unpublished is only published by the step: WHOOP gets nothing again."""
+    report = _pending_report(record, ports)
+    return None if report is None else bool(report.submitted_at)
+
+
+def _settle_uncertain_report(
+    record: ServiceRequestRecord, request: ServiceRequestResume, ports: LabPorts
+) -> str | None:
+    """The operator's answer for a pending report whose submission's answer was lost:
+    "resend" (post it again), "taken" (recorded now as submitted, with its bus message, so
+    the step never posts it), or None when no report is uncertain. Unanswered: ReportUncertain."""
+    report = _pending_report(record, ports)
+    if report is None or not report.uncertain:
+        if request.report_taken:
+            raise NotResumable("report_taken names no uncertain report: this test has none", record.workflow.value)
+        return None
+    if request.report_taken:
+        ports.reports.mark_submitted(report, lifecycle.report_submitted_message(record, report))
+        return "taken"
+    if request.resend_uncertain_report:
+        return "resend"
+    raise ReportUncertain(report.report_id, report.submission_started_at or "")
 
 
 def _not_resumable(record: ServiceRequestRecord, prefix: str = "") -> NotResumable:

@@ -28,7 +28,11 @@ class ReportKind(StrEnum):
 @dataclass
 class DiagnosticReportRecord:
     """One stored report: `body` exactly as the lab wrote it (WHOOP receives it so),
-    `submitted_at` once WHOOP accepted it, `outbox` a bus message still to publish."""
+    `submitted_at` once WHOOP accepted it, `outbox` a bus message still to publish.
+    `submission_started_at` is written before each POST of it to WHOOP and
+    `submission_answer` (WHOOP's HTTP status refusing it) when WHOOP answered no: a report
+    started and neither accepted nor refused is `uncertain` (its answer was lost: WHOOP may
+    hold it, and has no idempotency key to tell, docs/whoop.md)."""
 
     service_request_id: str
     report_id: str
@@ -39,6 +43,13 @@ class DiagnosticReportRecord:
     received_at: str
     submitted_at: str | None = None
     outbox: dict[str, Any] | None = None
+    submission_started_at: str | None = None
+    submission_answer: int | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        """A submission started whose answer never came: WHOOP may or may not hold it."""
+        return bool(self.submission_started_at) and not self.submitted_at and self.submission_answer is None
 
     def summary(self) -> dict[str, Any]:
         """As the lab API shows it with its service request (no results)."""

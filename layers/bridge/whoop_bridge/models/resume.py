@@ -11,10 +11,11 @@ says what that is, for the answer and the history.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from whoop_bridge.models.diagnostic_report import ReportKind
 from whoop_bridge.models.requisition import RequisitionOutcome
@@ -38,10 +39,35 @@ _STATUS_AFTER_REPORT = {
 }
 
 
+# Step Functions' limit on an execution's name (StartExecution `name`: 1-80 characters).
+EXECUTION_NAME_LIMIT = 80
+# The hex characters of the id's SHA-256 kept in a shortened name (48 bits: no collision in practice).
+_HASH_CHARS = 12
+
+
 class ResumeRequest(BaseModel):
-    """`POST .../resume`: an empty JSON object `{}` (no options yet)."""
+    """`POST /lab/requisitions/{id}/resume`: an empty JSON object `{}` (no options)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ServiceRequestResume(BaseModel):
+    """`POST /lab/service-requests/{id}/resume`: a JSON object, `{}` by default. For a test
+    whose pending report is uncertain (its submission started, WHOOP's answer lost), the
+    operator says what WHOOP told them: `resend_uncertain_report: true` (WHOOP does not hold
+    it: post it again) or `report_taken: true` (WHOOP holds it: record it as submitted, send
+    what follows). JSON booleans only; at most one of the two is true."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    resend_uncertain_report: bool = False
+    report_taken: bool = False
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> ServiceRequestResume:
+        if self.resend_uncertain_report and self.report_taken:
+            raise ValueError("resend_uncertain_report and report_taken contradict each other: set at most one")
+        return self
 
 
 @dataclass(frozen=True)
@@ -63,8 +89,18 @@ def can_resume(record: ServiceRequestRecord) -> bool:
 
 def execution_name(service_request_id: str, number: int) -> str:
     """The `number`-th resume's execution: `<service request id>-resume-<number>`; 0 names
-    intake's, the bare id. One name per resume, so a second start of the same resume is refused."""
-    return f"{service_request_id}-resume-{number}" if number else service_request_id
+    intake's, the bare id. One name per resume, so a second start of the same resume is refused.
+    A name over Step Functions' 80 characters keeps the id's start and adds 12 hex characters
+    of its SHA-256: `<id prefix>-<hash>-resume-<number>`, the same for the same resume."""
+    if not number:
+        return service_request_id
+    suffix = f"-resume-{number}"
+    name = service_request_id + suffix
+    if len(name) <= EXECUTION_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(service_request_id.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    keep = EXECUTION_NAME_LIMIT - len(suffix) - _HASH_CHARS - 1
+    return f"{service_request_id[:keep]}-{digest}{suffix}"
 
 
 def plan(record: ServiceRequestRecord, report_done: bool | None = None) -> ResumePlan:
@@ -101,14 +137,20 @@ def _unacknowledged(record: ServiceRequestRecord, event: dict[str, Any], report_
     return resending
 
 
-def history_entry(record: ServiceRequestRecord, execution: str, at: str, resending: list[str]) -> dict[str, Any]:
+def history_entry(
+    record: ServiceRequestRecord, execution: str, at: str, resending: list[str], confirmed: str | None = None
+) -> dict[str, Any]:
     """The resume's entry in the test's history: `{event: "resumed", at, execution,
-    resending, failure: {error, at}}` (the failure it recovers from; never its cause text)."""
+    resending, failure: {error, at}}` (the failure it recovers from; never its cause text),
+    plus `uncertain_report: "resend" | "taken"` when the operator answered for an uncertain report."""
     failure = record.failure or {}
-    return {
+    entry = {
         "event": RESUMED,
         "at": at,
         "execution": execution,
         "resending": list(resending),
         "failure": {"error": failure.get("error"), "at": failure.get("at")},
     }
+    if confirmed:
+        entry["uncertain_report"] = confirmed
+    return entry

@@ -3,7 +3,8 @@
 
 A report is kept as the lab wrote it before the execution hears of it, so an accepted
 report is never lost; `submitted_at` marks WHOOP's acceptance, so a retried step does not
-post it again.
+post it again. `submission_started_at` is written before each POST and `submission_answer`
+when WHOOP refused it, so a report whose answer was lost is known as uncertain.
 """
 
 from __future__ import annotations
@@ -78,6 +79,32 @@ def mark_submitted(record: DiagnosticReportRecord, outbox: dict[str, Any]) -> No
     )
 
 
+def start_submission(record: DiagnosticReportRecord) -> str | None:
+    """Note, before a POST to WHOOP, that a submission starts now (and forget the previous
+    attempt's refusal); returns that time, or None when WHOOP's acceptance is recorded already
+    (a conditional write: one request, no read)."""
+    at = times.now_iso()
+    done = dynamo.applied(
+        _table().update_item,
+        Key=_key(record),
+        UpdateExpression="SET submission_started_at = :at REMOVE submission_answer",
+        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(submitted_at)",
+        ExpressionAttributeValues={":at": at},
+    )
+    return at if done else None
+
+
+def record_refusal(record: DiagnosticReportRecord, status: int) -> None:
+    """Note that WHOOP answered the submission with the refusing HTTP `status` (it does not hold it)."""
+    dynamo.applied(
+        _table().update_item,
+        Key=_key(record),
+        UpdateExpression="SET submission_answer = :status",
+        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(submitted_at)",
+        ExpressionAttributeValues={":status": status},
+    )
+
+
 def clear_outbox(record: DiagnosticReportRecord) -> None:
     """Forget the published bus message."""
     _table().update_item(Key=_key(record), UpdateExpression="REMOVE outbox")
@@ -95,4 +122,6 @@ def _record(item: dict[str, Any]) -> DiagnosticReportRecord:
         received_at=item["received_at"],
         submitted_at=item.get("submitted_at"),
         outbox=item.get("outbox"),
+        submission_started_at=item.get("submission_started_at"),
+        submission_answer=item.get("submission_answer"),
     )
