@@ -42,6 +42,28 @@ def test_a_submitted_report_keeps_its_outbox_until_cleared(table):
     assert len(report_store.list_for("sr-1")) == 1
 
 
+def test_a_started_submission_without_an_answer_is_uncertain_until_answered(table):
+    record = report_store.put("sr-1", "rep-1", BODY, ReportKind.FINAL)
+    assert not report_store.get("sr-1", "rep-1").uncertain  # never started: not uncertain
+
+    started = report_store.start_submission(record)
+    stored = report_store.get("sr-1", "rep-1")
+    assert started and stored.submission_started_at == started and stored.uncertain
+
+    report_store.record_refusal(stored, 503)  # WHOOP answered no
+    refused = report_store.get("sr-1", "rep-1")
+    assert refused.submission_answer == 503 and not refused.uncertain
+
+    assert report_store.start_submission(refused)  # a new attempt forgets the old answer
+    assert report_store.get("sr-1", "rep-1").uncertain
+
+    report_store.mark_submitted(refused, {"detail_type": "x", "detail": {}})
+    assert not report_store.get("sr-1", "rep-1").uncertain
+    assert report_store.start_submission(refused) is None  # accepted: no new attempt is noted
+    report_store.record_refusal(refused, 400)  # nor a refusal over an acceptance
+    assert report_store.get("sr-1", "rep-1").submission_answer is None
+
+
 def test_a_review_is_stored_once_and_marked_published(table):
     assert review_store.put_if_new("rev-1", {"reason": "flagged"})
     assert not review_store.put_if_new("rev-1", None)

@@ -456,3 +456,53 @@ def test_a_missing_stack_or_refused_credentials_exit_3_plainly(monkeypatch, code
     out, err = io.StringIO(), io.StringIO()
     assert ops.main(["--stack", "nope", "dead-letters", "list"], out=out, err=err) == UNREACHABLE
     assert err.getvalue() == f"error: {expected}\n"
+
+
+@pytest.mark.parametrize(
+    ("flag", "sent"),
+    [
+        ("--report-taken", {"report_taken": True}),
+        ("--resend-uncertain-report", {"resend_uncertain_report": True}),
+    ],
+)
+def test_resume_passes_the_operators_answer_for_an_uncertain_report(stub_api, flag, sent):
+    StubApi.answers[("POST", "/v1/lab/service-requests/sr-1/resume")] = answer(
+        202,
+        {
+            "service_request_id": "sr-1",
+            "execution": "sr-1-resume-1",
+            "workflow": "starting",
+            "resumes": 1,
+            "resending": [],
+        },
+    )
+    code, out, err = local(stub_api, ["resume", "service-request", "sr-1", flag])
+    assert code == 0, err
+    assert json.loads(StubApi.bodies[-1][0]) == sent
+
+
+def test_an_uncertain_report_is_named_with_when_its_submission_started(stub_api):
+    StubApi.answers[("POST", "/v1/lab/service-requests/sr-1/resume")] = answer(
+        409,
+        {
+            "error": "report_uncertain",
+            "message": "answer lost",
+            "report_id": "rep-1",
+            "submission_started_at": "2026-12-01T05:00:00.000Z",
+        },
+    )
+    code, out, err = local(stub_api, ["resume", "service-request", "sr-1"])
+    assert (code, out) == (FAILED, "")
+    assert err == (
+        "error: 409 error=report_uncertain message=answer lost report_id=rep-1 "
+        "submission_started_at=2026-12-01T05:00:00.000Z (resume service-request)\n"
+    )
+
+
+def test_both_answers_at_once_or_an_answer_for_a_requisition_are_bad_arguments(stub_api):
+    with pytest.raises(SystemExit) as both:
+        local(stub_api, ["resume", "service-request", "sr-1", "--report-taken", "--resend-uncertain-report"])
+    assert both.value.code == 2
+    code, _, err = local(stub_api, ["resume", "requisition", "req-1", "--report-taken"])
+    assert code == 2 and "service request only" in err
+    assert not [seen for seen in StubApi.seen if seen[0] == "POST"]  # nothing was resumed

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from whoop_bridge.ops import api_calls, dead_letters
-from whoop_bridge.ops.errors import OK, OpsError
+from whoop_bridge.ops.errors import OK, USAGE, OpsError
 from whoop_bridge.ops.stack import Stack, from_cloudformation, from_local
 
 EPILOG = """exit codes: 0 done; 1 refused or failed (404, 409, a move task that failed);
@@ -19,6 +19,7 @@ examples:
   python -m whoop_bridge.ops --stack whoop-bridge dead-letters list
   python -m whoop_bridge.ops --stack whoop-bridge dead-letters replay partner-events
   python -m whoop_bridge.ops --stack whoop-bridge resume service-request SR_ID
+  python -m whoop_bridge.ops --stack whoop-bridge resume service-request SR_ID --report-taken
   python -m whoop_bridge.ops --local http://127.0.0.1:3000 timeline requisition REQ_ID --svg order.svg
 """
 
@@ -48,6 +49,17 @@ def parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="start a new execution of a failed test or order")
     resume.add_argument("kind", choices=sorted(api_calls.RESUME_PATHS))
     resume.add_argument("id", help="the service request's or requisition's id")
+    uncertain = resume.add_mutually_exclusive_group()
+    uncertain.add_argument(
+        "--resend-uncertain-report",
+        action="store_true",
+        help="a test's report whose answer was lost: WHOOP confirmed it does not hold it, post it again",
+    )
+    uncertain.add_argument(
+        "--report-taken",
+        action="store_true",
+        help="a test's report whose answer was lost: WHOOP confirmed it holds it, record it as submitted",
+    )
 
     timeline = commands.add_parser("timeline", help="an order's timeline as a table, or its picture")
     timeline.add_argument("kind", choices=["requisition"])
@@ -116,7 +128,14 @@ def replay_dead_letters(stack: Stack, arguments: argparse.Namespace, out: TextIO
 
 
 def resume_command(stack: Stack, arguments: argparse.Namespace, out: TextIO) -> int:
-    answer = api_calls.resume(stack, arguments.kind, arguments.id)
+    body = {}
+    if arguments.resend_uncertain_report:
+        body["resend_uncertain_report"] = True
+    if arguments.report_taken:
+        body["report_taken"] = True
+    if body and arguments.kind != "service-request":
+        raise OpsError("--resend-uncertain-report and --report-taken are for a service request only", USAGE)
+    answer = api_calls.resume(stack, arguments.kind, arguments.id, body)
     print(f"resumed {arguments.kind} {arguments.id}: {api_calls.summary(answer)}", file=out)
     return OK
 

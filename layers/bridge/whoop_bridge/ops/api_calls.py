@@ -22,7 +22,7 @@ SVG = "image/svg+xml"
 # What the command may print of an answer: the API's own fields, which name ids, statuses
 # and errors (its error messages never echo an input).
 ANSWER_KEYS = (
-    "error", "message", "state",
+    "error", "message", "state", "report_id", "submission_started_at",
     "service_request_id", "execution", "workflow", "resumes", "resending",
     "requisition_id", "outcome", "resumed_from", "retry_until",
 )  # fmt: skip
@@ -98,11 +98,14 @@ def refused(answer: Answer, what: str) -> OpsError:
     return OpsError(f"{summary(answer)} ({what})", FAILED)
 
 
-def resume(stack: Stack, kind: str, identifier: str) -> Answer:
-    """POST the resume route of `kind` (`service-request` or `requisition`) with its body `{}`:
+def resume(stack: Stack, kind: str, identifier: str, body: dict[str, bool] | None = None) -> Answer:
+    """POST the resume route of `kind` (`service-request` or `requisition`) with `body` (`{}`
+    by default; a test's `{"resend_uncertain_report": true}` or `{"report_taken": true}`):
     202 with the new execution's name (a test) or the intake's new deadline (an order);
-    OpsError on 404 (unknown), 409 (not failed: `state` names where it is) or any other refusal."""
-    answer = call(stack, "POST", RESUME_PATHS[kind].format(id=quote(identifier, safe="")), body={})
+    OpsError on 404 (unknown), 409 (not failed: `state` names where it is; `report_uncertain`
+    names the report whose answer was lost) or any other refusal."""
+    path = RESUME_PATHS[kind].format(id=quote(identifier, safe=""))
+    answer = call(stack, "POST", path, body=body or {})
     if answer.status not in (200, 202):
         raise refused(answer, f"resume {kind}")
     return answer
