@@ -87,6 +87,8 @@ class ControlApi:
             or not isinstance(body.get("path_regex"), str)
         ):
             raise bad_request("method and path_regex are required strings")
+        if not isinstance(body.get("after", False), bool):
+            raise bad_request("after must be true or false")
         try:
             self._emulator.inject_fault(
                 body["method"],
@@ -96,6 +98,7 @@ class ControlApi:
                 delay=float(body.get("delay", 0.0)),
                 body=body.get("body"),
                 headers=body.get("headers"),
+                after=body.get("after", False),
             )
         except (ValueError, TypeError, re.error) as exc:
             raise bad_request(str(exc)) from None

@@ -1,5 +1,5 @@
 """Fault switches: answer the next matching calls with an injected status (and body,
-headers) after a delay, or only delay them."""
+headers) after a delay, or only delay them, before or (`after=True`) after handling them."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Fault:
     delay: float
     body: Any
     headers: dict[str, str]
+    after: bool = False
 
     def response(self) -> Response:
         """The injected answer (only for a fault with a status)."""
@@ -59,13 +60,18 @@ class Faults:
         delay: float = 0.0,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        after: bool = False,
     ) -> None:
         """Answer the next `count` matching calls with `status` after `delay` seconds.
 
         `method` may be "*"; `path_regex` is searched in the path. With `status=None` the
         call is only delayed and then handled normally. A 429 carries WHOOP's rate-limit
-        headers unless `headers` overrides them.
+        headers unless `headers` overrides them. `after=True` (only with `status=None`)
+        handles the call first and then holds its answer `delay` seconds: with a delay past
+        the client's timeout, WHOOP took the call and the answer is lost.
         """
+        if after and status is not None:
+            raise ValueError("after is only for a fault without a status (the call is handled, its answer held)")
         # 1xx answers would leave the client waiting for a final response.
         if status is not None and not (isinstance(status, int) and 200 <= status <= 599):
             raise ValueError("status must be an HTTP status code from 200 to 599, or None")
@@ -75,7 +81,7 @@ class Faults:
             raise ValueError("delay must not be negative")
         merged = dict(RATE_LIMIT_HEADERS) if status == 429 else {}
         merged.update(headers or {})
-        fault = Fault(method.upper(), re.compile(path_regex), status, count, float(delay), body, merged)
+        fault = Fault(method.upper(), re.compile(path_regex), status, count, float(delay), body, merged, bool(after))
         with self._core.lock:
             self._faults.append(fault)
 

@@ -246,7 +246,7 @@ class WhoopEmulator:
                 "user_id": self.oauth.token_user(request),
             }
         fault = self.faults.take(request.method, request.path)
-        if fault is not None:
+        if fault is not None and not fault.after:
             if fault.delay:
                 time.sleep(fault.delay)  # outside the lock, so other calls proceed
             if fault.status is not None:
@@ -266,4 +266,6 @@ class WhoopEmulator:
         self.log.record(request, arrival, response.status, delay=fault.delay if fault else 0.0)
         if member_api:
             self.log.record_member_call(member_call, response.status)
+        if fault is not None and fault.after and fault.delay:
+            time.sleep(fault.delay)  # handled: the answer is held (lost, past the client's timeout)
         return response
