@@ -649,6 +649,20 @@ def test_delay_only_fault_slows_the_real_answer(emulator, http, auth):
     assert response.elapsed.total_seconds() >= 0.3
 
 
+def test_a_fault_after_handling_takes_the_call_and_its_answer_is_lost(emulator, http, auth):
+    sr_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
+    patch_sr(emulator, http, auth, sr_id, "ORDER_CONFIRMED")
+    url = f"{emulator.base_url}{PARTNER}/service-request/{sr_id}/results"
+    emulator.inject_fault("POST", r"/results$", status=None, delay=1.0, after=True)
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        http.post(url, json=GOOD_REPORT, headers=auth, timeout=0.3)
+
+    assert emulator.reports(sr_id) == [GOOD_REPORT]  # WHOOP took it
+    with pytest.raises(ValueError, match="after"):
+        emulator.inject_fault("POST", r"/results$", status=503, after=True)
+
+
 def test_unknown_path_404_wrong_method_405_bad_json_400(emulator, http, auth):
     sr_id = emulator.create_requisition(["CBC"])["service_requests"][0]["id"]
 
