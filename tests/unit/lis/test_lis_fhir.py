@@ -249,3 +249,19 @@ def test_answers_as_operation_outcomes():
     assert issue["code"] == "business-rule" and "SPECIMEN_COLLECTED" in issue["diagnostics"]
     accepted = fhir.outcome(202, {"service_request_id": SR, "report_id": "r-1", "event_id": "e"}, {})
     assert accepted["issue"][0]["severity"] == "information" and "r-1" in accepted["issue"][0]["diagnostics"]
+
+
+# rev3: a value below or above a limit is not that number.
+@pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
+def test_a_quantity_with_a_comparator_is_refused_not_read_as_its_number(comparator):
+    limited = observation("o1", valueQuantity={"value": 0.5, "comparator": comparator, "unit": "mg/dL"})
+    problems = problems_of(report(limited)).problems
+    assert [p.where for p in problems] == ["DiagnosticReport.contained[0].valueQuantity.comparator"]
+
+
+@pytest.mark.parametrize("reference", ["ServiceRequest/", "ServiceRequest//_history/2"])
+def test_a_based_on_reference_without_an_id_names_no_service_request(reference):
+    body = report(CHOLESTEROL)
+    body["basedOn"] = [{"reference": reference}]
+    problems = problems_of(body).problems
+    assert [(p.where, p.kind) for p in problems] == [("DiagnosticReport.basedOn", "required")]

@@ -102,7 +102,9 @@ def _service_request(report: Any, root: str, expected: str | None) -> tuple[str 
     for reference in report.basedOn or []:
         text = reference.reference or ""
         if "ServiceRequest/" in text:
-            named.add(text.rsplit("ServiceRequest/", 1)[1].split("/")[0])
+            ident = text.rsplit("ServiceRequest/", 1)[1].split("/")[0]
+            if ident:  # `ServiceRequest/` alone names none
+                named.add(ident)
         elif (
             reference.identifier
             and reference.identifier.system == SERVICE_REQUEST_SYSTEM
@@ -132,6 +134,9 @@ def _value(observation: Any, where: str, places: dict[str, str], key: str) -> tu
         places[f"{key}.unit"] = f"{where}.valueQuantity.unit"
         if quantity.value is None or not math.isfinite(float(quantity.value)):
             return {}, [Problem(f"{where}.valueQuantity.value", "a quantity needs a finite value", "required")]
+        if quantity.comparator is not None:  # "<0.5" is not 0.5: WHOOP's value_numeric is exact
+            text = "a limit (comparator) is not a number WHOOP takes: send it as valueString, e.g. '<0.5'"
+            return {}, [Problem(f"{where}.valueQuantity.comparator", text)]
         mapped["value_numeric"] = float(quantity.value)
         if quantity.unit or quantity.code:
             mapped["unit"] = quantity.unit or quantity.code
