@@ -271,3 +271,10 @@ def test_the_ack_is_escaped_for_its_own_encoding_characters_not_the_senders():
     assert "|a\\S\\b\\F\\c" in text  # the component separator `^` escaped, as the ACK's MSH-2 says
     assert len(err[8]) == 1 and ack.unescape(str(err[8])) == "a^b|c"
     assert [ack.extract_field("ERR", 1, 2, 1, n) for n in (1, 2, 3)] == ["OBX", "1", "5"]
+
+
+def test_a_message_without_a_control_id_is_rejected_naming_msh_10():
+    # The ACK's MSA-2 echoes MSH-10: without it the LIS cannot match the answer to its message.
+    unnamed = message(obr(), obx(1, "NM", "CHOL^Chol^L", "185", "mg/dL"), header=MSH.replace("|CTRL-1|", "||"))
+    refused = problems_of(unnamed)
+    assert refused.rejected and [(p.where, p.kind) for p in refused.problems] == [("MSH^1^10", "required")]

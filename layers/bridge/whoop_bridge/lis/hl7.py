@@ -116,6 +116,8 @@ def _check_header(message: Any) -> None:
         problems.append(Problem("MSH^1^9", "results are an ORU^R01 message", "type"))
     if not version.startswith("2."):
         problems.append(Problem("MSH^1^12", "HL7 version 2.x is required", "version"))
+    if not _field(message, "MSH", 1, 10):
+        problems.append(Problem("MSH^1^10", "the message control id is required (the ACK echoes it)", "required"))
     if problems:
         raise Unreadable(problems, rejected=True)
 
