@@ -265,3 +265,28 @@ def test_a_based_on_reference_without_an_id_names_no_service_request(reference):
     body["basedOn"] = [{"reference": reference}]
     problems = problems_of(body).problems
     assert [(p.where, p.kind) for p in problems] == [("DiagnosticReport.basedOn", "required")]
+
+
+# rev3: a resource type R4 does not define (R5's ImagingSelection, a typo) was a KeyError (502).
+def test_a_contained_resource_of_a_type_r4_does_not_define_is_a_400_naming_it():
+    body = report(CHOLESTEROL)
+    body["contained"].append({"resourceType": "ImagingSelection", "id": "i1"})
+    problems = problems_of(body).problems
+    assert [(p.where, p.kind) for p in problems] == [("DiagnosticReport.contained[1].resourceType", "structure")]
+
+
+def test_a_bundle_entry_of_a_type_r4_does_not_define_is_a_400_naming_it():
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": report(CHOLESTEROL)}, {"resource": {"resourceType": "Foo"}}],
+    }
+    problems = problems_of(bundle).problems
+    assert [(p.where, p.kind) for p in problems] == [("Bundle.entry[1].resource.resourceType", "structure")]
+
+
+def test_a_resource_of_an_unknown_type_nested_deeper_is_still_a_400():
+    inner = observation("o1", valueString="x")
+    inner["contained"] = [{"resourceType": "Foo"}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": report(inner)}]}
+    assert problems_of(bundle).problems[0].kind == "structure"

@@ -53,13 +53,42 @@ def _path(root: str, loc: tuple[Any, ...]) -> str:
     return text
 
 
+def _unknown_types(data: dict[str, Any], root: str) -> list[Problem]:
+    """A problem per contained resource or Bundle entry whose resourceType R4 does not define
+    (fhir.resources fails on those with a KeyError, not a ValidationError)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    def listed(name: str) -> list[Any]:
+        value = data.get(name)
+        return value if isinstance(value, list) else []  # other shapes: the model names them
+
+    places = [(f"{root}.contained[{i}]", item) for i, item in enumerate(listed("contained"))]
+    places += [
+        (f"{root}.entry[{i}].resource", e.get("resource")) for i, e in enumerate(listed("entry")) if isinstance(e, dict)
+    ]
+    found = []
+    for where, item in places:
+        kind = item.get("resourceType") if isinstance(item, dict) else None
+        if isinstance(kind, str):
+            try:
+                get_fhir_model_class(kind)
+            except (KeyError, ValueError):
+                found.append(Problem(f"{where}.resourceType", "not a resource type FHIR R4 defines", "structure"))
+    return found
+
+
 def _validated(model: Any, data: dict[str, Any], root: str) -> Any:
+    unknown = _unknown_types(data, root)
+    if unknown:
+        raise Unreadable(unknown)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         # pydantic's messages name the rule, never the input value.
         found = [Problem(_path(root, e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
         raise Unreadable(found) from None
+    except KeyError:  # an unknown resourceType deeper down
+        raise Unreadable([Problem(root, "holds a resource of a type FHIR R4 does not define", "structure")]) from None
 
 
 def _load(body: Any) -> tuple[Any, str, dict[str, tuple[str, Any]]]:
