@@ -268,9 +268,10 @@ def test_a_based_on_reference_without_an_id_names_no_service_request(reference):
 
 
 # rev3: a resource type R4 does not define (R5's ImagingSelection, a typo) was a KeyError (502).
-def test_a_contained_resource_of_a_type_r4_does_not_define_is_a_400_naming_it():
+@pytest.mark.parametrize("kind", ["ImagingSelection", "Foo", 5, None, ["Observation"]])
+def test_a_contained_resource_of_a_type_r4_does_not_define_is_a_400_naming_it(kind):
     body = report(CHOLESTEROL)
-    body["contained"].append({"resourceType": "ImagingSelection", "id": "i1"})
+    body["contained"].append({"resourceType": kind, "id": "i1"})
     problems = problems_of(body).problems
     assert [(p.where, p.kind) for p in problems] == [("DiagnosticReport.contained[1].resourceType", "structure")]
 

@@ -68,12 +68,12 @@ def _unknown_types(data: dict[str, Any], root: str) -> list[Problem]:
     ]
     found = []
     for where, item in places:
-        kind = item.get("resourceType") if isinstance(item, dict) else None
-        if isinstance(kind, str):
-            try:
-                get_fhir_model_class(kind)
-            except (KeyError, ValueError):
-                found.append(Problem(f"{where}.resourceType", "not a resource type FHIR R4 defines", "structure"))
+        if not isinstance(item, dict) or "resourceType" not in item:
+            continue  # the model names what is missing
+        try:
+            get_fhir_model_class(item["resourceType"])
+        except (KeyError, ValueError, TypeError):
+            found.append(Problem(f"{where}.resourceType", "not a resource type FHIR R4 defines", "structure"))
     return found
 
 
@@ -87,7 +87,7 @@ def _validated(model: Any, data: dict[str, Any], root: str) -> Any:
         # pydantic's messages name the rule, never the input value.
         found = [Problem(_path(root, e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
         raise Unreadable(found) from None
-    except KeyError:  # an unknown resourceType deeper down
+    except (KeyError, TypeError):  # an unknown resourceType deeper down
         raise Unreadable([Problem(root, "holds a resource of a type FHIR R4 does not define", "structure")]) from None
 
 
