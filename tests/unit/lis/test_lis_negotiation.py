@@ -252,6 +252,7 @@ def encoded(content_type, data):
     [
         ("x-application/hl7-v2+er7", LATIN_ORU),  # MSH-18 names it
         ("x-application/hl7-v2+er7; charset=ISO-8859-1", LATIN_ORU.replace("||||||8859/1", "")),
+        ("x-application/hl7-v2+er7", "\x0b" + LATIN_ORU + "\x1c\r"),  # in MLLP's framing
     ],
 )
 def test_a_latin_1_hl7_message_is_read_in_the_charset_msh_18_or_its_content_type_names(content_type, text):

@@ -123,6 +123,7 @@ def _charset(event: dict[str, Any], data: bytes, language: str) -> str:
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"'):
             return value.strip().strip('"')
+    data = data.lstrip(b"\x0b\r\n\t ")  # MLLP's start byte, blank lines (lis/hl7.py parse)
     if language == HL7 and data[3:4]:  # MSH-18 of the first segment, read in ASCII
         fields = data.split(b"\r")[0].split(b"\n")[0].decode("latin-1").split(chr(data[3]))
         if len(fields) > 17:
