@@ -291,3 +291,16 @@ def test_a_resource_of_an_unknown_type_nested_deeper_is_still_a_400():
     inner["contained"] = [{"resourceType": "Foo"}]
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": report(inner)}]}
     assert problems_of(bundle).problems[0].kind == "structure"
+
+
+# rev3: a modifierExtension changes the meaning of its element (FHIR: a receiver that does not
+# understand one must not process the resource); it was ignored and the value sent to WHOOP.
+def test_a_modifier_extension_on_the_report_or_an_observation_is_refused():
+    modifier = [{"url": "http://lab.example/not-performed", "valueBoolean": True}]
+    body = report(observation("o1", valueString="x", modifierExtension=modifier))
+    body["modifierExtension"] = modifier
+    problems = problems_of(body).problems
+    assert sorted(p.where for p in problems) == [
+        "DiagnosticReport.contained[0].modifierExtension",
+        "DiagnosticReport.modifierExtension",
+    ]

@@ -187,6 +187,13 @@ def _value(observation: Any, where: str, places: dict[str, str], key: str) -> tu
     return {}, []  # WHOOP's model names the missing value
 
 
+def _modifiers(resource: Any, where: str) -> list[Problem]:
+    """FHIR: a modifierExtension the receiver does not know forbids processing the resource."""
+    if resource.modifierExtension:
+        return [Problem(f"{where}.modifierExtension", "not understood: it may change the meaning", "structure")]
+    return []
+
+
 def _observation(
     observation: Any, where: str, index: int, places: dict[str, str], codes: CodeMap
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -195,7 +202,7 @@ def _observation(
     places[f"{key}.code"] = f"{where}.code"
     places[f"{key}.status"] = f"{where}.status"
     mapped: dict[str, Any] = {}
-    problems: list[Problem] = []
+    problems: list[Problem] = _modifiers(observation, where)
     codings = [c for c in observation.code.coding or [] if c.code]
     if codings:
         mapped["code"] = codes.observation_in(codings[0].code, codings[0].system or "")
@@ -216,6 +223,7 @@ def report_in(body: Any, codes: CodeMap, expected: str | None = None) -> tuple[s
     Unreadable with every problem found (resourceType other than those two: rejected)."""
     report, root, found = _load(body)
     service_request_id, problems = _service_request(report, root, expected)
+    problems += _modifiers(report, root)
     places = {"body": root, "body.status": f"{root}.status", "body.observations": f"{root}.result"}
     status = REPORT_STATUSES.get(report.status)
     if status is None:
