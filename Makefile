@@ -2,8 +2,8 @@
 #   make demo   set up, then run the local stack with a real end-to-end lab demo
 #   make test   set up, then check the formatting and lint, then run every test (unit, integration, e2e)
 #   make sam    sam validate --lint and sam build (SAM CLI in its own virtual environment)
-#   make audit  pip-audit on the layer's pinned dependencies; says when nothing was checked
-#   make lock   recompile layers/bridge/requirements.txt (every pin with its hashes) from requirements.in
+#   make audit  pip-audit on the layers' pinned dependencies; says when nothing was checked
+#   make lock   recompile layers/bridge and layers/lis requirements.txt (every pin with its hashes) from requirements.in
 #   make scan   checkov, cfn-lint with the serverless rules (on the transformed template) and bandit
 
 PYTHON ?= python3
@@ -20,7 +20,7 @@ SAM_PYTHON_ENV := PYENV_VERSION=3.13.0 PATH="$(HOME)/.pyenv/shims:$(PATH)" SAM_C
 
 .PHONY: demo serve test sam lint audit lock clean
 
-$(VENV)/.installed: requirements-dev.txt layers/bridge/requirements.in
+$(VENV)/.installed: requirements-dev.txt layers/bridge/requirements.in layers/lis/requirements.in
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -102,11 +102,14 @@ sam: $(SAM_VENV)/.installed
 
 audit: $(AUDIT_VENV)/.installed
 	$(PYTHON) bin/audit_dependencies.py --pip-audit $(AUDIT_VENV)/bin/pip-audit layers/bridge/requirements.txt
+	$(PYTHON) bin/audit_dependencies.py --pip-audit $(AUDIT_VENV)/bin/pip-audit layers/lis/requirements.txt
 
 lock: $(LOCK_VENV)/.installed
-	cd layers/bridge && CUSTOM_COMPILE_COMMAND="make lock" ../../$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
-		--strip-extras --no-emit-index-url --no-emit-find-links --pip-args "--isolated" \
-		--output-file requirements.txt requirements.in
+	for layer in bridge lis; do \
+		(cd layers/$$layer && CUSTOM_COMPILE_COMMAND="make lock" ../../$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+			--strip-extras --no-emit-index-url --no-emit-find-links --pip-args "--isolated" \
+			--output-file requirements.txt requirements.in) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) $(LOCK_VENV) .aws-sam .local-run .pytest_cache .ruff_cache

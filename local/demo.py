@@ -14,6 +14,7 @@ The lab and the platform talk to the bridge only through its HTTP API, as their 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import requests
 
+from local import lis_messages
 from local.emulator import WhoopEmulator
 from local.stack import LocalStack, wait_until
 
@@ -81,6 +83,22 @@ class Lab:
 
     def results(self, service_request_id: str, report: dict[str, Any]) -> requests.Response:
         return self._post(f"/lab/service-requests/{service_request_id}/results", report)
+
+    def results_in(self, content_type: str, text: str) -> requests.Response:
+        """Results as the LIS writes them (FHIR or HL7 v2) to POST /lab/results."""
+        headers = {"Content-Type": content_type}
+        answer = self.session.post(f"{self.base_url}/lab/results", data=text.encode(), headers=headers, timeout=30)
+        if answer.status_code != 202:
+            raise RuntimeError(f"POST /lab/results answered {answer.status_code}: {answer.text}")
+        return answer
+
+    def order_in(self, requisition_id: str, accept: str) -> str:
+        """The order as the LIS imports it (FHIR Bundle or HL7 ORM^O01)."""
+        answer = self.session.get(
+            f"{self.base_url}/lab/requisitions/{requisition_id}", headers={"Accept": accept}, timeout=30
+        )
+        answer.raise_for_status()
+        return answer.text
 
     def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
         answer = self.session.post(f"{self.base_url}{path}", json=body, timeout=30)
@@ -391,6 +409,18 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
     }
     ids = {code: sr["id"] for code, sr in confirmed.items()}
     print("2. The bridge confirmed every test: " + ", ".join(f"{code} ORDER_CONFIRMED" for code in CODES), file=out)
+    # The LIS imports the order in its own language (README "Connect your LIS").
+    bundle = json.loads(lab.order_in(requisition_id, lis_messages.FHIR))
+    print(
+        f"   The order as FHIR: a Bundle of {', '.join(e['resource']['resourceType'] for e in bundle['entry'])}",
+        file=out,
+    )
+    orm = lab.order_in(requisition_id, lis_messages.HL7)
+    # The patient's segment is left out of the printout: health data stays out of the output.
+    shown = [
+        segment if not segment.startswith("PID|") else "PID|… (the patient)" for segment in orm.strip("\r").split("\r")
+    ]
+    print("   The order as HL7 v2:\n     " + "\n     ".join(shown), file=out)
 
     lab.requisition_event(requisition_id, {"status": "APPOINTMENT_ATTENDED"})
     for code in CODES:
@@ -409,10 +439,11 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
         lambda sr: sr["task_business_status"] == "PARTIAL_RESULTS_READY" and sr["workflow"].startswith("awaiting"),
         "partial",
     )
-    lab.results(ids["LIPID_PANEL"], LIPID_FINAL)
-    print("4. LIPID_PANEL: a partial report, then the final report", file=out)
+    lab.results_in(lis_messages.FHIR, lis_messages.fhir_report(ids["LIPID_PANEL"], LIPID_FINAL))
+    print("4. LIPID_PANEL: a partial report, then the final report (as a FHIR DiagnosticReport)", file=out)
 
-    lab.results(ids["CBC"], CBC_FINAL)
+    ack = lab.results_in(lis_messages.HL7, lis_messages.oru(ids["CBC"], CBC_FINAL, "DEMO-CBC-1")).text
+    print(f"   CBC's final report as an HL7 ORU^R01, acknowledged {ack.strip().split(chr(13))[1]}", file=out)
     lab.wait_for(requisition_id, "CBC", lambda sr: sr["workflow"] == "awaiting_correction", "final")
     lab.results(ids["CBC"], CBC_AMENDED)
     print("5. CBC: the final report, then an amended one inside the correction window", file=out)

@@ -13,11 +13,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from whoop_bridge.api import errors
-from whoop_bridge.api.bodies import JSON, BusyBody, NotConfiguredBody, TransitionForbiddenBody, json_response
+from whoop_bridge.api.bodies import JSON, BusyBody, NotConfiguredBody, TransitionForbiddenBody, json_response, problem
 from whoop_bridge.api.guard import lambda_handler
 from whoop_bridge.api.idempotency import IdempotencyKey
 from whoop_bridge.api.openapi import ANSWERS, RETRY_AFTER_HEADER, Routes, configure, link, ok, schema_of
 from whoop_bridge.lab import intake, listings, resume, status_updates, views
+from whoop_bridge.lis import negotiation
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
 from whoop_bridge.models.lab_results import DiagnosticReport, LabStatusEvent, TestDataRequest
 from whoop_bridge.models.resume import ResumeRequest
@@ -209,6 +210,17 @@ def post_service_request_event(
 def post_results(service_request_id: ServiceRequestId, report: ReportBody, idempotency_key: IdempotencyKey = None):
     # WHOOP receives the body as the lab wrote it, not a re-serialisation of the model.
     return json_response(202, status_updates.submit_results(service_request_id, report, app.current_event.json_body))
+
+
+@_test_post(
+    "/lab/results",
+    "submitLisResults",
+    'Results as FHIR R4 or HL7 v2 ORU^R01 naming their test (README "Connect your LIS")',
+)
+def post_lis_results(idempotency_key: IdempotencyKey = None):
+    # FHIR and HL7 v2 are translated before the routes (lis/negotiation.py); WHOOP's JSON names no test.
+    text = f"results here are {negotiation.FHIR} or {negotiation.HL7}; WHOOP's JSON goes to /lab/service-requests/{{id}}/results"
+    return problem(415, [{"field": "header.Content-Type", "problem": text}], "unsupported_media_type")
 
 
 # Resuming what failed (lab/resume.py): the body is `{}`; a 409 names the state found.
@@ -410,5 +422,5 @@ for _operation in (
 
 TITLE = "WHOOP Bridge lab API"
 DESCRIPTION = "The lab's orders from WHOOP, and its progress events and results back to WHOOP. Every route is IAM-authorized (SigV4)."
-configure(app, TITLE, DESCRIPTION, "/lab/openapi.json", links=LINKS, errors=errors.for_lab())
-handler = lambda_handler(app, logger)
+configure(app, TITLE, DESCRIPTION, "/lab/openapi.json", links=LINKS, errors=errors.for_lab(), amend=negotiation.openapi)
+handler = lambda_handler(app, logger, negotiate=negotiation.negotiate)

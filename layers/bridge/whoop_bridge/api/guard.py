@@ -170,10 +170,17 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     return app.resolve(event, context)
 
 
-def lambda_handler(app: APIGatewayRestResolver, logger: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+Negotiate = Callable[[dict[str, Any], Any, Callable[[dict[str, Any], Any], dict[str, Any]]], dict[str, Any]]
+
+
+def lambda_handler(
+    app: APIGatewayRestResolver, logger: Any, negotiate: Optional[Negotiate] = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The API function's Lambda handler: `resolve` with the request id as correlation id
     in `logger` (the handler's Powertools Logger), then the call's audit record (api/audit.py),
-    whatever the answer; a handler that raised is recorded as API Gateway answers it (502)."""
+    whatever the answer; a handler that raised is recorded as API Gateway answers it (502).
+    `negotiate(event, context, resolve)`, when given, serves requests in other languages
+    than JSON around `resolve` (the lab API's FHIR and HL7 v2: lis/negotiation.py)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -181,7 +188,10 @@ def lambda_handler(app: APIGatewayRestResolver, logger: Any) -> Callable[[dict[s
         audited = {key: event.get(key) for key in ("httpMethod", "resource", "pathParameters", "requestContext")}
         status = 502
         try:
-            answer = resolve(app, event, context)
+            if negotiate is None:
+                answer = resolve(app, event, context)
+            else:
+                answer = negotiate(event, context, lambda event, context: resolve(app, event, context))
             status = int(answer.get("statusCode", 200))
             return answer
         finally:

@@ -168,10 +168,12 @@ def openapi_document(
     app: APIGatewayRestResolver,
     server_url: str = "/",
     links: Optional[Links] = None,
+    amend: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> dict[str, Any]:
     """The app's OpenAPI document (Powertools' generator, configured by `configure`), with
-    the shared error bodies, without Powertools' 422 where a route never gives it, and with
-    `links` ((path, method, status) -> OpenAPI links) between operations."""
+    the shared error bodies, without Powertools' 422 where a route never gives it, with
+    `links` ((path, method, status) -> OpenAPI links) between operations, then `amend`ed
+    (e.g. the lab API's FHIR and HL7 media types, lis/openapi.py)."""
     document = json.loads(app.get_openapi_json_schema(servers=[Server(url=server_url)]))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for model in ERROR_MODELS:
@@ -186,6 +188,8 @@ def openapi_document(
                 for (link_path, link_method, link_status), listed in (links or {}).items():
                     if (link_path, link_method, str(link_status)) == (path, method, status):
                         response["links"] = listed
+    if amend is not None:
+        amend(document)
     text = json.dumps(document)
     for unused in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{unused}" not in text:
@@ -194,7 +198,14 @@ def openapi_document(
 
 
 def configure(
-    app: APIGatewayRestResolver, title: str, description: str, schema_path: str, *, links: Links, errors: Answers
+    app: APIGatewayRestResolver,
+    title: str,
+    description: str,
+    schema_path: str,
+    *,
+    links: Links,
+    errors: Answers,
+    amend: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> None:
     """Give `app` the idempotency middleware, the answers for `errors` (api/errors.py) and for
     invalid requests, unknown routes and faults, the OpenAPI set-up (SigV4 on every route)
@@ -230,5 +241,5 @@ def configure(
     def _openapi():  # no return annotation: Powertools would model it
         server = _server_url(app.current_event)
         if server not in documents:
-            documents[server] = json.dumps(openapi_document(app, server, links))
+            documents[server] = json.dumps(openapi_document(app, server, links, amend))
         return Response(status_code=200, content_type=JSON, body=documents[server])
