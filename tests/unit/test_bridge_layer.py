@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_the_pruned_layer_runs_every_handler_and_serves_both_openapi_documents(l
     openapi_event = json.loads((ROOT / "events" / "lab_api_openapi.json").read_text())
     member_event = {**openapi_event, "resource": "/members/openapi.json", "path": "/members/openapi.json"}
     probe = f"""
-import importlib, importlib.util, json, pkgutil, sys
+import importlib, importlib.metadata, importlib.util, json, pkgutil, sys
 sys.path[:] = {search_path!r}
 handlers = {{}}
 for path in {[str(path) for path in HANDLERS]!r}:
@@ -125,10 +126,13 @@ documents = {{}}
 for name, event in (("lab_api", {openapi_event!r}), ("member_api", {member_event!r})):
     answer = handlers[name].handler(event, Context())
     documents[name] = {{"status": answer["statusCode"], "body": json.loads(answer["body"])}}
+# importlib.metadata still reads every package's name and version (the long description is cut).
+versions = {{dist.metadata["Name"].lower().replace("_", "-"): dist.version
+            for dist in importlib.metadata.distributions(path=[sys.path[0]])}}
 outside = sorted(n for n, m in sys.modules.items()
                  if getattr(m, "__file__", None) and not any(m.__file__.startswith(p) for p in sys.path))
 print("RESULT " + json.dumps({{"handlers": sorted(handlers), "modules": modules, "documents": documents,
-                               "outside": outside}}))
+                               "outside": outside, "versions": versions}}))
 """
     answer = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", probe],
@@ -148,6 +152,8 @@ print("RESULT " + json.dumps({{"handlers": sorted(handlers), "modules": modules,
     } - {"whoop_bridge"}
     assert set(result["modules"]) == expected
     assert result["outside"] == []
+    pins = re.findall(r"^([a-z0-9-]+)==(\S+)", (BRIDGE / "requirements.txt").read_text(), re.MULTILINE)
+    assert result["versions"] == dict(pins)
     lab, members = result["documents"]["lab_api"], result["documents"]["member_api"]
     assert (lab["status"], members["status"]) == (200, 200), result["documents"]
     assert lab["body"]["openapi"].startswith("3.") and members["body"]["openapi"].startswith("3.")
