@@ -224,8 +224,8 @@ def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> Ca
     try:
         api = ports.whoop()
         grant = api.exchange_code(code, link.redirect_uri)
-    except UserLimitReached:
-        return outcome(CallbackStatus.USER_LIMIT)
+    except UserLimitReached as refused:
+        return outcome(CallbackStatus.USER_LIMIT, attempts.exchange_reason(refused))
     except WhoopError as error:
         logger.error(
             "OAuth code exchange failed",
