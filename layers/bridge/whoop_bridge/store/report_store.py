@@ -84,25 +84,19 @@ def start_submission(record: DiagnosticReportRecord) -> str | None:
     attempt's refusal); returns that time, or None when WHOOP's acceptance is recorded already
     (a conditional write: one request, no read)."""
     at = times.now_iso()
-    done = dynamo.applied(
-        _table().update_item,
-        Key=_key(record),
-        UpdateExpression="SET submission_started_at = :at REMOVE submission_answer",
-        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(submitted_at)",
-        ExpressionAttributeValues={":at": at},
-    )
-    return at if done else None
+    return at if _unless_submitted(record, "SET submission_started_at = :v REMOVE submission_answer", at) else None
 
 
 def record_refusal(record: DiagnosticReportRecord, status: int) -> None:
     """Note that WHOOP answered the submission with the refusing HTTP `status` (it does not hold it)."""
-    dynamo.applied(
-        _table().update_item,
-        Key=_key(record),
-        UpdateExpression="SET submission_answer = :status",
-        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(submitted_at)",
-        ExpressionAttributeValues={":status": status},
-    )
+    _unless_submitted(record, "SET submission_answer = :v", status)
+
+
+def _unless_submitted(record: DiagnosticReportRecord, expression: str, value: Any) -> bool:
+    """Apply `expression` (its one value `:v`) unless WHOOP's acceptance is recorded; False then."""
+    condition = "attribute_exists(pk) AND attribute_not_exists(submitted_at)"
+    arguments = {"UpdateExpression": expression, "ConditionExpression": condition}
+    return dynamo.applied(_table().update_item, Key=_key(record), ExpressionAttributeValues={":v": value}, **arguments)
 
 
 def clear_outbox(record: DiagnosticReportRecord) -> None:
