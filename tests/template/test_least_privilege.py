@@ -210,6 +210,29 @@ def test_token_grants_name_the_member_token_encryption_context(cfn):
             assert grant.condition == {"StringEquals": {TOKEN_CONTEXT: vault.PURPOSE}}, function
 
 
+def _index_arns(resource: Any) -> list[str]:
+    """The Fn::Sub texts of a Resource value that name an index of a table (`.../index/...`)."""
+    texts = [value.get("Fn::Sub") for value in _listed(resource) if isinstance(value, dict)]
+    return [text if isinstance(text, str) else text[0] for text in texts if text and "/index/" in str(text)]
+
+
+def test_member_sync_may_count_members_on_the_status_index(cfn):
+    # members/census.py: a Query (Select=COUNT) of MemberTable's status index every 10 minutes.
+    from whoop_bridge.models.connection import STATUS_INDEX
+
+    table_index_arn = f"arn:aws:dynamodb:eu-west-1:1:table/members/index/{STATUS_INDEX[0]}"
+    allowed = []
+    for policy in _role(cfn, "MemberSyncFunction").get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            if any(fnmatchcase("dynamodb:Query", action) for action in _listed(statement["Action"])):
+                arns = [
+                    text.replace("${MemberTable.Arn}", "arn:aws:dynamodb:eu-west-1:1:table/members")
+                    for text in _index_arns(statement["Resource"])
+                ]
+                allowed += [arn for arn in arns if fnmatchcase(table_index_arn, arn)]
+    assert allowed, "member_sync's role allows no Query on MemberTable's status index"
+
+
 def test_oauth_callback_has_only_the_member_table_actions_and_keys_it_uses(cfn):
     (grant,) = reaches(cfn, "OAuthCallbackFunction", "MemberTable")
     assert sorted(grant.actions) == [
