@@ -4,7 +4,8 @@
 
 Counted as the status index holds them (MemberTable `gsi2`, docs/data-model.md#status-index):
 an `offline_not_granted` connection whose hour-long token has lapsed stays listed there (the
-API shows it as `reauthorization_required`), and so it is counted. A status that cannot be
+API shows it as `reauthorization_required`), and so it is counted; a connection written
+before the index existed is not, until its next status change. A status that cannot be
 counted now (DynamoDB throttled, ...) is logged and counted as `MembersNotCounted` and left
 out of this run's gauge; it never fails the upkeep it runs in.
 """
