@@ -62,7 +62,7 @@ class DeadLetter:
     message_id: str
     sent_at: str | None
     first_received_at: str | None
-    receives: int  # before this listing
+    receives: int  # SQS's count before this listing (earlier listings' reads included)
     ids: dict[str, Any]
     hidden_keys: int = 0
     error: dict[str, str] = field(default_factory=dict)
@@ -164,7 +164,8 @@ def peek(stack: Stack, queue: DeadLetterQueue, limit: int) -> list[DeadLetter]:
     """Up to `limit` messages of `queue`, read without consuming them: received with a short
     visibility timeout, then made visible again at once (ChangeMessageVisibility to 0), so a
     listing deletes nothing and a replay right after it moves every message. Reading adds
-    one to SQS's receive count, which `receives` leaves out; a message stays in the queue
+    one to SQS's receive count, which `receives` leaves out (an earlier listing's read
+    stays counted: SQS cannot tell it from a consumer's); a message stays in the queue
     until its retention (counted from its first enqueue) ends."""
     sqs = stack.client("sqs")
     read: dict[str, dict[str, Any]] = {}
