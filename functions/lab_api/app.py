@@ -249,7 +249,7 @@ _NOT_RESUMABLE_BODY = {
 }
 _NOT_RESUMABLE = {
     409: {
-        "description": "Not failed (the state it is in, also after a concurrent resume), or busy (Retry-After)",
+        "description": "Not failed (the state it is in, also after a concurrent resume), the failed execution still running, or busy (Retry-After)",
         "headers": RETRY_AFTER_HEADER,
         "content": {JSON: {"schema": {"oneOf": [_NOT_RESUMABLE_BODY, schema_of(BusyBody)]}}},
     }
