@@ -249,3 +249,58 @@ def test_answers_as_operation_outcomes():
     assert issue["code"] == "business-rule" and "SPECIMEN_COLLECTED" in issue["diagnostics"]
     accepted = fhir.outcome(202, {"service_request_id": SR, "report_id": "r-1", "event_id": "e"}, {})
     assert accepted["issue"][0]["severity"] == "information" and "r-1" in accepted["issue"][0]["diagnostics"]
+
+
+# rev3: a value below or above a limit is not that number.
+@pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
+def test_a_quantity_with_a_comparator_is_refused_not_read_as_its_number(comparator):
+    limited = observation("o1", valueQuantity={"value": 0.5, "comparator": comparator, "unit": "mg/dL"})
+    problems = problems_of(report(limited)).problems
+    assert [p.where for p in problems] == ["DiagnosticReport.contained[0].valueQuantity.comparator"]
+
+
+@pytest.mark.parametrize("reference", ["ServiceRequest/", "ServiceRequest//_history/2"])
+def test_a_based_on_reference_without_an_id_names_no_service_request(reference):
+    body = report(CHOLESTEROL)
+    body["basedOn"] = [{"reference": reference}]
+    problems = problems_of(body).problems
+    assert [(p.where, p.kind) for p in problems] == [("DiagnosticReport.basedOn", "required")]
+
+
+# rev3: a resource type R4 does not define (R5's ImagingSelection, a typo) was a KeyError (502).
+@pytest.mark.parametrize("kind", ["ImagingSelection", "Foo", 5, None, ["Observation"]])
+def test_a_contained_resource_of_a_type_r4_does_not_define_is_a_400_naming_it(kind):
+    body = report(CHOLESTEROL)
+    body["contained"].append({"resourceType": kind, "id": "i1"})
+    problems = problems_of(body).problems
+    assert [(p.where, p.kind) for p in problems] == [("DiagnosticReport.contained[1].resourceType", "structure")]
+
+
+def test_a_bundle_entry_of_a_type_r4_does_not_define_is_a_400_naming_it():
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": report(CHOLESTEROL)}, {"resource": {"resourceType": "Foo"}}],
+    }
+    problems = problems_of(bundle).problems
+    assert [(p.where, p.kind) for p in problems] == [("Bundle.entry[1].resource.resourceType", "structure")]
+
+
+def test_a_resource_of_an_unknown_type_nested_deeper_is_still_a_400():
+    inner = observation("o1", valueString="x")
+    inner["contained"] = [{"resourceType": "Foo"}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": report(inner)}]}
+    assert problems_of(bundle).problems[0].kind == "structure"
+
+
+# rev3: a modifierExtension changes the meaning of its element (FHIR: a receiver that does not
+# understand one must not process the resource); it was ignored and the value sent to WHOOP.
+def test_a_modifier_extension_on_the_report_or_an_observation_is_refused():
+    modifier = [{"url": "http://lab.example/not-performed", "valueBoolean": True}]
+    body = report(observation("o1", valueString="x", modifierExtension=modifier))
+    body["modifierExtension"] = modifier
+    problems = problems_of(body).problems
+    assert sorted(p.where for p in problems) == [
+        "DiagnosticReport.contained[0].modifierExtension",
+        "DiagnosticReport.modifierExtension",
+    ]

@@ -6,7 +6,7 @@ import pytest
 
 from whoop_bridge.lis import hl7
 from whoop_bridge.lis.codes import CodeMap, LabCode
-from whoop_bridge.lis.problems import Unreadable
+from whoop_bridge.lis.problems import Problem, Unreadable
 from whoop_bridge.models.lab_results import DiagnosticReport
 
 SR = "6f1c2f44-1d1a-4d6f-9a57-1a2b3c4d5e6f"
@@ -238,3 +238,43 @@ def test_an_order_as_orm_o01():
     assert parsed.extract_field("OBR", 2, 4, 1, 1) == "WHOOP_A1C"
     assert parsed.extract_field("TQ1", 1, 7, 1, 1) == "20261202093000+0000"
     assert parsed.extract_field("TQ1", 2, 7, 1, 1) == ""
+
+
+# rev3: what real LIS engines send over HTTP.
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda text: "\x0b" + text + "\x1c\r",  # MLLP framing kept by an engine's HTTP adapter
+        lambda text: "\ufeff" + text,  # a byte order mark from a Windows tool
+        lambda text: " \r\n" + text + "\r\n\r\n",  # blank lines around the message
+    ],
+)
+def test_framing_around_the_message_is_not_the_message(wrap):
+    service_request_id, whoop, _ = mapped(wrap(message(obr(), obx(1, "NM", "CHOL^Chol^L", "185", "mg/dL"))))
+    assert service_request_id == SR
+    assert whoop["observations"] == [{"code": "CHOL", "value_numeric": 185.0, "unit": "mg/dL", "status": "final"}]
+
+
+def test_an_nm_value_with_components_is_not_a_number():
+    problems = problems_of(message(obr(), obx(1, "NM", "CHOL^Chol^L", "185^mg", "mg/dL"))).problems
+    assert [p.where for p in problems] == ["OBX^1^5"]
+
+
+def test_the_ack_is_escaped_for_its_own_encoding_characters_not_the_senders():
+    # The sender uses `#` as its component separator; the ACK is written with `^~\&`.
+    header = MSH.replace("|^~\\&|", "|#~\\&|").replace("ORU^R01^ORU_R01", "ORU#R01#ORU_R01")
+    parsed = hl7.parse(message(obr(), header=header).replace(f"{SR}^ACME", f"{SR}#ACME"))
+    text = hl7.ack(parsed, 400, None, {}, [Problem("OBX^1^5", "a^b|c")])
+    ack = hl7_package.parse(text)
+    assert str(ack.segment("MSA")[2]) == "CTRL-1"
+    err = ack.segment("ERR")
+    assert "|a\\S\\b\\F\\c" in text  # the component separator `^` escaped, as the ACK's MSH-2 says
+    assert len(err[8]) == 1 and ack.unescape(str(err[8])) == "a^b|c"
+    assert [ack.extract_field("ERR", 1, 2, 1, n) for n in (1, 2, 3)] == ["OBX", "1", "5"]
+
+
+def test_a_message_without_a_control_id_is_rejected_naming_msh_10():
+    # The ACK's MSA-2 echoes MSH-10: without it the LIS cannot match the answer to its message.
+    unnamed = message(obr(), obx(1, "NM", "CHOL^Chol^L", "185", "mg/dL"), header=MSH.replace("|CTRL-1|", "||"))
+    refused = problems_of(unnamed)
+    assert refused.rejected and [(p.where, p.kind) for p in refused.problems] == [("MSH^1^10", "required")]

@@ -1,6 +1,7 @@
 """Which language a lab API request speaks, the translation around the one results path,
 and that nothing of FHIR or HL7 is loaded for a JSON request."""
 
+import base64
 import json
 import os
 import subprocess
@@ -229,3 +230,48 @@ def test_json_requests_and_the_intake_load_neither_library():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == ["whoop_bridge.lis.negotiation"]
+
+
+# rev3: a body that is not UTF-8 (API Gateway hands it over base64-encoded).
+LATIN_ORU = "\r".join(
+    [
+        "MSH|^~\\&|LIS|LAB|WHOOP_BRIDGE|WHOOP|20261201120000||ORU^R01|CTRL-8|P|2.5.1||||||8859/1",
+        f"OBR|1|{SR}||LIPID" + "|" * 21 + "F",
+        "OBX|1|ST|NOTE^Note^L||Blutprobe hämolysiert|||||F",
+    ]
+)
+
+
+def encoded(content_type, data):
+    request = event(negotiation.SELF_IDENTIFYING_RESULTS, content_type, base64.b64encode(data).decode())
+    return {**request, "isBase64Encoded": True}
+
+
+@pytest.mark.parametrize(
+    "content_type, text",
+    [
+        ("x-application/hl7-v2+er7", LATIN_ORU),  # MSH-18 names it
+        ("x-application/hl7-v2+er7; charset=ISO-8859-1", LATIN_ORU.replace("||||||8859/1", "")),
+        ("x-application/hl7-v2+er7", "\x0b" + LATIN_ORU + "\x1c\r"),  # in MLLP's framing
+    ],
+)
+def test_a_latin_1_hl7_message_is_read_in_the_charset_msh_18_or_its_content_type_names(content_type, text):
+    route = Route()
+    answer = negotiation.negotiate(encoded(content_type, text.encode("latin-1")), None, route)
+    (seen,) = route.seen
+    assert json.loads(seen["body"])["observations"][0]["value_text"] == "Blutprobe hämolysiert"
+    assert answer["statusCode"] == 202 and "MSA|AA|CTRL-8" in answer["body"]
+
+
+@pytest.mark.parametrize(
+    "content_type, data, expected",
+    [
+        ("x-application/hl7-v2+er7", ORU.replace("LIPID", "LIPID\xe4").encode("latin-1"), "ERR||body|"),
+        ("application/fhir+json", json.dumps(FHIR_REPORT).replace("high", "h\xf6h").encode("latin-1"), '"body"'),
+    ],
+)
+def test_a_body_that_is_not_utf_8_is_named_so_in_the_senders_language(content_type, data, expected):
+    route = Route()
+    answer = negotiation.negotiate(encoded(content_type, data), None, route)
+    assert route.seen == []
+    assert answer["statusCode"] == 400 and expected in answer["body"] and "UTF-8" in answer["body"]

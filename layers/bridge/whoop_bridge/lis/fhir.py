@@ -53,13 +53,42 @@ def _path(root: str, loc: tuple[Any, ...]) -> str:
     return text
 
 
+def _unknown_types(data: dict[str, Any], root: str) -> list[Problem]:
+    """A problem per contained resource or Bundle entry whose resourceType R4 does not define
+    (fhir.resources fails on those with a KeyError, not a ValidationError)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    def listed(name: str) -> list[Any]:
+        value = data.get(name)
+        return value if isinstance(value, list) else []  # other shapes: the model names them
+
+    places = [(f"{root}.contained[{i}]", item) for i, item in enumerate(listed("contained"))]
+    places += [
+        (f"{root}.entry[{i}].resource", e.get("resource")) for i, e in enumerate(listed("entry")) if isinstance(e, dict)
+    ]
+    found = []
+    for where, item in places:
+        if not isinstance(item, dict) or "resourceType" not in item:
+            continue  # the model names what is missing
+        try:
+            get_fhir_model_class(item["resourceType"])
+        except (KeyError, ValueError, TypeError):
+            found.append(Problem(f"{where}.resourceType", "not a resource type FHIR R4 defines", "structure"))
+    return found
+
+
 def _validated(model: Any, data: dict[str, Any], root: str) -> Any:
+    unknown = _unknown_types(data, root)
+    if unknown:
+        raise Unreadable(unknown)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         # pydantic's messages name the rule, never the input value.
         found = [Problem(_path(root, e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
         raise Unreadable(found) from None
+    except (KeyError, TypeError):  # an unknown resourceType deeper down
+        raise Unreadable([Problem(root, "holds a resource of a type FHIR R4 does not define", "structure")]) from None
 
 
 def _load(body: Any) -> tuple[Any, str, dict[str, tuple[str, Any]]]:
@@ -102,7 +131,9 @@ def _service_request(report: Any, root: str, expected: str | None) -> tuple[str 
     for reference in report.basedOn or []:
         text = reference.reference or ""
         if "ServiceRequest/" in text:
-            named.add(text.rsplit("ServiceRequest/", 1)[1].split("/")[0])
+            ident = text.rsplit("ServiceRequest/", 1)[1].split("/")[0]
+            if ident:  # `ServiceRequest/` alone names none
+                named.add(ident)
         elif (
             reference.identifier
             and reference.identifier.system == SERVICE_REQUEST_SYSTEM
@@ -132,6 +163,9 @@ def _value(observation: Any, where: str, places: dict[str, str], key: str) -> tu
         places[f"{key}.unit"] = f"{where}.valueQuantity.unit"
         if quantity.value is None or not math.isfinite(float(quantity.value)):
             return {}, [Problem(f"{where}.valueQuantity.value", "a quantity needs a finite value", "required")]
+        if quantity.comparator is not None:  # "<0.5" is not 0.5: WHOOP's value_numeric is exact
+            text = "a limit (comparator) is not a number WHOOP takes: send it as valueString, e.g. '<0.5'"
+            return {}, [Problem(f"{where}.valueQuantity.comparator", text)]
         mapped["value_numeric"] = float(quantity.value)
         if quantity.unit or quantity.code:
             mapped["unit"] = quantity.unit or quantity.code
@@ -153,6 +187,13 @@ def _value(observation: Any, where: str, places: dict[str, str], key: str) -> tu
     return {}, []  # WHOOP's model names the missing value
 
 
+def _modifiers(resource: Any, where: str) -> list[Problem]:
+    """FHIR: a modifierExtension the receiver does not know forbids processing the resource."""
+    if resource.modifierExtension:
+        return [Problem(f"{where}.modifierExtension", "not understood: it may change the meaning", "structure")]
+    return []
+
+
 def _observation(
     observation: Any, where: str, index: int, places: dict[str, str], codes: CodeMap
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -161,7 +202,7 @@ def _observation(
     places[f"{key}.code"] = f"{where}.code"
     places[f"{key}.status"] = f"{where}.status"
     mapped: dict[str, Any] = {}
-    problems: list[Problem] = []
+    problems: list[Problem] = _modifiers(observation, where)
     codings = [c for c in observation.code.coding or [] if c.code]
     if codings:
         mapped["code"] = codes.observation_in(codings[0].code, codings[0].system or "")
@@ -182,6 +223,7 @@ def report_in(body: Any, codes: CodeMap, expected: str | None = None) -> tuple[s
     Unreadable with every problem found (resourceType other than those two: rejected)."""
     report, root, found = _load(body)
     service_request_id, problems = _service_request(report, root, expected)
+    problems += _modifiers(report, root)
     places = {"body": root, "body.status": f"{root}.status", "body.observations": f"{root}.result"}
     status = REPORT_STATUSES.get(report.status)
     if status is None:

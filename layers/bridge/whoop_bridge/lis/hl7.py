@@ -69,10 +69,11 @@ _ERROR_CODES = {
 
 def parse(text: str) -> Any:
     """The parsed message (`hl7.Message`); Unreadable (rejected) when it is none. Line feeds
-    between segments are taken for carriage returns (HTTP tools often send them)."""
+    between segments are taken for carriage returns (HTTP tools often send them); MLLP's
+    framing bytes (0x0b, 0x1c), a byte order mark and blank lines around it are dropped."""
     import hl7
 
-    text = re.sub(r"\r\n|\n", "\r", text).strip("\r")
+    text = re.sub(r"\r\n|\n", "\r", text).strip("\r\x0b\x1c\ufeff \t")
     if not text.startswith("MSH") or len(text) < 8:
         raise Unreadable([Problem("MSH", "the message must start with an MSH segment", "structure")], rejected=True)
     try:
@@ -115,6 +116,8 @@ def _check_header(message: Any) -> None:
         problems.append(Problem("MSH^1^9", "results are an ORU^R01 message", "type"))
     if not version.startswith("2."):
         problems.append(Problem("MSH^1^12", "HL7 version 2.x is required", "version"))
+    if not _field(message, "MSH", 1, 10):
+        problems.append(Problem("MSH^1^10", "the message control id is required (the ACK echoes it)", "required"))
     if problems:
         raise Unreadable(problems, rejected=True)
 
@@ -124,7 +127,8 @@ def _value(message: Any, k: int, kind: str, problems: list[Problem]) -> dict[str
     count = _repetitions(segment, 5)
     if kind in NUMERIC_TYPES:
         text = _field(message, "OBX", k, 5)
-        if count > 1 or not _NM.match(text.strip()) or not math.isfinite(float(text)):
+        components = _field(message, "OBX", k, 5, 1, 2)
+        if count > 1 or components or not _NM.match(text.strip()) or not math.isfinite(float(text)):
             problems.append(Problem(f"OBX^{k}^5", "an NM value is one number (sign, digits, decimal point)", "invalid"))
             return {}
         return {"value_numeric": float(text)}
@@ -315,7 +319,7 @@ def ack(
     body = body if isinstance(body, dict) else {}
     problems = problems if problems is not None else ([] if status < 300 else _answer_problems(status, body, places))
     code = "AR" if rejected else _ack_code(status, body, False)
-    escape = _escaper() if message is None else message.escape
+    escape = _escaper()  # the ACK's own encoding characters (its MSH-2), whatever the sender's were
     if message is None:
         control, receiver, processing = "", ("", ""), "P"
     else:

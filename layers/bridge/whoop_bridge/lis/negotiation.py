@@ -113,14 +113,39 @@ def _json_of(answer: dict[str, Any]) -> Any:
         return None
 
 
-def _text(event: dict[str, Any]) -> str:
+# HL7 table 0211 (MSH-18, character set) -> Python codec, for messages that are not UTF-8.
+HL7_CHARSETS = {"8859/1": "latin-1", "8859/15": "iso8859-15", "ASCII": "ascii", "UNICODE UTF-8": "utf-8"}
+
+
+def _charset(event: dict[str, Any], data: bytes, language: str) -> str:
+    """The body's charset: Content-Type's `charset`, else an HL7 message's MSH-18, else UTF-8."""
+    for parameter in _header(event, "content-type").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"'):
+            return value.strip().strip('"')
+    data = data.lstrip(b"\x0b\r\n\t ")  # MLLP's start byte, blank lines (lis/hl7.py parse)
+    if language == HL7 and data[3:4]:  # MSH-18 of the first segment, read in ASCII
+        fields = data.split(b"\r")[0].split(b"\n")[0].decode("latin-1").split(chr(data[3]))
+        if len(fields) > 17:
+            return HL7_CHARSETS.get(fields[17].split("^")[0].strip().upper(), "utf-8")
+    return "utf-8"
+
+
+def _text(event: dict[str, Any], language: str) -> str:
+    """The body as text: API Gateway hands over a body that is not UTF-8 base64-encoded; it is
+    read in the charset the message names (lis/problems.py Unreadable when it is not in it)."""
     raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(raw, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            return "\ufffd"  # not UTF-8: the translator finds no message in it
-    return raw
+    if not event.get("isBase64Encoded"):
+        return raw
+    from whoop_bridge.lis.problems import Problem, Unreadable
+
+    try:
+        data = base64.b64decode(raw, validate=True)
+        charset = _charset(event, data, language)
+        return data.decode(charset)
+    except (binascii.Error, ValueError, LookupError):
+        text = "the body is not UTF-8 text (nor in the charset its Content-Type or HL7 MSH-18 names)"
+        raise Unreadable([Problem("body", text, "structure")], rejected=True) from None
 
 
 class _Speaker:
@@ -159,7 +184,7 @@ class _Speaker:
         from whoop_bridge.api import guard
         from whoop_bridge.lis.problems import Problem, Unreadable
 
-        text = _text(event)
+        text = _text(event, self.language)
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > guard.max_body_bytes():
             limit = guard.max_body_bytes()

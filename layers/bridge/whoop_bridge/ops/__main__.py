@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from whoop_bridge.ops import api_calls, dead_letters
-from whoop_bridge.ops.errors import OK, OpsError
+from whoop_bridge.ops.errors import OK, USAGE, OpsError
 from whoop_bridge.ops.stack import Stack, from_cloudformation, from_local
 
 EPILOG = """exit codes: 0 done; 1 refused or failed (404, 409, a move task that failed);
@@ -124,7 +124,10 @@ def resume_command(stack: Stack, arguments: argparse.Namespace, out: TextIO) -> 
 def timeline_command(stack: Stack, arguments: argparse.Namespace, out: TextIO) -> int:
     if arguments.svg:
         answer = api_calls.timeline(stack, arguments.id, svg=True)
-        arguments.svg.write_bytes(answer.body)
+        try:
+            arguments.svg.write_bytes(answer.body)
+        except OSError as error:  # the operator's path: one line naming it, no traceback
+            raise OpsError(f"cannot write {arguments.svg}: {type(error).__name__}", USAGE) from None
         print(f"saved the timeline picture of requisition {arguments.id} to {arguments.svg}", file=out)
         return OK
     body = api_calls.timeline(stack, arguments.id).json()
