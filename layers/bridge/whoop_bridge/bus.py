@@ -24,8 +24,19 @@ class PublishFailed(RuntimeError):
     """EventBridge refused the event; the caller's retry will publish it again."""
 
 
-# EventBridge takes at most ten entries a call.
+# EventBridge takes at most ten entries a call, each of at most 256 KB.
 MAX_ENTRIES = 10
+MAX_ENTRY_BYTES = 256 * 1024
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    return json.dumps({"version": DETAIL_VERSION, **detail}, default=str)
+
+
+def entry_bytes(detail_type: str, detail: dict[str, Any]) -> int:
+    """The size EventBridge counts against MAX_ENTRY_BYTES: Source, DetailType and Detail in
+    UTF-8 (the bridge sets no Time or Resources)."""
+    return sum(len(part.encode("utf-8")) for part in (SOURCE, detail_type, _detail_text(detail)))
 
 
 def publish(detail_type: str, detail: dict[str, Any]) -> None:
@@ -47,7 +58,7 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> list[bool]:
             {
                 "Source": SOURCE,
                 "DetailType": detail_type,
-                "Detail": json.dumps({"version": DETAIL_VERSION, **detail}, default=str),
+                "Detail": _detail_text(detail),
                 "EventBusName": bus,
             }
             for detail_type, detail in chunk
