@@ -1,8 +1,9 @@
 """The stack's EventBridge bus: what happened, published for the integrator (`requisition.received`,
 `service_request.status_changed`, `member.record.updated`, ...). Lab events carry ids,
-codes and statuses, never patient fields or results; `member.record.updated` carries the
-member's WHOOP record itself, because handing it on is its purpose (the bus stays in the
-integrator's account). Logs never carry any of it.
+codes and statuses, never patient fields or results, but `requisition.received` with the
+operator's OrderPushFormat (lab/order_push.py: the order itself, for a lab that prefers
+push); `member.record.updated` carries the member's WHOOP record itself, because handing it
+on is its purpose (the bus stays in the integrator's account). Logs never carry any of it.
 """
 
 from __future__ import annotations
