@@ -359,10 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     quantities = _resources_by_type()
     schedules = sum(bill(members["schedules_monthly"], prices).values())
-    fixed = schedules + sum(item["price"] * quantities.get(item["resource"], 0) for item in prices["monthly"].values())
+    charged = {
+        name: max(0, quantities.get(item["resource"], 0) - item.get("free", 0))
+        for name, item in prices["monthly"].items()
+    }
+    fixed = schedules + sum(item["price"] * charged[name] for name, item in prices["monthly"].items())
     print(f"\nFixed each month, whatever the traffic (resources of template.yaml): ${fixed:.2f}", file=out)
     for name, item in prices["monthly"].items():
-        print(f"  {name:<44} {quantities.get(item['resource'], 0):>3} × ${item['price']:.2f}", file=out)
+        print(f"  {name:<44} {charged[name]:>3} × ${item['price']:.2f}", file=out)
     print(f"  {'the schedules (145 runs a day, 30 days)':<44} ${schedules:.2f}", file=out)
     goals = [
         ("lab tests", lab_cost),

@@ -58,6 +58,7 @@ def serve(arguments: argparse.Namespace) -> int:
         port=arguments.port,
         run_schedules=True,
         require_authorization=arguments.require_authorization,
+        aws_port=arguments.aws_port,
     )
     stack.start()
     if emulator:
@@ -65,6 +66,7 @@ def serve(arguments: argparse.Namespace) -> int:
 
     print(f"WHOOP Bridge (local) on {stack.url}")
     print(f"  health:  GET {stack.url}/_local/health")
+    print(f"  AWS (moto) on {stack.aws_url}: python -m whoop_bridge.ops --local {stack.url} ... (GET /_local/stack)")
     if emulator:
         print(
             f"  WHOOP emulator on {emulator.base_url} (control API under /_emulator/), webhooks to {emulator.partner_webhook_url}"
@@ -125,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve_parser.add_argument(
         "--parameter", action="append", default=[], metavar="Key=Value", help="a template parameter"
+    )
+    serve_parser.add_argument(
+        "--aws-port",
+        type=int,
+        default=0,
+        help="port of the AWS endpoint the operator command uses (default: any free port)",
     )
     serve_parser.add_argument(
         "--require-authorization",

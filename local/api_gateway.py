@@ -62,6 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {"Content-Type": "application/json"},
                 json.dumps({"ready": self.stack.ready.is_set()}).encode(),
             )
+        if path == "/_local/stack" and self.command == "GET":
+            return self._reply(200, {"Content-Type": "application/json"}, json.dumps(self.stack.description()).encode())
         for method, template_path, iam, function, pattern in self.compiled:
             match = pattern.match(path)
             if match and method == self.command:

@@ -62,6 +62,9 @@ CBC_AMENDED = {
 HBA1C_ISSUE = {"status": "RESULTS_ISSUE", "reason": "Sample haemolysed; HbA1c could not be measured."}
 DEMO_RETURN_URL = "https://platform.example/whoop/done"
 DEMO_MEMBER = "demo-member-1"
+SVG = "image/svg+xml"
+# The pictures the demo saves next to its log.
+ORDER_PICTURE, MEMBER_PICTURE = "demo-order-timeline.svg", "demo-member-backfill.svg"
 
 
 class Lab:
@@ -100,6 +103,11 @@ class Lab:
         answer.raise_for_status()
         return answer.text
 
+    def timeline(self, requisition_id: str, accept: str = "application/json") -> requests.Response:
+        """`GET /lab/requisitions/{id}/timeline`: JSON, or the SVG picture with `accept=SVG`."""
+        url = f"{self.base_url}/lab/requisitions/{requisition_id}/timeline"
+        return self.session.get(url, headers={"Accept": accept}, timeout=30)
+
     def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
         answer = self.session.post(f"{self.base_url}{path}", json=body, timeout=30)
         if answer.status_code != 202:
@@ -134,6 +142,11 @@ class Platform:
     def disconnect(self, client_user_id: str) -> requests.Response:
         return self.session.delete(f"{self.base_url}/connections/{client_user_id}", timeout=30)
 
+    def timeline(self, client_user_id: str, accept: str = "application/json") -> requests.Response:
+        """`GET /connections/{id}/timeline`: JSON, or the SVG picture with `accept=SVG`."""
+        url = f"{self.base_url}/connections/{client_user_id}/timeline"
+        return self.session.get(url, headers={"Accept": accept}, timeout=30)
+
     def records(self, client_user_id: str, record_type: str) -> list[dict[str, Any]]:
         """Every stored record of a type, through `GET /members/{id}/{type}`, newest first."""
         found: list[dict[str, Any]] = []
@@ -163,6 +176,14 @@ def follow_consent(authorization_url: str) -> list[requests.Response]:
                 break
             url = answer.headers["Location"]
     return hops
+
+
+def save_picture(answer: requests.Response, path: Path) -> str | None:
+    """Write a timeline route's SVG answer to `path`; None when it wrote it, else the problem."""
+    if answer.status_code != 200 or not answer.headers.get("Content-Type", "").startswith(SVG):
+        return f"GET {answer.request.path_url} answered {answer.status_code} {answer.headers.get('Content-Type')}"
+    path.write_text(answer.text, encoding="utf-8")
+    return None
 
 
 def timeline(emulator: WhoopEmulator, codes_by_id: dict[str, str], started: float) -> list[str]:
@@ -205,7 +226,7 @@ def run_demo(*, log_path: Path, parameters: dict[str, str]) -> int:
         try:
             attach(emulator, stack)
             status = _walk_through(out, emulator, stack, log_path)
-            return status or _member_walk_through(out, emulator, stack)
+            return status or _member_walk_through(out, emulator, stack, log_path)
         finally:
             stack.stop()
             emulator.stop()
@@ -233,7 +254,7 @@ def attach(emulator: WhoopEmulator, stack: LocalStack) -> None:
     emulator.redirect_uris.append(f"{stack.url}/v1/oauth/whoop/callback")
 
 
-def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -> int:
+def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path: Path) -> int:
     platform = Platform(stack.url)
     print("\nA health platform connects a WHOOP member:", file=out)
     # A WHOOP member with a month of cycles, sleeps, recoveries and workouts signs in.
@@ -267,6 +288,9 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
         + ", ".join(f"{n} {plural[t]}" for t, n in counts.items()),
         file=out,
     )
+    # Before the disconnect: it deletes the member's data, the backfill's progress with it.
+    backfill_picture = log_path.with_name(MEMBER_PICTURE)
+    picture_problem = save_picture(platform.timeline(DEMO_MEMBER, SVG), backfill_picture)
     pending = next(sleep for sleep in emulator.records(user_id, "sleep") if sleep["score_state"] == "PENDING_SCORE")
     emulator.score(user_id, "sleep", pending["id"])
     status = emulator.send_member_webhook(user_id, "sleep.updated", pending["id"])
@@ -315,9 +339,14 @@ def _member_walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack) -
         problems.append(
             f"WHOOP saw {emulator.member_refreshes - refreshes} refreshes and {emulator.revocations} revocations, expected 1 and 1"
         )
+    if picture_problem:
+        problems.append(f"the backfill's picture: {picture_problem}")
     if problems:
         print("\nDEMO FAILED:\n  " + "\n  ".join(problems), file=out)
         return 1
+    print(
+        f"\nThe member's backfill as a picture (GET /connections/{DEMO_MEMBER}/timeline): {backfill_picture}", file=out
+    )
     print("\nThe member connected, stayed fresh and disconnected as expected.", file=out)
     return 0
 
@@ -474,9 +503,14 @@ def _walk_through(out: Any, emulator: WhoopEmulator, stack: LocalStack, log_path
         print(f"  {code:<12} {statuses}   reports: {reports}   workflow: {service_request['workflow']}", file=out)
 
     problems = _check(emulator, ids)
+    order_picture = log_path.with_name(ORDER_PICTURE)
+    picture_problem = save_picture(lab.timeline(requisition_id, SVG), order_picture)
+    if picture_problem:
+        problems.append(f"the order's picture: {picture_problem}")
     if problems:
         print("\nDEMO FAILED:\n  " + "\n  ".join(problems), file=out)
         return 1
+    print(f"\nThe order as a picture (GET /lab/requisitions/{{id}}/timeline): {order_picture}", file=out)
     print("\nAll three paths reached WHOOP as expected.", file=out)
     return 0
 

@@ -1,7 +1,7 @@
 """moto, patched where the local stack needs AWS's own behaviour: Step Functions' Lambda
 tasks run the handlers in-process, DynamoDB item operations are atomic (one lock), and a
 cancelled transaction restores only the items it touched (cheaply); and, outside moto,
-Powertools' metric flushes are atomic. Each function starts its patches and returns them,
+Powertools' metric flushes are atomic; and SQS's dead-letter redrive, which moto lacks. Each function starts its patches and returns them,
 for the stack to stop."""
 
 from __future__ import annotations
@@ -138,3 +138,97 @@ def _cheap_transaction_rollback(locked: Callable[[Callable[..., Any]], Callable[
         # The whole-table backup moto would take becomes the table itself (never restored).
         mock.patch.object(Table, "__deepcopy__", lambda table, memo: table, create=True),
     ]
+
+
+def message_move_tasks() -> list[Any]:
+    """SQS's dead-letter redrive (StartMessageMoveTask, ListMessageMoveTasks,
+    CancelMessageMoveTask), which moto 5.2.5 does not have. A task moves every visible
+    message of the dead-letter queue (body and message attributes, as SQS keeps them) to the
+    destination (by default the queue whose redrive policy names the source) and deletes it
+    from the source; it runs to its end inside the call, so a listing shows it COMPLETED (or
+    FAILED with SQS's reason). Tasks are listed newest first, as SQS does."""
+    import time
+    import uuid
+
+    from moto.core.responses import ActionResult
+    from moto.sqs.exceptions import QueueDoesNotExist, SQSException
+    from moto.sqs.responses import SQSResponse
+
+    tasks: dict[str, list[dict[str, Any]]] = {}  # by source ARN, newest first
+    lock = threading.Lock()
+
+    def queue_by_arn(backend: Any, arn: str) -> Any:
+        for queue in backend.queues.values():
+            if queue.queue_arn == arn:
+                return queue
+        raise QueueDoesNotExist()
+
+    def move(backend: Any, source: Any, destination_arn: str | None) -> tuple[int, str | None]:
+        if destination_arn is None:
+            sources = [queue for queue in backend.queues.values() if _redrives_to(queue, source.queue_arn)]
+            if len(sources) != 1:
+                return 0, "the source queue is the dead-letter queue of no single queue: give DestinationArn"
+            destination = sources[0]
+        else:
+            try:
+                destination = queue_by_arn(backend, destination_arn)
+            except QueueDoesNotExist:
+                return 0, "the destination queue does not exist"
+        moved = 0
+        while True:
+            messages = backend.receive_message(source.name, 10, 0, 30, ["All"])
+            if not messages:
+                return moved, None
+            for message in messages:
+                backend.send_message(destination.name, message.body, message_attributes=message.message_attributes)
+                backend.delete_message(source.name, message.receipt_handle)
+                moved += 1
+
+    def start_message_move_task(self: Any) -> ActionResult:
+        source_arn = self._get_param("SourceArn")
+        source = queue_by_arn(self.sqs_backend, source_arn)
+        if not any(_redrives_to(queue, source_arn) for queue in self.sqs_backend.queues.values()):
+            raise SQSException("InvalidParameterValue", "Source queue must be configured as a Dead Letter Queue.")
+        handle = uuid.uuid4().hex
+        started = int(time.time() * 1000)
+        with lock:
+            to_move = len(source.messages)
+            moved, failure = move(self.sqs_backend, source, self._get_param("DestinationArn"))
+            task = {
+                "Status": "FAILED" if failure else "COMPLETED",
+                "SourceArn": source_arn,
+                "ApproximateNumberOfMessagesMoved": moved,
+                "ApproximateNumberOfMessagesToMove": to_move,
+                "StartedTimestamp": started,
+            }
+            if self._get_param("DestinationArn"):
+                task["DestinationArn"] = self._get_param("DestinationArn")
+            if failure:
+                task["FailureReason"] = failure
+            tasks.setdefault(source_arn, []).insert(0, task)
+        return ActionResult({"TaskHandle": handle})
+
+    def list_message_move_tasks(self: Any) -> ActionResult:
+        source_arn = self._get_param("SourceArn")
+        queue_by_arn(self.sqs_backend, source_arn)
+        limit = int(self._get_param("MaxResults") or 1)
+        return ActionResult({"Results": [dict(task) for task in tasks.get(source_arn, [])[:limit]]})
+
+    def cancel_message_move_task(self: Any) -> ActionResult:
+        # Every task here has ended by the time its start call answered.
+        raise SQSException("ResourceNotFoundException", "Task does not exist or is not running.")
+
+    return _started(
+        [
+            mock.patch.object(SQSResponse, name, function, create=True)
+            for name, function in (
+                ("start_message_move_task", start_message_move_task),
+                ("list_message_move_tasks", list_message_move_tasks),
+                ("cancel_message_move_task", cancel_message_move_task),
+            )
+        ]
+    )
+
+
+def _redrives_to(queue: Any, dead_letter_arn: str) -> bool:
+    return bool(queue.redrive_policy) and queue.redrive_policy.get("deadLetterTargetArn") == dead_letter_arn

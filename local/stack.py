@@ -79,6 +79,7 @@ class LocalStack:
         clock: Any = None,
         queue_workers: int = 2,
         require_authorization: bool = False,
+        aws_port: int | None = None,
         retry_wait_scale: float = 1.0,
     ) -> None:
         self.whoop_base_url = whoop_base_url.rstrip("/")
@@ -97,6 +98,11 @@ class LocalStack:
         # As API Gateway: an IAM route called without an Authorization header is a 403.
         # Locally any value passes (no SigV4 check); off by default, so unsigned calls work.
         self.require_authorization = require_authorization
+        # With a port (0: any free one), moto's own server answers AWS calls from other
+        # processes (`python -m whoop_bridge.ops --local`) against this stack's resources.
+        self.aws_port = aws_port
+        self.aws_url: str | None = None
+        self._aws_server: Any = None
         # Step Functions' retry waits times this (a test of a step failing past every retry).
         self.retry_wait_scale = retry_wait_scale
         self.template = load_template()
@@ -148,6 +154,9 @@ class LocalStack:
         self._patches += moto_patches.in_process_lambda(self._lambda_invoke)
         self._patches += moto_patches.serialised_dynamodb()
         self._patches += moto_patches.atomic_metric_flushes()
+        self._patches += moto_patches.message_move_tasks()
+        if self.aws_port is not None:
+            self._start_aws_server()
         if self.retry_wait_scale != 1.0:
             self._patches += moto_patches.scaled_retry_waits(self.retry_wait_scale)
         if self.consume_queues:
@@ -169,6 +178,8 @@ class LocalStack:
         for thread in self._threads:
             thread.join(timeout=5)
         self._stop_executions()
+        if self._aws_server is not None:
+            self._aws_server.stop()
         for patch in reversed(self._patches):
             patch.stop()
         if self._mock:
@@ -190,6 +201,32 @@ class LocalStack:
     def url(self) -> str:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _start_aws_server(self) -> None:
+        """moto's server, in this process, so it serves the same backends the mock holds."""
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per AWS call otherwise
+        self._aws_server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port or 0, verbose=False)
+        self._aws_server.start()
+        host, port = self._aws_server.get_host_and_port()
+        self.aws_url = f"http://{host}:{port}"
+
+    def description(self) -> dict[str, Any]:
+        """What `GET /_local/stack` answers, as CloudFormation would describe the stack: its
+        name and region, the API's URL as the `ApiUrl` output, every resource (logical id,
+        type, physical id) and the AWS endpoint other processes reach its resources through."""
+        return {
+            "stack_name": self.stack_name,
+            "region": REGION,
+            "aws_endpoint": self.aws_url,
+            "outputs": {"ApiUrl": f"{self.url}/v1"},
+            "resources": [
+                {"logical_id": logical_id, "type": spec["Type"], "physical_id": self.physical[logical_id]}
+                for logical_id, spec in self.template["Resources"].items()
+                if logical_id in self.physical
+            ],
+        }
 
     def output(self, name: str) -> str:
         """Physical ids by the template's logical id (table names, queue URLs, ARNs)."""

@@ -12,11 +12,12 @@ from typing import Annotated, Optional
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from whoop_bridge.api import errors
+from whoop_bridge.api import errors, timelines
 from whoop_bridge.api.bodies import JSON, BusyBody, NotConfiguredBody, TransitionForbiddenBody, json_response, problem
 from whoop_bridge.api.guard import lambda_handler
 from whoop_bridge.api.idempotency import IdempotencyKey
-from whoop_bridge.api.openapi import ANSWERS, RETRY_AFTER_HEADER, Routes, configure, link, ok, schema_of
+from whoop_bridge.api.negotiation import accept_header
+from whoop_bridge.api.openapi import ANSWERS, RETRY_AFTER_HEADER, Routes, configure, link, ok, ok_or_picture, schema_of
 from whoop_bridge.lab import intake, listings, resume, status_updates, views
 from whoop_bridge.lis import negotiation
 from whoop_bridge.models.identifiers import MAX_RESOURCE_ID_LENGTH
@@ -168,6 +169,18 @@ def get_requisition(requisition_id: RequisitionId):
     return json_response(200, views.get_requisition(requisition_id))
 
 
+@routes.get(
+    "/lab/requisitions/<requisition_id>/timeline",
+    "getRequisitionTimeline",
+    "One order's tests on a time axis: statuses, reports, issues, failures (JSON, or an SVG picture by Accept)",
+    ok_or_picture(200, "The order's timeline (Accept: image/svg+xml for the picture)", timelines.REQUISITION_TIMELINE),
+    404,
+    406,
+)
+def get_requisition_timeline(requisition_id: RequisitionId):
+    return timelines.requisition_timeline(requisition_id, accept_header(app.current_event))
+
+
 _REQUISITION_ACCEPTED = {
     "type": "object",
     "required": ["requisition_id", "service_requests"],
@@ -236,7 +249,7 @@ _NOT_RESUMABLE_BODY = {
 }
 _NOT_RESUMABLE = {
     409: {
-        "description": "Not failed (the state it is in, also after a concurrent resume), or busy (Retry-After)",
+        "description": "Not failed (the state it is in, also after a concurrent resume), the failed execution still running, or busy (Retry-After)",
         "headers": RETRY_AFTER_HEADER,
         "content": {JSON: {"schema": {"oneOf": [_NOT_RESUMABLE_BODY, schema_of(BusyBody)]}}},
     }

@@ -12,11 +12,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
-from whoop_bridge.api import errors
+from whoop_bridge.api import errors, timelines
 from whoop_bridge.api.bodies import json_response, not_found
 from whoop_bridge.api.guard import lambda_handler
 from whoop_bridge.api.idempotency import IdempotencyKey
-from whoop_bridge.api.openapi import Routes, configure, link, ok
+from whoop_bridge.api.negotiation import accept_header
+from whoop_bridge.api.openapi import Routes, configure, link, ok, ok_or_picture
 from whoop_bridge.members import connections, disconnect, views
 from whoop_bridge.models import member_record as records
 from whoop_bridge.models.connect_request import ConnectRequest
@@ -149,6 +150,21 @@ def get_connection(client_user_id: ClientUserId):
     if found is None:
         return not_found("no connection for this client_user_id")
     return json_response(200, found)
+
+
+@routes.get(
+    "/connections/<client_user_id>/timeline",
+    "getConnectionTimeline",
+    "The member's backfill and reconciliation on a time axis (JSON, or an SVG picture by Accept)",
+    ok_or_picture(200, "The member's sync jobs (Accept: image/svg+xml for the picture)", timelines.MEMBER_TIMELINE),
+    404,
+    406,
+)
+def get_connection_timeline(client_user_id: ClientUserId):
+    try:
+        return timelines.member_timeline(client_user_id, accept_header(app.current_event))
+    except views.NoConnection:
+        return not_found("no connection for this client_user_id")
 
 
 @routes.delete(

@@ -337,6 +337,22 @@ def test_an_authorization_error_other_than_access_denied_is_status_error_logged_
     assert any('"OAuthAuthorizationFailed"' in line for line in printed.splitlines()), "the metric was not emitted"
 
 
+def test_an_error_word_outside_oauths_codes_is_logged_as_unrecognised_not_as_written(bridge):
+    """The callback's query is the member's to write: only OAuth's own codes reach the log."""
+    member = _member()
+    consent = requests.get(_link(bridge, member), allow_redirects=False, timeout=10)
+    callback = urlsplit(consent.headers["Location"])
+    state = parse_qs(callback.query)["state"][0]
+
+    params = {"error": "Jane_Doe_1990-01-01", "state": state}
+    answer = requests.get(callback._replace(query="").geturl(), params=params, allow_redirects=False, timeout=10)
+
+    assert answer.status_code == 302
+    logged = [line for line in bridge.log.getvalue().splitlines() if "WHOOP refused the authorization" in line]
+    assert logged and '"error_code":"unrecognised_error"' in logged[-1]
+    assert "Jane" not in bridge.log.getvalue()
+
+
 def test_an_authorization_error_from_whoops_own_consent_page_reaches_the_platform_as_error(bridge):
     member = _member()
     url = _link(bridge, member)

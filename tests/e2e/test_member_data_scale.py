@@ -20,6 +20,7 @@ from local.clock import FastClock
 from local.stack import wait_until
 from tests.e2e.conftest import Harness, running_harness
 from tests.e2e.test_member_data import RECORD_TYPES, backfill_done, connect, in_window, record_key
+from whoop_bridge.whoop.budget import BudgetExhausted, RateBudget
 
 MEMBERS = 200
 BUDGET_PER_MINUTE = 30
@@ -37,7 +38,25 @@ def _module_bridge() -> Any:
         yield harness
 
 
-def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budget(bridge):
+def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budget(bridge, monkeypatch):
+    # Calls the budget held back (waited on its clock, or deferred): proof that the bridge
+    # asked faster than the budget allowed, in emulator time, however busy this machine is.
+    held: list[str] = []
+    acquire, sleep = RateBudget.acquire, bridge.stack.clock.sleep
+
+    def counted(budget: RateBudget, priority: str, *, max_wait: float) -> None:
+        try:
+            acquire(budget, priority, max_wait=max_wait)
+        except BudgetExhausted as exhausted:
+            held.append(exhausted.reason)
+            raise
+
+    def waited(seconds: float) -> None:  # the budget is the only sleeper on this clock
+        held.append("waited")
+        sleep(seconds)
+
+    monkeypatch.setattr(RateBudget, "acquire", counted)
+    monkeypatch.setattr(bridge.stack.clock, "sleep", waited)
     members = [f"scale-member-{index:03d}" for index in range(MEMBERS)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         user_ids = dict(zip(members, pool.map(lambda member: connect(bridge, member, days=2), members), strict=True))
@@ -70,13 +89,16 @@ def test_200_members_connected_at_once_are_backfilled_without_exceeding_the_budg
     assert len(calls) >= MEMBERS * 7
     # Shown with `pytest -s` (stdout is the stack's log here): the figures the budget held to.
     print(
-        f"\n{len(calls)} WHOOP calls in {len(per_minute)} emulator minutes, at most {max(per_minute.values())} in one (budget {BUDGET_PER_MINUTE})",
+        f"\n{len(calls)} WHOOP calls in {len(per_minute)} emulator minutes, at most {max(per_minute.values())} in one "
+        f"(budget {BUDGET_PER_MINUTE}); {len(held)} calls held back by the budget",
         file=sys.stderr,
     )
     assert max(per_minute.values()) <= BUDGET_PER_MINUTE, sorted(per_minute.items())
     assert bridge.emulator.rate_limited_calls() == []
-    # The budget, not a slow machine, kept it there: the busiest minutes reached it.
-    assert max(per_minute.values()) >= BUDGET_PER_MINUTE * 0.8, sorted(per_minute.items())
+    # The budget, not only a slow machine, kept it there: it held calls back. (How full
+    # each minute got depends on this machine's speed at the time, not on the budget: the
+    # budget's use of the minute is measured by bench/rate_limit.py.)
+    assert held, "the bridge never asked faster than the budget: nothing was tested"
 
 
 def _drained(bridge: Harness) -> bool:

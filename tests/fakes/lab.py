@@ -339,6 +339,8 @@ class FakeExecutions:
         self.fail_resume: Exception | None = None
         # Raised by the next start.
         self.fail_start: Exception | None = None
+        # The names of executions still running (e.g. a failed one still recording its failure).
+        self.running: set[str] = set()
 
     def start(self, name, execution_input) -> bool:
         if self.fail_start:
@@ -348,6 +350,9 @@ class FakeExecutions:
             return False
         self.started[name] = copy.deepcopy(execution_input)
         return True
+
+    def is_running(self, name) -> bool:
+        return name in self.running
 
     def resume(self, task_token, output) -> None:
         if self.fail_resume:

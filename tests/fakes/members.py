@@ -290,8 +290,10 @@ class FakeProgress:
         for step in steps:
             self.steps[(client_user_id, str(cause), step)] = SyncProgress(StepState.QUEUED, started_at=now_iso())
 
-    def note(self, client_user_id, cause, step, *, pages, records, state) -> None:
+    def note(self, client_user_id, cause, step, *, pages, records, state, started_at=None) -> None:
         found = self.steps.setdefault((client_user_id, str(cause), step), SyncProgress(state))
+        if started_at:
+            found.pages, found.records, found.started_at = 0, 0, started_at
         found.state, found.pages, found.records = str(state), found.pages + pages, found.records + records
         found.updated_at = now_iso()
 

@@ -37,6 +37,7 @@ class InMemoryBudgetStates:
         self.lose_races = 0
         self.writes = 0
         self.reads = 0
+        self.claims = 0
 
     def get(self, app: str) -> BudgetState | None:
         self.reads += 1
@@ -57,6 +58,15 @@ class InMemoryBudgetStates:
             return False
         self.states[app] = replace(taken, version=read.version + 1, whoop_remaining=stored.whoop_remaining - 1)
         self.writes += 1
+        return True
+
+    def claim(self, app: str, read: BudgetState, waiting: BudgetState) -> bool:
+        stored = self.states[app]
+        if stored.version != read.version:
+            return False
+        self.states[app] = replace(stored, version=read.version + 1, priority_seen_at=waiting.priority_seen_at)
+        self.writes += 1
+        self.claims += 1
         return True
 
     def note(self, app: str, remaining: int, reset_at: float, *, hold: bool) -> None:

@@ -161,6 +161,17 @@ def test_a_late_state_is_taken_once_as_link_expired_and_an_unused_state_is_kept_
     assert oauth_state_store.take_expired("live", now, now + 100) is None  # still valid: not expired
 
 
+def test_an_unused_state_past_its_day_is_unknown_though_dynamodbs_ttl_has_not_swept_it(member_table):
+    # DynamoDB's TTL deletes lazily (often days later): the README promises a link is
+    # unknown a day after it expired, so a late click must not be taken as link_expired.
+    now = int(time.time())
+    oauth_state_store.put("old", OAuthState("m-1", "https://cb", expires_at=now - 86_400 - 5))
+
+    assert oauth_state_store.take_expired("old", now, now + 100) is None
+    assert oauth_state_store.get("old") is None
+    assert member_table.get_item(Key=oauth_state_store.state_key("old"))["Item"]["client_user_id"] == "m-1"
+
+
 def test_deleting_a_members_data_keeps_the_last_attempt(member_table):
     from whoop_bridge.models.member_profile import MemberItem
     from whoop_bridge.store import member_item_store

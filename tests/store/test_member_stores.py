@@ -166,6 +166,18 @@ def test_member_items_and_progress_go_with_the_member_data_but_the_connection_st
     assert connection_store.get("m-1") is not None and sync_progress_store.progress("m-1", SyncCause.BACKFILL) == {}
 
 
+def test_a_steps_first_page_of_a_new_run_starts_its_counts_and_start_time_afresh():
+    for run in ("2026-11-01T04:00:00.000Z", "2026-11-02T04:00:00.000Z"):
+        sync_progress_store.note(
+            "m-1", SyncCause.RECONCILIATION, "sleep", pages=1, records=3, state=StepState.RUNNING, started_at=run
+        )
+        sync_progress_store.note("m-1", SyncCause.RECONCILIATION, "sleep", pages=1, records=2, state=StepState.DONE)
+
+    progress = sync_progress_store.progress("m-1", SyncCause.RECONCILIATION)["sleep"]
+    assert (progress.state, progress.pages, progress.records) == ("done", 2, 5)
+    assert progress.started_at == "2026-11-02T04:00:00.000Z" < progress.updated_at
+
+
 def test_record_pages_carry_tokens_bound_to_their_member_and_type():
     for hour in (1, 2, 3):
         start = f"2026-11-01T0{hour}:00:00.000Z"

@@ -228,16 +228,17 @@ def test_oauth_callback_has_only_the_member_table_actions_and_keys_it_uses(cfn):
 
 def test_the_leading_keys_are_the_ones_the_stores_write():
     from whoop_bridge.models.outbox_message import outbox_key
-    from whoop_bridge.store import budget_store, connection_store, oauth_state_store
+    from whoop_bridge.store import budget_store, connect_attempt_store, connection_store, oauth_state_store
 
     keys = [
         oauth_state_store.state_key("h")["pk"],
         connection_store.connection_key("m")["pk"],
+        connect_attempt_store.attempt_key("m")["pk"],
         connection_store.user_key(1)["pk"],
         budget_store.budget_key("app")["pk"],
         outbox_key("o")["pk"],
     ]
-    patterns = ["STATE#*", "MEMBER#*", "WHOOP_USER#*", "RATE_BUDGET#*", "OUTBOX#*"]
+    patterns = ["STATE#*", "MEMBER#*", "MEMBER#*", "WHOOP_USER#*", "RATE_BUDGET#*", "OUTBOX#*"]
     assert all(fnmatchcase(key, pattern) for key, pattern in zip(keys, patterns, strict=True))
 
 

@@ -379,3 +379,19 @@ def test_the_checks_see_what_they_check(tmp_path):
     assert _anchor("OAuth: `state` and token rotation") == "oauth-state-and-token-rotation"
     assert OUTSIDE_DESIGN.search("see whoop-api.md §3.3") and OUTSIDE_DESIGN.search("../shared/design.md")
     assert not OUTSIDE_DESIGN.search("docs/whoop.md#rate-limits")
+
+
+def test_no_handler_or_other_layer_module_imports_the_operator_command():
+    # `whoop_bridge.ops` runs on an operator's machine: a handler that imported it (or a
+    # module a handler loads) would grow that function's cold start for nothing.
+    operator_command = LAYER / "ops"
+    assert (operator_command / "__main__.py").exists()
+    paths = [path for path in sorted(LAYER.rglob("*.py")) if operator_command not in path.parents]
+    paths += sorted(FUNCTIONS.rglob("*.py"))
+    broken = [
+        found.where()
+        for path in paths
+        for found in imports_of(path)
+        if _under(found.target, (f"{PACKAGE}.ops",)) or (found.target == PACKAGE and found.name == "ops")
+    ]
+    assert not broken, "\n".join(broken)

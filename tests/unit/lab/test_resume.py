@@ -150,6 +150,25 @@ def test_a_submitted_report_is_never_sent_again_only_the_status_after_it(ports):
     assert client.reports == [] and client.statuses == [(SR, "FULL_RESULTS_READY", None)]
 
 
+def test_a_report_whoop_took_whose_bus_message_failed_is_not_named_as_sent_again(ports):
+    # WHOOP answered 201 and the report is marked submitted, but publishing its bus message
+    # failed past every retry: the new execution only publishes it; WHOOP gets no second report.
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    first = FakePartnerClient()
+    lifecycle.submit_diagnostic_report(first, SR, lab_event["report_id"], ports=ports)
+    [report] = ports.reports.records
+    report.outbox = {"detail_type": "service_request.report_submitted", "detail": {"service_request_id": SR}}
+    lifecycle.record_failure(SR, "PublishFailed", "bus down", ports=ports)
+
+    answer = resume.resume_service_request(SR, ports=ports)
+
+    assert answer["resending"] == ["FULL_RESULTS_READY"]
+    client = FakePartnerClient()
+    run_lab_event(client, ports.executions.started[f"{SR}-resume-1"]["lab_event"], ports)
+    assert client.reports == [] and len(first.reports) == 1
+
+
 def test_a_report_whoop_never_took_is_sent_with_its_status(ports):
     submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
     [(_, lab_event)] = ports.executions.resumed
@@ -249,6 +268,44 @@ def test_an_execution_that_cannot_start_leaves_the_test_failed_and_the_next_resu
     after = ports.service_requests.get(SR)
     assert after.workflow is WorkflowState.FAILED and after.failure == before.failure
     assert after.history == before.history and after.resumes == 1
+    assert resume.resume_service_request(SR, ports=ports)["execution"] == f"{SR}-resume-2"
+
+
+@pytest.mark.parametrize("earlier_resumes", [0, 1])
+def test_a_failed_execution_still_running_is_a_409_and_nothing_starts_until_it_ended(ports, earlier_resumes):
+    # The failed execution is still in its RecordFailure step (e.g. retrying the bus message
+    # after writing `failed`): a new one now would have its state overwritten by that retry.
+    lab_event = fail_with_attended(ports)
+    for _ in range(earlier_resumes):
+        resume.resume_service_request(SR, ports=ports)
+        run_lab_event(WhoopDown(), lab_event, ports)
+    ending = resume.rules.execution_name(SR, earlier_resumes)
+    ports.executions.running.add(ending)
+    before = ports.service_requests.get(SR)
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.state == "failed" and ending in str(refused.value) and "still running" in str(refused.value)
+    assert ports.service_requests.get(SR) == before
+    assert len(ports.executions.started) == earlier_resumes
+    ports.executions.running.discard(ending)
+    answer = resume.resume_service_request(SR, ports=ports)
+    assert answer["execution"] == f"{SR}-resume-{earlier_resumes + 1}"
+
+
+def test_a_name_taken_already_leaves_the_test_failed_not_starting_with_nothing_running(ports):
+    # StartExecution answers ExecutionAlreadyExists (the port's False) for a name used before
+    # with another input: no execution of this resume runs, so the test must not wait in `starting`.
+    fail_with_attended(ports)
+    ports.executions.started[f"{SR}-resume-1"] = {"service_request_id": "another test"}
+
+    with pytest.raises(NotResumable) as refused:
+        resume.resume_service_request(SR, ports=ports)
+
+    assert refused.value.state == "failed" and f"{SR}-resume-1" in str(refused.value)
+    after = ports.service_requests.get(SR)
+    assert after.workflow is WorkflowState.FAILED and after.failure is not None
     assert resume.resume_service_request(SR, ports=ports)["execution"] == f"{SR}-resume-2"
 
 

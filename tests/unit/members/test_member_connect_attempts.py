@@ -60,7 +60,13 @@ ERRORS = [
     ({"code": "c"}, {"exchange_code": WhoopTransientError("5xx", 503)}, CallbackStatus.ERROR, "whoop_unavailable"),
     ({"code": "c"}, {"exchange_code": WhoopUnauthorized("401", 401)}, CallbackStatus.ERROR, "invalid_client"),
     ({"code": "c"}, {"exchange_code": WhoopRequestRejected("400", 400)}, CallbackStatus.ERROR, "whoop_refused"),
-    ({"code": "c"}, {"exchange_code": UserLimitReached("user limit", 400)}, CallbackStatus.USER_LIMIT, None),
+    (
+        {"code": "c"},
+        {"exchange_code": UserLimitReached("user limit", 400, "access_denied")},
+        CallbackStatus.USER_LIMIT,
+        "access_denied",
+    ),
+    ({"code": "c"}, {"exchange_code": UserLimitReached("user limit", 400)}, CallbackStatus.USER_LIMIT, "whoop_refused"),
     ({"code": "c"}, {"basic_profile": WhoopTransientError("5xx", 502)}, CallbackStatus.ERROR, "profile_unreadable"),
 ]
 
@@ -200,15 +206,18 @@ def test_a_failure_the_bus_refuses_stays_in_the_outbox(fakes):
     assert kept.detail_type == "member.connection_failed" and kept.detail["client_user_id"] == "member-1"
 
 
-def test_an_attempt_that_cannot_be_recorded_still_answers_the_member(fakes):
+def test_an_attempt_that_cannot_be_recorded_still_answers_the_member_and_is_counted_for_an_alarm(fakes, capsys):
     def refuse(*_args, **_kwargs):
         raise RuntimeError("DynamoDB down")
 
     fakes.attempts.record = refuse
+    capsys.readouterr()
 
     outcome = connections.complete({"state": _link(fakes), "error": "access_denied"}, fakes.ports)
 
     assert outcome.status == CallbackStatus.DENIED and fakes.bus.published == []
+    # The platform never hears of this failure: the operator must (MemberConnectAttemptNotRecordedAlarm).
+    assert points(capsys.readouterr().out, "MemberConnectAttemptNotRecorded") == [({}, 1.0)]
 
 
 # What the member API shows -------------------------------------------------------------------

@@ -57,6 +57,34 @@ def test_a_sleep_updated_webhook_fetches_stores_and_announces_the_sleep():
     assert [detail_type for detail_type, _ in fakes.bus.published] == ["member.record.updated"]
 
 
+def test_a_recovery_webhook_reads_the_cycle_from_the_stored_sleep_or_else_fetches_the_sleep():
+    fakes = member_ports()
+    fakes.connect()
+    sleep = _sleep()
+    recovery = {
+        "sleep_id": sleep["id"],
+        "cycle_id": 93845,
+        "user_id": 10129,
+        "created_at": sleep["start"],
+        "updated_at": sleep["start"],
+        "score_state": "PENDING_SCORE",
+    }
+    fakes.whoop.recoveries[93845] = recovery
+
+    # The sleep is not stored yet: it is fetched (and kept) to learn its cycle.
+    fakes.whoop.records[("sleep", sleep["id"])] = sleep
+    assert handle_webhook(_webhook("recovery.updated", sleep["id"]), ports=fakes.ports)["changed"] == 2
+    assert fakes.records.get("member-1", "sleep", sleep["id"]) is not None
+
+    # Scored later: the stored sleep names the cycle, so only the recovery is read (one
+    # WHOOP call); a sleep WHOOP no longer shows would have made this a read-lag retry.
+    del fakes.whoop.records[("sleep", sleep["id"])]
+    fakes.whoop.recoveries[93845] = recovery | {"score_state": "SCORED", "updated_at": "2026-11-11T07:00:00.000Z"}
+    result = handle_webhook(_webhook("recovery.updated", sleep["id"]), ports=fakes.ports)
+    assert result == {"outcome": "fetched", "changed": 1}
+    assert fakes.records.get("member-1", "recovery", sleep["id"])["score_state"] == "SCORED"
+
+
 def test_a_sleep_deleted_webhook_deletes_the_sleep_and_its_recovery():
     fakes = member_ports()
     fakes.connect()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from fakes.whoop import InMemoryBudgetStates, ManualClock
 
+from whoop_bridge.models.budget import RESERVE_LENT_AFTER_SECONDS
 from whoop_bridge.whoop import budget as budget_module
 from whoop_bridge.whoop.budget import (
     BACKGROUND,
@@ -40,6 +41,19 @@ def take(budget: RateBudget, count: int, priority: str = WEBHOOK) -> int:
     for _ in range(count):
         try:
             budget.acquire(priority, max_wait=0)
+        except BudgetExhausted:
+            break
+        granted += 1
+    return granted
+
+
+def take_waiting(budget: RateBudget, count: int, priority: str) -> int:
+    """How many of `count` calls the budget grants within the next 60 seconds, each
+    waiting for it (the pace, a claim) rather than being refused."""
+    granted, end = 0, budget_module.clock().time() + 60
+    for _ in range(count):
+        try:
+            budget.acquire(priority, max_wait=max(0.0, end - budget_module.clock().time()))
         except BudgetExhausted:
             break
         granted += 1
@@ -80,20 +94,90 @@ def test_a_wait_within_max_wait_is_slept_on_the_budgets_clock(clock, states):
     assert clock.slept == [pytest.approx(3)]
 
 
-def test_background_leaves_the_reserved_fifth_to_webhooks_and_members(clock, states):
+def test_background_uses_the_whole_minute_while_no_webhook_was_seen(clock, states):
     budget = RateBudget(APP, 10, 10_000, states)
-    assert take(budget, 8, WEBHOOK) == 8
+    started = clock.now
+    for _ in range(10):
+        budget.acquire(BACKGROUND, max_wait=10)
+    # Paced one every 61/10 s, the whole limit: nothing is held back for webhooks.
+    assert clock.now - started == pytest.approx(9 * 61 / 10)
     assert refused(budget, BACKGROUND).reason == "minute"
-    assert take(budget, 2, INTERACTIVE) == 2
+
+
+def test_after_a_webhook_background_leaves_a_small_reserve_until_it_is_lent_again(clock, states):
+    budget = RateBudget(APP, 20, 10_000, states)
+    assert take(budget, 1, WEBHOOK) == 1
+    # One of twenty (five per cent, at least one) stays free for webhooks: 18 more.
+    assert take_waiting(budget, 30, BACKGROUND) == 18
+    assert refused(budget, BACKGROUND).reason == "minute"
+    assert take(budget, 1, WEBHOOK) == 1  # the reserve
+    # Two minutes without a webhook: the reserve is lent, background takes all twenty.
+    clock.now = states.states[APP].priority_seen_at + RESERVE_LENT_AFTER_SECONDS
+    assert take_waiting(budget, 30, BACKGROUND) == 20
+
+
+class WakingClock(ManualClock):
+    """A clock whose `sleep` first lets `during` run (another container, mid-wait)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during: list = []
+
+    def sleep(self, seconds: float) -> None:
+        while self.during:
+            self.during.pop(0)(self.now, seconds)
+        super().sleep(seconds)
+
+
+def test_a_webhook_finding_the_minute_full_claims_the_next_slot_from_background_work():
+    clock = WakingClock()
+    budget_module.use_clock(clock)
+    try:
+        states = InMemoryBudgetStates()
+        backfill, webhook = RateBudget(APP, 10, 10_000, states), RateBudget(APP, 10, 10_000, states)
+        for _ in range(10):
+            backfill.acquire(BACKGROUND, max_wait=10)
+        clock.now += 2
+        seen: list[str] = []
+
+        def background_meanwhile(now: float, wait: float) -> None:
+            # Another container's backfill, when the slot the webhook waits for frees up.
+            clock.now = now + wait
+            seen.append(refused(backfill, BACKGROUND).reason)
+            clock.now = now
+
+        clock.during.append(background_meanwhile)
+        before = clock.now
+        webhook.acquire(WEBHOOK, max_wait=5)
+        # The claim brought the reserve back: background needed two free slots, one was.
+        assert seen == ["minute"]
+        assert states.claims == 1
+        # The webhook waited one slot's spacing at most, not for a minute.
+        assert clock.now - before <= 61 / 10
+        # Background work goes on when two more slots are free: it keeps one for webhooks.
+        assert refused(backfill, BACKGROUND).retry_after == pytest.approx(2 * 61 / 10)
+        assert states.states[APP].minute_reserve(clock.now, 10) == 1
+        # A second waiting webhook in the reserve's time writes no second claim.
+        clock.now += 3
+        webhook.acquire(WEBHOOK, max_wait=5)
+        assert states.claims == 1
+    finally:
+        budget_module.use_clock(None)
+
+
+def test_a_webhook_that_would_wait_past_its_limit_claims_nothing(clock, states):
+    budget = RateBudget(APP, 2, 10_000, states)
+    assert take_waiting(budget, 2, BACKGROUND) == 2
     assert refused(budget, WEBHOOK).reason == "minute"
+    assert states.claims == 0 and states.states[APP].priority_seen_at == 0
 
 
 def test_background_is_paced_at_its_share_of_the_minute(clock, states):
     budget = RateBudget(APP, 10, 10_000, states)
     assert take(budget, 1, BACKGROUND) == 1
     exhausted = refused(budget, BACKGROUND)
-    assert exhausted.reason == "pace" and exhausted.retry_after == pytest.approx(61 / 8)
-    assert states.states[APP].background_next_at == pytest.approx(clock.now + 61 / 8)
+    assert exhausted.reason == "pace" and exhausted.retry_after == pytest.approx(61 / 10)
+    assert states.states[APP].background_next_at == pytest.approx(clock.now + 61 / 10)
     assert take(budget, 1, WEBHOOK) == 1  # the pace holds background work only
 
 
@@ -108,6 +192,14 @@ def test_the_day_limit_waits_for_utc_midnight_and_background_stops_at_four_fifth
     clock.now += 600  # a new UTC day
     assert take(budget, 5) == 5
     assert states.states[APP].day_used == 5
+
+
+def test_background_never_takes_the_days_reserve_even_when_the_minute_is_lent(clock, states):
+    clock.now = 1_795_305_600.0 - 3600  # 23:00 UTC
+    budget = RateBudget(APP, 1000, 100, states)
+    assert take_waiting(budget, 200, BACKGROUND) == 80
+    assert refused(budget, BACKGROUND).reason == "day"
+    assert take(budget, 30, WEBHOOK) == 20
 
 
 def test_a_429_holds_every_priority_until_whoops_reset(clock, states):
@@ -130,10 +222,11 @@ def test_whoops_low_remaining_count_wins_and_background_keeps_clear_of_it(clock,
     budget = RateBudget(APP, 10, 10_000, states)
     take(budget, 1)
     budget.observe(200, {"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "20"})
-    # Two are the reserve of ten: background may not take WHOOP's last ones.
-    assert take(budget, 5, BACKGROUND) == 1
+    # After a webhook one of ten is the reserve: background may not take WHOOP's last one.
+    for _ in range(2):
+        budget.acquire(BACKGROUND, max_wait=61 / 9)  # the pace
     assert refused(budget, BACKGROUND).reason == "WHOOP's remaining count"
-    assert take(budget, 5, WEBHOOK) == 2
+    assert take(budget, 5, WEBHOOK) == 1
     assert refused(budget).reason == "WHOOP's remaining count"
     clock.now += 20
     assert take(budget, 1) == 1

@@ -56,6 +56,14 @@ class NotConfiguredBody(BaseModel):
     message: str
 
 
+class NotAcceptableBody(BaseModel):
+    """406: the Accept header admits none of the route's media types (`offered`)."""
+
+    error: Literal["not_acceptable"]
+    message: str
+    offered: list[str]
+
+
 class InternalErrorBody(BaseModel):
     error: Literal["internal_error"]
     message: str
@@ -69,6 +77,7 @@ ERROR_MODELS: tuple[type[BaseModel], ...] = (
     BusyBody,
     TransitionForbiddenBody,
     NotConfiguredBody,
+    NotAcceptableBody,
     InternalErrorBody,
 )
 

@@ -24,6 +24,7 @@ from whoop_bridge.api.bodies import (
     JSON,
     BusyBody,
     InternalErrorBody,
+    NotAcceptableBody,
     NotConfiguredBody,
     NotFoundBody,
     ProblemBody,
@@ -33,6 +34,7 @@ from whoop_bridge.api.bodies import (
 )
 from whoop_bridge.api.errors import Answers
 from whoop_bridge.api.idempotency import idempotency_middleware
+from whoop_bridge.pictures.svg import SVG_MEDIA_TYPE
 from whoop_bridge.validation import problems
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,10 @@ ANSWERS: dict[int, OpenAPIResponse] = {
         },
     },
     404: {"description": "No such resource", "content": {JSON: {"schema": _ref(NotFoundBody)}}},
+    406: {
+        "description": "The Accept header admits none of the route's media types; `offered` lists them",
+        "content": {JSON: {"schema": _ref(NotAcceptableBody)}},
+    },
     409: {
         "description": "Busy: a previous request is still running; retry after Retry-After",
         "headers": RETRY_AFTER_HEADER,
@@ -110,6 +116,13 @@ def schema_of(*models: type[BaseModel]) -> dict[str, Any]:
 def ok(status: int, description: str, schema: dict[str, Any]) -> dict[int, OpenAPIResponse]:
     """A route's success answer: `status` with a JSON body of `schema`."""
     return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def ok_or_picture(status: int, description: str, schema: dict[str, Any]) -> dict[int, OpenAPIResponse]:
+    """A success answer by the request's Accept (api/negotiation.py): a JSON body of
+    `schema`, or an SVG picture of it (`image/svg+xml`, text)."""
+    svg = {"schema": {"type": "string", "description": "an SVG 1.1 document"}}
+    return {status: {"description": description, "content": {JSON: {"schema": schema}, SVG_MEDIA_TYPE: svg}}}
 
 
 def link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:

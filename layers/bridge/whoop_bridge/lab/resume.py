@@ -45,6 +45,13 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
         raise NotFound(f"service request {service_request_id}")
     if not rules.can_resume(record):
         raise _not_resumable(record)
+    # `failed` is written by the failed execution's RecordFailure step, which may still be
+    # retrying (its bus message): a new execution now would be overwritten by that retry.
+    ending = rules.execution_name(service_request_id, record.resumes)
+    if ports.executions.is_running(ending):
+        raise NotResumable(
+            f"the failed execution {ending} is still running; resume once it has ended", record.workflow.value
+        )
     plan = rules.plan(record, _report_done(record, ports))
     number = record.resumes + 1
     name = rules.execution_name(service_request_id, number)
@@ -62,11 +69,18 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
     }
     if plan.lab_event is not None:
         execution_input["lab_event"] = plan.lab_event
-    try:
-        ports.executions.start(name, execution_input)
-    except Exception:
+
+    def release() -> None:  # failed again, as before the claim; the next resume takes the next name
         ports.service_requests.release_resume(service_request_id, number, record.failure, len(record.history))
+
+    try:
+        started = ports.executions.start(name, execution_input)
+    except Exception:
+        release()
         raise
+    if not started:  # the name was used before (ExecutionAlreadyExists): nothing of this resume runs
+        release()
+        raise NotResumable(f"an execution named {name} exists already; resume again for the next name", "failed")
     emf.put(RESUMED_METRIC, {"resource": "service_request"})
     logger.info(
         "service request resumed",
@@ -82,12 +96,13 @@ def resume_service_request(service_request_id: str, ports: LabPorts = REAL) -> d
 
 
 def _report_done(record: ServiceRequestRecord, ports: LabPorts) -> bool | None:
-    """Whether the report the stored update carries is submitted and published (None: no report)."""
+    """Whether WHOOP took the report the stored update carries (None: no report). A bus
+    message still unpublished is only published by the step: WHOOP gets nothing again."""
     pending = record.pending_update or {}
     if pending.get("kind") != UpdateKind.REPORT or not pending.get("report_id"):
         return None
     report = ports.reports.get(record.service_request_id, pending["report_id"])
-    return bool(report and report.submitted_at and not report.outbox)
+    return bool(report and report.submitted_at)
 
 
 def _not_resumable(record: ServiceRequestRecord, prefix: str = "") -> NotResumable:

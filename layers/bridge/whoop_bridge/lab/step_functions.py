@@ -40,6 +40,22 @@ def start(name: str, execution_input: dict[str, Any]) -> bool:
     return True
 
 
+def is_running(name: str) -> bool:
+    """Whether the execution named `name` is running (False when there is none by that name)."""
+    config = settings()
+    config.require("state_machine_arn")
+    # arn:...:stateMachine:<machine> -> arn:...:execution:<machine>:<name>
+    arn = config.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+    try:
+        # Its status only: the input and output are encrypted with the stack key.
+        described = aws.client("stepfunctions").describe_execution(executionArn=arn, includedData="METADATA_ONLY")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+            raise
+        return False
+    return described["status"] == "RUNNING"
+
+
 def resume(task_token: str, output: dict[str, Any]) -> None:
     """Resume the wait of `task_token` with `output` (its result in the execution). Raises
     WaitEnded when that wait is over; any other error as the client raised it."""

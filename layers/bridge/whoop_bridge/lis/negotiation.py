@@ -10,7 +10,7 @@ results path (README "Connect your LIS").
 - `GET /lab/requisitions/{id}` with `Accept: application/fhir+json` (a Bundle) or
   `x-application/hl7-v2+er7` (ORM^O01): the JSON view, translated.
 
-Standard library only here: the FHIR and HL7 modules (and their libraries, the lis layer)
+Standard library and the API front only here: the FHIR and HL7 modules (and their libraries, the lis layer)
 are imported when a request in their language arrives.
 """
 
@@ -22,6 +22,8 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from whoop_bridge.api.negotiation import NotAcceptable, choose
 
 logger = logging.getLogger(__name__)
 
@@ -63,26 +65,14 @@ def language_of(content_type: str) -> str | None:
 
 
 def accepted_language(accept: str) -> str | None:
-    """FHIR or HL7 when the Accept header prefers one to JSON (by q-value, then order),
-    else None (JSON, as without the header)."""
-    best: tuple[float, int, str | None] | None = None
-    for position, item in enumerate(accept.split(",")):
-        media, _, parameters = item.partition(";")
-        media = media.strip().lower()
-        quality = 1.0
-        for parameter in parameters.split(";"):
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        language = (
-            ALIASES.get(media) if media in ALIASES else (None if media in (JSON, "*/*", "application/*") else "-")
-        )
-        if language != "-" and quality > 0 and (best is None or quality > best[0]):
-            best = (quality, -position, language)
-    return best[2] if best else None
+    """FHIR or HL7 when the Accept header prefers one to JSON (by q-value and specificity,
+    JSON on a tie), else None: JSON, as without the header, also when it admits none of them
+    (`api/negotiation.py` reads the header for every route)."""
+    try:
+        media = choose(accept, (JSON, *ALIASES))
+    except NotAcceptable:
+        return None
+    return ALIASES.get(media)
 
 
 def negotiate(event: dict[str, Any], context: Any, resolve: Resolve) -> dict[str, Any]:

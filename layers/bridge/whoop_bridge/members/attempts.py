@@ -13,20 +13,22 @@ import logging
 from whoop_bridge import emf
 from whoop_bridge.members import outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
-from whoop_bridge.models.connect_attempt import AttemptReason, ConnectAttempt
+from whoop_bridge.models.connect_attempt import AttemptReason, ConnectAttempt, oauth_reason
 from whoop_bridge.models.oauth_state import CallbackOutcome
 from whoop_bridge.models.outbox_message import MemberMessage, OutboxMessage
 from whoop_bridge.times import now_iso
 from whoop_bridge.whoop.http import WhoopError, WhoopTransientError, WhoopUnauthorized
-from whoop_bridge.whoop.member import InvalidGrant
+from whoop_bridge.whoop.member import InvalidGrant, UserLimitReached
 
 logger = logging.getLogger(__name__)
 
 
 def exchange_reason(error: WhoopError) -> str:
     """Why WHOOP's token endpoint gave no grant: its OAuth code where the client read one
-    (`invalid_grant`, `invalid_client`), else `whoop_unavailable` (timeouts, 429, 5xx) or
-    `whoop_refused`."""
+    (`invalid_grant`, `invalid_client`, the user limit's code as `oauth_reason` keeps it),
+    else `whoop_unavailable` (timeouts, 429, 5xx) or `whoop_refused`."""
+    if isinstance(error, UserLimitReached) and error.error_code:
+        return oauth_reason(error.error_code)
     if isinstance(error, InvalidGrant):
         return "invalid_grant"
     if isinstance(error, WhoopUnauthorized):
@@ -46,7 +48,8 @@ def scopes_reason(granted: tuple[str, ...], asked: tuple[str, ...]) -> str | Non
 def record(result: CallbackOutcome, ports: MemberPorts = PORTS) -> ConnectAttempt | None:
     """Keep the outcome of a callback for a known link as the member's last attempt, with
     `member.connection_failed` when it failed. None (nothing kept) for an unknown link. A
-    failure to keep it is logged, never raised: the member is answered either way."""
+    failure to keep it is logged and counted (`MemberConnectAttemptNotRecorded`, with an
+    alarm), never raised: the member is answered either way."""
     if result.client_user_id is None or result.repeated:
         return None
     attempt = ConnectAttempt(result.client_user_id, result.status, result.reason, now_iso())
@@ -62,6 +65,8 @@ def record(result: CallbackOutcome, ports: MemberPorts = PORTS) -> ConnectAttemp
                 "error_type": type(error).__name__,
             },
         )
+        # The platform will not hear of this attempt: the operator must (an alarm).
+        emf.put("MemberConnectAttemptNotRecorded", {})
         return None
     outbox.publish_stored(messages, ports)
     # For the dashboard: attempts per outcome (a few words, never an id).

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -114,8 +113,6 @@ def _state_hash(state: str) -> str:
 # page, a double submit), and how long a repeat waits for the first callback still running.
 OUTCOME_SECONDS = 86_400
 REPEAT_WAIT_SECONDS = 10.0
-# OAuth's error codes are short ASCII words; anything else is logged as "unrecognised".
-OAUTH_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # The scope the bridge cannot connect without: the profile names the WHOOP account.
 PROFILE_SCOPE = "read:profile"
 
@@ -212,10 +209,8 @@ def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> Ca
             return outcome(CallbackStatus.USER_LIMIT, reason)
         if error == "access_denied":
             return outcome(CallbackStatus.DENIED, reason)  # the member declined on WHOOP's page
-        error_code = error if OAUTH_ERROR_CODE.match(error) else "unrecognised"
-        logger.error(
-            "WHOOP refused the authorization", extra={"client_user_id": client_user_id, "error_code": error_code}
-        )
+        # Logged from the fixed list only: the query is the member's own to write.
+        logger.error("WHOOP refused the authorization", extra={"client_user_id": client_user_id, "error_code": reason})
         return outcome(CallbackStatus.ERROR, reason)
     code = query.get("code")
     if not code:
@@ -224,8 +219,8 @@ def _complete(link: OAuthState, query: dict[str, str], ports: MemberPorts) -> Ca
     try:
         api = ports.whoop()
         grant = api.exchange_code(code, link.redirect_uri)
-    except UserLimitReached:
-        return outcome(CallbackStatus.USER_LIMIT)
+    except UserLimitReached as refused:
+        return outcome(CallbackStatus.USER_LIMIT, attempts.exchange_reason(refused))
     except WhoopError as error:
         logger.error(
             "OAuth code exchange failed",

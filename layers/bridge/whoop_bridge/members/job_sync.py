@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from whoop_bridge import times
 from whoop_bridge.clock import clock
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.session import MemberSession, Skip, log_unreadable
@@ -100,16 +101,32 @@ def run_job(message: dict[str, Any], tokens: TokenService | None = None, ports: 
 def _step(session: MemberSession, job: SyncJob, totals: dict[str, int], ports: MemberPorts) -> None:
     """One page of the current step (or the profile), advancing the job past it."""
     step, cause = job.step, job.cause
+    # The step's first page of this run starts its progress afresh, from now.
+    started_at = times.now_iso() if job.next_token is None else None
     if not session.granted(step):
         # This type only (OAuthScopes may leave it out): the job's other steps still run.
         ports.progress.note(
-            session.client_user_id, cause, step, pages=0, records=0, state=SyncOutcome.SKIPPED_SCOPE_NOT_GRANTED
+            session.client_user_id,
+            cause,
+            step,
+            pages=0,
+            records=0,
+            state=SyncOutcome.SKIPPED_SCOPE_NOT_GRANTED,
+            started_at=started_at,
         )
         job.next_step()
         return
     if step == PROFILE_STEP:
         stored = session.profile()
-        ports.progress.note(session.client_user_id, cause, step, pages=stored, records=stored, state=StepState.DONE)
+        ports.progress.note(
+            session.client_user_id,
+            cause,
+            step,
+            pages=stored,
+            records=stored,
+            state=StepState.DONE,
+            started_at=started_at,
+        )
         job.next_step()
         return
     page, next_token = session.page(step, job.start, job.end, job.next_token)
@@ -137,7 +154,9 @@ def _step(session: MemberSession, job: SyncJob, totals: dict[str, int], ports: M
                 changed += session.reconcile_missing(step, record_id, cause)
         job.next_step()
         state = StepState.DONE
-    ports.progress.note(session.client_user_id, cause, step, pages=1, records=len(page), state=state)
+    ports.progress.note(
+        session.client_user_id, cause, step, pages=1, records=len(page), state=state, started_at=started_at
+    )
     totals["records"] += len(page)
     if cause == SyncCause.RECONCILIATION:
         totals["repairs"] += changed

@@ -124,7 +124,15 @@ class RecordStore(Protocol):
 class SyncProgressStore(Protocol):
     def start(self, client_user_id: str, cause: SyncCause, steps: tuple[str, ...]) -> None: ...
     def note(
-        self, client_user_id: str, cause: SyncCause, step: str, *, pages: int, records: int, state: str
+        self,
+        client_user_id: str,
+        cause: SyncCause,
+        step: str,
+        *,
+        pages: int,
+        records: int,
+        state: str,
+        started_at: str | None = None,
     ) -> None: ...
     def progress(self, client_user_id: str, cause: SyncCause) -> dict[str, SyncProgress]: ...
 

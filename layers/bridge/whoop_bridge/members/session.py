@@ -146,8 +146,12 @@ class MemberSession:
         `NotYetReadable` when WHOOP answers 404 for either."""
         if not self.granted("recovery"):
             raise Skip(SyncOutcome.SKIPPED_SCOPE_NOT_GRANTED)
-        sleep = self._sleep(sleep_id)
-        changed = self.store("sleep", sleep, cause)  # fetched anyway: keep it
+        # The stored sleep names the cycle already (its own webhook came first): one call.
+        sleep = self._ports.records.get(self.client_user_id, "sleep", sleep_id)
+        changed = 0
+        if sleep is None or sleep.get("cycle_id") is None or not sleep.get("start"):
+            sleep = self._sleep(sleep_id)
+            changed = self.store("sleep", sleep, cause)  # fetched anyway: keep it
         try:
             recovery = self._call(self._api.cycle_recovery, sleep["cycle_id"], scope=SCOPES["recovery"])
         except WhoopNotFound:

@@ -13,6 +13,12 @@ docs/whoop.md#rate-limits). The state is one per app, shared by every function:
   until WHOOP's reset.
 - `background_next_at`: when background work may take its next call (it is paced evenly
   through the minute rather than spending its share in a burst); None until it first does.
+- `priority_seen_at`: when a webhook fetch or a member's call last started, or found the
+  minute full and began to wait. While that is less than `RESERVE_LENT_AFTER_SECONDS` ago,
+  background work leaves a small reserve of the minute free (`MINUTE_RESERVED_SHARE`, at
+  least one call): the next slot to free up goes to the waiting webhook, since background
+  needs one more than the reserve. Otherwise the reserve is lent to background work, which
+  then uses the whole minute.
 - `version`: counts changes; every write is conditional on it (see store/budget_store.py).
 
 Times are seconds since the epoch on the budget's clock. Pure: no I/O, no clock of its own.
@@ -28,15 +34,19 @@ from enum import StrEnum
 
 class Priority(StrEnum):
     """Who waits for a call: webhook fetches and a member on the connect page may use the
-    whole budget; background work leaves them a reserved share."""
+    whole budget and go first; background work uses what they leave."""
 
     INTERACTIVE = "interactive"  # a member on the connect page, a disconnect
     WEBHOOK = "webhook"
     BACKGROUND = "background"  # backfill and reconciliation
 
 
-# Backfill and reconciliation never take the last fifth of a window.
+# Backfill and reconciliation never take the last fifth of the day: webhooks keep flowing.
 RESERVED_SHARE = 0.2
+# Of the minute they leave this share free, but only while webhook fetches or members' calls
+# were seen lately; after `RESERVE_LENT_AFTER_SECONDS` without one it is lent to them too.
+MINUTE_RESERVED_SHARE = 0.05
+RESERVE_LENT_AFTER_SECONDS = 120.0
 # A minute, plus a second for calls in flight and clocks that differ between Lambdas.
 CALL_SPACING_SECONDS = 61.0
 
@@ -63,6 +73,7 @@ class BudgetState:
     whoop_reset_at: float = 0.0
     hold_until: float = 0.0
     background_next_at: float | None = None
+    priority_seen_at: float = 0.0
 
     @classmethod
     def first(cls, slots: int) -> BudgetState:
@@ -85,7 +96,7 @@ class BudgetState:
             waits.append(Wait(self.hold_until - now, "WHOOP answered 429"))
         if background and self.background_next_at is not None and now < self.background_next_at:
             waits.append(Wait(self.background_next_at - now, "pace"))
-        reserve = reserved(per_minute) if background else 0
+        reserve = self.minute_reserve(now, per_minute) if background else 0
         # The (reserve + 1)-th oldest call of the last minute must have left the window.
         oldest_needed = self.calls[(self.head + reserve) % len(self.calls)]
         if oldest_needed + CALL_SPACING_SECONDS > now:
@@ -105,9 +116,14 @@ class BudgetState:
         calls[self.head] = max(now, newest)  # the ring stays in time order
         today = day_of(now)
         background_next_at = self.background_next_at
+        priority_seen_at = self.priority_seen_at
         if priority == Priority.BACKGROUND:
-            share = per_minute - reserved(per_minute)
-            background_next_at = max(now, self.background_next_at or 0) + CALL_SPACING_SECONDS / share
+            spacing = CALL_SPACING_SECONDS / (per_minute - self.minute_reserve(now, per_minute))
+            # A call that came late keeps the schedule (up to one spacing late): a late wake-up
+            # is made up by the next call instead of slowing background work for good.
+            background_next_at = max(now - spacing, self.background_next_at or now) + spacing
+        else:
+            priority_seen_at = max(now, priority_seen_at)
         return replace(
             self,
             calls=tuple(calls),
@@ -117,11 +133,24 @@ class BudgetState:
             day_used=self.day_used + 1 if self.day == today else 1,
             whoop_remaining=self.whoop_remaining - 1,
             background_next_at=background_next_at,
+            priority_seen_at=priority_seen_at,
         )
+
+    def waiting(self, now: float) -> BudgetState:
+        """The state after a webhook fetch or member's call found the minute full at `now`
+        and waits for a slot: the minute's reserve is kept for them again from `now`."""
+        return replace(self, version=self.version + 1, priority_seen_at=max(now, self.priority_seen_at))
+
+    def minute_reserve(self, now: float, per_minute: int) -> int:
+        """The calls of the minute background work leaves free at `now`: a small share
+        while webhook fetches or members' calls were seen lately, none otherwise."""
+        if now - self.priority_seen_at >= RESERVE_LENT_AFTER_SECONDS:
+            return 0
+        return min(per_minute - 1, max(1, math.floor(per_minute * MINUTE_RESERVED_SHARE)))
 
 
 def reserved(limit: int) -> int:
-    """The calls of a window (`limit`) that background work leaves to the others."""
+    """The calls of a day (`limit`) that background work leaves to the others."""
     return math.floor(limit * RESERVED_SHARE)
 
 

@@ -62,15 +62,15 @@ def can_resume(record: ServiceRequestRecord) -> bool:
 
 
 def execution_name(service_request_id: str, number: int) -> str:
-    """The `number`-th resume's execution: `<service request id>-resume-<number>` (intake's
-    is the bare id). One name per resume, so a second start of the same resume is refused."""
-    return f"{service_request_id}-resume-{number}"
+    """The `number`-th resume's execution: `<service request id>-resume-<number>`; 0 names
+    intake's, the bare id. One name per resume, so a second start of the same resume is refused."""
+    return f"{service_request_id}-resume-{number}" if number else service_request_id
 
 
 def plan(record: ServiceRequestRecord, report_done: bool | None = None) -> ResumePlan:
     """The plan for a failed `record`. With a lab update stored (`pending_update`: the last
     one the execution took), the new execution routes it again; `report_done` says whether
-    its report (if it carries one) is submitted and published. Without one, the execution
+    its report (if it carries one) is one WHOOP took (answered 201). Without one, the execution
     starts as intake decided (a confirmation or rejection not yet recorded is sent; one
     recorded is skipped by the step) and then waits for the lab."""
     pending = record.pending_update

@@ -44,6 +44,7 @@ def _state(item: dict[str, Any]) -> BudgetState:
         whoop_reset_at=float(values["whoop_reset_at"]),
         hold_until=float(values["hold_until"]),
         background_next_at=None if background_next_at is None else float(background_next_at),
+        priority_seen_at=float(values.get("priority_seen_at", 0)),
     )
 
 
@@ -65,6 +66,7 @@ def create(app: str, state: BudgetState) -> None:
         "whoop_remaining": state.whoop_remaining,
         "whoop_reset_at": dynamo.number(state.whoop_reset_at),
         "hold_until": dynamo.number(state.hold_until),
+        "priority_seen_at": dynamo.number(state.priority_seen_at),
     }
     if state.background_next_at is not None:
         item["background_next_at"] = dynamo.number(state.background_next_at)
@@ -74,7 +76,7 @@ def create(app: str, state: BudgetState) -> None:
 def take(app: str, read: BudgetState, taken: BudgetState) -> bool:
     """Record one call (`taken`, the state after it) if nobody changed the budget since
     `read`; False otherwise. WHOOP's count of what is left goes down by one in the item
-    itself, and the pace is written only when the call moved it."""
+    itself; the pace and when a webhook was last seen are written only when the call moved them."""
     values: dict[str, Any] = {
         ":calls": _calls_text(taken.calls),
         ":head": taken.head,
@@ -88,7 +90,18 @@ def take(app: str, read: BudgetState, taken: BudgetState) -> bool:
     if taken.background_next_at is not None and taken.background_next_at != read.background_next_at:
         update += ", background_next_at = :pace"
         values[":pace"] = dynamo.number(taken.background_next_at)
+    if taken.priority_seen_at != read.priority_seen_at:
+        update += ", priority_seen_at = :seen"
+        values[":seen"] = dynamo.number(taken.priority_seen_at)
     return _update(app, update, "version = :version", values, names={"#day": "day"})
+
+
+def claim(app: str, read: BudgetState, waiting: BudgetState) -> bool:
+    """A waiting webhook's claim on the minute's reserve (`waiting`, from
+    `BudgetState.waiting`) if nobody changed the budget since `read`; False otherwise."""
+    values = {":seen": dynamo.number(waiting.priority_seen_at), ":next": read.version + 1, ":version": read.version}
+    update = "SET priority_seen_at = :seen, version = :next"
+    return _update(app, update, "version = :version", values)
 
 
 def note(app: str, remaining: int, reset_at: float, *, hold: bool) -> None:

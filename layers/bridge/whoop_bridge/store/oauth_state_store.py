@@ -8,6 +8,7 @@ consumed once; the item then keeps the callback's outcome for a repeat of the ca
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 from typing import Any
 
@@ -62,10 +63,10 @@ def take(state_hash: str, now: int) -> OAuthState | None:
 def take_expired(state_hash: str, now: int, keep_until: int) -> OAuthState | None:
     """Consume a known state that expired unused, with the outcome `link_expired` kept until
     `keep_until` (a reload gets it again): the state, or None when it is unknown, still
-    valid or already used."""
+    valid, already used or past its `ttl` (DynamoDB's TTL sweeps lazily)."""
     return _take(
         state_hash,
-        "expires_at <= :now",
+        "expires_at <= :now AND #ttl > :now",
         "SET taken_at = :now, outcome = :outcome, outcome_until = :until, #ttl = :ttl",
         {":now": now, ":outcome": str(CallbackStatus.LINK_EXPIRED), **_kept(keep_until)},
         {"#ttl": "ttl"},
@@ -110,6 +111,10 @@ def finish(state_hash: str, outcome: CallbackStatus, keep_until: int) -> None:
 
 
 def get(state_hash: str) -> OAuthState | None:
-    """A state as stored (link, `taken_at`, `outcome`, `outcome_until`), or None."""
+    """A state as stored (link, `taken_at`, `outcome`, `outcome_until`), or None: also once
+    its `ttl` has passed, since DynamoDB's TTL may sweep it days later (the link is unknown
+    a day after it expired, as documented)."""
     item = _table().get_item(Key=state_key(state_hash), ConsistentRead=True).get("Item")
-    return _state(item) if item else None
+    if not item or int(item.get("ttl", 0)) <= time.time():
+        return None
+    return _state(item)

@@ -35,13 +35,31 @@ def start(client_user_id: str, cause: SyncCause, steps: tuple[str, ...]) -> None
             )
 
 
-def note(client_user_id: str, cause: SyncCause, step: str, *, pages: int, records: int, state: str) -> None:
-    """More pages of a step, and where it stands (a StepState or a `skipped_*` outcome)."""
+def note(
+    client_user_id: str,
+    cause: SyncCause,
+    step: str,
+    *,
+    pages: int,
+    records: int,
+    state: str,
+    started_at: str | None = None,
+) -> None:
+    """More pages of a step, and where it stands (a StepState or a `skipped_*` outcome).
+    `started_at` (a `times.iso` text) marks the step's first page of a new run: its counts
+    start afresh from these (a daily reconciliation reuses the item; a timeline shows the
+    last run)."""
+    values = {":state": str(state), ":at": now_iso(), ":pages": pages, ":records": records}
+    if started_at:
+        update = "SET #state = :state, updated_at = :at, started_at = :started, pages = :pages, #records = :records"
+        values[":started"] = started_at
+    else:
+        update = "SET #state = :state, updated_at = :at ADD pages :pages, #records :records"
     _table().update_item(
         Key=_key(client_user_id, cause, step),
-        UpdateExpression="SET #state = :state, updated_at = :at ADD pages :pages, #records :records",
+        UpdateExpression=update,
         ExpressionAttributeNames={"#state": "state", "#records": "records"},
-        ExpressionAttributeValues={":state": str(state), ":at": now_iso(), ":pages": pages, ":records": records},
+        ExpressionAttributeValues=values,
     )
 
 

@@ -8,8 +8,12 @@ rate-limit headers. The state is kept where every Lambda sees it, through the
 
 Every change is one conditional write on `version`, so concurrent callers never both take
 the last call. Webhook-driven fetches and a member waiting on the connect page may use the
-whole budget; backfill and reconciliation leave a fifth of each window to them, and are
-paced evenly through the minute, so a slot keeps freeing up for the others.
+whole budget and go first; backfill and reconciliation are paced evenly through the minute
+(so a slot keeps freeing up), may use all of it while no webhook was seen lately, and keep a
+small reserve free otherwise. A webhook fetch that finds the minute full claims that reserve
+in the shared state (one more conditional write), so no background call in any container
+takes the next free slot: the webhook waits about a slot's spacing (0.6 s at 100 a minute)
+behind a saturating backfill, not a minute.
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ class BudgetStateStore(Protocol):
         """Store `taken` (one call more) if the state is still `read` (same `version`); the
         stored `whoop_remaining` goes down by one. False when another caller changed it."""
 
+    def claim(self, app: str, read: BudgetState, waiting: BudgetState) -> bool:
+        """Store `waiting` (a waiting webhook's claim on the minute's reserve) if the state is
+        still `read` (same `version`). False when another caller changed it."""
+
     def note(self, app: str, remaining: int, reset_at: float, *, hold: bool) -> None:
         """Keep WHOOP's `remaining` count until `reset_at` when lower than the stored view
         (or that view lapsed), with a new `version`; `hold`: no call until `reset_at`.
@@ -112,6 +120,13 @@ class RateBudget:
                 continue
             if now + wait.seconds > deadline:
                 raise BudgetExhausted(wait.seconds, wait.reason)
+            if priority != BACKGROUND and state.minute_reserve(now + wait.seconds, self.per_minute) == 0:
+                # Claim the reserve, so background work in any container leaves the next slot.
+                if not self._states.claim(self.app, state, state.waiting(now)):
+                    conflicts += 1
+                    if conflicts >= MAX_CONFLICTS:
+                        raise BudgetExhausted(1.0, "busy")
+                    continue
             clock().sleep(wait.seconds)
 
     def observe(self, status: int, headers: Any) -> None:

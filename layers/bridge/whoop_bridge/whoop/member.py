@@ -51,7 +51,12 @@ class InvalidGrant(WhoopRequestRejected):
 
 
 class UserLimitReached(WhoopRequestRejected):
-    """WHOOP refused a new member: the app is unapproved and at its member cap."""
+    """WHOOP refused a new member: the app is unapproved and at its member cap.
+    `error_code` is WHOOP's OAuth `error` word as sent (None without one), never its text."""
+
+    def __init__(self, message: str, status: int | None = None, error_code: str | None = None) -> None:
+        super().__init__(message, status)
+        self.error_code = error_code
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class MemberApi:
         if response.status_code >= 400:
             error, description = _oauth_error(response)
             if is_user_limit(description):
-                raise UserLimitReached(f"{what}: the WHOOP app has reached its user limit", response.status_code)
+                raise UserLimitReached(f"{what}: the WHOOP app has reached its user limit", response.status_code, error)
             if error == "invalid_grant":
                 raise InvalidGrant(f"{what}: invalid_grant", response.status_code)
             if error == "invalid_client" or response.status_code == 401:
