@@ -122,11 +122,17 @@ def test_json_pushes_the_view_get_answers(monkeypatch, mapped):
     assert mapped == []  # WHOOP's codes as GET shows them
 
 
-def test_fhir_pushes_the_bundle_with_test_codes_mapped(monkeypatch, mapped):
-    push(monkeypatch, "fhir")
+def pushed(monkeypatch, fmt, client=None):
+    """The ports and the requisition.received published for one order, pushed as `fmt`."""
+    push(monkeypatch, fmt)
     ports = fake_ports()
-    receive_requisition(REQ, client_with(), ports=ports)
-    order = received(ports)["order"]
+    receive_requisition(REQ, client or client_with(), ports=ports)
+    return ports, received(ports)
+
+
+def test_fhir_pushes_the_bundle_with_test_codes_mapped(monkeypatch, mapped):
+    ports, detail = pushed(monkeypatch, "fhir")
+    order = detail["order"]
     assert order["content_type"] == "application/fhir+json"
     bundle = Bundle.model_validate(order["body"])
     resources = {entry.resource.get_resource_type(): entry.resource for entry in bundle.entry}
@@ -140,10 +146,7 @@ def test_fhir_pushes_the_bundle_with_test_codes_mapped(monkeypatch, mapped):
 
 
 def test_hl7_pushes_the_orm_message_with_test_codes_mapped(monkeypatch, mapped):
-    push(monkeypatch, "hl7")
-    ports = fake_ports()
-    receive_requisition(REQ, client_with(), ports=ports)
-    order = received(ports)["order"]
+    order = pushed(monkeypatch, "hl7")[1]["order"]
     assert order["content_type"] == "x-application/hl7-v2+er7"
     message = hl7.parse(order["body"])
     assert str(message.segment("MSH")[9]) == "ORM^O01^ORM_O01"
@@ -153,15 +156,17 @@ def test_hl7_pushes_the_orm_message_with_test_codes_mapped(monkeypatch, mapped):
     assert [str(obr[4][0][0]) for obr in message.segments("OBR")] == ["57698-3", "CBC"]
 
 
-def test_an_order_past_eventbridges_limit_is_published_without_it(monkeypatch, mapped):
-    push(monkeypatch, "fhir")
-    many = [
+def pushed_fhir_order_of(monkeypatch, count):
+    """requisition.received for an order of `count` tests, each with a 400-character description."""
+    tests = [
         {"id": f"sr-{n}", "code": "CBC", "status": "active", "intent": "order", "task_description": "x" * 400}
-        for n in range(600)
+        for n in range(count)
     ]
-    ports = fake_ports()
-    receive_requisition(REQ, client_with(*many), ports=ports)
-    detail = received(ports)
+    return pushed(monkeypatch, "fhir", client_with(*tests))[1]
+
+
+def test_an_order_past_eventbridges_limit_is_published_without_it(monkeypatch, mapped):
+    detail = pushed_fhir_order_of(monkeypatch, 600)
     assert detail["order_omitted"] == "too_large" and "order" not in detail
     assert len(detail["service_requests"]) == 600
     assert bus.entry_bytes("requisition.received", detail) <= bus.MAX_ENTRY_BYTES
@@ -170,14 +175,7 @@ def test_an_order_past_eventbridges_limit_is_published_without_it(monkeypatch, m
 
 
 def test_an_order_of_200_tests_is_within_the_limit(monkeypatch, mapped):
-    push(monkeypatch, "fhir")
-    tests = [
-        {"id": f"sr-{n}", "code": "CBC", "status": "active", "intent": "order", "task_description": "x" * 400}
-        for n in range(200)
-    ]
-    ports = fake_ports()
-    receive_requisition(REQ, client_with(*tests), ports=ports)
-    detail = received(ports)
+    detail = pushed_fhir_order_of(monkeypatch, 200)
     assert "order_omitted" not in detail and len(Bundle.model_validate(detail["order"]["body"]).entry) == 202
     assert 150_000 < bus.entry_bytes("requisition.received", detail) <= bus.MAX_ENTRY_BYTES
 
