@@ -107,7 +107,7 @@ def test_every_function_and_the_layer_run_python313_on_arm64(template):
     layer = template["Resources"]["BridgeLayer"]
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     intake_layer = template["Resources"]["IntakeLayer"]
     assert intake_layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert intake_layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
