@@ -17,6 +17,9 @@ fields are patient-like; WHOOP refusing the results with a 422 whose body echoes
 patient, so the Step Functions task fails and its failure is recorded; a member record
 fetch answered with a 500 whose body quotes the member (the client retries) and one
 answered 200 with a record the bridge cannot read (its bad field holds a planted value).
+The lab's own languages run too: the order read as FHIR and as HL7 v2, results sent as an
+HL7 ORU^R01 and as a FHIR DiagnosticReport (accepted), and one malformed message of each
+kind carrying planted patient-like values (refused in the sender's language).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import requests
 
+from local import lis_messages
 from local.demo import DEMO_MEMBER, DEMO_RETURN_URL, age_tokens, follow_consent
 from local.stack import HandlerError, wait_until
 from tests.e2e.conftest import Harness, running_harness
@@ -68,6 +73,12 @@ PLANTED = {
     "refused result": "221.93",
     "WHOOP error body": "Wexford-Pellinore-5520",
     "unreadable record field": "Kettleby-start-3391",
+    "HL7 result": "Trelawney-sodium-4417",
+    "FHIR result": "Ambergate-potassium-9023",
+    "malformed HL7 value": "Quorndon-nm-6684",
+    "malformed HL7 patient": "Ysolde Brackenridge",
+    "malformed FHIR value": "Pellworth-qty-2209",
+    "malformed FHIR patient": "Odalric Fenwhistle",
 }
 
 
@@ -158,6 +169,50 @@ def _lab_errors(bridge: Harness) -> tuple[dict[str, Any], str]:
     statuses = [call["status"] for call in bridge.emulator.calls_to("POST", f"/service-request/{sr_id}/results$")]
     assert statuses == [422]
     return requisition, sr_id
+
+
+def _lis_runs(bridge: Harness) -> dict[str, Any]:
+    """The order read as FHIR and HL7, results in both (accepted), and a malformed message
+    of each kind with patient-like values (refused in the sender's language)."""
+    requisition = bridge.new_requisition(["LIPID_PANEL", "CBC"])
+    ids = {sr["code"]: sr["id"] for sr in bridge.wait_confirmed(requisition["id"], 2)["service_requests"]}
+    url = f"{bridge.stack.url}/lab/requisitions/{requisition['id']}"
+    for accept in (lis_messages.FHIR, lis_messages.HL7):
+        assert requests.get(url, headers={"Accept": accept}, timeout=30).status_code == 200
+    assert bridge.lab.requisition_event(requisition["id"], {"status": "APPOINTMENT_ATTENDED"}).status_code == 202
+    for code in ids:
+        bridge.lab.wait_for(
+            requisition["id"], code, lambda sr: sr["task_business_status"] == "APPOINTMENT_ATTENDED", "attended"
+        )
+
+    def send(content_type: str, text: str) -> requests.Response:
+        headers = {"Content-Type": content_type}
+        return requests.post(f"{bridge.stack.url}/lab/results", data=text.encode(), headers=headers, timeout=30)
+
+    hl7_report = {"status": "final", "observations": [{"code": "NA", "value_text": PLANTED["HL7 result"]}]}
+    fhir_report = {"status": "final", "observations": [{"code": "K", "value_text": PLANTED["FHIR result"]}]}
+    # Malformed: an NM value that is no number, a patient segment; an unknown element
+    # holding a name, a quantity whose value is text.
+    bad_hl7 = lis_messages.oru(ids["CBC"], hl7_report, "CTRL-BAD").replace(
+        f"OBX|1|ST|NA||{PLANTED['HL7 result']}", f"OBX|1|NM|NA||{PLANTED['malformed HL7 value']}"
+    )
+    bad_hl7 = bad_hl7.replace("\rOBR|", f"\rPID|1||X||{PLANTED['malformed HL7 patient']}\rOBR|")
+    bad_fhir = lis_messages.fhir_report(ids["LIPID_PANEL"], fhir_report).replace(
+        f'"valueString": "{PLANTED["FHIR result"]}"',
+        f'"valueQuantity": {{"value": "{PLANTED["malformed FHIR value"]}"}}, '
+        f'"patientName": "{PLANTED["malformed FHIR patient"]}"',
+    )
+    assert PLANTED["malformed HL7 value"] in bad_hl7 and PLANTED["malformed HL7 patient"] in bad_hl7
+    assert PLANTED["malformed FHIR value"] in bad_fhir and PLANTED["malformed FHIR patient"] in bad_fhir
+    refused_hl7, refused_fhir = send(lis_messages.HL7, bad_hl7), send(lis_messages.FHIR, bad_fhir)
+    assert refused_hl7.status_code == 400 and "MSA|AE" in refused_hl7.text, refused_hl7.text
+    assert refused_fhir.status_code == 400 and "OperationOutcome" in refused_fhir.text, refused_fhir.text
+
+    assert send(lis_messages.HL7, lis_messages.oru(ids["CBC"], hl7_report, "CTRL-1")).status_code == 202
+    assert send(lis_messages.FHIR, lis_messages.fhir_report(ids["LIPID_PANEL"], fhir_report)).status_code == 202
+    for code in ids:
+        bridge.lab.wait_for(requisition["id"], code, lambda sr: sr["workflow"] == "awaiting_correction", "reported")
+    return requisition
 
 
 def _member_errors(bridge: Harness, user_id: int) -> None:
@@ -283,6 +338,7 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
 
         requisition = _lab_flow(bridge)
         refused, failed_sr_id = _lab_errors(bridge)
+        spoken = _lis_runs(bridge)
         profile, state, user_id = _member_flow(bridge)
     finally:
         root.removeHandler(handler)
@@ -307,7 +363,7 @@ def test_no_secret_token_or_patient_field_in_any_line_at_debug(capfd):
     assert seen.debug_records > 0
 
     leaks = []
-    for what, value in _forbidden(bridge, [requisition, refused], profile, state, user_id):
+    for what, value in _forbidden(bridge, [requisition, refused, spoken], profile, state, user_id):
         pattern = _needle(value)
         for source, text in sources.items():
             for line in text.splitlines():

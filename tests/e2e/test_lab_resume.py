@@ -117,6 +117,19 @@ def test_a_test_failed_by_a_whoop_outage_resumes_and_reaches_its_next_status_exa
     assert names.count(sr_id) == 1 and names.count(f"{sr_id}-resume-1") == 1
     assert not any(name.startswith(f"{sr_id}-resume-2") for name in names)
 
+    # The order's timeline shows the failure and the resume, as JSON and in the picture.
+    timeline_url = f"{bridge.stack.url}/lab/requisitions/{requisition['id']}/timeline"
+    (test,) = requests.get(timeline_url, timeout=30).json()["service_requests"]
+    assert [(entry["kind"], entry["label"]) for entry in test["entries"]] == [
+        ("status", "ORDER_CONFIRMED"),
+        ("failure", "WhoopTransientError"),
+        ("resume", "resumed"),
+        ("status", "APPOINTMENT_ATTENDED"),
+    ]
+    picture = requests.get(timeline_url, headers={"Accept": "image/svg+xml"}, timeout=30).text
+    assert picture.index('class="entry failure"') < picture.index('class="entry resume"')
+    assert ">WhoopTransientError<" in picture and ">resumed<" in picture
+
     # The lab goes on to its results through the new execution.
     assert bridge.post(f"/lab/service-requests/{sr_id}/results", REPORT).status_code == 202
     done = _wait(bridge, requisition["id"], sr_id, lambda sr: sr["workflow"] == "awaiting_correction", "final")

@@ -179,3 +179,52 @@ def test_a_failed_intake_is_resumed_by_the_operator_command(bridge):
         "error: 404 error=not_found message=no service request no-such-test (resume service-request)\n",
     )
     assert "Traceback" not in again.stderr + not_failed.stderr + unknown.stderr
+
+
+def test_an_orders_timeline_is_a_table_and_a_picture_with_a_lane_per_test(bridge, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    requisition = bridge.new_requisition(["CBC", "LIPID_PANEL"])
+    order_id = requisition["id"]
+    ids = {test["code"]: test["id"] for test in bridge.wait_confirmed(order_id, 2)["service_requests"]}
+    reason = 'Specimen haemolysed & <relabelled> by "lab"'
+    issue = bridge.post(f"/lab/service-requests/{ids['CBC']}/events", {"status": "ORDER_ISSUE", "reason": reason})
+    assert issue.status_code == 202, issue.text
+    wait_until(
+        lambda: "ORDER_ISSUE" in ops(bridge, "timeline", "requisition", order_id).stdout, timeout=60, what="the issue"
+    )
+
+    table = ops(bridge, "timeline", "requisition", order_id)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith(f"requisition {order_id}  outcome=received  received=")
+    assert lines[0].endswith("open=True")
+    cbc = lines.index(f"  {ids['CBC']}  CBC  workflow=closed  status=ORDER_ISSUE")
+    assert [line.split()[1:] for line in lines[cbc + 1 : cbc + 3]] == [
+        ["status", "ORDER_CONFIRMED"],
+        ["issue", "ORDER_ISSUE"],
+    ]
+    assert f"  {ids['LIPID_PANEL']}  LIPID_PANEL  workflow=awaiting_lab_event  status=ORDER_CONFIRMED" in lines
+    assert "haemolysed" not in table.stdout
+
+    target = tmp_path / "order.svg"
+    saved = ops(bridge, "timeline", "requisition", order_id, "--svg", str(target))
+    assert (saved.returncode, saved.stdout) == (
+        0,
+        f"saved the timeline picture of requisition {order_id} to {target}\n",
+    )
+    root = ET.fromstring(target.read_bytes())
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    lanes = {
+        lane.get("data-service-request-id"): lane.get("data-code")
+        for lane in root.iter("{http://www.w3.org/2000/svg}g")
+        if lane.get("class") == "lane"
+    }
+    assert lanes == {ids["CBC"]: "CBC", ids["LIPID_PANEL"]: "LIPID_PANEL"}
+    picture = target.read_text()
+    assert "haemolysed" not in picture
+    assert not [value for value in patient_values(requisition) if value in picture + table.stdout]
+
+    unwritable = ops(bridge, "timeline", "requisition", order_id, "--svg", str(tmp_path / "missing" / "order.svg"))
+    assert (unwritable.returncode, unwritable.stdout) == (2, "")
+    assert unwritable.stderr.startswith("error: cannot write ") and "Traceback" not in unwritable.stderr

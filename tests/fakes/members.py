@@ -167,6 +167,9 @@ class FakeConnections:
             next_token,
         )
 
+    def count_by_status(self, status):
+        return sum(connection.status == status for connection in self.items.values())
+
 
 def _paged(found: list[Any], limit: int, next_token: str | None) -> tuple[list[Any], str | None]:
     """A page of an ordered list; the token is the next item's position (as text)."""
@@ -195,6 +198,9 @@ class FakeConnectAttempts:
     def page_not_connected(self, limit, next_token):
         never = [self.last[member] for member in sorted(self.last) if member not in self._connections.items]
         return _paged(never, limit, next_token)
+
+    def count_not_connected(self):
+        return sum(member not in self._connections.items for member in self.last)
 
 
 class FakeOAuthStates:

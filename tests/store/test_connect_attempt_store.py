@@ -16,7 +16,7 @@ from whoop_bridge.models.connect_attempt import ConnectAttempt
 from whoop_bridge.models.connection import Connection, ConnectionStatus, StatusReason
 from whoop_bridge.models.oauth_state import CallbackStatus, OAuthState
 from whoop_bridge.models.outbox_message import OutboxMessage
-from whoop_bridge.store import connect_attempt_store, connection_store, oauth_state_store, outbox_store
+from whoop_bridge.store import connect_attempt_store, connection_store, dynamo, oauth_state_store, outbox_store
 from whoop_bridge.store.dynamo import InvalidPageToken
 
 
@@ -181,3 +181,25 @@ def test_deleting_a_members_data_keeps_the_last_attempt(member_table):
 
     assert member_item_store.delete_member_data("m-1") == 1
     assert connect_attempt_store.get("m-1") == _failed("m-1")
+
+
+def test_members_are_counted_per_status_over_every_page_of_the_index(member_table):
+    for number in range(7):
+        _connect(f"c-{number}", number + 1)
+    for number in range(3):
+        connect_attempt_store.record(_failed(f"n-{number}"), [])
+    third = _connect("r-1", 100)
+    assert connection_store.mark_reauthorization_required(
+        "r-1", third.token_version, StatusReason.REFRESH_TOKEN_REJECTED, OutboxMessage("x", {})
+    )
+    queries = []
+    events = dynamo.table("member_table_name").meta.client.meta.events
+    events.register("provide-client-params.dynamodb.Query", lambda params, **_: queries.append(dict(params)))
+
+    assert connection_store.count_by_status(ConnectionStatus.CONNECTED, page_size=2) == 7
+    assert len(queries) == 4  # 2 + 2 + 2 + 1: followed LastEvaluatedKey to the last page
+    assert all(query["Select"] == "COUNT" and query["IndexName"] == "gsi2" for query in queries)
+    assert connect_attempt_store.count_not_connected(page_size=2) == 3
+    assert connection_store.count_by_status(ConnectionStatus.REAUTHORIZATION_REQUIRED) == 1
+    assert connection_store.count_by_status(ConnectionStatus.DISCONNECTED) == 0
+    assert connection_store.count_by_status(ConnectionStatus.CONNECTED) == len(_listed("connected"))

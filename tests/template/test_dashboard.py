@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from local.cfn import Resolver, load_template, resources_of
+from whoop_bridge.members.views import LISTED_STATUSES
 from whoop_bridge.models.connection import ConnectionStatus
 from whoop_bridge.models.task_status import ISSUE_STATUSES, TaskBusinessStatus
 from whoop_bridge.whoop import routes
@@ -39,6 +40,8 @@ DIMENSION_VALUES = {
     "status": {status.value for status in ConnectionStatus},
     "route": set(routes.TEMPLATES),
 }
+# ... and where one metric's variable takes other values than the enum of its dimension's name.
+METRIC_DIMENSION_VALUES = {("MembersByStatus", "status"): set(LISTED_STATUSES)}  # also not_connected
 SEARCH = re.compile(r"SEARCH\('\{(?P<namespace>[^,}]+),(?P<keys>[^}]*)\} MetricName=\"(?P<name>\w+)\"'")
 
 
@@ -258,7 +261,8 @@ def _values_fit(emission: Emission, dimensions: dict[str, str]) -> bool:
         if key == "service" or value == "*":
             continue
         written = emission.values.get(key)
-        possible = written if written is not None else DIMENSION_VALUES.get(key, emission.literals)
+        known = METRIC_DIMENSION_VALUES.get((emission.name, key)) or DIMENSION_VALUES.get(key, emission.literals)
+        possible = written if written is not None else known
         if value not in possible:
             return False
     return True
@@ -355,6 +359,24 @@ def test_webhooks_accepted_and_refused_per_face(plotted):
 def test_members_connected_and_needing_reauthorization(plotted):
     shown = {row.dimensions["status"] for row in rows_of(plotted, "MemberConnectionChanges")}
     assert {"connected", "reauthorization_required"} <= shown
+
+
+def test_members_per_status_now_beside_the_changes(plotted):
+    gauge = rows_of(plotted, "MembersByStatus")
+    assert sorted(row.dimensions["status"] for row in gauge) == sorted(LISTED_STATUSES)
+    assert {row.stat for row in gauge} == {"Maximum"}  # a level, not a sum of the 10-minute points
+    widgets = {row.widget for row in gauge}
+    assert len(widgets) == 1 and widgets == {row.widget for row in rows_of(plotted, "MemberConnectionChanges")}
+    assert "offline_not_granted" in next(iter(widgets))  # says where lapsed offline connections are counted
+    assert [row.dimensions for row in rows_of(plotted, "MembersNotCounted")] == [{"status": "*"}]
+
+
+def test_the_gauge_is_written_by_member_sync_only_for_the_listed_statuses(code):
+    assert written_as(code, "MembersByStatus", {"status": "not_connected"})
+    assert written_as(code, "MembersByStatus", {"service": "member_sync", "status": "reauthorization_required"})
+    assert not written_as(code, "MembersByStatus", {"service": "member_api", "status": "connected"})
+    assert not written_as(code, "MembersByStatus", {"status": "pending"})
+    assert not written_as(code, "MemberConnectionChanges", {"status": "not_connected"})
 
 
 def test_depth_and_age_of_every_queue_and_the_dead_letters(template, plotted):

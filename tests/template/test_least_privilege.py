@@ -210,6 +210,29 @@ def test_token_grants_name_the_member_token_encryption_context(cfn):
             assert grant.condition == {"StringEquals": {TOKEN_CONTEXT: vault.PURPOSE}}, function
 
 
+def _index_arns(resource: Any) -> list[str]:
+    """The Fn::Sub texts of a Resource value that name an index of a table (`.../index/...`)."""
+    texts = [value.get("Fn::Sub") for value in _listed(resource) if isinstance(value, dict)]
+    return [text if isinstance(text, str) else text[0] for text in texts if text and "/index/" in str(text)]
+
+
+def test_member_sync_may_count_members_on_the_status_index(cfn):
+    # members/census.py: a Query (Select=COUNT) of MemberTable's status index every 10 minutes.
+    from whoop_bridge.models.connection import STATUS_INDEX
+
+    table_index_arn = f"arn:aws:dynamodb:eu-west-1:1:table/members/index/{STATUS_INDEX[0]}"
+    allowed = []
+    for policy in _role(cfn, "MemberSyncFunction").get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            if any(fnmatchcase("dynamodb:Query", action) for action in _listed(statement["Action"])):
+                arns = [
+                    text.replace("${MemberTable.Arn}", "arn:aws:dynamodb:eu-west-1:1:table/members")
+                    for text in _index_arns(statement["Resource"])
+                ]
+                allowed += [arn for arn in arns if fnmatchcase(table_index_arn, arn)]
+    assert allowed, "member_sync's role allows no Query on MemberTable's status index"
+
+
 def test_oauth_callback_has_only_the_member_table_actions_and_keys_it_uses(cfn):
     (grant,) = reaches(cfn, "OAuthCallbackFunction", "MemberTable")
     assert sorted(grant.actions) == [
@@ -385,3 +408,32 @@ def test_powertools_keys_idempotency_records_by_the_lambda_function_name(monkeyp
     key = layer._get_hashed_idempotency_key({"id": "x"})
     assert fnmatchcase(key, "whoop-bridge-sandbox-lab-api.*")
     assert not fnmatchcase(key, "whoop-bridge-sandbox-member-api.*")
+
+
+def test_only_the_lab_api_and_the_requisition_processor_read_the_code_map_parameter(cfn):
+    for function in (*LAB_FUNCTIONS, *MEMBER_FUNCTIONS, INTAKE):
+        ssm = [(grant.actions, grant.resources) for grant in grants(cfn, function) if grant.touches("ssm")]
+        if function in ("LabApiFunction", "RequisitionProcessorFunction"):
+            assert ssm == [(("ssm:GetParameter",), frozenset({"LisCodeMapParameter"}))], function
+        else:
+            assert ssm == [], function
+
+
+def test_the_requisition_processor_reads_the_code_map_only_when_it_pushes_a_mapped_order(cfn):
+    """OrderPushFormat none or json builds no FHIR or HL7: its ARN then names no parameter."""
+    [statement] = [
+        statement
+        for policy in _role(cfn, "RequisitionProcessorFunction")["Policies"]
+        for statement in _listed(policy["PolicyDocument"]["Statement"])
+        if statement["Action"] == "ssm:GetParameter"
+    ]
+    condition, pushing, otherwise = statement["Resource"]["Fn::If"]
+    assert _referenced(pushing) == {"LisCodeMapParameter"} and _referenced(otherwise) == set()
+    assert otherwise["Fn::Sub"].endswith(":parameter")
+    formats = {
+        test["Fn::Equals"][1]
+        for test in cfn["Conditions"][condition]["Fn::Or"]
+        if test["Fn::Equals"][0] == {"Ref": "OrderPushFormat"}
+    }
+    assert formats == {"fhir", "hl7"}
+    assert cfn["Parameters"]["OrderPushFormat"]["Default"] == "none"

@@ -13,7 +13,7 @@ import pytest
 
 from whoop_bridge.ops import __main__ as ops
 from whoop_bridge.ops import dead_letters
-from whoop_bridge.ops.errors import FAILED, UNREACHABLE, OpsError
+from whoop_bridge.ops.errors import FAILED, UNREACHABLE, USAGE, OpsError
 from whoop_bridge.ops.stack import Resource, Stack
 
 DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:partner-dlq"
@@ -377,6 +377,15 @@ def test_the_timeline_picture_is_asked_for_as_svg_and_saved(stub_api, tmp_path):
     assert code == 0 and target.read_bytes() == picture
     assert out == f"saved the timeline picture of requisition req-1 to {target}\n"
     assert StubApi.seen[-1][2] == "image/svg+xml"
+
+
+def test_an_svg_file_that_cannot_be_written_is_one_line_and_exit_2(stub_api, tmp_path):
+    picture = b"<svg xmlns='http://www.w3.org/2000/svg'></svg>"
+    StubApi.answers[("GET", "/v1/lab/requisitions/req-1/timeline")] = (200, "image/svg+xml", picture)
+    target = tmp_path / "no-such-folder" / "order.svg"
+    code, out, err = local(stub_api, ["timeline", "requisition", "req-1", "--svg", str(target)])
+    assert code == USAGE and out == "" and not target.exists()
+    assert err == f"error: cannot write {target}: FileNotFoundError\n"
 
 
 def test_an_unknown_order_timeline_exits_1(stub_api):

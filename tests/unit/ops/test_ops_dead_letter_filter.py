@@ -29,6 +29,20 @@ def test_an_allowed_key_holding_an_object_or_a_long_text_shows_no_content():
     assert len(ids["resource_id"]) <= 81 and ids["resource_id"].endswith("…")
 
 
+def test_an_allowed_key_holding_free_text_or_markup_shows_none_of_it():
+    body = {
+        "resource_id": "Jordan Rivera <script>",
+        "cause": "Jordan's record, 1988-04-17",
+        "id": ["Jordan Rivera"],
+        "steps": ["sleep", "Jordan R"],
+        "trace_id": "8fc65919-3139-4a7c-85df-c58ecaf2cbbe",
+    }
+    ids, hidden = shown(json.dumps(body))
+    assert ids == {"trace_id": "8fc65919-3139-4a7c-85df-c58ecaf2cbbe"}
+    assert hidden == 4
+    assert "Jordan" not in json.dumps(ids)
+
+
 def test_a_sync_job_shows_its_cursor_and_only_the_count_of_the_ids_it_has_seen():
     job = {
         "job": "sync",

@@ -16,7 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from whoop_bridge.members import disconnect, job_sync, outbox
+from whoop_bridge.members import census, disconnect, job_sync, outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.tokens import TokenService
 from whoop_bridge.members.webhook_sync import ReadLagRetry
@@ -135,13 +135,15 @@ def outcome_metrics(result: dict[str, Any]) -> list[Count]:
 
 
 def upkeep(ports: MemberPorts = PORTS) -> tuple[dict[str, int], list[Count]]:
-    """Every 10 minutes: renew tokens, finish deferred revocations, publish stored messages.
+    """Every 10 minutes: renew tokens, finish deferred revocations, publish stored messages,
+    then write the members per status (census.py: a failed count never fails the upkeep).
     The counts (`refreshed`, `reauthorization_required`, `failed`, `revoked`,
     `events_published`) and the metrics."""
     counts = TokenService(ports=ports).refresh_expiring()
     counts["revoked"] = disconnect.retry_pending_revocations(ports)
     counts["events_published"] = outbox.publish_pending(ports)
     logger.info("member upkeep done", extra=counts)
+    census.report_members_by_status(ports)
     metrics = [
         Count(name="TokensRefreshed", value=counts["refreshed"]),
         Count(name="TokenRefreshFailed", value=counts["failed"]),

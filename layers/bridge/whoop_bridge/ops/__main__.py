@@ -143,7 +143,10 @@ def resume_command(stack: Stack, arguments: argparse.Namespace, out: TextIO) -> 
 def timeline_command(stack: Stack, arguments: argparse.Namespace, out: TextIO) -> int:
     if arguments.svg:
         answer = api_calls.timeline(stack, arguments.id, svg=True)
-        arguments.svg.write_bytes(answer.body)
+        try:
+            arguments.svg.write_bytes(answer.body)
+        except OSError as error:  # the operator's path: one line naming it, no traceback
+            raise OpsError(f"cannot write {arguments.svg}: {type(error).__name__}", USAGE) from None
         print(f"saved the timeline picture of requisition {arguments.id} to {arguments.svg}", file=out)
         return OK
     body = api_calls.timeline(stack, arguments.id).json()

@@ -42,6 +42,8 @@ NESTED_KEYS = frozenset({"detail"})
 # The error a producer records on the message (EventBridge rule and Scheduler dead letters).
 ERROR_ATTRIBUTES = ("ERROR_CODE", "ERROR_MESSAGE", "RETRY_ATTEMPTS")
 MAX_VALUE_CHARS = 80
+# Ids, event types, ISO times, page tokens (base64 included): never a space or markup.
+ID_SHAPED = re.compile(r"[A-Za-z0-9._:@/+=-]*")
 # A listing hides the messages it reads for this long at most; it shows them again at once.
 PEEK_VISIBILITY_SECONDS = 30
 DONE_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
@@ -62,7 +64,7 @@ class DeadLetter:
     message_id: str
     sent_at: str | None
     first_received_at: str | None
-    receives: int  # before this listing
+    receives: int  # SQS's count before this listing (earlier listings' reads included)
     ids: dict[str, Any]
     hidden_keys: int = 0
     error: dict[str, str] = field(default_factory=dict)
@@ -139,13 +141,16 @@ def shown(body: str) -> tuple[dict[str, Any], int]:
 
 
 def _scalar(value: Any) -> Any:
-    """A short printable value, or None: numbers, booleans, null, short strings, and lists of
-    short strings (a job's steps)."""
+    """A short printable value, or None: numbers, booleans, null, id-shaped strings (cut
+    at MAX_VALUE_CHARS), and lists of short id-shaped strings (a job's steps). Free text
+    (a space, markup, an apostrophe) is never an id: an allowed key holding it shows nothing."""
     if value is None or isinstance(value, bool | int | float):
         return value
-    if isinstance(value, str):
-        return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
-    if isinstance(value, list) and all(isinstance(item, str) and len(item) <= MAX_VALUE_CHARS for item in value):
+    if isinstance(value, str) and ID_SHAPED.fullmatch(value):
+        return _cut(value)
+    if isinstance(value, list) and all(
+        isinstance(item, str) and len(item) <= MAX_VALUE_CHARS and ID_SHAPED.fullmatch(item) for item in value
+    ):
         return ",".join(value)
     return None
 
@@ -164,7 +169,8 @@ def peek(stack: Stack, queue: DeadLetterQueue, limit: int) -> list[DeadLetter]:
     """Up to `limit` messages of `queue`, read without consuming them: received with a short
     visibility timeout, then made visible again at once (ChangeMessageVisibility to 0), so a
     listing deletes nothing and a replay right after it moves every message. Reading adds
-    one to SQS's receive count, which `receives` leaves out; a message stays in the queue
+    one to SQS's receive count, which `receives` leaves out (an earlier listing's read
+    stays counted: SQS cannot tell it from a consumer's); a message stays in the queue
     until its retention (counted from its first enqueue) ends."""
     sqs = stack.client("sqs")
     read: dict[str, dict[str, Any]] = {}
@@ -197,11 +203,15 @@ def _show_again(sqs: Any, queue: DeadLetterQueue, messages: list[dict[str, Any]]
         _call(sqs.change_message_visibility_batch, QueueUrl=queue.url, Entries=entries)
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
+
+
 def _dead_letter(message: dict[str, Any]) -> DeadLetter:
     attributes = message.get("Attributes", {})
     ids, hidden = shown(message.get("Body", ""))
     error = {
-        name: _scalar(value.get("StringValue", "")) or ""
+        name: _cut(value.get("StringValue", ""))  # written by EventBridge or Scheduler
         for name, value in message.get("MessageAttributes", {}).items()
         if name in ERROR_ATTRIBUTES
     }

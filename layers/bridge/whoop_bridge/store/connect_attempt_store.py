@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
+
 from whoop_bridge.models.connect_attempt import NOT_CONNECTED, ConnectAttempt
 from whoop_bridge.models.connection import STATUS_INDEX, status_index_keys, status_partition
 from whoop_bridge.models.oauth_state import CallbackStatus
@@ -87,3 +89,11 @@ def page_not_connected(limit: int, next_token: str | None) -> tuple[list[Connect
         index=STATUS_INDEX,
     )
     return [_attempt(item) for item in items], token
+
+
+def count_not_connected(page_size: int | None = None) -> int:
+    """How many members the status index lists as `not_connected` now (see `count_by_status`
+    in connection_store.py)."""
+    name, partition_key, _ = STATUS_INDEX
+    condition = Key(partition_key).eq(status_partition(NOT_CONNECTED))
+    return dynamo.count_all(_table(), page_size=page_size, IndexName=name, KeyConditionExpression=condition)

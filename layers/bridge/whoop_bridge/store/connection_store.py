@@ -377,3 +377,11 @@ def page_by_status(status: ConnectionStatus, limit: int, next_token: str | None)
         index=STATUS_INDEX,
     )
     return [_connection(item) for item in items], token
+
+
+def count_by_status(status: ConnectionStatus, page_size: int | None = None) -> int:
+    """How many connections the status index lists under `status` now (a COUNT query over
+    every page; `page_size` items a page at most, DynamoDB's 1 MB page when None)."""
+    name, partition_key, _ = STATUS_INDEX
+    condition = Key(partition_key).eq(status_partition(status))
+    return dynamo.count_all(_table(), page_size=page_size, IndexName=name, KeyConditionExpression=condition)

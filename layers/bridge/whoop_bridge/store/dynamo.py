@@ -113,15 +113,28 @@ def _digest(scope: str) -> str:
     return hashlib.sha256(scope.encode()).hexdigest()[:16]
 
 
-def query_all(table_: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
-    """Every item a `table_.query(**arguments)` finds, following its pages, as plain values."""
+def _pages(table_: Any, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each answer of `table_.query(**arguments)`, from the first page to the last (LastEvaluatedKey)."""
     while True:
         page = table_.query(**arguments)
-        for item in page.get("Items", []):
-            yield plain(item)
+        yield page
         if "LastEvaluatedKey" not in page:
             return
-        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        arguments = {**arguments, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def query_all(table_: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
+    """Every item a `table_.query(**arguments)` finds, following its pages, as plain values."""
+    for page in _pages(table_, arguments):
+        for item in page.get("Items", []):
+            yield plain(item)
+
+
+def count_all(table_: Any, *, page_size: int | None = None, **arguments: Any) -> int:
+    """How many items a `table_.query(**arguments)` matches, over every page, read as
+    `Select=COUNT` (no item comes back; each page still reads up to 1 MB, or `page_size` items)."""
+    arguments = {**arguments, "Select": "COUNT"} | ({"Limit": page_size} if page_size else {})
+    return sum(page["Count"] for page in _pages(table_, arguments))
 
 
 # Reads and index listings ------------------------------------------------------------------
