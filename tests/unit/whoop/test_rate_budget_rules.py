@@ -232,6 +232,28 @@ def test_whoops_low_remaining_count_wins_and_background_keeps_clear_of_it(clock,
     assert take(budget, 1) == 1
 
 
+def test_a_stale_higher_remaining_count_of_the_same_window_does_not_undo_calls_taken_since(clock, states):
+    """WHOOP's `X-RateLimit-Reset` is whole seconds: an answer to a call sent before others
+    names the same window with a reset up to a second later. It overwrote the count the
+    takes since had lowered, and the budget granted calls WHOOP no longer had (a 429)."""
+    budget = RateBudget(APP, 100, 10_000, states)
+    take(budget, 1)
+    budget.observe(200, {"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "20"})
+    assert take(budget, 5) == 5  # WHOOP has 5 left now
+    clock.now += 0.6  # the answer to a call made before those five: 9 left, reset in 20 s
+    budget.observe(200, {"X-RateLimit-Remaining": "9", "X-RateLimit-Reset": "20"})
+    assert states.states[APP].whoop_remaining == 5
+    assert take(budget, 10) == 5
+    assert refused(budget).reason == "WHOOP's remaining count"
+    # A later window (its reset more than a second later) is taken as WHOOP says.
+    clock.now += 20
+    budget.observe(200, {"X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "60"})
+    assert states.states[APP].whoop_remaining == 40
+    # A 429 in the same window still holds every call until its reset.
+    budget.observe(429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"})
+    assert refused(budget).reason == "WHOOP answered 429"
+
+
 def test_a_remaining_count_far_from_the_limit_is_not_written(clock, states):
     budget = RateBudget(APP, 10, 10_000, states)
     take(budget, 1)

@@ -49,6 +49,9 @@ MINUTE_RESERVED_SHARE = 0.05
 RESERVE_LENT_AFTER_SECONDS = 120.0
 # A minute, plus a second for calls in flight and clocks that differ between Lambdas.
 CALL_SPACING_SECONDS = 61.0
+# WHOOP's `X-RateLimit-Reset` is whole seconds: a reset this close to the stored one names
+# the same window, whose count only goes down (an answer to an older call is not newer news).
+SAME_WINDOW_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
