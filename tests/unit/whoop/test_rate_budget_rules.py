@@ -194,6 +194,23 @@ def test_the_day_limit_waits_for_utc_midnight_and_background_stops_at_four_fifth
     assert states.states[APP].day_used == 5
 
 
+def test_a_container_whose_clock_lags_past_midnight_never_resets_the_days_count(clock, states):
+    """Two containers' clocks differ by up to a second (CALL_SPACING_SECONDS allows for it).
+    One already past UTC midnight starts the new day's count; one still before it restarted
+    the count of the old day at 1 (and then the other the new day's), losing the calls of both."""
+    midnight = 1_795_305_600.0
+    ahead, behind = RateBudget(APP, 100, 10, states), RateBudget(APP, 100, 10, states)
+    clock.now = midnight + 0.3
+    assert take(ahead, 8) == 8
+    clock.now = midnight - 0.4  # the same moment on a clock 0.7 s behind
+    # The new day's count holds for the lagging clock too: 2 of 10 left, none for background.
+    assert refused(behind, BACKGROUND).reason == "day"
+    assert take(behind, 5) == 2
+    assert states.states[APP].day_used == 10
+    clock.now = midnight + 0.5
+    assert refused(ahead).reason == "day"
+
+
 def test_background_never_takes_the_days_reserve_even_when_the_minute_is_lent(clock, states):
     clock.now = 1_795_305_600.0 - 3600  # 23:00 UTC
     budget = RateBudget(APP, 1000, 100, states)

@@ -105,7 +105,8 @@ class BudgetState:
         if oldest_needed + CALL_SPACING_SECONDS > now:
             waits.append(Wait(oldest_needed + CALL_SPACING_SECONDS - now, "minute"))
         day_limit = per_day - (reserved(per_day) if background else 0)
-        if day_of(now) == self.day and self.day_used >= day_limit:
+        # A clock still before midnight while another's passed it counts in the newer day.
+        if day_of(now) <= self.day and self.day_used >= day_limit:
             waits.append(Wait(seconds_to_midnight(now), "day"))
         if now < self.whoop_reset_at and self.whoop_remaining <= reserve:
             waits.append(Wait(self.whoop_reset_at - now, "WHOOP's remaining count"))
@@ -117,7 +118,7 @@ class BudgetState:
         calls = list(self.calls)
         newest = calls[(self.head - 1) % len(calls)]
         calls[self.head] = max(now, newest)  # the ring stays in time order
-        today = day_of(now)
+        today = max(day_of(now), self.day)  # never back to a day another clock has left
         background_next_at = self.background_next_at
         priority_seen_at = self.priority_seen_at
         if priority == Priority.BACKGROUND:
