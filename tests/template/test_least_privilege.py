@@ -408,3 +408,32 @@ def test_powertools_keys_idempotency_records_by_the_lambda_function_name(monkeyp
     key = layer._get_hashed_idempotency_key({"id": "x"})
     assert fnmatchcase(key, "whoop-bridge-sandbox-lab-api.*")
     assert not fnmatchcase(key, "whoop-bridge-sandbox-member-api.*")
+
+
+def test_only_the_lab_api_and_the_requisition_processor_read_the_code_map_parameter(cfn):
+    for function in (*LAB_FUNCTIONS, *MEMBER_FUNCTIONS, INTAKE):
+        ssm = [(grant.actions, grant.resources) for grant in grants(cfn, function) if grant.touches("ssm")]
+        if function in ("LabApiFunction", "RequisitionProcessorFunction"):
+            assert ssm == [(("ssm:GetParameter",), frozenset({"LisCodeMapParameter"}))], function
+        else:
+            assert ssm == [], function
+
+
+def test_the_requisition_processor_reads_the_code_map_only_when_it_pushes_a_mapped_order(cfn):
+    """OrderPushFormat none or json builds no FHIR or HL7: its ARN then names no parameter."""
+    [statement] = [
+        statement
+        for policy in _role(cfn, "RequisitionProcessorFunction")["Policies"]
+        for statement in _listed(policy["PolicyDocument"]["Statement"])
+        if statement["Action"] == "ssm:GetParameter"
+    ]
+    condition, pushing, otherwise = statement["Resource"]["Fn::If"]
+    assert _referenced(pushing) == {"LisCodeMapParameter"} and _referenced(otherwise) == set()
+    assert otherwise["Fn::Sub"].endswith(":parameter")
+    formats = {
+        test["Fn::Equals"][1]
+        for test in cfn["Conditions"][condition]["Fn::Or"]
+        if test["Fn::Equals"][0] == {"Ref": "OrderPushFormat"}
+    }
+    assert formats == {"fhir", "hl7"}
+    assert cfn["Parameters"]["OrderPushFormat"]["Default"] == "none"

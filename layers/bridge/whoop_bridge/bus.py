@@ -1,8 +1,9 @@
 """The stack's EventBridge bus: what happened, published for the integrator (`requisition.received`,
 `service_request.status_changed`, `member.record.updated`, ...). Lab events carry ids,
-codes and statuses, never patient fields or results; `member.record.updated` carries the
-member's WHOOP record itself, because handing it on is its purpose (the bus stays in the
-integrator's account). Logs never carry any of it.
+codes and statuses, never patient fields or results, but `requisition.received` with the
+operator's OrderPushFormat (lab/order_push.py: the order itself, for a lab that prefers
+push); `member.record.updated` carries the member's WHOOP record itself, because handing it
+on is its purpose (the bus stays in the integrator's account). Logs never carry any of it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,19 @@ class PublishFailed(RuntimeError):
     """EventBridge refused the event; the caller's retry will publish it again."""
 
 
-# EventBridge takes at most ten entries a call.
+# EventBridge takes at most ten entries a call, each of at most 256 KB.
 MAX_ENTRIES = 10
+MAX_ENTRY_BYTES = 256 * 1024
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    return json.dumps({"version": DETAIL_VERSION, **detail}, default=str)
+
+
+def entry_bytes(detail_type: str, detail: dict[str, Any]) -> int:
+    """The size EventBridge counts against MAX_ENTRY_BYTES: Source, DetailType and Detail in
+    UTF-8 (the bridge sets no Time or Resources)."""
+    return sum(len(part.encode("utf-8")) for part in (SOURCE, detail_type, _detail_text(detail)))
 
 
 def publish(detail_type: str, detail: dict[str, Any]) -> None:
@@ -47,7 +59,7 @@ def publish_many(events: list[tuple[str, dict[str, Any]]]) -> list[bool]:
             {
                 "Source": SOURCE,
                 "DetailType": detail_type,
-                "Detail": json.dumps({"version": DETAIL_VERSION, **detail}, default=str),
+                "Detail": _detail_text(detail),
                 "EventBusName": bus,
             }
             for detail_type, detail in chunk

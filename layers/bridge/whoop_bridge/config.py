@@ -129,6 +129,18 @@ def _colour(name: str, default: str) -> str:
     return raw.lower()
 
 
+# The order on the bus's requisition.received (template OrderPushFormat, lab/order_push.py).
+ORDER_PUSH_FORMATS = ("none", "json", "fhir", "hl7")
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset)."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if not raw:
@@ -180,6 +192,8 @@ class Settings:
     connect_page_name: str = ""
     connect_page_color: str = "#1f2937"
     connect_page_background_color: str = "#ffffff"
+    # none: requisition.received carries ids and decisions only (no patient data).
+    order_push_format: str = "none"
 
     def accepts(self, code: str) -> bool:
         """Whether the lab performs this test code (an empty list accepts every code)."""
@@ -241,6 +255,7 @@ def settings() -> Settings:
         connect_page_name=os.environ.get("CONNECT_PAGE_NAME", "").strip()[:64],
         connect_page_color=_colour("CONNECT_PAGE_COLOR", "#1f2937"),
         connect_page_background_color=_colour("CONNECT_PAGE_BACKGROUND_COLOR", "#ffffff"),
+        order_push_format=_choice("ORDER_PUSH_FORMAT", ORDER_PUSH_FORMATS),
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -34,7 +35,7 @@ from pydantic import ValidationError
 
 from whoop_bridge import times
 from whoop_bridge.config import settings
-from whoop_bridge.lab import documents
+from whoop_bridge.lab import documents, order_push
 from whoop_bridge.lab.errors import TestDataUnavailable
 from whoop_bridge.lab.ports import REAL, LabPorts
 from whoop_bridge.lab.reviews import review_source
@@ -168,12 +169,9 @@ def receive_requisition(
             "requisition has tests the bridge cannot read",
             extra={"requisition_id": requisition.id, "problem_fields": [p["field"] for p in unreadable]},
         )
-    _publish_once(
-        requisition.id,
-        "requisition.received",
-        {"requisition_id": requisition.id, "service_requests": decisions},
-        ports,
-    )
+    # With the template's OrderPushFormat, the order itself too; built only if not yet published.
+    detail = partial(order_push.received_detail, requisition.id, decisions, ports)
+    _publish_once(requisition.id, order_push.RECEIVED, detail, ports)
     metrics.add_metric(name="RequisitionReceived", unit=MetricUnit.Count, value=1)
     # Last, once the order is stored and started: a document never holds it up.
     documents.receive_references(raw, client, ports)
@@ -355,11 +353,16 @@ def _declare_not_found(requisition_id: str, since: str, ports: LabPorts) -> Inta
     return IntakeOutcome.NOT_FOUND
 
 
-def _publish_once(requisition_id: str, detail_type: str, detail: dict[str, Any], ports: LabPorts) -> None:
+def _publish_once(
+    requisition_id: str,
+    detail_type: str,
+    detail: dict[str, Any] | Callable[[], dict[str, Any]],
+    ports: LabPorts,
+) -> None:
     stored = ports.requisitions.get(requisition_id)
     if stored and stored.published:
         return
-    ports.bus.publish(detail_type, detail)
+    ports.bus.publish(detail_type, detail() if callable(detail) else detail)
     ports.requisitions.mark_published(requisition_id)
 
 

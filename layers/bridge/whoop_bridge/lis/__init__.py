@@ -9,6 +9,9 @@
 - `codes`: the operator's optional code map (SSM Parameter Store).
 - `problems`: what a message translator finds wrong, with the sender's own location.
 
-`fhir` and `hl7` import their libraries (the lis layer, attached to the lab API only) when
-a request of their content type arrives, never at module import of anything else.
+- `orders`: the order in a language, for the GET and for the bus (lab/order_push.py).
+
+`fhir` and `hl7` import their libraries (the lis layer, attached to the lab API and the
+requisition processor) when a request of their content type arrives or an order is pushed
+in their language, never at module import of anything else.
 """

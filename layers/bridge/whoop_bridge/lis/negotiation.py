@@ -237,25 +237,16 @@ def _order_out(language: str, event: dict[str, Any], context: Any, resolve: Reso
     answer = resolve(event, context)
     status, view = int(answer.get("statusCode", 200)), _json_of(answer)
     headers = {**_kept_headers(answer), "Vary": "Accept"}
-    if language == FHIR:
+    if status != 200:
+        if language == HL7:  # HL7 has no error answer to a query: the JSON problem, as for any caller
+            return answer
         from whoop_bridge.lis import fhir
-        from whoop_bridge.lis.codes import code_map
 
-        if status != 200:
-            return _answer(status, FHIR, json.dumps(fhir.outcome(status, view, {})), headers)
-        codes = code_map()
-        bundle = fhir.requisition_bundle(view, codes)
-        codes.publish_counts()
-        return _answer(200, FHIR, json.dumps(bundle), headers)
-    if status != 200:  # HL7 has no error answer to a query: the JSON problem, as for any caller
-        return answer
-    from whoop_bridge.lis import hl7
-    from whoop_bridge.lis.codes import code_map
+        return _answer(status, FHIR, json.dumps(fhir.outcome(status, view, {})), headers)
+    from whoop_bridge.lis.orders import order_in  # the same builder as the order on the bus
 
-    codes = code_map()
-    message = hl7.order_message(view, codes)
-    codes.publish_counts()
-    return _answer(200, HL7, message, headers)
+    order = order_in(language, view)
+    return _answer(200, language, order if isinstance(order, str) else json.dumps(order), headers)
 
 
 def openapi(document: dict[str, Any]) -> None:
