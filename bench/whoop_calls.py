@@ -7,8 +7,11 @@ emulator received (local/emulator/calls.py) those the bridge made (User-Agent wh
 
 - partner token requests: at most one per container-hour (the local stack runs every
   function in one process: one container; the emulator's tokens live an hour);
-- `PATCH .../status` calls: exactly one per status change WHOOP holds at the end;
-- `POST .../results` calls: exactly one per report WHOOP holds at the end.
+- `PATCH .../status` calls: exactly one per status change WHOOP holds at the end (a status
+  repeated right after itself is a duplicate call, not a change);
+- `POST .../results` calls: exactly one per distinct report WHOOP holds at the end (the same
+  report twice is a duplicate call). WHOOP's emulator keeps every call it accepts, so its
+  lists alone would count a duplicate as part of the minimum.
 
 Exits 1 when any count grows past its minimum (or the demo itself fails).
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import sys
 import tempfile
@@ -54,6 +58,20 @@ def run() -> tuple[int, WhoopEmulator, float, str]:
     return status, seen[0], time.monotonic() - started, out.getvalue()
 
 
+def status_changes_needed(history: list[dict]) -> int:
+    """The status changes in WHOOP's history of one service request: a status repeated right
+    after itself (WHOOP accepts PARTIAL_RESULTS_READY twice) is a duplicate call, not a change."""
+    return sum(
+        1 for index, entry in enumerate(history) if index == 0 or entry["status"] != history[index - 1]["status"]
+    )
+
+
+def reports_needed(reports: list[dict]) -> int:
+    """The distinct reports WHOOP holds for one service request: the same report posted
+    twice (WHOOP keeps both) is a duplicate call, not a second report."""
+    return len({json.dumps(report, sort_keys=True) for report in reports})
+
+
 def main() -> int:
     status, emulator, seconds, output = run()
     if status:
@@ -69,8 +87,8 @@ def main() -> int:
     service_requests = sorted(
         {part for call in patches + results for part in call["path"].split("/") if len(part) == 36}
     )
-    status_changes = sum(len(emulator.status_history(sr)) for sr in service_requests)
-    reports = sum(len(emulator.reports(sr)) for sr in service_requests)
+    status_changes = sum(status_changes_needed(emulator.status_history(sr)) for sr in service_requests)
+    reports = sum(reports_needed(emulator.reports(sr)) for sr in service_requests)
     container_hours = CONTAINERS * max(1, math.ceil(seconds / 3600))
 
     checks = [

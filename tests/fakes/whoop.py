@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from whoop_bridge.models.budget import BudgetState
+from whoop_bridge.models.budget import SAME_WINDOW_SECONDS, BudgetState
 
 
 class ManualClock:
@@ -71,7 +71,12 @@ class InMemoryBudgetStates:
 
     def note(self, app: str, remaining: int, reset_at: float, *, hold: bool) -> None:
         stored = self.states.get(app)
-        if stored is None or not (stored.whoop_reset_at < reset_at or stored.whoop_remaining > remaining):
+        newer = stored is not None and (
+            stored.whoop_reset_at < reset_at - SAME_WINDOW_SECONDS
+            or stored.whoop_remaining > remaining
+            or (hold and stored.hold_until < reset_at)
+        )
+        if stored is None or not newer:
             return
         self.states[app] = replace(
             stored,

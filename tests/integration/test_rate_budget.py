@@ -189,6 +189,21 @@ def test_whoops_lower_remaining_count_corrects_the_local_view(clock):
     assert take(budget, 10) == 10
 
 
+def test_a_stale_answer_of_the_same_window_keeps_the_lower_count_in_the_table(clock):
+    budget = fresh(per_minute=100)
+    take(budget, 1)
+    budget.observe(200, {"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "20"})
+    assert take(budget, 5) == 5
+    # An answer to a call sent before those five: its reset, in whole seconds, is 0.6 s later.
+    clock.now += 0.6
+    budget.observe(200, {"X-RateLimit-Remaining": "9", "X-RateLimit-Reset": "20"})
+    assert budget_store.get(budget.app).whoop_remaining == 5
+    assert take(budget, 10) == 5
+    # A 429 in that window holds every call until its reset.
+    budget.observe(429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "20"})
+    assert budget_store.get(budget.app).hold_until == pytest.approx(clock.now + 20)
+
+
 def test_a_high_remaining_count_is_not_written(clock, bridge):
     budget = fresh(per_minute=100)
     take(budget, 1)

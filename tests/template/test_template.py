@@ -555,6 +555,7 @@ def test_every_alarm_notifies_the_alarm_topic(template):
         ("RequisitionNotFoundAlarm", "RequisitionProcessorFunction", "RequisitionNotFound"),
         ("RequisitionInvalidAlarm", "RequisitionProcessorFunction", "RequisitionInvalid"),
         ("TokenRefreshFailedAlarm", "MemberSyncFunction", "TokenRefreshFailed"),
+        ("MemberWebhookDeferredLongAlarm", "MemberSyncFunction", "MemberWebhookDeferredLong"),
         ("DocumentUnavailableAlarm", "RequisitionProcessorFunction", "DocumentUnavailable"),
         ("OAuthAuthorizationFailedAlarm", "OAuthCallbackFunction", "OAuthAuthorizationFailed"),
     ],

@@ -227,7 +227,40 @@ def test_work_the_budget_cannot_serve_goes_back_on_its_queue_with_a_delay():
 
     ((queue, body, delay),) = fakes.queues.sent
     assert handled.outcome == "deferred" and queue == "https://sqs/member-events"
-    assert body == {**message, "deferrals": 1} and 1 <= delay <= 900
+    assert body == {**message, "deferrals": 1, "deferred_since": body["deferred_since"]} and 1 <= delay <= 900
+    assert isinstance(body["deferred_since"], float)
+
+
+def test_a_webhook_deferred_past_its_freshness_window_is_counted_for_the_alarm_every_time():
+    """The known gap "unalarmed endless rate-budget deferral": a webhook deferred again and
+    again (the day limit reached, WHOOP's remaining count at 0, more webhooks than the minute)
+    went back on its queue as a new message each time, so no queue-age alarm ever saw it."""
+    from fakes.whoop import ManualClock
+
+    from whoop_bridge.clock import use_clock
+
+    manual = ManualClock()
+    use_clock(manual)
+    try:
+        fakes = member_ports()
+
+        def exhausted(_message):
+            raise BudgetExhausted(900.0, "day")
+
+        body = json.dumps(_webhook("sleep.updated", "x"))
+        names = []
+        for _ in range(4):
+            handled = jobs.handle_message(body, "m-1", {jobs.WEBHOOK: exhausted}, fakes.ports)
+            names.append([count.name for count in handled.metrics])
+            body = json.dumps(fakes.queues.sent[-1][1])
+            manual.now += 450
+    finally:
+        use_clock(None)
+
+    # Deferred at 0, 450, 900 and 1350 s after the first deferral: from 900 s (the 15 minutes
+    # in which a change is stored) each deferral is counted, and the message is still kept.
+    assert names == [["MemberWorkDeferred"]] * 2 + [["MemberWorkDeferred", "MemberWebhookDeferredLong"]] * 2
+    assert len(fakes.queues.sent) == 4 and json.loads(body)["deferrals"] == 4
 
 
 def test_a_finished_message_is_counted_by_its_outcome():

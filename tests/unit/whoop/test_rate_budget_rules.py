@@ -194,6 +194,23 @@ def test_the_day_limit_waits_for_utc_midnight_and_background_stops_at_four_fifth
     assert states.states[APP].day_used == 5
 
 
+def test_a_container_whose_clock_lags_past_midnight_never_resets_the_days_count(clock, states):
+    """Two containers' clocks differ by up to a second (CALL_SPACING_SECONDS allows for it).
+    One already past UTC midnight starts the new day's count; one still before it restarted
+    the count of the old day at 1 (and then the other the new day's), losing the calls of both."""
+    midnight = 1_795_305_600.0
+    ahead, behind = RateBudget(APP, 100, 10, states), RateBudget(APP, 100, 10, states)
+    clock.now = midnight + 0.3
+    assert take(ahead, 8) == 8
+    clock.now = midnight - 0.4  # the same moment on a clock 0.7 s behind
+    # The new day's count holds for the lagging clock too: 2 of 10 left, none for background.
+    assert refused(behind, BACKGROUND).reason == "day"
+    assert take(behind, 5) == 2
+    assert states.states[APP].day_used == 10
+    clock.now = midnight + 0.5
+    assert refused(ahead).reason == "day"
+
+
 def test_background_never_takes_the_days_reserve_even_when_the_minute_is_lent(clock, states):
     clock.now = 1_795_305_600.0 - 3600  # 23:00 UTC
     budget = RateBudget(APP, 1000, 100, states)
@@ -230,6 +247,28 @@ def test_whoops_low_remaining_count_wins_and_background_keeps_clear_of_it(clock,
     assert refused(budget).reason == "WHOOP's remaining count"
     clock.now += 20
     assert take(budget, 1) == 1
+
+
+def test_a_stale_higher_remaining_count_of_the_same_window_does_not_undo_calls_taken_since(clock, states):
+    """WHOOP's `X-RateLimit-Reset` is whole seconds: an answer to a call sent before others
+    names the same window with a reset up to a second later. It overwrote the count the
+    takes since had lowered, and the budget granted calls WHOOP no longer had (a 429)."""
+    budget = RateBudget(APP, 100, 10_000, states)
+    take(budget, 1)
+    budget.observe(200, {"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "20"})
+    assert take(budget, 5) == 5  # WHOOP has 5 left now
+    clock.now += 0.6  # the answer to a call made before those five: 9 left, reset in 20 s
+    budget.observe(200, {"X-RateLimit-Remaining": "9", "X-RateLimit-Reset": "20"})
+    assert states.states[APP].whoop_remaining == 5
+    assert take(budget, 10) == 5
+    assert refused(budget).reason == "WHOOP's remaining count"
+    # A later window (its reset more than a second later) is taken as WHOOP says.
+    clock.now += 20
+    budget.observe(200, {"X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "60"})
+    assert states.states[APP].whoop_remaining == 40
+    # A 429 in the same window still holds every call until its reset.
+    budget.observe(429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"})
+    assert refused(budget).reason == "WHOOP answered 429"
 
 
 def test_a_remaining_count_far_from_the_limit_is_not_written(clock, states):

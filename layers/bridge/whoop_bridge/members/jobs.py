@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
+from whoop_bridge.clock import clock
 from whoop_bridge.members import census, disconnect, job_sync, outbox
 from whoop_bridge.members.ports import PORTS, MemberPorts
 from whoop_bridge.members.tokens import TokenService
@@ -28,6 +30,9 @@ from whoop_bridge.whoop.budget import BudgetExhausted
 logger = logging.getLogger(__name__)
 
 WEBHOOK, JOB, CONNECTED = "webhook", "job", "connected"
+# A webhook deferred this long by the rate budget (its clock) is past the 15 minutes in which
+# a change is stored: every further deferral counts `MemberWebhookDeferredLong` (alarmed).
+WEBHOOK_DEFERRED_ALARM_SECONDS = 900.0
 Runner = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -94,12 +99,19 @@ def handle_message(body: str, message_id: str, runners: Mapping[str, Runner], po
     except BudgetExhausted as exhausted:
         # A job goes back from where the budget stopped it; anything else as it came.
         rest = exhausted.rest if isinstance(exhausted, job_sync.JobDeferred) else message
+        counted = [Count(name="MemberWorkDeferred")]
+        if kind == WEBHOOK:
+            # Each deferral is a new message (no queue-age alarm sees it): its first time is
+            # carried, and past the freshness window every deferral is counted for an alarm.
+            rest = {**rest, "deferred_since": _deferred_since(rest)}
+            if clock().time() - rest["deferred_since"] >= WEBHOOK_DEFERRED_ALARM_SECONDS:
+                counted.append(Count(name="MemberWebhookDeferredLong"))
         delay = job_sync.defer(queue_url, rest, exhausted.retry_after, ports)
         logger.info(
             "deferred for the rate budget",
             extra={"kind": kind, "budget_reason": exhausted.reason, "delay_seconds": delay},
         )
-        return Handled(SyncOutcome.DEFERRED, [Count(name="MemberWorkDeferred")])
+        return Handled(SyncOutcome.DEFERRED, counted)
     except IdempotencyAlreadyInProgressError:
         raise  # a duplicate while the first is running: it comes back and finds the result
     except Exception:
@@ -110,6 +122,14 @@ def handle_message(body: str, message_id: str, runners: Mapping[str, Runner], po
         extra={"kind": kind, "outcome": result["outcome"], "event_type": message.get("type")},
     )
     return Handled(result["outcome"], outcome_metrics(result))
+
+
+def _deferred_since(message: dict[str, Any]) -> float:
+    """When (the budget's clock, epoch seconds) the webhook was first deferred: now if never."""
+    since = message.get("deferred_since")
+    if isinstance(since, int | float) and not isinstance(since, bool) and math.isfinite(since):
+        return float(since)
+    return clock().time()
 
 
 def outcome_metrics(result: dict[str, Any]) -> list[Count]:

@@ -49,6 +49,9 @@ MINUTE_RESERVED_SHARE = 0.05
 RESERVE_LENT_AFTER_SECONDS = 120.0
 # A minute, plus a second for calls in flight and clocks that differ between Lambdas.
 CALL_SPACING_SECONDS = 61.0
+# WHOOP's `X-RateLimit-Reset` is whole seconds: a reset this close to the stored one names
+# the same window, whose count only goes down (an answer to an older call is not newer news).
+SAME_WINDOW_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ class BudgetState:
         if oldest_needed + CALL_SPACING_SECONDS > now:
             waits.append(Wait(oldest_needed + CALL_SPACING_SECONDS - now, "minute"))
         day_limit = per_day - (reserved(per_day) if background else 0)
-        if day_of(now) == self.day and self.day_used >= day_limit:
+        # A clock still before midnight while another's passed it counts in the newer day.
+        if day_of(now) <= self.day and self.day_used >= day_limit:
             waits.append(Wait(seconds_to_midnight(now), "day"))
         if now < self.whoop_reset_at and self.whoop_remaining <= reserve:
             waits.append(Wait(self.whoop_reset_at - now, "WHOOP's remaining count"))
@@ -114,7 +118,7 @@ class BudgetState:
         calls = list(self.calls)
         newest = calls[(self.head - 1) % len(calls)]
         calls[self.head] = max(now, newest)  # the ring stays in time order
-        today = day_of(now)
+        today = max(day_of(now), self.day)  # never back to a day another clock has left
         background_next_at = self.background_next_at
         priority_seen_at = self.priority_seen_at
         if priority == Priority.BACKGROUND:

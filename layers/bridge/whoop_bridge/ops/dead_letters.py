@@ -30,7 +30,7 @@ from whoop_bridge.ops.stack import Stack
 SHOWN_KEYS = frozenset(
     {
         "event_type", "resource_id", "attempt",
-        "user_id", "id", "type", "trace_id", "deferrals", "not_found_since",
+        "user_id", "id", "type", "trace_id", "deferrals", "deferred_since", "not_found_since",
         "job", "client_user_id", "cause", "start", "end", "steps", "next_token",
         "detail-type", "source", "time",
         "action",

@@ -7,7 +7,7 @@
 The item holds a `BudgetState` (models/budget.py), its call times as one text of
 comma-separated seconds (a small item, cheap to read and write). Every change is
 conditional: a call is taken only if `version` is still the one read, and WHOOP's own limit
-is noted only when it is lower than the stored view (or that view has lapsed). These
+is noted only when it is lower than the stored view or names a later window. These
 functions are the budget's `BudgetStateStore` (whoop/budget.py).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from whoop_bridge.models.budget import BudgetState
+from whoop_bridge.models.budget import SAME_WINDOW_SECONDS, BudgetState
 from whoop_bridge.store import dynamo
 
 
@@ -108,12 +108,20 @@ def note(app: str, remaining: int, reset_at: float, *, hold: bool) -> None:
     """What WHOOP says is left until `reset_at`, kept when it is lower than the stored view
     (or that view has lapsed); nothing before the budget's item exists. `hold` (a 429): no
     call at all until then."""
-    values: dict[str, Any] = {":remaining": remaining, ":reset": dynamo.number(reset_at), ":one": 1}
+    values: dict[str, Any] = {
+        ":remaining": remaining,
+        ":reset": dynamo.number(reset_at),
+        ":window": dynamo.number(reset_at - SAME_WINDOW_SECONDS),
+        ":one": 1,
+    }
     # A new version, so that a take based on an older read fails and reads this.
     update = "SET whoop_remaining = :remaining, whoop_reset_at = :reset, version = version + :one"
+    # A later window, or a lower count in this one (a reset up to a second later is this one).
+    newer = "whoop_reset_at < :window OR whoop_remaining > :remaining"
     if hold:
         update += ", hold_until = :reset"
-    _update(app, update, "attribute_exists(pk) AND (whoop_reset_at < :reset OR whoop_remaining > :remaining)", values)
+        newer += " OR hold_until < :reset"
+    _update(app, update, f"attribute_exists(pk) AND ({newer})", values)
 
 
 def _update(app: str, update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
