@@ -97,7 +97,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=21, help="samples per handler (fresh processes)")
     parser.add_argument("--warm", type=int, default=30, help="warm requests per sample")
-    parser.add_argument("--quick", action="store_true", help="CI: 7 samples of 20 warm requests")
+    parser.add_argument("--quick", action="store_true", help="CI: 9 samples of 40 warm requests")
     parser.add_argument(
         "--intake-tree",
         type=Path,
@@ -107,7 +107,7 @@ def main() -> int:
     options = parser.parse_args()
     tree = options.intake_tree.resolve()
     HANDLERS["webhook_intake"] = (tree / "functions" / "webhook_intake" / "app.py", [tree / "layers" / "bridge"])
-    runs, warm = (7, 20) if options.quick else (options.runs, options.warm)
+    runs, warm = (9, 40) if options.quick else (options.runs, options.warm)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's access log
     port = free_port()
