@@ -23,7 +23,7 @@ from whoop_bridge.models.requisition import RequisitionOutcome, RequisitionRecor
 from whoop_bridge.models.resume import ServiceRequestResume
 from whoop_bridge.models.service_request import Decision, ServiceRequestRecord, TokenPhase, WorkflowState
 from whoop_bridge.models.task_status import TaskBusinessStatus as S
-from whoop_bridge.whoop.http import WhoopNotFound, WhoopTransientError
+from whoop_bridge.whoop.http import WhoopNotFound, WhoopRequestRejected, WhoopTransientError
 
 SR = "sr-1"
 REQ = "req-1"
@@ -85,6 +85,17 @@ class AnswerLost(FakePartnerClient):
         raise WhoopTransientError("POST results: ReadTimeout after retries")
 
 
+class WhoopRefuses(FakePartnerClient):
+    """WHOOP answers `status` to the results POST."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+
+    def submit_diagnostic_report(self, service_request_id, report) -> None:
+        raise WhoopRequestRejected(str(self.status), self.status)
+
+
 def run_lab_event(client, lab_event, ports) -> None:
     """What the execution does with the lab's update (RouteLabEvent and its steps), failing
     as the state machine would: the step's error, then RecordFailure."""
@@ -95,8 +106,8 @@ def run_lab_event(client, lab_event, ports) -> None:
         else:
             status = lab_event["task_business_status"]
         lifecycle.set_status(client, SR, status, lab_event.get("reason"), lab_event["event_id"], ports=ports)
-    except WhoopTransientError as error:
-        lifecycle.record_failure(SR, "WhoopTransientError", str(error), ports=ports)
+    except (WhoopTransientError, WhoopRequestRejected) as error:  # the step's Catch: States.ALL
+        lifecycle.record_failure(SR, type(error).__name__, str(error), ports=ports)
 
 
 def fail_with_attended(ports) -> dict:
@@ -183,7 +194,7 @@ def test_a_report_whoop_took_whose_bus_message_failed_is_not_named_as_sent_again
 def test_a_report_whoop_never_took_is_sent_with_its_status(ports):
     submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
     [(_, lab_event)] = ports.executions.resumed
-    run_lab_event(WhoopDown(), lab_event, ports)
+    run_lab_event(WhoopRefuses(422), lab_event, ports)  # WHOOP said no: it does not hold it
 
     assert resume.resume_service_request(SR, ports=ports)["resending"] == ["diagnostic_report", "FULL_RESULTS_READY"]
     client = FakePartnerClient()
@@ -458,18 +469,32 @@ def test_resend_uncertain_report_posts_it_again_with_its_status(ports):
     assert client.reports == [(SR, FINAL)] and client.statuses == [(SR, "FULL_RESULTS_READY", None)]
 
 
-def test_a_report_whoop_refused_with_an_answer_is_not_uncertain(ports):
+def test_a_report_whoop_refused_with_a_4xx_is_not_uncertain(ports):
     submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
     [(_, lab_event)] = ports.executions.resumed
-    run_lab_event(WhoopDown(), lab_event, ports)
+    run_lab_event(WhoopRefuses(422), lab_event, ports)
     [report] = ports.reports.records
-    assert report.submission_started_at and report.submission_answer == 503 and not report.uncertain
+    assert report.submission_started_at and report.submission_answer == 422 and not report.uncertain
+
+
+@pytest.mark.parametrize("client", [WhoopDown(), WhoopRefuses(409), WhoopRefuses(429)], ids=["503", "409", "429"])
+def test_an_answer_that_settles_nothing_leaves_the_report_uncertain(ports, client):
+    """A 5xx or 429 past the in-call retries (an earlier attempt, whose answer was lost, may
+    have been taken) or a 409 (WHOOP may hold it already): a resume asks the operator."""
+    submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
+    [(_, lab_event)] = ports.executions.resumed
+    run_lab_event(client, lab_event, ports)
+    [report] = ports.reports.records
+    assert report.submission_answer is None and report.uncertain
+    assert ports.service_requests.get(SR).workflow is WorkflowState.FAILED
+    with pytest.raises(ReportUncertain):
+        resume.resume_service_request(SR, ServiceRequestResume(), ports=ports)
 
 
 def test_report_taken_without_an_uncertain_report_is_a_409_and_nothing_is_marked(ports):
     submit_results(SR, DiagnosticReport.model_validate(FINAL), FINAL, ports=ports)
     [(_, lab_event)] = ports.executions.resumed
-    run_lab_event(WhoopDown(), lab_event, ports)  # answered 503: WHOOP does not hold it
+    run_lab_event(WhoopRefuses(422), lab_event, ports)  # answered 422: WHOOP does not hold it
 
     with pytest.raises(NotResumable):
         resume.resume_service_request(SR, ServiceRequestResume(report_taken=True), ports=ports)

@@ -23,7 +23,7 @@ from whoop_bridge.config import settings
 from whoop_bridge.lab import measures
 from whoop_bridge.lab.errors import ServiceRequestMissing
 from whoop_bridge.lab.ports import REAL, LabPorts
-from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord
+from whoop_bridge.models.diagnostic_report import DiagnosticReportRecord, refusal_settles
 from whoop_bridge.models.service_request import AcceptedStatus, ServiceRequestRecord, TokenPhase, WorkflowState
 from whoop_bridge.models.task_status import TERMINAL_STATUSES, TaskBusinessStatus
 from whoop_bridge.whoop.http import WhoopError
@@ -128,9 +128,11 @@ def submit_diagnostic_report(
     try:
         client.submit_diagnostic_report(service_request_id, report.body)
     except WhoopError as refused:
-        if refused.status is not None:  # WHOOP answered no (4xx, or 429/5xx past retries): it does not hold it
+        if refused.status is not None and refusal_settles(refused.status):  # a 4xx: WHOOP does not hold it
             ports.reports.record_refusal(report, refused.status)
-        raise  # no answer (a timeout, a reset): the report stays uncertain
+        # No answer (a timeout, a reset), or one that settles nothing (5xx or 429 past the
+        # in-call retries, after which an earlier attempt may have been taken): uncertain.
+        raise
     outbox = report_submitted_message(stored, report)
     ports.reports.mark_submitted(report, outbox)
     _flush_outbox(outbox, clear, ports)

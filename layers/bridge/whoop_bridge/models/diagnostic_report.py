@@ -25,6 +25,18 @@ class ReportKind(StrEnum):
         return cls.FINAL if target is TaskBusinessStatus.FULL_RESULTS_READY else cls.PARTIAL
 
 
+# Answers that do not settle whether WHOOP holds a report: a timeout (408), a conflict (409:
+# possibly the report an earlier attempt, whose answer was lost, already gave it), the rate
+# limit (429), and any 5xx (past in-call retries, an earlier attempt may have been taken).
+UNSETTLING_STATUSES = frozenset({408, 409, 429})
+
+
+def refusal_settles(status: int) -> bool:
+    """True when WHOOP's answer `status` (HTTP) says it does not hold the report: a 4xx other
+    than 408, 409 and 429. Anything else leaves a started submission uncertain."""
+    return 400 <= status < 500 and status not in UNSETTLING_STATUSES
+
+
 @dataclass
 class DiagnosticReportRecord:
     """One stored report: `body` exactly as the lab wrote it (WHOOP receives it so),
