@@ -20,7 +20,7 @@ SAM_PYTHON_ENV := PYENV_VERSION=3.13.0 PATH="$(HOME)/.pyenv/shims:$(PATH)" SAM_C
 
 .PHONY: demo serve test sam lint audit lock clean
 
-$(VENV)/.installed: requirements-dev.txt layers/bridge/requirements.in layers/lis/requirements.in
+$(VENV)/.installed: requirements-dev.txt layers/bridge/requirements.in layers/lis/packages.in
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
