@@ -68,7 +68,7 @@ def test_the_gauge_counts_after_the_runs_own_refreshes(capsys):
     assert gauge["reauthorization_required"] == 1 and gauge["connected"] == 3
 
 
-def test_a_failed_count_is_logged_and_counted_and_the_refresh_goes_on(capsys, caplog, monkeypatch):
+def test_a_failed_count_is_logged_and_counted_and_the_refresh_goes_on(capsys, monkeypatch):
     fakes = _members()
     fakes.connect("expiring-1", user_id=400, access_expires_at=int(time.time()) + 10)
     real = fakes.connections.count_by_status
@@ -81,14 +81,22 @@ def test_a_failed_count_is_logged_and_counted_and_the_refresh_goes_on(capsys, ca
     monkeypatch.setattr(fakes.connections, "count_by_status", throttled)
     capsys.readouterr()
 
-    with caplog.at_level(logging.WARNING, logger=census.__name__):
+    # A handler on the module's own logger, not caplog's on the root: a Powertools Logger set
+    # up earlier in the run stops the package's records from propagating.
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = logged.append  # type: ignore[method-assign]
+    census.logger.addHandler(handler)
+    try:
         counts, _metrics = jobs.upkeep(fakes.ports)
+    finally:
+        census.logger.removeHandler(handler)
 
     out = capsys.readouterr().out
     assert counts["refreshed"] == 1 and fakes.whoop.refreshes == ["refresh-0"]
     assert points(out, census.NOT_COUNTED) == [({"status": "connected"}, 1.0)]
     assert set(_gauge(out)) == set(LISTED_STATUSES) - {"connected"}
-    (record,) = [record for record in caplog.records if record.getMessage() == "members not counted"]
+    (record,) = [record for record in logged if record.getMessage() == "members not counted"]
     assert record.status == "connected" and record.error_type == "RuntimeError"
 
 
